@@ -1,0 +1,260 @@
+//! Validation of decoded sections against the config: every dtype, shape, byte length and
+//! value range that inference relies on. After this, indexing a tensor by the config's
+//! dimensions cannot go out of bounds.
+
+use super::format::{
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm,
+    LayerSection, MAX_SHIFT, Tensor, TokenizerSection,
+};
+use crate::error::BlobError;
+
+/// Upper bounds that keep every size computation far from overflow on 32-bit targets.
+const MAX_HIDDEN: u32 = 8192;
+const MAX_INTERMEDIATE: u32 = 65_536;
+const MAX_LAYERS: u32 = 256;
+const MAX_VOCAB: u32 = 1 << 22;
+const MAX_POSITIONS: u32 = 65_536;
+const MAX_TYPES: u32 = 1024;
+
+fn bad(field: &'static str, value: u32) -> BlobError {
+    BlobError::BadConfig { field, value }
+}
+
+fn in_range(field: &'static str, value: u32, lo: u32, hi: u32) -> Result<(), BlobError> {
+    if value < lo || value > hi {
+        return Err(bad(field, value));
+    }
+    Ok(())
+}
+
+pub(super) fn config(c: &Config) -> Result<(), BlobError> {
+    in_range("vocab_size", c.vocab_size, 1, MAX_VOCAB)?;
+    in_range("hidden_size", c.hidden_size, 1, MAX_HIDDEN)?;
+    in_range("num_hidden_layers", c.num_hidden_layers, 0, MAX_LAYERS)?;
+    in_range("num_attention_heads", c.num_attention_heads, 1, c.hidden_size)?;
+    if c.hidden_size % c.num_attention_heads != 0 {
+        return Err(bad("num_attention_heads", c.num_attention_heads));
+    }
+    in_range("intermediate_size", c.intermediate_size, 1, MAX_INTERMEDIATE)?;
+    in_range(
+        "max_position_embeddings",
+        c.max_position_embeddings,
+        1,
+        MAX_POSITIONS,
+    )?;
+    in_range("type_vocab_size", c.type_vocab_size, 1, MAX_TYPES)?;
+    if c.layer_norm_eps_q32 == 0 || c.layer_norm_eps_q32 > u64::from(u32::MAX) {
+        return Err(bad(
+            "layer_norm_eps_q32",
+            u32::try_from(c.layer_norm_eps_q32).unwrap_or(u32::MAX),
+        ));
+    }
+    // alpha in (0, 1) and beta = alpha / (1 - alpha) below 2^8 in Q.16.
+    if c.position_alpha_q16 <= 0 || c.position_alpha_q16 >= 1 << 16 {
+        return Err(bad("position_alpha_q16", c.position_alpha_q16 as u32));
+    }
+    if c.position_beta_q16 < 0 || c.position_beta_q16 >= 1 << 24 {
+        return Err(bad("position_beta_q16", c.position_beta_q16 as u32));
+    }
+    if c.attention_logit_multiplier < 0 {
+        return Err(bad(
+            "attention_logit_multiplier",
+            c.attention_logit_multiplier as u32,
+        ));
+    }
+    if c.attention_logit_shift > MAX_SHIFT {
+        return Err(bad(
+            "attention_logit_shift",
+            u32::from(c.attention_logit_shift),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks dtype and shape, and that the bytes hold exactly `rows * cols` elements.
+fn tensor(
+    t: &Tensor<'_>,
+    role: &'static str,
+    dtype: DType,
+    rows: u32,
+    cols: u32,
+) -> Result<(), BlobError> {
+    if t.dtype != dtype {
+        return Err(BlobError::WrongDType { tensor: role });
+    }
+    let expected = (rows as usize)
+        .checked_mul(cols as usize)
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .ok_or(BlobError::BadConfig {
+            field: role,
+            value: rows,
+        })?;
+    if t.shape != [rows, cols] || t.data.len() != expected {
+        return Err(BlobError::WrongShape {
+            tensor: role,
+            expected,
+            found: t.data.len(),
+        });
+    }
+    Ok(())
+}
+
+/// int8 weights must stay in [-127, 127] (symmetric quantisation never produces -128).
+fn weights(t: &Tensor<'_>, role: &'static str, rows: u32, cols: u32) -> Result<(), BlobError> {
+    tensor(t, role, DType::I8, rows, cols)?;
+    match t.data.iter().position(|&b| b == 0x80) {
+        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        None => Ok(()),
+    }
+}
+
+fn shifts(t: &Tensor<'_>, role: &'static str, rows: u32) -> Result<(), BlobError> {
+    tensor(t, role, DType::U8, rows, 1)?;
+    match t.data.iter().position(|&s| s > MAX_SHIFT) {
+        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        None => Ok(()),
+    }
+}
+
+fn multipliers(t: &Tensor<'_>, role: &'static str, rows: u32) -> Result<(), BlobError> {
+    tensor(t, role, DType::I32, rows, 1)?;
+    let negative = t
+        .data
+        .chunks_exact(4)
+        .position(|c| c.last().is_some_and(|&hi| hi & 0x80 != 0));
+    match negative {
+        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        None => Ok(()),
+    }
+}
+
+fn table(t: &EmbeddingTable<'_>, role: &'static str, rows: u32, c: &Config) -> Result<(), BlobError> {
+    weights(&t.weight, role, rows, c.hidden_size)?;
+    multipliers(&t.row_multiplier, role, rows)?;
+    shifts(&t.row_shift, role, rows)
+}
+
+fn layer_norm(ln: &LayerNorm<'_>, role: &'static str, c: &Config) -> Result<(), BlobError> {
+    tensor(&ln.gamma, role, DType::I32, c.hidden_size, 1)?;
+    tensor(&ln.beta, role, DType::I32, c.hidden_size, 1)
+}
+
+fn dense(d: &Dense<'_>, role: &'static str, out: u32, input: u32) -> Result<(), BlobError> {
+    weights(&d.weight, role, out, input)?;
+    multipliers(&d.multiplier, role, out)?;
+    shifts(&d.shift, role, out)?;
+    tensor(&d.bias, role, DType::I32, out, 1)?;
+    if let Some(s) = &d.input_smoothing {
+        multipliers(s, role, input)?;
+    }
+    Ok(())
+}
+
+pub(super) fn embeddings(e: &EmbeddingsSection<'_>, c: &Config) -> Result<(), BlobError> {
+    table(&e.word, "embeddings.word_embeddings", c.vocab_size, c)?;
+    table(
+        &e.position,
+        "embeddings.position_embeddings",
+        c.max_position_embeddings,
+        c,
+    )?;
+    table(
+        &e.token_type,
+        "embeddings.token_type_embeddings",
+        c.type_vocab_size,
+        c,
+    )?;
+    layer_norm(&e.layer_norm, "embeddings.LayerNorm", c)
+}
+
+pub(super) fn layer(l: &LayerSection<'_>, c: &Config) -> Result<(), BlobError> {
+    let (d, ff) = (c.hidden_size, c.intermediate_size);
+    dense(&l.query, "attention.self.query", d, d)?;
+    dense(&l.key, "attention.self.key", d, d)?;
+    dense(&l.value, "attention.self.value", d, d)?;
+    dense(&l.attention_output, "attention.output.dense", d, d)?;
+    layer_norm(&l.attention_layer_norm, "attention.output.LayerNorm", c)?;
+    dense(&l.intermediate, "intermediate.dense", ff, d)?;
+    dense(&l.output, "output.dense", d, ff)?;
+    layer_norm(&l.output_layer_norm, "output.LayerNorm", c)
+}
+
+pub(super) fn head(h: &HeadSection<'_>, c: &Config) -> Result<(), BlobError> {
+    if let Some(m) = &h.mlm {
+        let d = c.hidden_size;
+        dense(&m.transform, "cls.predictions.transform.dense", d, d)?;
+        layer_norm(&m.layer_norm, "cls.predictions.transform.LayerNorm", c)?;
+        multipliers(&m.decoder_multiplier, "cls.predictions.decoder", c.vocab_size)?;
+        shifts(&m.decoder_shift, "cls.predictions.decoder", c.vocab_size)?;
+        tensor(
+            &m.decoder_bias,
+            "cls.predictions.bias",
+            DType::I32,
+            c.vocab_size,
+            1,
+        )?;
+    }
+    Ok(())
+}
+
+fn u32_at(bytes: &[u8], i: usize) -> Option<u32> {
+    let start = i.checked_mul(4)?;
+    let b = bytes.get(start..start.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn vocab_err(reason: &'static str) -> BlobError {
+    BlobError::BadVocab { reason }
+}
+
+pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), BlobError> {
+    let n = c.vocab_size as usize;
+    if t.offsets.len() != (n + 1) * 4 {
+        return Err(vocab_err("offset table length is not vocab_size + 1"));
+    }
+    if t.sorted_ids.len() != n * 4 {
+        return Err(vocab_err("sorted index length is not vocab_size"));
+    }
+    let text = core::str::from_utf8(t.tokens).map_err(|_| vocab_err("tokens are not UTF-8"))?;
+    let mut prev = 0usize;
+    for i in 0..=n {
+        let off = u32_at(t.offsets, i).ok_or(vocab_err("offset table truncated"))? as usize;
+        if off < prev || off > text.len() || !text.is_char_boundary(off) {
+            return Err(vocab_err("offsets are not increasing UTF-8 boundaries"));
+        }
+        if i == 0 && off != 0 {
+            return Err(vocab_err("first offset is not 0"));
+        }
+        prev = off;
+    }
+    if prev != text.len() {
+        return Err(vocab_err("last offset is not the end of the token bytes"));
+    }
+    let token = |id: u32| -> Option<&[u8]> {
+        let a = u32_at(t.offsets, id as usize)? as usize;
+        let b = u32_at(t.offsets, id as usize + 1)? as usize;
+        t.tokens.get(a..b)
+    };
+    // Strictly increasing token bytes over n in-range ids means the index is a permutation.
+    let mut last: Option<&[u8]> = None;
+    for i in 0..n {
+        let id = u32_at(t.sorted_ids, i).ok_or(vocab_err("sorted index truncated"))?;
+        if id >= c.vocab_size {
+            return Err(vocab_err("sorted index holds an id past the vocabulary"));
+        }
+        let tok = token(id).ok_or(vocab_err("sorted index holds a bad id"))?;
+        if last.is_some_and(|l| l >= tok) {
+            return Err(vocab_err("sorted index is not strictly increasing (duplicate token?)"));
+        }
+        last = Some(tok);
+    }
+    for id in [t.unk_id, t.cls_id, t.sep_id, t.pad_id, t.mask_id] {
+        if id >= c.vocab_size {
+            return Err(vocab_err("a special token id is past the vocabulary"));
+        }
+    }
+    if t.max_input_chars_per_word == 0 {
+        return Err(vocab_err("max_input_chars_per_word is 0"));
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! The scalar reference kernels: readable, portable, and the oracle for every SIMD backend.
+//!
+//! Algorithms follow I-BERT (Kim et al., 2021, "I-BERT: Integer-only BERT Quantization")
+//! where it keeps accuracy and the measured recipe in `shared/numerics-study.md` where it
+//! does better: base-2 softmax by table with u16 probabilities, table GELU with linear
+//! interpolation, LayerNorm with an integer square root. Formats are in `docs/numerics.md`.
+
+use super::Requant;
+use super::tables::{EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS};
+use crate::quant::{FRAC_BITS, isqrt_u64, round_shift_i128, round_shift_i64, sat_i32};
+
+/// Reads the `i`-th little-endian i32 of a byte slice (0 when out of range; validated blobs
+/// never are).
+#[inline]
+pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
+    match bytes.get(i * 4..i * 4 + 4) {
+        Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// See [`super::Kernels::gemm_i8`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_i8(
+    m: usize,
+    n: usize,
+    depth: usize,
+    a: &[i8],
+    lda: usize,
+    b: &[i8],
+    ldb: usize,
+    out: &mut [i32],
+) {
+    for (r, out_row) in out.chunks_mut(n.max(1)).take(m).enumerate() {
+        let a_row = a.get(r * lda..).unwrap_or_default();
+        let a_row = a_row.get(..depth).unwrap_or(a_row);
+        for (c, o) in out_row.iter_mut().enumerate() {
+            let b_row = b.get(c * ldb..).unwrap_or_default();
+            *o = a_row
+                .iter()
+                .zip(b_row)
+                .map(|(&x, &w)| i32::from(x) * i32::from(w))
+                .sum();
+        }
+    }
+}
+
+/// See [`super::Kernels::weighted_sum_u16_i8`].
+pub fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+    out.fill(0);
+    for (j, &pj) in p.iter().enumerate() {
+        if pj == 0 {
+            continue;
+        }
+        let row = v.get(j * ldv..).unwrap_or_default();
+        for (o, &x) in out.iter_mut().zip(row) {
+            *o += i32::from(pj) * i32::from(x);
+        }
+    }
+}
+
+/// See [`Requant`]: `y = round(acc * amax * mult / 2^shift) + bias`, saturated to i32.
+pub fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
+    for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
+        let mult = le_i32(rq.multiplier, c);
+        let shift = rq.shift.get(c).copied().unwrap_or(0);
+        let y = round_shift_i128(
+            i128::from(a) * i128::from(amax) * i128::from(mult),
+            shift,
+        );
+        let bias = if rq.bias.is_empty() { 0 } else { le_i32(rq.bias, c) };
+        *o = sat_i32(y + i128::from(bias));
+    }
+}
+
+/// The factor that turns a row's `p . v` accumulators into Q.16: `ctx = round(acc * factor_q32 / 2^32)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PvScale {
+    /// Q.32 factor, non-negative.
+    pub factor_q32: i64,
+}
+
+impl PvScale {
+    /// Applies the factor to one accumulator.
+    #[inline]
+    pub fn apply(self, acc: i32) -> i32 {
+        sat_i32(round_shift_i128(i128::from(acc) * i128::from(self.factor_q32), 32))
+    }
+}
+
+/// Probability scale: probabilities are u16 with 65,535 standing for 1.
+pub const P_ONE: u64 = 65_535;
+
+/// Fixed-point softmax with the value ranges folded in.
+///
+/// `logits[j]` is `log2(e) * score_j` in Q.8. With `d_j = max - logits[j]`,
+/// `e_j = EXP2_Q16[d_j mod 256] >> (d_j / 256)` approximates `2^16 * 2^(-d_j / 256)`.
+/// Key `j`'s int8 value row has range `v_amax[j]` (Q.16), so the weight of its int8 row is
+/// `w_j = e_j * v_amax[j] / 2^16`; the probabilities are `p_j = round(65535 * w_j / S)`
+/// with `S = sum w_j`, rounded (never floored), via one reciprocal per row. Then
+/// `sum_j softmax_j * V_j = (sum_j p_j v_j) * S * 2^16 / (65535 * 127 * E)` with
+/// `E = sum e_j`, which is the returned factor in Q.32.
+pub fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> PvScale {
+    let max = logits.iter().copied().max().unwrap_or(0);
+    let mut e_sum: u64 = 0;
+    let mut w_sum: u64 = 0;
+    // First pass: weights into `p` is impossible (u16), so compute twice; the exp is a
+    // table lookup and a shift, cheaper than a second buffer.
+    for (&z, &va) in logits.iter().zip(v_amax) {
+        let e = exp2_neg_q16(i64::from(max) - i64::from(z));
+        e_sum += e;
+        w_sum += (e * u64::from(va)) >> 16;
+    }
+    if w_sum == 0 {
+        p.fill(0);
+        return PvScale::default();
+    }
+    let reciprocal = (P_ONE << 32) / w_sum;
+    for ((pj, &z), &va) in p.iter_mut().zip(logits).zip(v_amax) {
+        let e = exp2_neg_q16(i64::from(max) - i64::from(z));
+        let w = (e * u64::from(va)) >> 16;
+        let q = (w * reciprocal + (1 << 31)) >> 32;
+        *pj = q.min(P_ONE) as u16;
+    }
+    let num = u128::from(w_sum) << (FRAC_BITS + 32);
+    let den = u128::from(P_ONE) * 127 * u128::from(e_sum);
+    let factor = num / den;
+    PvScale {
+        factor_q32: i64::try_from(factor).unwrap_or(i64::MAX),
+    }
+}
+
+/// `2^16 * 2^(-d / 256)` for `d >= 0` in Q.8, by table and shift (0 once it underflows).
+#[inline]
+pub fn exp2_neg_q16(d: i64) -> u64 {
+    let int = d >> EXP2_FRAC_BITS;
+    if int > 16 {
+        return 0;
+    }
+    let frac = (d & ((1 << EXP2_FRAC_BITS) - 1)) as usize;
+    u64::from(EXP2_Q16.get(frac).copied().unwrap_or(0)) >> int
+}
+
+/// LayerNorm of a Q.16 row in place: `y = (x - mean) / sqrt(var + eps) * gamma + beta`.
+///
+/// Mean rounded to Q.16, variance as an exact i128 sum in Q.32 divided by `d`, standard
+/// deviation by integer square root (Q.16), one reciprocal per row
+/// (`r = floor(2^48 / std)`), then per element `z = round((x - mean) * r / 2^32)` (Q.16)
+/// and `y = round(z * gamma / 2^16) + beta`, saturated.
+pub fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
+    let d = row.len() as i64;
+    if d == 0 {
+        return;
+    }
+    let sum: i64 = row.iter().map(|&x| i64::from(x)).sum();
+    let mean = sum.div_euclid(d) + i64::from(sum.rem_euclid(d) * 2 >= d);
+    let sq: i128 = row
+        .iter()
+        .map(|&x| {
+            let c = i128::from(i64::from(x) - mean);
+            c * c
+        })
+        .sum();
+    let var = u64::try_from(sq / i128::from(d)).unwrap_or(u64::MAX);
+    let std = isqrt_u64(var.saturating_add(eps_q32)).max(1);
+    let r = (1u128 << 48) / u128::from(std);
+    for (c, x) in row.iter_mut().enumerate() {
+        let centred = i128::from(i64::from(*x) - mean);
+        let z = round_shift_i128(centred * r as i128, 32);
+        let y = round_shift_i128(z * i128::from(le_i32(gamma, c)), FRAC_BITS as u8)
+            + i128::from(le_i32(beta, c));
+        *x = sat_i32(y);
+    }
+}
+
+/// GELU (`x * Phi(x)`, the erf form) of a Q.16 row in place.
+///
+/// Inside `[-8, 8)` a table of GELU at steps of `2^-GELU_STEP_BITS` with linear
+/// interpolation (error below 2e-5); above, `x`; below, 0.
+pub fn gelu_row(row: &mut [i32]) {
+    for x in row.iter_mut() {
+        *x = gelu_q16(*x);
+    }
+}
+
+/// GELU of one Q.16 value; see [`gelu_row`].
+#[inline]
+pub fn gelu_q16(x: i32) -> i32 {
+    if x >= GELU_LIMIT_Q16 {
+        return x;
+    }
+    if x < -GELU_LIMIT_Q16 {
+        return 0;
+    }
+    let u = (x + GELU_LIMIT_Q16) as u32;
+    let step = FRAC_BITS - GELU_STEP_BITS;
+    let i = (u >> step) as usize;
+    let frac = i64::from(u & ((1 << step) - 1));
+    let t0 = i64::from(GELU_Q16.get(i).copied().unwrap_or(0));
+    let t1 = i64::from(GELU_Q16.get(i + 1).copied().unwrap_or(0));
+    (t0 + round_shift_i64((t1 - t0) * frac, step)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+
+    fn q16(x: f64) -> i32 {
+        (x * 65536.0).round() as i32
+    }
+
+    fn gelu_exact(x: f64) -> f64 {
+        // erf by its Taylor series (converges well for |x| < 6 / sqrt 2 in f64).
+        let z = x / core::f64::consts::SQRT_2;
+        let mut term = z;
+        let mut sum = z;
+        for n in 1..200 {
+            term *= -z * z / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        let erf = sum * 2.0 / core::f64::consts::PI.sqrt();
+        0.5 * x * (1.0 + erf)
+    }
+
+    #[test]
+    fn gelu_table_matches_erf_gelu() {
+        let mut worst: f64 = 0.0;
+        for k in -6000..6000 {
+            let x = k as f64 / 1000.0;
+            let got = gelu_q16(q16(x)) as f64 / 65536.0;
+            worst = worst.max((got - gelu_exact(x)).abs());
+        }
+        assert!(worst < 4e-5, "max error {worst}");
+        assert_eq!(gelu_q16(q16(10.0)), q16(10.0));
+        assert_eq!(gelu_q16(q16(-10.0)), 0);
+        assert_eq!(gelu_q16(i32::MIN), 0);
+        assert_eq!(gelu_q16(i32::MAX), i32::MAX);
+    }
+
+    #[test]
+    fn exp2_table_is_accurate() {
+        for d in 0..(17 * 256) {
+            let got = exp2_neg_q16(d) as f64;
+            let want = 65536.0 * (2f64).powf(-(d as f64) / 256.0);
+            // Table rounding (0.5) then the shift's floor (< 1).
+            assert!((got - want).abs() <= 1.5, "d {d}: {got} vs {want}");
+        }
+        assert_eq!(exp2_neg_q16(0), 65536);
+        assert_eq!(exp2_neg_q16(1 << 40), 0);
+    }
+
+    #[test]
+    fn softmax_matches_float() {
+        let scores = [0.3f64, -1.2, 2.5, 2.4, -7.0, 0.0];
+        let v_amax = [65536u32, 131072, 65536, 32768, 65536, 65536];
+        let logits: vec::Vec<i32> = scores
+            .iter()
+            .map(|s| (s * core::f64::consts::LOG2_E * 256.0).round() as i32)
+            .collect();
+        let mut p = [0u16; 6];
+        let scale = softmax_row(&logits, &v_amax, &mut p);
+        let e: vec::Vec<f64> = scores.iter().map(|s| s.exp()).collect();
+        let total: f64 = e.iter().sum();
+        // A value row of all-127 int8 stands for v_amax / 2^16 in every channel.
+        let mut acc = 0i64;
+        for &pj in &p {
+            acc += i64::from(pj) * 127;
+        }
+        let got = scale.apply(acc as i32) as f64 / 65536.0;
+        let want: f64 = e
+            .iter()
+            .zip(&v_amax)
+            .map(|(ej, &va)| ej / total * va as f64 / 65536.0)
+            .sum();
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+        assert!(p.iter().map(|&x| u64::from(x)).sum::<u64>().abs_diff(P_ONE) <= 3);
+    }
+
+    #[test]
+    fn softmax_of_zero_values_is_zero() {
+        let mut p = [7u16; 3];
+        let s = softmax_row(&[1, 2, 3], &[0, 0, 0], &mut p);
+        assert_eq!(p, [0, 0, 0]);
+        assert_eq!(s.apply(1000), 0);
+    }
+
+    #[test]
+    fn layer_norm_matches_float() {
+        let xs = [1.5f64, -0.25, 3.0, 0.125, -2.0, 0.0, 4.5, -1.0];
+        let mut row: vec::Vec<i32> = xs.iter().map(|&x| q16(x)).collect();
+        let gamma: vec::Vec<u8> = xs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, _)| q16(0.5 + i as f64 * 0.1).to_le_bytes())
+            .collect();
+        let beta: vec::Vec<u8> = xs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, _)| q16(i as f64 * 0.01 - 0.02).to_le_bytes())
+            .collect();
+        layer_norm_row(&mut row, &gamma, &beta, 1);
+        let mean = xs.iter().sum::<f64>() / 8.0;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 8.0;
+        for (i, (&x, &got)) in xs.iter().zip(&row).enumerate() {
+            let want = (x - mean) / var.sqrt() * (0.5 + i as f64 * 0.1) + (i as f64 * 0.01 - 0.02);
+            assert!((got as f64 / 65536.0 - want).abs() < 1e-4, "{i}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_survives_extremes() {
+        let mut row = [i32::MAX, i32::MIN, i32::MAX, i32::MIN];
+        let g = 65536i32.to_le_bytes().repeat(4);
+        let b = 0i32.to_le_bytes().repeat(4);
+        layer_norm_row(&mut row, &g, &b, 1);
+        assert!(row[0] > 65000 && row[1] < -65000, "{row:?}");
+        let mut flat = [5i32; 4];
+        layer_norm_row(&mut flat, &g, &b, 1);
+        assert_eq!(flat, [0; 4]);
+    }
+
+    #[test]
+    fn gemm_matches_naive() {
+        let a: vec::Vec<i8> = (0..12).map(|i| (i * 37 % 255 - 127) as i8).collect();
+        let b: vec::Vec<i8> = (0..20).map(|i| (i * 91 % 255 - 127) as i8).collect();
+        let mut out = [0i32; 15];
+        gemm_i8(3, 5, 4, &a, 4, &b, 4, &mut out);
+        for r in 0..3 {
+            for c in 0..5 {
+                let want: i32 = (0..4)
+                    .map(|k| i32::from(a[r * 4 + k]) * i32::from(b[c * 4 + k]))
+                    .sum();
+                assert_eq!(out[r * 5 + c], want);
+            }
+        }
+    }
+}

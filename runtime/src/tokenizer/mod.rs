@@ -1,0 +1,3 @@
+//! WordPiece tokenizer (placeholder, being written).
+/// Tokenizer.
+pub struct Tokenizer;

