@@ -112,10 +112,16 @@ impl fmt::Display for BlobError {
             ),
             Self::Decode { section } => write!(f, "blob section `{section}` cannot be decoded"),
             Self::TrailingBytes { count } => {
-                write!(f, "blob has {count} unexpected bytes after its last section")
+                write!(
+                    f,
+                    "blob has {count} unexpected bytes after its last section"
+                )
             }
             Self::BadConfig { field, value } => {
-                write!(f, "blob config field `{field}` has unsupported value {value}")
+                write!(
+                    f,
+                    "blob config field `{field}` has unsupported value {value}"
+                )
             }
             Self::WrongDType { tensor } => {
                 write!(f, "tensor `{tensor}` has the wrong element type")
@@ -129,7 +135,10 @@ impl fmt::Display for BlobError {
                 "tensor `{tensor}` is {found} bytes but the config implies {expected}"
             ),
             Self::BadValue { tensor, index } => {
-                write!(f, "tensor `{tensor}` has an out-of-range value at element {index}")
+                write!(
+                    f,
+                    "tensor `{tensor}` has an out-of-range value at element {index}"
+                )
             }
             Self::BadVocab { reason } => write!(f, "vocabulary section is invalid: {reason}"),
         }

@@ -3,8 +3,8 @@
 //! dimensions cannot go out of bounds.
 
 use super::format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm,
-    LayerSection, MAX_SHIFT, Tensor, TokenizerSection,
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
+    MAX_SHIFT, Tensor, TokenizerSection,
 };
 use crate::error::BlobError;
 
@@ -31,11 +31,21 @@ pub(super) fn config(c: &Config) -> Result<(), BlobError> {
     in_range("vocab_size", c.vocab_size, 1, MAX_VOCAB)?;
     in_range("hidden_size", c.hidden_size, 1, MAX_HIDDEN)?;
     in_range("num_hidden_layers", c.num_hidden_layers, 0, MAX_LAYERS)?;
-    in_range("num_attention_heads", c.num_attention_heads, 1, c.hidden_size)?;
-    if c.hidden_size % c.num_attention_heads != 0 {
+    in_range(
+        "num_attention_heads",
+        c.num_attention_heads,
+        1,
+        c.hidden_size,
+    )?;
+    if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         return Err(bad("num_attention_heads", c.num_attention_heads));
     }
-    in_range("intermediate_size", c.intermediate_size, 1, MAX_INTERMEDIATE)?;
+    in_range(
+        "intermediate_size",
+        c.intermediate_size,
+        1,
+        MAX_INTERMEDIATE,
+    )?;
     in_range(
         "max_position_embeddings",
         c.max_position_embeddings,
@@ -103,7 +113,10 @@ fn tensor(
 fn weights(t: &Tensor<'_>, role: &'static str, rows: u32, cols: u32) -> Result<(), BlobError> {
     tensor(t, role, DType::I8, rows, cols)?;
     match t.data.iter().position(|&b| b == 0x80) {
-        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        Some(index) => Err(BlobError::BadValue {
+            tensor: role,
+            index,
+        }),
         None => Ok(()),
     }
 }
@@ -111,7 +124,10 @@ fn weights(t: &Tensor<'_>, role: &'static str, rows: u32, cols: u32) -> Result<(
 fn shifts(t: &Tensor<'_>, role: &'static str, rows: u32) -> Result<(), BlobError> {
     tensor(t, role, DType::U8, rows, 1)?;
     match t.data.iter().position(|&s| s > MAX_SHIFT) {
-        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        Some(index) => Err(BlobError::BadValue {
+            tensor: role,
+            index,
+        }),
         None => Ok(()),
     }
 }
@@ -123,12 +139,20 @@ fn multipliers(t: &Tensor<'_>, role: &'static str, rows: u32) -> Result<(), Blob
         .chunks_exact(4)
         .position(|c| c.last().is_some_and(|&hi| hi & 0x80 != 0));
     match negative {
-        Some(index) => Err(BlobError::BadValue { tensor: role, index }),
+        Some(index) => Err(BlobError::BadValue {
+            tensor: role,
+            index,
+        }),
         None => Ok(()),
     }
 }
 
-fn table(t: &EmbeddingTable<'_>, role: &'static str, rows: u32, c: &Config) -> Result<(), BlobError> {
+fn table(
+    t: &EmbeddingTable<'_>,
+    role: &'static str,
+    rows: u32,
+    c: &Config,
+) -> Result<(), BlobError> {
     weights(&t.weight, role, rows, c.hidden_size)?;
     multipliers(&t.row_multiplier, role, rows)?;
     shifts(&t.row_shift, role, rows)
@@ -184,7 +208,11 @@ pub(super) fn head(h: &HeadSection<'_>, c: &Config) -> Result<(), BlobError> {
         let d = c.hidden_size;
         dense(&m.transform, "cls.predictions.transform.dense", d, d)?;
         layer_norm(&m.layer_norm, "cls.predictions.transform.LayerNorm", c)?;
-        multipliers(&m.decoder_multiplier, "cls.predictions.decoder", c.vocab_size)?;
+        multipliers(
+            &m.decoder_multiplier,
+            "cls.predictions.decoder",
+            c.vocab_size,
+        )?;
         shifts(&m.decoder_shift, "cls.predictions.decoder", c.vocab_size)?;
         tensor(
             &m.decoder_bias,
@@ -244,7 +272,9 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
         }
         let tok = token(id).ok_or(vocab_err("sorted index holds a bad id"))?;
         if last.is_some_and(|l| l >= tok) {
-            return Err(vocab_err("sorted index is not strictly increasing (duplicate token?)"));
+            return Err(vocab_err(
+                "sorted index is not strictly increasing (duplicate token?)",
+            ));
         }
         last = Some(tok);
     }

@@ -59,6 +59,20 @@ pub trait Kernels {
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
     }
 
+    /// Turns one query row's Q.K accumulators into attention logits in place:
+    /// `z[j] = round(acc[j] * q_amax * k_amax[j] * multiplier / 2^shift)`, saturated
+    /// (`log2(e) * score` in Q.8; see [`crate::blob::Config::attention_logit_multiplier`]).
+    fn attention_logits_row(
+        &self,
+        acc: &mut [i32],
+        q_amax: u32,
+        k_amax: &[u32],
+        multiplier: i32,
+        shift: u8,
+    ) {
+        scalar::attention_logits_row(acc, q_amax, k_amax, multiplier, shift);
+    }
+
     /// Symmetric int8 quantisation of a Q.16 row; returns its range `amax` (see
     /// [`crate::quant::quantize_row_i8`]).
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
@@ -117,6 +131,16 @@ impl<K: Kernels + ?Sized> Kernels for &K {
     }
     fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
         (**self).weighted_sum_u16_i8(p, v, ldv, out);
+    }
+    fn attention_logits_row(
+        &self,
+        acc: &mut [i32],
+        q_amax: u32,
+        k_amax: &[u32],
+        multiplier: i32,
+        shift: u8,
+    ) {
+        (**self).attention_logits_row(acc, q_amax, k_amax, multiplier, shift);
     }
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
         (**self).quantize_row_i8(row, out)

@@ -7,7 +7,7 @@
 
 use super::Requant;
 use super::tables::{EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS};
-use crate::quant::{FRAC_BITS, isqrt_u64, round_shift_i128, round_shift_i64, sat_i32};
+use crate::quant::{FRAC_BITS, isqrt_u64, round_shift_i64, round_shift_i128, sat_i32};
 
 /// Reads the `i`-th little-endian i32 of a byte slice (0 when out of range; validated blobs
 /// never are).
@@ -64,12 +64,29 @@ pub fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32])
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
         let mult = le_i32(rq.multiplier, c);
         let shift = rq.shift.get(c).copied().unwrap_or(0);
-        let y = round_shift_i128(
-            i128::from(a) * i128::from(amax) * i128::from(mult),
-            shift,
-        );
-        let bias = if rq.bias.is_empty() { 0 } else { le_i32(rq.bias, c) };
+        let y = round_shift_i128(i128::from(a) * i128::from(amax) * i128::from(mult), shift);
+        let bias = if rq.bias.is_empty() {
+            0
+        } else {
+            le_i32(rq.bias, c)
+        };
         *o = sat_i32(y + i128::from(bias));
+    }
+}
+
+/// See [`super::Kernels::attention_logits_row`].
+pub fn attention_logits_row(
+    acc: &mut [i32],
+    q_amax: u32,
+    k_amax: &[u32],
+    multiplier: i32,
+    shift: u8,
+) {
+    // acc < 2^27, both ranges < 2^31 and multiplier < 2^31: the product stays below 2^120.
+    let row = i128::from(q_amax) * i128::from(multiplier);
+    for (z, &ka) in acc.iter_mut().zip(k_amax) {
+        let x = i128::from(i64::from(*z) * i64::from(ka)) * row;
+        *z = sat_i32(round_shift_i128(x, shift));
     }
 }
 
@@ -84,7 +101,10 @@ impl PvScale {
     /// Applies the factor to one accumulator.
     #[inline]
     pub fn apply(self, acc: i32) -> i32 {
-        sat_i32(round_shift_i128(i128::from(acc) * i128::from(self.factor_q32), 32))
+        sat_i32(round_shift_i128(
+            i128::from(acc) * i128::from(self.factor_q32),
+            32,
+        ))
     }
 }
 

@@ -1,5 +1,246 @@
-//! The BERT encoder (placeholder while it is being written).
+//! The BERT encoder over a parsed model, generic over the [`Kernels`] backend.
+//!
+//! Module names follow the checkpoint (`BertEmbeddings`, `BertLayer`, the MLM head
+//! `cls.predictions`). All arithmetic is integer: activations are i32 Q.16, every matrix
+//! product is int8 x int8 with i32 accumulation (see `docs/numerics.md`).
+
+mod dense;
+pub mod embeddings;
+pub mod layer;
 pub mod position;
 pub mod scratch;
-/// Encoder.
-pub struct Encoder;
+
+use crate::blob::{ModelView, Pooling};
+use crate::error::RunError;
+use crate::kernels::Kernels;
+use crate::kernels::Requant;
+use crate::quant::FRAC_BITS;
+use dense::{DenseScratch, forward, weights_i8};
+use scratch::{Buffers, Plan};
+
+/// Runs a model with one kernel backend. Cheap to build; holds no buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoder<'m, 'a, K> {
+    model: &'m ModelView<'a>,
+    kernels: K,
+}
+
+impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
+    /// An encoder for `model` using `kernels`.
+    pub fn new(model: &'m ModelView<'a>, kernels: K) -> Self {
+        Self { model, kernels }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'m ModelView<'a> {
+        self.model
+    }
+
+    /// The kernel backend.
+    pub fn kernels(&self) -> &K {
+        &self.kernels
+    }
+
+    /// Checks ids, token types and length against the model.
+    fn check_input(&self, ids: &[u32], token_types: Option<&[u32]>) -> Result<(), RunError> {
+        let c = &self.model.config;
+        if ids.is_empty() {
+            return Err(RunError::EmptyInput);
+        }
+        let max = self.model.max_tokens();
+        if ids.len() > max {
+            return Err(RunError::TooManyTokens {
+                len: ids.len(),
+                max,
+            });
+        }
+        if let Some((position, &id)) = ids.iter().enumerate().find(|(_, id)| **id >= c.vocab_size) {
+            return Err(RunError::TokenOutOfVocab {
+                position,
+                id,
+                vocab_size: c.vocab_size,
+            });
+        }
+        if let Some(types) = token_types {
+            if types.len() != ids.len() {
+                return Err(RunError::OutputSize {
+                    given: types.len(),
+                    needed: ids.len(),
+                });
+            }
+            if let Some((position, &id)) = types
+                .iter()
+                .enumerate()
+                .find(|(_, t)| **t >= c.type_vocab_size)
+            {
+                return Err(RunError::TokenTypeOutOfRange {
+                    position,
+                    id,
+                    type_vocab_size: c.type_vocab_size,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Embeddings and every encoder layer; leaves the last hidden states in `b.hidden`.
+    fn encode<'s>(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        scratch: &'s mut [u8],
+        with_mlm: bool,
+    ) -> Result<(Plan, Buffers<'s>), RunError> {
+        self.check_input(ids, token_types)?;
+        let plan = Plan::new(self.model, ids.len(), with_mlm);
+        let mut b = plan.carve(scratch)?;
+        embeddings::embed(&self.kernels, self.model, ids, token_types, b.hidden)?;
+        let mut layers = 0u32;
+        for layer in self.model.layers() {
+            layer::forward_layer(&self.kernels, &self.model.config, &layer, &plan, &mut b);
+            layers += 1;
+        }
+        if layers != self.model.config.num_hidden_layers {
+            // Unreachable for a view built by `parse`, which decoded every layer.
+            return Err(RunError::NoSuchHead {
+                head: "encoder layer",
+            });
+        }
+        Ok((plan, b))
+    }
+
+    /// The last hidden states (`[n, hidden]`, Q.16), borrowed from the scratch arena.
+    pub fn hidden_states<'s>(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        scratch: &'s mut [u8],
+    ) -> Result<&'s [i32], RunError> {
+        let (_, b) = self.encode(ids, token_types, scratch, false)?;
+        Ok(b.hidden)
+    }
+
+    /// Sentence embedding with the model's pooling: `pooled` (length `hidden_size`)
+    /// receives the pooled vector in Q.16, before L2 normalisation (see
+    /// [`crate::output::normalize`]). Token types are all 0.
+    pub fn embed(
+        &self,
+        ids: &[u32],
+        scratch: &mut [u8],
+        pooled: &mut [i32],
+    ) -> Result<(), RunError> {
+        self.embed_with(ids, None, self.model.config.pooling, scratch, pooled)
+    }
+
+    /// [`Self::embed`] with explicit token types and pooling.
+    pub fn embed_with(
+        &self,
+        ids: &[u32],
+        token_types: Option<&[u32]>,
+        pooling: Pooling,
+        scratch: &mut [u8],
+        pooled: &mut [i32],
+    ) -> Result<(), RunError> {
+        let d = self.model.config.hidden_size as usize;
+        if pooled.len() != d {
+            return Err(RunError::OutputSize {
+                given: pooled.len(),
+                needed: d,
+            });
+        }
+        let (plan, b) = self.encode(ids, token_types, scratch, false)?;
+        pool(b.hidden, plan.n, d, pooling, pooled);
+        Ok(())
+    }
+
+    /// Masked-language-model logits (Q.16) at `positions`: `logits` has
+    /// `positions.len() * vocab_size` elements, row `i` for `positions[i]`. Needs
+    /// [`scratch::mlm_scratch_bytes`] of scratch.
+    pub fn mlm_logits(
+        &self,
+        ids: &[u32],
+        positions: &[usize],
+        scratch: &mut [u8],
+        logits: &mut [i32],
+    ) -> Result<(), RunError> {
+        let Some(mlm) = self.model.head.mlm else {
+            return Err(RunError::NoSuchHead {
+                head: "masked-language-model",
+            });
+        };
+        let c = &self.model.config;
+        let (d, vocab) = (c.hidden_size as usize, c.vocab_size as usize);
+        let needed = positions.len().saturating_mul(vocab);
+        if logits.len() != needed {
+            return Err(RunError::OutputSize {
+                given: logits.len(),
+                needed,
+            });
+        }
+        if let Some(&position) = positions.iter().find(|&&p| p >= ids.len()) {
+            return Err(RunError::PositionOutOfRange {
+                position,
+                limit: ids.len(),
+            });
+        }
+        let (_, b) = self.encode(ids, None, scratch, true)?;
+        let k = &self.kernels;
+        let mut s = DenseScratch {
+            x_smooth: &mut *b.x_smooth,
+            x_q: &mut *b.x_q,
+            x_amax: &mut *b.x_amax,
+            acc: &mut *b.acc,
+        };
+        let decoder = Requant {
+            multiplier: mlm.decoder_multiplier.data,
+            shift: mlm.decoder_shift.data,
+            bias: mlm.decoder_bias.data,
+        };
+        for (&p, out) in positions.iter().zip(logits.chunks_exact_mut(vocab.max(1))) {
+            let row = b.hidden.get(p * d..(p + 1) * d).unwrap_or_default();
+            // BertPredictionHeadTransform: dense, GELU, LayerNorm.
+            let y = b.y.get_mut(..d).unwrap_or_default();
+            forward(k, &mlm.transform, 1, row, &mut s, y);
+            k.gelu_row(y);
+            k.layer_norm_row(
+                y,
+                mlm.layer_norm.gamma.data,
+                mlm.layer_norm.beta.data,
+                c.layer_norm_eps_q32,
+            );
+            // Decoder tied to the word embeddings: one int8 row per vocabulary entry.
+            let amax = k.quantize_row_i8(y, s.x_q);
+            let table = weights_i8(self.model.embeddings.word.weight.data);
+            k.gemm_i8(1, vocab, d, s.x_q, d, table, d, b.mlm_acc);
+            k.requantize_row(b.mlm_acc, amax, &decoder, out);
+        }
+        Ok(())
+    }
+}
+
+/// Pools `n` rows of `[n, d]` Q.16 hidden states into `out` (length `d`).
+fn pool(hidden: &[i32], n: usize, d: usize, pooling: Pooling, out: &mut [i32]) {
+    match pooling {
+        Pooling::Cls => {
+            for (o, &x) in out.iter_mut().zip(hidden) {
+                *o = x;
+            }
+        }
+        Pooling::Mean => {
+            let n = n.max(1) as i64;
+            for (c, o) in out.iter_mut().enumerate() {
+                let sum: i64 = hidden
+                    .iter()
+                    .skip(c)
+                    .step_by(d.max(1))
+                    .map(|&x| i64::from(x))
+                    .sum();
+                // Round half up, like every other division here.
+                *o = (sum * 2 + n).div_euclid(2 * n) as i32;
+            }
+        }
+    }
+}
+
+/// Fraction bits of every Q.16 output.
+pub const OUTPUT_FRAC_BITS: u32 = FRAC_BITS;

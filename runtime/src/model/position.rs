@@ -1,3 +1,67 @@
-//! Positions (placeholder).
-/// Max positions.
-pub fn max_positions(c: &crate::blob::Config) -> usize { c.max_position_embeddings as usize }
+//! Position embeddings, absolute or hierarchical (Su Jianlin's decomposition).
+//!
+//! With the trained table `p` of `n` rows and `alpha` from the blob,
+//! `u_i = (p_i - alpha p_0) / (1 - alpha)` and `q_{i n + j} = alpha u_i + (1 - alpha) u_j`
+//! simplify to `q_k = p_{k mod n} + beta (p_{k div n} - p_0)` with
+//! `beta = alpha / (1 - alpha)`. Position `k` therefore needs rows `k mod n`, `k div n`
+//! and 0 of the trained table, computed when token `k` is embedded: no table larger than
+//! the trained one ever exists. Positions below `n` are exactly the trained rows.
+//! (Su Jianlin, "Hierarchical decomposition of position embeddings", kexue.fm 7947, 2020.)
+
+use crate::blob::{Config, EmbeddingTable, PositionMode};
+use crate::error::RunError;
+use crate::kernels::scalar::le_i32;
+use crate::quant::{FRAC_BITS, mul_shift, round_shift_i64, sat_i32_from_i64};
+
+/// The number of positions the model addresses in its position mode: `n` (absolute) or
+/// `n * n` (hierarchical).
+pub fn max_positions(c: &Config) -> usize {
+    let n = c.max_position_embeddings as usize;
+    match c.position_mode {
+        PositionMode::Absolute => n,
+        PositionMode::Hierarchical => n.saturating_mul(n),
+    }
+}
+
+/// Q.16 value of element `col` of row `row` of an int8-per-row embedding table.
+#[inline]
+pub(crate) fn table_value(t: &EmbeddingTable<'_>, row: usize, col: usize, d: usize) -> i64 {
+    let w = t
+        .weight
+        .data
+        .get(row * d + col)
+        .map_or(0, |&b| i64::from(b as i8));
+    let m = le_i32(t.row_multiplier.data, row);
+    let s = t.row_shift.data.get(row).copied().unwrap_or(0);
+    i64::from(mul_shift(w, m, s))
+}
+
+/// Adds position `k`'s embedding (Q.16) to `row`.
+pub(crate) fn add_position(
+    t: &EmbeddingTable<'_>,
+    c: &Config,
+    k: usize,
+    row: &mut [i32],
+) -> Result<(), RunError> {
+    let n = c.max_position_embeddings as usize;
+    let limit = max_positions(c);
+    if k >= limit {
+        return Err(RunError::PositionOutOfRange { position: k, limit });
+    }
+    let d = row.len();
+    if k < n {
+        for (col, x) in row.iter_mut().enumerate() {
+            *x = sat_i32_from_i64(i64::from(*x) + table_value(t, k, col, d));
+        }
+        return Ok(());
+    }
+    let (i, j) = (k / n, k % n);
+    let beta = i64::from(c.position_beta_q16);
+    for (col, x) in row.iter_mut().enumerate() {
+        // |p_i - p_0| < 2^32 and beta < 2^24: the product stays below 2^56.
+        let delta = table_value(t, i, col, d) - table_value(t, 0, col, d);
+        let q = table_value(t, j, col, d) + round_shift_i64(delta * beta, FRAC_BITS);
+        *x = sat_i32_from_i64(i64::from(*x) + q);
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `BertEmbeddings`: word + position + token-type embeddings, then LayerNorm.
+//!
+//! Each table is int8 with a scale per row (one shared scale loses accuracy: the position
+//! table's range is ten times a typical word row's); each element becomes Q.16 through its
+//! row's multiplier and the three are summed in i32 Q.16.
+
+use super::position::{add_position, table_value};
+use crate::blob::ModelView;
+use crate::error::RunError;
+use crate::kernels::Kernels;
+use crate::quant::sat_i32_from_i64;
+
+/// Writes the embedding LayerNorm output of every token into `hidden` (`[n, d]`, Q.16).
+pub(crate) fn embed<K: Kernels>(
+    k: &K,
+    model: &ModelView<'_>,
+    ids: &[u32],
+    token_types: Option<&[u32]>,
+    hidden: &mut [i32],
+) -> Result<(), RunError> {
+    let c = &model.config;
+    let e = &model.embeddings;
+    let d = c.hidden_size as usize;
+    for (t, row) in hidden.chunks_exact_mut(d).take(ids.len()).enumerate() {
+        let id = ids.get(t).copied().unwrap_or(0) as usize;
+        let ty = token_types.and_then(|ts| ts.get(t).copied()).unwrap_or(0) as usize;
+        for (col, x) in row.iter_mut().enumerate() {
+            *x = sat_i32_from_i64(
+                table_value(&e.word, id, col, d) + table_value(&e.token_type, ty, col, d),
+            );
+        }
+        add_position(&e.position, c, t, row)?;
+        k.layer_norm_row(
+            row,
+            e.layer_norm.gamma.data,
+            e.layer_norm.beta.data,
+            c.layer_norm_eps_q32,
+        );
+    }
+    Ok(())
+}

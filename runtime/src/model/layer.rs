@@ -1,0 +1,176 @@
+//! `BertLayer`: self-attention streamed by query rows, add & LayerNorm, feed-forward
+//! (`BertIntermediate` with GELU, `BertOutput`), add & LayerNorm.
+//!
+//! A layer runs in two passes over blocks of query rows. Pass 1 projects every token's
+//! key and value and keeps them as int8 with one range per (token, head). Pass 2, per
+//! block: queries, then for each head the block's Q.K scores against all keys (`block x n`
+//! accumulators), and per query row the fixed-point softmax and the weighted sum of values
+//! (O(n) scratch); then the output projection, residual and LayerNorm, and the
+//! feed-forward block on the same rows. Pass 2 overwrites the residual stream in place: the
+//! later blocks need only K and V (already computed) and their own rows.
+
+use super::dense::{DenseScratch, forward};
+use super::scratch::{Buffers, Plan};
+use crate::blob::{Config, LayerNorm, LayerSection};
+use crate::kernels::Kernels;
+use crate::quant::sat_i32_from_i64;
+
+/// Quantises each head's slice of `rows` Q.16 rows (`[rows, d]`) to int8 and hands the
+/// range of row `r`, head `h` to `store_amax(r, h, amax)`.
+fn quantize_heads<K: Kernels>(
+    k: &K,
+    rows: usize,
+    d: usize,
+    heads: usize,
+    src: &[i32],
+    dst: &mut [i8],
+    mut store_amax: impl FnMut(usize, usize, u32),
+) {
+    let dh = d / heads;
+    for r in 0..rows {
+        for h in 0..heads {
+            let lo = r * d + h * dh;
+            if let (Some(s), Some(q)) = (src.get(lo..lo + dh), dst.get_mut(lo..lo + dh)) {
+                store_amax(r, h, k.quantize_row_i8(s, q));
+            }
+        }
+    }
+}
+
+/// Adds the sublayer output `y` (`[rows, d]`) to the residual rows and applies LayerNorm.
+fn add_and_norm<K: Kernels>(
+    k: &K,
+    residual: &mut [i32],
+    y: &[i32],
+    d: usize,
+    rows: usize,
+    ln: &LayerNorm<'_>,
+    eps_q32: u64,
+) {
+    for (row, add) in residual
+        .chunks_exact_mut(d)
+        .zip(y.chunks_exact(d))
+        .take(rows)
+    {
+        for (x, &a) in row.iter_mut().zip(add) {
+            *x = sat_i32_from_i64(i64::from(*x) + i64::from(a));
+        }
+        k.layer_norm_row(row, ln.gamma.data, ln.beta.data, eps_q32);
+    }
+}
+
+/// Runs one encoder layer over the whole sequence in `b.hidden`.
+pub(crate) fn forward_layer<K: Kernels>(
+    k: &K,
+    c: &Config,
+    layer: &LayerSection<'_>,
+    plan: &Plan,
+    b: &mut Buffers<'_>,
+) {
+    let (n, d, heads, block) = (plan.n, plan.d, plan.heads, plan.block);
+    let dh = d / heads;
+
+    // Pass 1: keys and values of every token.
+    for r0 in (0..n).step_by(block) {
+        let rows = block.min(n - r0);
+        let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
+        let mut s = DenseScratch {
+            x_smooth: &mut *b.x_smooth,
+            x_q: &mut *b.x_q,
+            x_amax: &mut *b.x_amax,
+            acc: &mut *b.acc,
+        };
+        for (dense, q, amax) in [
+            (&layer.key, &mut *b.k_q, &mut *b.k_amax),
+            (&layer.value, &mut *b.v_q, &mut *b.v_amax),
+        ] {
+            forward(k, dense, rows, input, &mut s, b.y);
+            let dst = q.get_mut(r0 * d..(r0 + rows) * d).unwrap_or_default();
+            quantize_heads(k, rows, d, heads, b.y, dst, |r, h, a| {
+                if let Some(slot) = amax.get_mut(h * n + r0 + r) {
+                    *slot = a;
+                }
+            });
+        }
+    }
+
+    // Pass 2: attention, output projection and feed-forward, block by block.
+    for r0 in (0..n).step_by(block) {
+        let rows = block.min(n - r0);
+        let mut s = DenseScratch {
+            x_smooth: &mut *b.x_smooth,
+            x_q: &mut *b.x_q,
+            x_amax: &mut *b.x_amax,
+            acc: &mut *b.acc,
+        };
+        {
+            let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
+            forward(k, &layer.query, rows, input, &mut s, b.y);
+        }
+        quantize_heads(k, rows, d, heads, b.y, b.q_q, |r, h, a| {
+            if let Some(slot) = b.q_amax.get_mut(r * heads + h) {
+                *slot = a;
+            }
+        });
+        for h in 0..heads {
+            let q = b.q_q.get(h * dh..).unwrap_or_default();
+            let keys = b.k_q.get(h * dh..).unwrap_or_default();
+            k.gemm_i8(rows, n, dh, q, d, keys, d, s.acc);
+            let k_amax = b.k_amax.get(h * n..(h + 1) * n).unwrap_or_default();
+            let v_amax = b.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
+            let values = b.v_q.get(h * dh..).unwrap_or_default();
+            for r in 0..rows {
+                let Some(logits) = s.acc.get_mut(r * n..(r + 1) * n) else {
+                    continue;
+                };
+                let q_amax = b.q_amax.get(r * heads + h).copied().unwrap_or(0);
+                k.attention_logits_row(
+                    logits,
+                    q_amax,
+                    k_amax,
+                    c.attention_logit_multiplier,
+                    c.attention_logit_shift,
+                );
+                let scale = k.softmax_row(logits, v_amax, b.p);
+                k.weighted_sum_u16_i8(b.p, values, d, b.pv);
+                let lo = r * d + h * dh;
+                if let Some(ctx) = b.z.get_mut(lo..lo + dh) {
+                    for (o, &acc) in ctx.iter_mut().zip(b.pv.iter()) {
+                        *o = scale.apply(acc);
+                    }
+                }
+            }
+        }
+        forward(k, &layer.attention_output, rows, b.z, &mut s, b.y);
+        let residual = b
+            .hidden
+            .get_mut(r0 * d..(r0 + rows) * d)
+            .unwrap_or_default();
+        add_and_norm(
+            k,
+            residual,
+            b.y,
+            d,
+            rows,
+            &layer.attention_layer_norm,
+            c.layer_norm_eps_q32,
+        );
+
+        // Feed-forward on the same rows.
+        let ffn = c.intermediate_size as usize;
+        forward(k, &layer.intermediate, rows, residual, &mut s, b.y);
+        for row in b.y.chunks_exact_mut(ffn).take(rows) {
+            k.gelu_row(row);
+        }
+        forward(k, &layer.output, rows, b.y, &mut s, b.z);
+        add_and_norm(
+            k,
+            residual,
+            b.z,
+            d,
+            rows,
+            &layer.output_layer_norm,
+            c.layer_norm_eps_q32,
+        );
+    }
+}
