@@ -14,7 +14,7 @@ pub fn normalize(pooled: &[i32], out: &mut [f32]) {
         *o = x as f32 * scale;
         sum += *o * *o;
     }
-    let norm = sum.sqrt();
+    let norm = F32Ext::sqrt(sum);
     if norm > 0.0 {
         for o in out.iter_mut() {
             *o /= norm;

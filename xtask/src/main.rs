@@ -6,6 +6,7 @@
 mod convert;
 mod fetch;
 mod tables;
+mod unicode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,6 +34,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate the tokenizer's Unicode tables (or check them with --check).
+    GenUnicode {
+        /// Fail if the committed tables are stale instead of rewriting them.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -52,5 +59,6 @@ fn main() -> Result<()> {
         Command::FetchData(args) => fetch::fetch_data(&args),
         Command::Convert(args) => convert::run(&args),
         Command::GenTables { check } => tables::run(&root, check),
+        Command::GenUnicode { check } => unicode::run(&root, check),
     }
 }
