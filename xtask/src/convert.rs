@@ -1,6 +1,830 @@
-//! Converter (placeholder).
-use anyhow::{Result, bail};
-/// Args.
+//! `cargo xtask convert`: a Hugging Face BERT checkpoint -> a microbert blob.
+//!
+//! The blob body is the postcard encoding of, in order, `Config`, `TokenizerSection`,
+//! `EmbeddingsSection`, `num_hidden_layers` x `LayerSection` and `HeadSection`
+//! (`runtime/src/blob/format.rs`), preceded by `Header::seal(body)`. The quantisation follows
+//! the doc comments of those wire types:
+//! - dense weights: int8, one symmetric scale per output channel `ws_c = max|W_c| / 127`;
+//!   requantisation multiplier `ws_c / 127` (the input's int8 step is `amax / 127`); Q.16 bias;
+//! - embedding tables: int8 per row, row multiplier `s_r * 65536` (int8 -> Q.16);
+//! - LayerNorm gamma and beta in Q.16;
+//! - the MLM decoder is the (tied) word table, requantised per vocabulary row by `s_v / 127`.
+//!
+//! After writing, the blob is parsed and validated by the runtime's own `microbert::parse`.
+
+use crate::checkpoint::{Checkpoint, Files};
+use crate::quantize::{
+    QuantError, RowQuant, encode_multiplier, q16_vector, quant_error, quantize_rows,
+};
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use indicatif::{ProgressBar, ProgressStyle};
+use microbert::blob::format::{
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, Header, LayerNorm,
+    LayerSection, MlmHead, Pooling, PositionMode, Tensor, TokenizerSection,
+};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Pooling flag values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolingArg {
+    /// Mean over all tokens.
+    Mean,
+    /// The [CLS] token.
+    Cls,
+}
+
+/// Position-mode flag values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PositionsArg {
+    /// Trained positions only.
+    Absolute,
+    /// Hierarchical decomposition (up to `max_position_embeddings^2` tokens).
+    Hierarchical,
+}
+
+/// Flags of `cargo xtask convert`.
 #[derive(clap::Args)]
-pub struct ConvertArgs { #[arg(long)] checkpoint: std::path::PathBuf }
-pub fn run(_a: &ConvertArgs) -> Result<()> { bail!("not written yet") }
+pub struct ConvertArgs {
+    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Output blob.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pooling stored in the blob; default: the checkpoint's 1_Pooling/config.json, else mean.
+    #[arg(long, value_enum)]
+    pooling: Option<PoolingArg>,
+    /// Position mode stored in the blob.
+    #[arg(long, value_enum, default_value = "absolute")]
+    positions: PositionsArg,
+    /// Hierarchical-position alpha, in (0, 1).
+    #[arg(long, default_value_t = 0.4)]
+    alpha: f64,
+}
+
+/// Conversion settings that are not in the checkpoint.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Overrides the checkpoint's pooling.
+    pub pooling: Option<Pooling>,
+    /// Position mode.
+    pub positions: PositionMode,
+    /// Hierarchical alpha.
+    pub alpha: f64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            pooling: None,
+            positions: PositionMode::Absolute,
+            alpha: 0.4,
+            progress: false,
+        }
+    }
+}
+
+/// One line of the quantisation report.
+#[derive(Debug, Clone)]
+pub enum ReportRow {
+    /// An int8 weight tensor.
+    Weight {
+        /// Blob tensor name.
+        name: String,
+        /// `[rows, cols]`.
+        shape: [usize; 2],
+        /// Error figures.
+        err: QuantError,
+    },
+    /// A Q.16 vector (bias, LayerNorm).
+    Vector {
+        /// Blob tensor name.
+        name: String,
+        /// Elements.
+        len: usize,
+        /// Largest |x|.
+        max_abs: f64,
+        /// Largest rounding error.
+        max_err: f64,
+    },
+}
+
+/// The result of a conversion.
+#[derive(Debug)]
+pub struct Converted {
+    /// The sealed blob (header + body).
+    pub blob: Vec<u8>,
+    /// Per-tensor error report.
+    pub rows: Vec<ReportRow>,
+    /// Checkpoint keys that were read but not stored, with the reason.
+    pub ignored: Vec<String>,
+    /// Notes (settings chosen and where they came from).
+    pub notes: Vec<String>,
+    /// Size of the f32 checkpoint's safetensors file.
+    pub safetensors_len: usize,
+}
+
+/// `cargo xtask convert`.
+pub fn run(args: &ConvertArgs) -> Result<()> {
+    let start = Instant::now();
+    let opts = Options {
+        pooling: args.pooling.map(|p| match p {
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Cls => Pooling::Cls,
+        }),
+        positions: match args.positions {
+            PositionsArg::Absolute => PositionMode::Absolute,
+            PositionsArg::Hierarchical => PositionMode::Hierarchical,
+        },
+        alpha: args.alpha,
+        progress: true,
+    };
+    eprintln!("reading {}", args.checkpoint.display());
+    let ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
+    let out = convert(&ck, &opts)?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, &out.blob)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    // Read back what is on disk and validate it with the runtime's parser.
+    let written = std::fs::read(&args.out)?;
+    microbert::parse(&written)
+        .map_err(|e| anyhow!("{} does not validate: {e}", args.out.display()))?;
+    print_report(&out);
+    println!(
+        "time: {:.1} s; blob validated by microbert::parse",
+        start.elapsed().as_secs_f64()
+    );
+    println!("{}", args.out.display());
+    Ok(())
+}
+
+/// Converts a checkpoint directory with default options (no report), writes the blob and
+/// validates what was written.
+pub fn convert_default(checkpoint: &std::path::Path, out_path: &std::path::Path) -> Result<()> {
+    let ck = Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?;
+    let out = convert(&ck, &Options::default())?;
+    std::fs::write(out_path, &out.blob)
+        .with_context(|| format!("writing {}", out_path.display()))?;
+    let written = std::fs::read(out_path)?;
+    microbert::parse(&written)
+        .map_err(|e| anyhow!("{} does not validate: {e}", out_path.display()))?;
+    Ok(())
+}
+
+/// Prints the report to stdout: every tensor, then the ten worst weights.
+pub fn print_report(c: &Converted) {
+    for n in &c.notes {
+        println!("note: {n}");
+    }
+    for k in &c.ignored {
+        println!("ignored: {k}");
+    }
+    println!(
+        "{:<58} {:>12} {:>9} {:>10} {:>7}",
+        "tensor", "shape", "max|w|", "rel.rms", "SNR dB"
+    );
+    for row in &c.rows {
+        match row {
+            ReportRow::Weight { name, shape, err } => println!(
+                "{:<58} {:>12} {:>9.4} {:>10.3e} {:>7.2}",
+                name,
+                format!("{}x{}", shape[0], shape[1]),
+                err.max_abs,
+                err.rel_rms,
+                err.snr_db
+            ),
+            ReportRow::Vector {
+                name,
+                len,
+                max_abs,
+                max_err,
+            } => println!(
+                "{:<58} {:>12} {:>9.4} {:>10} max abs rounding error {:.2e}",
+                name, len, max_abs, "q16", max_err
+            ),
+        }
+    }
+    let mut weights: Vec<(&str, &QuantError)> = c
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            ReportRow::Weight { name, err, .. } => Some((name.as_str(), err)),
+            ReportRow::Vector { .. } => None,
+        })
+        .collect();
+    weights.sort_by(|a, b| a.1.snr_db.total_cmp(&b.1.snr_db));
+    println!("worst weight tensors (lowest SNR):");
+    for (name, err) in weights.iter().take(10) {
+        println!(
+            "  {:<58} rel.rms {:.3e}  SNR {:.2} dB",
+            name, err.rel_rms, err.snr_db
+        );
+    }
+    let worst_vec = c
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            ReportRow::Vector { max_err, .. } => Some(*max_err),
+            ReportRow::Weight { .. } => None,
+        })
+        .fold(0f64, f64::max);
+    println!("worst Q.16 rounding error over biases and LayerNorms: {worst_vec:.2e}");
+    println!(
+        "blob: {} bytes ({:.2} MB); f32 safetensors: {} bytes ({:.2} MB); ratio {:.2}",
+        c.blob.len(),
+        c.blob.len() as f64 / 1e6,
+        c.safetensors_len,
+        c.safetensors_len as f64 / 1e6,
+        c.safetensors_len as f64 / c.blob.len().max(1) as f64
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Owned tensors, borrowed into the wire types only to serialise them.
+
+struct OwnedTensor {
+    name: String,
+    dtype: DType,
+    shape: [u32; 2],
+    data: Vec<u8>,
+}
+
+impl OwnedTensor {
+    fn wire(&self) -> Tensor<'_> {
+        Tensor {
+            name: &self.name,
+            dtype: self.dtype,
+            shape: self.shape,
+            data: &self.data,
+        }
+    }
+
+    fn i8(name: String, rows: usize, cols: usize, values: &[i8]) -> Result<Self> {
+        Ok(Self {
+            name,
+            dtype: DType::I8,
+            shape: [dim(rows)?, dim(cols)?],
+            data: values.iter().map(|&v| v as u8).collect(),
+        })
+    }
+
+    fn i32(name: String, values: &[i32]) -> Result<Self> {
+        Ok(Self {
+            name,
+            dtype: DType::I32,
+            shape: [dim(values.len())?, 1],
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+    }
+
+    fn u8(name: String, values: &[u8]) -> Result<Self> {
+        Ok(Self {
+            name,
+            dtype: DType::U8,
+            shape: [dim(values.len())?, 1],
+            data: values.to_vec(),
+        })
+    }
+}
+
+fn dim(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| anyhow!("dimension {n} does not fit in u32"))
+}
+
+/// Multipliers and shifts for a list of real multipliers.
+fn encode_all(ms: impl Iterator<Item = f64>) -> (Vec<i32>, Vec<u8>) {
+    ms.map(encode_multiplier).unzip()
+}
+
+struct OwnedDense {
+    weight: OwnedTensor,
+    multiplier: OwnedTensor,
+    shift: OwnedTensor,
+    bias: OwnedTensor,
+}
+
+impl OwnedDense {
+    fn wire(&self) -> Dense<'_> {
+        Dense {
+            weight: self.weight.wire(),
+            multiplier: self.multiplier.wire(),
+            shift: self.shift.wire(),
+            bias: self.bias.wire(),
+            input_smoothing: None,
+        }
+    }
+}
+
+struct OwnedTable {
+    weight: OwnedTensor,
+    row_multiplier: OwnedTensor,
+    row_shift: OwnedTensor,
+}
+
+impl OwnedTable {
+    fn wire(&self) -> EmbeddingTable<'_> {
+        EmbeddingTable {
+            weight: self.weight.wire(),
+            row_multiplier: self.row_multiplier.wire(),
+            row_shift: self.row_shift.wire(),
+        }
+    }
+}
+
+struct OwnedLayerNorm {
+    gamma: OwnedTensor,
+    beta: OwnedTensor,
+}
+
+impl OwnedLayerNorm {
+    fn wire(&self) -> LayerNorm<'_> {
+        LayerNorm {
+            gamma: self.gamma.wire(),
+            beta: self.beta.wire(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The conversion.
+
+/// Reads tensors by key, checks their shapes, records what was used and what it cost.
+struct Reader<'a> {
+    ck: &'a Checkpoint,
+    /// `"bert."` for `BertFor*` checkpoints, `""` for a bare `BertModel`.
+    prefix: &'static str,
+    used: BTreeSet<String>,
+    rows: Vec<ReportRow>,
+    bar: ProgressBar,
+}
+
+impl Reader<'_> {
+    /// Reads `key` (a full checkpoint key) and checks its shape.
+    fn read(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let t = self.ck.f32(key)?;
+        if t.shape != shape {
+            bail!(
+                "tensor `{key}` has shape {:?}, expected {:?} from config.json",
+                t.shape,
+                shape
+            );
+        }
+        self.used.insert(key.to_owned());
+        self.bar.inc(1);
+        Ok(t.data)
+    }
+
+    /// The blob name of a checkpoint key: the key without the `bert.` prefix.
+    fn blob_name(&self, key: &str) -> String {
+        key.strip_prefix(self.prefix).unwrap_or(key).to_owned()
+    }
+
+    /// A Q.16 vector.
+    fn vector(&mut self, key: &str, len: usize) -> Result<OwnedTensor> {
+        let data = self.read(key, &[len])?;
+        let (q, max_err) = q16_vector(&data);
+        let name = self.blob_name(key);
+        self.rows.push(ReportRow::Vector {
+            name: name.clone(),
+            len,
+            max_abs: data.iter().fold(0f64, |a, &x| a.max(f64::from(x).abs())),
+            max_err,
+        });
+        OwnedTensor::i32(name, &q)
+    }
+
+    fn weight_row(&mut self, key: &str, shape: [usize; 2], data: &[f32], q: &RowQuant) {
+        self.rows.push(ReportRow::Weight {
+            name: self.blob_name(key),
+            shape,
+            err: quant_error(data, shape[1], q),
+        });
+    }
+
+    /// `base.weight` `[out, in]` and `base.bias` `[out]`.
+    fn dense(&mut self, base: &str, out: usize, input: usize) -> Result<OwnedDense> {
+        let key = format!("{base}.weight");
+        let w = self.read(&key, &[out, input])?;
+        let q = quantize_rows(&w, out, input);
+        self.weight_row(&key, [out, input], &w, &q);
+        let (m, s) = encode_all(q.scales.iter().map(|s| s / 127.0));
+        let name = self.blob_name(base);
+        Ok(OwnedDense {
+            weight: OwnedTensor::i8(self.blob_name(&key), out, input, &q.q)?,
+            multiplier: OwnedTensor::i32(format!("{name}.multiplier"), &m)?,
+            shift: OwnedTensor::u8(format!("{name}.shift"), &s)?,
+            bias: self.vector(&format!("{base}.bias"), out)?,
+        })
+    }
+
+    /// `base.weight` `[rows, hidden]`, int8 per row; also returns the row scales.
+    fn table(&mut self, base: &str, rows: usize, hidden: usize) -> Result<(OwnedTable, Vec<f64>)> {
+        let key = format!("{base}.weight");
+        let w = self.read(&key, &[rows, hidden])?;
+        let q = quantize_rows(&w, rows, hidden);
+        self.weight_row(&key, [rows, hidden], &w, &q);
+        let (m, s) = encode_all(q.scales.iter().map(|s| s * crate::quantize::Q16));
+        let name = self.blob_name(base);
+        let table = OwnedTable {
+            weight: OwnedTensor::i8(self.blob_name(&key), rows, hidden, &q.q)?,
+            row_multiplier: OwnedTensor::i32(format!("{name}.row_multiplier"), &m)?,
+            row_shift: OwnedTensor::u8(format!("{name}.row_shift"), &s)?,
+        };
+        Ok((table, q.scales))
+    }
+
+    /// `base.{weight,bias}`, or the legacy `base.{gamma,beta}`.
+    fn layer_norm(&mut self, base: &str, hidden: usize) -> Result<OwnedLayerNorm> {
+        let (g, b) = if self.ck.has(&format!("{base}.weight"))? {
+            ("weight", "bias")
+        } else if self.ck.has(&format!("{base}.gamma"))? {
+            ("gamma", "beta")
+        } else {
+            bail!("missing tensor `{base}.weight` (or legacy `{base}.gamma`)");
+        };
+        Ok(OwnedLayerNorm {
+            gamma: self.vector(&format!("{base}.{g}"), hidden)?,
+            beta: self.vector(&format!("{base}.{b}"), hidden)?,
+        })
+    }
+}
+
+/// Refuses what the runtime cannot run, naming it.
+fn check_architecture(ck: &Checkpoint, names: &[String]) -> Result<()> {
+    let c = &ck.config;
+    let model_type = c.model_type.as_deref().unwrap_or("<missing>");
+    if matches!(
+        model_type,
+        "roberta" | "xlm-roberta" | "camembert" | "xlm_roberta"
+    ) || names.iter().any(|n| n.starts_with("roberta."))
+    {
+        bail!(
+            "unsupported architecture: model_type `{model_type}` uses RoBERTa-style positions \
+             (offset by pad_token_id + 1 = {}); only BERT's absolute positions from 0 are supported",
+            c.pad_token_id.unwrap_or(1) + 1
+        );
+    }
+    if model_type != "bert" {
+        bail!(
+            "unsupported architecture: model_type is `{model_type}` (architectures {:?}); only `bert` is supported",
+            c.architectures
+        );
+    }
+    if c.hidden_act != "gelu" {
+        bail!(
+            "unsupported activation: hidden_act is `{}`; only `gelu` (erf) is supported",
+            c.hidden_act
+        );
+    }
+    if let Some(p) = c.position_embedding_type.as_deref()
+        && p != "absolute"
+    {
+        bail!("unsupported position_embedding_type `{p}`; only `absolute` is supported");
+    }
+    ensure!(
+        c.num_attention_heads > 0 && c.hidden_size.is_multiple_of(c.num_attention_heads),
+        "hidden_size {} is not a multiple of num_attention_heads {}",
+        c.hidden_size,
+        c.num_attention_heads
+    );
+    ensure!(
+        c.layer_norm_eps > 0.0 && c.layer_norm_eps < 1.0,
+        "layer_norm_eps {} is outside (0, 1)",
+        c.layer_norm_eps
+    );
+    Ok(())
+}
+
+/// Keys the blob does not need: why each is dropped, or `None` when it is not ignorable.
+fn ignorable(key: &str, prefix: &str) -> Option<&'static str> {
+    let k = key.strip_prefix(prefix).unwrap_or(key);
+    if k == "embeddings.position_ids" {
+        Some("position ids buffer (positions are implicit)")
+    } else if k.starts_with("pooler.") {
+        Some("BERT pooler (not used by mean/CLS pooling or the MLM head)")
+    } else if key.starts_with("cls.seq_relationship.") {
+        Some("next-sentence-prediction head (not supported)")
+    } else {
+        None
+    }
+}
+
+fn tokenizer_tables(vocab: &[String]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let mut tokens = Vec::new();
+    let mut offsets = Vec::with_capacity((vocab.len() + 1) * 4);
+    offsets.extend(0u32.to_le_bytes());
+    for t in vocab {
+        tokens.extend(t.as_bytes());
+        let off = u32::try_from(tokens.len()).context("vocabulary text exceeds 4 GiB")?;
+        offsets.extend(off.to_le_bytes());
+    }
+    let mut ids: Vec<u32> = (0..dim(vocab.len())?).collect();
+    ids.sort_by(|&a, &b| {
+        vocab[a as usize]
+            .as_bytes()
+            .cmp(vocab[b as usize].as_bytes())
+    });
+    for pair in ids.windows(2) {
+        if vocab[pair[0] as usize] == vocab[pair[1] as usize] {
+            bail!(
+                "the vocabulary holds the token `{}` twice (ids {} and {})",
+                vocab[pair[0] as usize],
+                pair[0].min(pair[1]),
+                pair[0].max(pair[1])
+            );
+        }
+    }
+    let sorted = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    Ok((tokens, offsets, sorted))
+}
+
+/// Converts a loaded checkpoint into a sealed, validated blob.
+pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
+    let names = ck.names()?;
+    check_architecture(ck, &names)?;
+    let c = &ck.config;
+    ensure!(
+        opts.alpha > 0.0 && opts.alpha < 1.0,
+        "--alpha {} is outside (0, 1)",
+        opts.alpha
+    );
+    let prefix = if names
+        .iter()
+        .any(|n| n == "bert.embeddings.word_embeddings.weight")
+    {
+        "bert."
+    } else {
+        ""
+    };
+    let (d, ff, vocab_size) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+    ensure!(
+        ck.vocab.len() == vocab_size,
+        "the vocabulary ({}) has {} tokens but config.json says vocab_size {}",
+        ck.vocab_source,
+        ck.vocab.len(),
+        vocab_size
+    );
+    let mut notes = vec![format!("checkpoint {}", ck.origin)];
+    let pooling = match (opts.pooling, ck.pooling) {
+        (Some(p), _) => {
+            notes.push(format!("pooling {p:?} (from --pooling)"));
+            p
+        }
+        (None, Some(p)) => {
+            notes.push(format!("pooling {p:?} (from 1_Pooling/config.json)"));
+            p
+        }
+        (None, None) => {
+            notes.push("pooling Mean (default: no 1_Pooling/config.json)".to_owned());
+            Pooling::Mean
+        }
+    };
+    let has_mlm = names.iter().any(|n| n.starts_with("cls.predictions."));
+    let total = 5 + c.num_hidden_layers * 16 + if has_mlm { 5 } else { 0 };
+    let bar = if opts.progress {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} quantising [{bar:40}] {pos}/{len} tensors")
+                .map_err(|e| anyhow!("{e}"))?
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut r = Reader {
+        ck,
+        prefix,
+        used: BTreeSet::new(),
+        rows: Vec::new(),
+        bar,
+    };
+
+    // Config.
+    let head_dim = (d / c.num_attention_heads) as f64;
+    let logit =
+        core::f64::consts::LOG2_E * 256.0 / (head_dim.sqrt() * 127.0 * 127.0 * 4_294_967_296.0);
+    let (logit_m, logit_s) = encode_multiplier(logit);
+    let alpha_q16 = (opts.alpha * 65536.0).round() as i32;
+    let beta_q16 = crate::quantize::saturate_i32(opts.alpha / (1.0 - opts.alpha) * 65536.0);
+    let config = Config {
+        vocab_size: dim(vocab_size)?,
+        hidden_size: dim(d)?,
+        num_hidden_layers: dim(c.num_hidden_layers)?,
+        num_attention_heads: dim(c.num_attention_heads)?,
+        intermediate_size: dim(ff)?,
+        max_position_embeddings: dim(c.max_position_embeddings)?,
+        type_vocab_size: dim(c.type_vocab_size)?,
+        layer_norm_eps_q32: (c.layer_norm_eps * 4_294_967_296.0).round().max(1.0) as u64,
+        pooling,
+        position_mode: opts.positions,
+        position_alpha_q16: alpha_q16,
+        position_beta_q16: beta_q16,
+        attention_logit_multiplier: logit_m,
+        attention_logit_shift: logit_s,
+    };
+    notes.push(format!(
+        "positions {:?}, alpha {} (q16 {alpha_q16}, beta q16 {beta_q16})",
+        opts.positions, opts.alpha
+    ));
+    let mut body = postcard::to_allocvec(&config)?;
+
+    // Tokenizer.
+    let t = &ck.tokenizer;
+    notes.push(format!(
+        "tokenizer from {} (vocabulary from {}): lowercase {}, strip_accents {}, clean_text {}, \
+         handle_chinese_chars {}, max_input_chars_per_word {}, prefix `{}`",
+        t.source,
+        ck.vocab_source,
+        t.lowercase,
+        t.strip_accents,
+        t.clean_text,
+        t.handle_chinese_chars,
+        t.max_input_chars_per_word,
+        t.continuing_subword_prefix
+    ));
+    let (tokens, offsets, sorted_ids) = tokenizer_tables(&ck.vocab)?;
+    let special = |s: &str| -> Result<u32> {
+        let id = ck
+            .vocab
+            .iter()
+            .position(|v| v == s)
+            .ok_or_else(|| anyhow!("the vocabulary has no special token {s}"))?;
+        dim(id)
+    };
+    let tokenizer = TokenizerSection {
+        lowercase: t.lowercase,
+        strip_accents: t.strip_accents,
+        clean_text: t.clean_text,
+        handle_chinese_chars: t.handle_chinese_chars,
+        max_input_chars_per_word: t.max_input_chars_per_word,
+        unk_id: special("[UNK]")?,
+        cls_id: special("[CLS]")?,
+        sep_id: special("[SEP]")?,
+        pad_id: special("[PAD]")?,
+        mask_id: special("[MASK]")?,
+        continuing_subword_prefix: &t.continuing_subword_prefix,
+        tokens: &tokens,
+        offsets: &offsets,
+        sorted_ids: &sorted_ids,
+    };
+    body.extend(postcard::to_allocvec(&tokenizer)?);
+
+    // Embeddings.
+    let e = format!("{prefix}embeddings");
+    let (word, word_scales) = r.table(&format!("{e}.word_embeddings"), vocab_size, d)?;
+    let (position, _) = r.table(
+        &format!("{e}.position_embeddings"),
+        c.max_position_embeddings,
+        d,
+    )?;
+    let (token_type, _) = r.table(&format!("{e}.token_type_embeddings"), c.type_vocab_size, d)?;
+    let ln = r.layer_norm(&format!("{e}.LayerNorm"), d)?;
+    let embeddings = EmbeddingsSection {
+        word: word.wire(),
+        position: position.wire(),
+        token_type: token_type.wire(),
+        layer_norm: ln.wire(),
+    };
+    body.extend(postcard::to_allocvec(&embeddings)?);
+    drop((word, position, token_type, ln));
+
+    // Encoder layers.
+    for i in 0..c.num_hidden_layers {
+        let l = format!("{prefix}encoder.layer.{i}");
+        let query = r.dense(&format!("{l}.attention.self.query"), d, d)?;
+        let key = r.dense(&format!("{l}.attention.self.key"), d, d)?;
+        let value = r.dense(&format!("{l}.attention.self.value"), d, d)?;
+        let attention_output = r.dense(&format!("{l}.attention.output.dense"), d, d)?;
+        let attention_ln = r.layer_norm(&format!("{l}.attention.output.LayerNorm"), d)?;
+        let intermediate = r.dense(&format!("{l}.intermediate.dense"), ff, d)?;
+        let output = r.dense(&format!("{l}.output.dense"), d, ff)?;
+        let output_ln = r.layer_norm(&format!("{l}.output.LayerNorm"), d)?;
+        let layer = LayerSection {
+            query: query.wire(),
+            key: key.wire(),
+            value: value.wire(),
+            attention_output: attention_output.wire(),
+            attention_layer_norm: attention_ln.wire(),
+            intermediate: intermediate.wire(),
+            output: output.wire(),
+            output_layer_norm: output_ln.wire(),
+        };
+        body.extend(postcard::to_allocvec(&layer)?);
+    }
+
+    // MLM head, decoder tied to the word table.
+    let mlm = if has_mlm {
+        if names.iter().any(|n| n == "cls.predictions.decoder.weight") {
+            let dec = ck.f32("cls.predictions.decoder.weight")?;
+            let word = ck.f32(&format!("{e}.word_embeddings.weight"))?;
+            if dec.shape != word.shape || dec.data != word.data {
+                bail!(
+                    "unsupported MLM head: cls.predictions.decoder.weight differs from the word \
+                     embeddings (only a decoder tied to the word table is supported)"
+                );
+            }
+            r.used.insert("cls.predictions.decoder.weight".to_owned());
+        }
+        let transform = r.dense("cls.predictions.transform.dense", d, d)?;
+        let ln = r.layer_norm("cls.predictions.transform.LayerNorm", d)?;
+        let bias = r.vector("cls.predictions.bias", vocab_size)?;
+        if names.iter().any(|n| n == "cls.predictions.decoder.bias") {
+            let a = ck.f32("cls.predictions.decoder.bias")?;
+            let b = ck.f32("cls.predictions.bias")?;
+            ensure!(
+                a.data == b.data,
+                "unsupported MLM head: cls.predictions.decoder.bias differs from cls.predictions.bias"
+            );
+            r.used.insert("cls.predictions.decoder.bias".to_owned());
+        }
+        let (m, s) = encode_all(word_scales.iter().map(|s| s / 127.0));
+        notes.push(
+            "MLM head: decoder tied to the word table (requantised per vocabulary row)".to_owned(),
+        );
+        Some((
+            transform,
+            ln,
+            OwnedTensor::i32("cls.predictions.decoder.multiplier".to_owned(), &m)?,
+            OwnedTensor::u8("cls.predictions.decoder.shift".to_owned(), &s)?,
+            bias,
+        ))
+    } else {
+        None
+    };
+    let head = HeadSection {
+        mlm: mlm.as_ref().map(|(transform, ln, m, s, bias)| MlmHead {
+            transform: transform.wire(),
+            layer_norm: ln.wire(),
+            decoder_multiplier: m.wire(),
+            decoder_shift: s.wire(),
+            decoder_bias: bias.wire(),
+        }),
+    };
+    body.extend(postcard::to_allocvec(&head)?);
+    r.bar.finish_and_clear();
+
+    // Every checkpoint key must be used or knowingly ignored.
+    let mut ignored = Vec::new();
+    let mut unknown = Vec::new();
+    for n in &names {
+        if r.used.contains(n) {
+            continue;
+        }
+        match ignorable(n, prefix) {
+            Some(why) => ignored.push(format!("{n}: {why}")),
+            None => unknown.push(n.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        bail!(
+            "unsupported tensors in the checkpoint (a head or module microbert does not run): {}",
+            unknown.join(", ")
+        );
+    }
+
+    let mut blob = Header::seal(&body).to_vec();
+    blob.extend(body);
+    microbert::parse(&blob).map_err(|e| anyhow!("the converted blob does not validate: {e}"))?;
+    Ok(Converted {
+        blob,
+        rows: r.rows,
+        ignored,
+        notes,
+        safetensors_len: ck.safetensors.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_tokens_are_rejected() {
+        let v: Vec<String> = ["a", "b", "a"].iter().map(|s| s.to_string()).collect();
+        let e = tokenizer_tables(&v).unwrap_err().to_string();
+        assert!(e.contains("`a` twice (ids 0 and 2)"), "{e}");
+    }
+
+    #[test]
+    fn sorted_ids_sort_by_bytes() {
+        let v: Vec<String> = ["b", "##a", "a", "[CLS]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (tokens, offsets, sorted) = tokenizer_tables(&v).unwrap();
+        assert_eq!(tokens, b"b##aa[CLS]");
+        assert_eq!(offsets.len(), 5 * 4);
+        let ids: Vec<u32> = sorted
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(ids, [1, 3, 2, 0]);
+    }
+}

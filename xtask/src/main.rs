@@ -3,8 +3,12 @@
 // A binary crate: `pub` marks what the other modules of xtask use.
 #![allow(unreachable_pub)]
 
+mod checkpoint;
+mod ci;
 mod convert;
 mod fetch;
+mod fixture;
+mod quantize;
 mod tables;
 mod unicode;
 
@@ -28,6 +32,20 @@ enum Command {
     FetchData(fetch::FetchDataArgs),
     /// Convert a Hugging Face checkpoint directory into a microbert blob.
     Convert(convert::ConvertArgs),
+    /// Fetch the pinned models and corpora and convert the blobs the tests use.
+    Prepare,
+    /// Everything CI checks: generated files, formatting, clippy, all tests in the
+    /// optimised test profile, and the no_std builds for bare-metal targets.
+    Ci,
+    /// The main job: `microbert embed` on the default MiniLM model (fetched and converted
+    /// on first use) for texts on stdin, one per line. Extra arguments go to `microbert embed`.
+    Embed {
+        /// Arguments for `microbert embed` (e.g. --max-tokens 128, --hash).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the runtime for the bare-metal targets (the no_std proof).
+    NoStd,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -37,6 +55,12 @@ enum Command {
     /// Regenerate the tokenizer's Unicode tables (or check them with --check).
     GenUnicode {
         /// Fail if the committed tables are stale instead of rewriting them.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Regenerate the tiny random test model in models/fixtures/tiny (or check it with --check).
+    GenFixture {
+        /// Fail if the committed fixture is stale instead of rewriting it.
         #[arg(long)]
         check: bool,
     },
@@ -58,7 +82,12 @@ fn main() -> Result<()> {
         Command::FetchModel(args) => fetch::fetch_model(&args),
         Command::FetchData(args) => fetch::fetch_data(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Prepare => ci::prepare(),
+        Command::Ci => ci::ci(&root),
+        Command::Embed { args } => ci::embed(&args),
+        Command::NoStd => ci::no_std(&root),
         Command::GenTables { check } => tables::run(&root, check),
+        Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
     }
 }

