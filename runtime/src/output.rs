@@ -14,7 +14,13 @@ pub fn normalize(pooled: &[i32], out: &mut [f32]) {
         *o = x as f32 * scale;
         sum += *o * *o;
     }
-    let norm = F32Ext::sqrt(sum);
+    // micromath's square root is a fast approximation; two Newton steps make it exact to
+    // f32 precision.
+    let mut norm = F32Ext::sqrt(sum);
+    if norm > 0.0 {
+        norm = 0.5 * (norm + sum / norm);
+        norm = 0.5 * (norm + sum / norm);
+    }
     if norm > 0.0 {
         for o in out.iter_mut() {
             *o /= norm;

@@ -98,6 +98,62 @@ pub fn quantize_row_i8(row: &[i32], out: &mut [i8]) -> u32 {
     a
 }
 
+/// `round(x / 2^shift)` for a signed shift: a right shift with rounding when `shift > 0`,
+/// a left shift when `shift <= 0`; saturated to `i32`. Shifts past 62 give 0.
+#[inline]
+pub const fn shift_round_sat(x: i64, shift: i32) -> i32 {
+    if shift > 62 {
+        0
+    } else if shift > 0 {
+        sat_i32_from_i64(round_shift_i64(x, shift as u32))
+    } else if x == 0 {
+        0
+    } else if shift < -31 {
+        if x > 0 { i32::MAX } else { i32::MIN }
+    } else {
+        sat_i32((x as i128) << (-shift))
+    }
+}
+
+/// Splits a positive `x < 2^62` into a mantissa in `[2^30, 2^31)` and an exponent:
+/// `x ~= mantissa * 2^exponent` (exact when `x < 2^31`, rounded half up otherwise).
+/// Zero gives `(0, 0)`.
+#[inline]
+pub const fn normalize(x: u64) -> (i64, i32) {
+    if x == 0 {
+        return (0, 0);
+    }
+    let bits = 64 - x.leading_zeros() as i32;
+    if bits <= 31 {
+        ((x << (31 - bits)) as i64, bits - 31)
+    } else {
+        let e = bits - 31;
+        let m = round_shift_i64(x as i64, e as u32);
+        if m >= 1 << 31 {
+            (m >> 1, e + 1)
+        } else {
+            (m, e)
+        }
+    }
+}
+
+/// Quantises a Q.16 row to int8 with a power-of-two scale: `out = round(x / 2^e)` with
+/// the smallest `e >= 0` that keeps every value in [-127, 127]. Returns `e`; the real
+/// value of `out[i]` is `out[i] * 2^e / 2^16`. Used for keys, whose per-key scale then
+/// costs a shift instead of a multiply in every attention logit.
+pub fn quantize_row_pow2(row: &[i32], out: &mut [i8]) -> u32 {
+    let a = i64::from(amax(row));
+    let mut e = 0u32;
+    while e < 31 && round_shift_i64(a, e) > I8_MAX as i64 {
+        e += 1;
+    }
+    for (o, &x) in out.iter_mut().zip(row) {
+        let q = round_shift_i64(i64::from(x), e).clamp(-(I8_MAX as i64), I8_MAX as i64);
+        *o = q as i8;
+    }
+    e
+}
+
 /// Integer square root: the largest `r` with `r * r <= n`.
 pub const fn isqrt_u64(n: u64) -> u64 {
     if n < 2 {
@@ -177,6 +233,38 @@ mod tests {
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
         }
+    }
+
+    #[test]
+    fn pow2_quantisation_uses_the_smallest_exponent() {
+        let mut q = [0i8; 3];
+        assert_eq!(quantize_row_pow2(&[127, -127, 5], &mut q), 0);
+        assert_eq!(q, [127, -127, 5]);
+        assert_eq!(quantize_row_pow2(&[128, -64, 3], &mut q), 1);
+        assert_eq!(q, [64, -32, 2]);
+        assert_eq!(quantize_row_pow2(&[253, 0, -253], &mut q), 1);
+        assert_eq!(q, [127, 0, -126]);
+        assert_eq!(
+            quantize_row_pow2(&[i32::MIN, i32::MAX, 1 << 20], &mut q),
+            25
+        );
+        assert_eq!(q, [-64, 64, 0]);
+    }
+
+    #[test]
+    fn normalize_and_signed_shifts() {
+        assert_eq!(normalize(0), (0, 0));
+        assert_eq!(normalize(1), (1 << 30, -30));
+        assert_eq!(normalize((1 << 31) - 1), ((1 << 31) - 1, 0));
+        assert_eq!(normalize(u64::MAX >> 2), (1 << 30, 32));
+        let (m, e) = normalize(3 << 40);
+        assert_eq!((m, e), (3 << 29, 11));
+        assert_eq!(shift_round_sat(5, 1), 3);
+        assert_eq!(shift_round_sat(-5, 1), -2);
+        assert_eq!(shift_round_sat(5, -2), 20);
+        assert_eq!(shift_round_sat(5, -40), i32::MAX);
+        assert_eq!(shift_round_sat(-5, -31), i32::MIN);
+        assert_eq!(shift_round_sat(i64::MAX, 63), 0);
     }
 
     #[test]

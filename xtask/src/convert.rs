@@ -57,7 +57,7 @@ pub struct ConvertArgs {
     #[arg(long, value_enum)]
     pooling: Option<PoolingArg>,
     /// Position mode stored in the blob.
-    #[arg(long, value_enum, default_value = "absolute")]
+    #[arg(long, value_enum, default_value = "hierarchical")]
     positions: PositionsArg,
     /// Hierarchical-position alpha, in (0, 1).
     #[arg(long, default_value_t = 0.4)]
@@ -81,7 +81,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             pooling: None,
-            positions: PositionMode::Absolute,
+            positions: PositionMode::Hierarchical,
             alpha: 0.4,
             progress: false,
         }
@@ -608,8 +608,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
 
     // Config.
     let head_dim = (d / c.num_attention_heads) as f64;
-    let logit =
-        core::f64::consts::LOG2_E * 256.0 / (head_dim.sqrt() * 127.0 * 127.0 * 4_294_967_296.0);
+    let logit = core::f64::consts::LOG2_E * 256.0 / (head_dim.sqrt() * 127.0 * 4_294_967_296.0);
     let (logit_m, logit_s) = encode_multiplier(logit);
     let alpha_q16 = (opts.alpha * 65536.0).round() as i32;
     let beta_q16 = crate::quantize::saturate_i32(opts.alpha / (1.0 - opts.alpha) * 65536.0);

@@ -3,7 +3,7 @@
 //! current.
 
 use anyhow::{Context, Result, bail};
-use std::fmt::Write as _;
+use core::fmt::Write as _;
 use std::path::Path;
 
 /// Where the generated tables live, relative to the workspace root.
@@ -30,21 +30,21 @@ pub fn erf(z: f64) -> f64 {
                 break;
             }
         }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
+        sum * 2.0 / core::f64::consts::PI.sqrt()
     } else {
         // erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...))))
         let mut t = a;
         for k in (1..=200).rev() {
             t = a + (k as f64 / 2.0) / t;
         }
-        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / t
+        1.0 - (-a * a).exp() / core::f64::consts::PI.sqrt() / t
     };
     v.copysign(z)
 }
 
 /// GELU, erf form.
 pub fn gelu(x: f64) -> f64 {
-    0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2))
+    0.5 * x * (1.0 + erf(x / core::f64::consts::SQRT_2))
 }
 
 fn render() -> String {
@@ -86,10 +86,31 @@ fn render() -> String {
     s
 }
 
+/// Formats generated source with rustfmt, so the committed file is what `cargo fmt` keeps.
+pub fn rustfmt(src: &str) -> Result<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024", "--emit", "stdout"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running rustfmt")?;
+    child
+        .stdin
+        .take()
+        .context("rustfmt stdin")?
+        .write_all(src.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("rustfmt failed on generated source");
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
 /// Writes the tables, or with `check` fails when the committed file differs.
 pub fn run(root: &Path, check: bool) -> Result<()> {
     let path = root.join(TABLES_RS);
-    let want = render();
+    let want = rustfmt(&render())?;
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     if have == want {
         println!("{TABLES_RS} is up to date");

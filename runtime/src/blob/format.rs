@@ -111,8 +111,10 @@ pub struct Config {
     pub position_alpha_q16: i32,
     /// `beta = alpha / (1 - alpha)` in Q.16, used by hierarchical positions.
     pub position_beta_q16: i32,
-    /// Attention logits: `z = round(acc * amax_q * amax_k * mult / 2^shift)` turns a
-    /// Q.K int8 dot product and the two per-token ranges into `log2(e) * score` in Q.8.
+    /// Attention logits: the multiplier of `log2(e) * 256 / (sqrt(head_dim) * 127 * 2^32)`.
+    /// With a query row's range `amax_q` (int8 step `amax_q / 127`) and a key's
+    /// power-of-two scale `2^e_k`, `z = acc * amax_q * 2^e_k * multiplier / 2^shift` turns a
+    /// Q.K int8 dot product into `log2(e) * score` in Q.8.
     pub attention_logit_multiplier: i32,
     /// Shift paired with `attention_logit_multiplier`.
     pub attention_logit_shift: u8,

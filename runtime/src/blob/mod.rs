@@ -79,9 +79,9 @@ impl<'a> ModelView<'a> {
         }
     }
 
-    /// The largest number of tokens the model reads in its position mode.
+    /// The largest number of tokens the model reads in the position mode of its config.
     pub fn max_tokens(&self) -> usize {
-        crate::model::position::max_positions(&self.config)
+        crate::model::position::max_positions(&self.config, self.config.position_mode)
     }
 }
 

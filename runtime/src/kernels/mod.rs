@@ -15,7 +15,8 @@ pub mod tables;
 pub mod testing;
 
 /// Requantisation parameters of one dense layer's output channels, borrowed from the blob:
-/// `y[c] = round(acc[c] * amax * multiplier[c] / 2^shift[c]) + bias[c]`, saturated.
+/// `y[c] ~= acc[c] * amax * multiplier[c] / 2^shift[c] + bias[c]`, saturated (the exact
+/// rounding steps are in [`scalar::requantize_row`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Requant<'a> {
     /// i32 LE per channel, non-negative.
@@ -60,23 +61,30 @@ pub trait Kernels {
     }
 
     /// Turns one query row's Q.K accumulators into attention logits in place:
-    /// `z[j] = round(acc[j] * q_amax * k_amax[j] * multiplier / 2^shift)`, saturated
-    /// (`log2(e) * score` in Q.8; see [`crate::blob::Config::attention_logit_multiplier`]).
+    /// `z[j] ~= acc[j] * q_amax * 2^k_exp[j] * multiplier / 2^shift` (`log2(e) * score` in
+    /// Q.8; exact rounding in [`scalar::attention_logits_row`]; see
+    /// [`crate::blob::Config::attention_logit_multiplier`]). Keys have power-of-two scales.
     fn attention_logits_row(
         &self,
         acc: &mut [i32],
         q_amax: u32,
-        k_amax: &[u32],
+        k_exp: &[u32],
         multiplier: i32,
         shift: u8,
     ) {
-        scalar::attention_logits_row(acc, q_amax, k_amax, multiplier, shift);
+        scalar::attention_logits_row(acc, q_amax, k_exp, multiplier, shift);
     }
 
     /// Symmetric int8 quantisation of a Q.16 row; returns its range `amax` (see
     /// [`crate::quant::quantize_row_i8`]).
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
         crate::quant::quantize_row_i8(row, out)
+    }
+
+    /// int8 quantisation of a Q.16 row with a power-of-two scale; returns the exponent
+    /// (see [`crate::quant::quantize_row_pow2`]).
+    fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
+        crate::quant::quantize_row_pow2(row, out)
     }
 
     /// Requantises one row of i32 accumulators of a dense layer to Q.16 (see [`Requant`]).
@@ -136,14 +144,17 @@ impl<K: Kernels + ?Sized> Kernels for &K {
         &self,
         acc: &mut [i32],
         q_amax: u32,
-        k_amax: &[u32],
+        k_exp: &[u32],
         multiplier: i32,
         shift: u8,
     ) {
-        (**self).attention_logits_row(acc, q_amax, k_amax, multiplier, shift);
+        (**self).attention_logits_row(acc, q_amax, k_exp, multiplier, shift);
     }
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
         (**self).quantize_row_i8(row, out)
+    }
+    fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
+        (**self).quantize_row_pow2(row, out)
     }
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         (**self).requantize_row(acc, amax, rq, out);

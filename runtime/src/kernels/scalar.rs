@@ -7,7 +7,10 @@
 
 use super::Requant;
 use super::tables::{EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS};
-use crate::quant::{FRAC_BITS, isqrt_u64, round_shift_i64, round_shift_i128, sat_i32};
+use crate::quant::{
+    FRAC_BITS, isqrt_u64, normalize, round_shift_i64, round_shift_i128, sat_i32, sat_i32_from_i64,
+    shift_round_sat,
+};
 
 /// Reads the `i`-th little-endian i32 of a byte slice (0 when out of range; validated blobs
 /// never are).
@@ -59,34 +62,47 @@ pub fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
     }
 }
 
-/// See [`Requant`]: `y = round(acc * amax * mult / 2^shift) + bias`, saturated to i32.
+/// First rounding shift of [`requantize_row`]: keeps `acc * multiplier / 2^26` within
+/// i32 for every depth up to 4,160 (`16129 * depth * 2^31 / 2^26 < 2^31`).
+pub const REQUANT_PRE_SHIFT: u8 = 26;
+
+/// See [`Requant`]. Two i64 steps, so that SIMD backends can reproduce it with 32 x 32 ->
+/// 64-bit multiplies: `t = sat_i32(round(acc * m_c / 2^26))`, then with
+/// `amax = am * 2^ea` (`am` in `[2^30, 2^31)`, exact), `y = round(t * am / 2^(shift_c - 26 - ea))`
+/// (a left shift when that is negative), saturated, plus `bias_c`, saturated.
 pub fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
+    let (am, ea) = normalize(u64::from(amax));
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
-        let mult = le_i32(rq.multiplier, c);
-        let shift = rq.shift.get(c).copied().unwrap_or(0);
-        let y = round_shift_i128(i128::from(a) * i128::from(amax) * i128::from(mult), shift);
+        let mult = i64::from(le_i32(rq.multiplier, c));
+        let shift = i32::from(rq.shift.get(c).copied().unwrap_or(0));
+        let t = sat_i32_from_i64(round_shift_i64(
+            i64::from(a) * mult,
+            REQUANT_PRE_SHIFT.into(),
+        ));
+        let y = shift_round_sat(i64::from(t) * am, shift - i32::from(REQUANT_PRE_SHIFT) - ea);
         let bias = if rq.bias.is_empty() {
             0
         } else {
             le_i32(rq.bias, c)
         };
-        *o = sat_i32(y + i128::from(bias));
+        *o = y.saturating_add(bias);
     }
 }
 
-/// See [`super::Kernels::attention_logits_row`].
+/// See [`super::Kernels::attention_logits_row`]: with `q_amax * multiplier = cm * 2^ce`
+/// (`cm` in `[2^30, 2^31)`), `z[j] = round(acc[j] * cm / 2^(shift - ce - k_exp[j]))`,
+/// saturated. `|acc| < 2^27` keeps the product below 2^58.
 pub fn attention_logits_row(
     acc: &mut [i32],
     q_amax: u32,
-    k_amax: &[u32],
+    k_exp: &[u32],
     multiplier: i32,
     shift: u8,
 ) {
-    // acc < 2^27, both ranges < 2^31 and multiplier < 2^31: the product stays below 2^120.
-    let row = i128::from(q_amax) * i128::from(multiplier);
-    for (z, &ka) in acc.iter_mut().zip(k_amax) {
-        let x = i128::from(i64::from(*z) * i64::from(ka)) * row;
-        *z = sat_i32(round_shift_i128(x, shift));
+    let (cm, ce) = normalize(u64::from(q_amax) * multiplier.unsigned_abs() as u64);
+    let base = i32::from(shift) - ce;
+    for (z, &e) in acc.iter_mut().zip(k_exp) {
+        *z = shift_round_sat(i64::from(*z) * cm, base - e.min(31) as i32);
     }
 }
 

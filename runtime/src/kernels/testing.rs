@@ -160,6 +160,7 @@ pub fn row_kernels<K: Kernels>(k: &K) {
     let mut shift = [0u8; MAX_LEN];
     let mut bias = [0u8; MAX_LEN * 4];
     let mut amaxes = [0u32; MAX_LEN];
+    let mut exps = [0u32; MAX_LEN];
     let mut got_p = [0u16; MAX_LEN];
     let mut want_p = [0u16; MAX_LEN];
     let mut case = 0;
@@ -203,16 +204,19 @@ pub fn row_kernels<K: Kernels>(k: &K) {
             Scalar.requantize_row(&acc[..n], ga, &rq, &mut want[..n]);
             check("requantize_row", k.name(), case, &got[..n], &want[..n]);
 
-            // Logits and softmax.
+            // Logits (key exponents over their whole range) and softmax.
+            for e in exps.iter_mut().take(n) {
+                *e = rng.range(0, 25) as u32;
+            }
             for a in amaxes.iter_mut().take(n) {
                 *a = rng.range(0, 1 << 22) as u32;
             }
             got[..n].copy_from_slice(&acc[..n]);
             want[..n].copy_from_slice(&acc[..n]);
             let m = rng.range(1 << 30, i32::MAX as i64) as i32;
-            let s = rng.range(60, 80) as u8;
-            k.attention_logits_row(&mut got[..n], ga, &amaxes[..n], m, s);
-            Scalar.attention_logits_row(&mut want[..n], ga, &amaxes[..n], m, s);
+            let s = rng.range(40, 96) as u8;
+            k.attention_logits_row(&mut got[..n], ga, &exps[..n], m, s);
+            Scalar.attention_logits_row(&mut want[..n], ga, &exps[..n], m, s);
             check(
                 "attention_logits_row",
                 k.name(),

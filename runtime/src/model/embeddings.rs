@@ -5,7 +5,7 @@
 //! row's multiplier and the three are summed in i32 Q.16.
 
 use super::position::{add_position, table_value};
-use crate::blob::ModelView;
+use crate::blob::{ModelView, PositionMode};
 use crate::error::RunError;
 use crate::kernels::Kernels;
 use crate::quant::sat_i32_from_i64;
@@ -16,6 +16,7 @@ pub(crate) fn embed<K: Kernels>(
     model: &ModelView<'_>,
     ids: &[u32],
     token_types: Option<&[u32]>,
+    positions: PositionMode,
     hidden: &mut [i32],
 ) -> Result<(), RunError> {
     let c = &model.config;
@@ -29,7 +30,7 @@ pub(crate) fn embed<K: Kernels>(
                 table_value(&e.word, id, col, d) + table_value(&e.token_type, ty, col, d),
             );
         }
-        add_position(&e.position, c, t, row)?;
+        add_position(&e.position, c, positions, t, row)?;
         k.layer_norm_row(
             row,
             e.layer_norm.gamma.data,

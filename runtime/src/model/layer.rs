@@ -15,8 +15,10 @@ use crate::blob::{Config, LayerNorm, LayerSection};
 use crate::kernels::Kernels;
 use crate::quant::sat_i32_from_i64;
 
-/// Quantises each head's slice of `rows` Q.16 rows (`[rows, d]`) to int8 and hands the
-/// range of row `r`, head `h` to `store_amax(r, h, amax)`.
+/// Quantises each head's slice of `rows` Q.16 rows (`[rows, d]`) to int8 (with a
+/// power-of-two scale when `pow2`) and hands the range, or the exponent, of row `r`, head
+/// `h` to `store(r, h, scale)`.
+#[allow(clippy::too_many_arguments)]
 fn quantize_heads<K: Kernels>(
     k: &K,
     rows: usize,
@@ -24,14 +26,20 @@ fn quantize_heads<K: Kernels>(
     heads: usize,
     src: &[i32],
     dst: &mut [i8],
-    mut store_amax: impl FnMut(usize, usize, u32),
+    pow2: bool,
+    mut store: impl FnMut(usize, usize, u32),
 ) {
     let dh = d / heads;
     for r in 0..rows {
         for h in 0..heads {
             let lo = r * d + h * dh;
             if let (Some(s), Some(q)) = (src.get(lo..lo + dh), dst.get_mut(lo..lo + dh)) {
-                store_amax(r, h, k.quantize_row_i8(s, q));
+                let scale = if pow2 {
+                    k.quantize_row_pow2(s, q)
+                } else {
+                    k.quantize_row_i8(s, q)
+                };
+                store(r, h, scale);
             }
         }
     }
@@ -66,6 +74,7 @@ pub(crate) fn forward_layer<K: Kernels>(
     layer: &LayerSection<'_>,
     plan: &Plan,
     b: &mut Buffers<'_>,
+    block_done: &mut dyn FnMut(),
 ) {
     let (n, d, heads, block) = (plan.n, plan.d, plan.heads, plan.block);
     let dh = d / heads;
@@ -80,14 +89,16 @@ pub(crate) fn forward_layer<K: Kernels>(
             x_amax: &mut *b.x_amax,
             acc: &mut *b.acc,
         };
-        for (dense, q, amax) in [
-            (&layer.key, &mut *b.k_q, &mut *b.k_amax),
-            (&layer.value, &mut *b.v_q, &mut *b.v_amax),
+        // Keys with power-of-two scales (the logits then shift instead of multiply),
+        // values with their ranges (folded into the probabilities).
+        for (dense, q, scale, pow2) in [
+            (&layer.key, &mut *b.k_q, &mut *b.k_exp, true),
+            (&layer.value, &mut *b.v_q, &mut *b.v_amax, false),
         ] {
             forward(k, dense, rows, input, &mut s, b.y);
             let dst = q.get_mut(r0 * d..(r0 + rows) * d).unwrap_or_default();
-            quantize_heads(k, rows, d, heads, b.y, dst, |r, h, a| {
-                if let Some(slot) = amax.get_mut(h * n + r0 + r) {
+            quantize_heads(k, rows, d, heads, b.y, dst, pow2, |r, h, a| {
+                if let Some(slot) = scale.get_mut(h * n + r0 + r) {
                     *slot = a;
                 }
             });
@@ -107,7 +118,7 @@ pub(crate) fn forward_layer<K: Kernels>(
             let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
             forward(k, &layer.query, rows, input, &mut s, b.y);
         }
-        quantize_heads(k, rows, d, heads, b.y, b.q_q, |r, h, a| {
+        quantize_heads(k, rows, d, heads, b.y, b.q_q, false, |r, h, a| {
             if let Some(slot) = b.q_amax.get_mut(r * heads + h) {
                 *slot = a;
             }
@@ -116,7 +127,7 @@ pub(crate) fn forward_layer<K: Kernels>(
             let q = b.q_q.get(h * dh..).unwrap_or_default();
             let keys = b.k_q.get(h * dh..).unwrap_or_default();
             k.gemm_i8(rows, n, dh, q, d, keys, d, s.acc);
-            let k_amax = b.k_amax.get(h * n..(h + 1) * n).unwrap_or_default();
+            let k_exp = b.k_exp.get(h * n..(h + 1) * n).unwrap_or_default();
             let v_amax = b.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
             let values = b.v_q.get(h * dh..).unwrap_or_default();
             for r in 0..rows {
@@ -127,7 +138,7 @@ pub(crate) fn forward_layer<K: Kernels>(
                 k.attention_logits_row(
                     logits,
                     q_amax,
-                    k_amax,
+                    k_exp,
                     c.attention_logit_multiplier,
                     c.attention_logit_shift,
                 );
@@ -172,5 +183,6 @@ pub(crate) fn forward_layer<K: Kernels>(
             &layer.output_layer_norm,
             c.layer_norm_eps_q32,
         );
+        block_done();
     }
 }

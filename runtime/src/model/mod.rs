@@ -10,7 +10,7 @@ pub mod layer;
 pub mod position;
 pub mod scratch;
 
-use crate::blob::{ModelView, Pooling};
+use crate::blob::{ModelView, Pooling, PositionMode};
 use crate::error::RunError;
 use crate::kernels::Kernels;
 use crate::kernels::Requant;
@@ -23,12 +23,51 @@ use scratch::{Buffers, Plan};
 pub struct Encoder<'m, 'a, K> {
     model: &'m ModelView<'a>,
     kernels: K,
+    positions: PositionMode,
+}
+
+/// How far a forward pass has got: `done` of `total` units (one unit is one block of
+/// query rows through one layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Units finished.
+    pub done: usize,
+    /// Units in the whole pass.
+    pub total: usize,
+}
+
+/// Per-call options of [`Encoder::embed_with`]; `Default` gives token types 0, the blob's
+/// pooling and no progress reports.
+#[derive(Default)]
+pub struct EmbedOptions<'p> {
+    /// Token type (segment) of each token; all 0 when `None`.
+    pub token_types: Option<&'p [u32]>,
+    /// Pooling; the blob's when `None`.
+    pub pooling: Option<Pooling>,
+    /// Called after each unit of work, for progress bars on long inputs.
+    pub progress: Option<&'p mut dyn FnMut(Progress)>,
 }
 
 impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
-    /// An encoder for `model` using `kernels`.
+    /// An encoder for `model` using `kernels`, in the blob's position mode.
     pub fn new(model: &'m ModelView<'a>, kernels: K) -> Self {
-        Self { model, kernels }
+        Self {
+            model,
+            kernels,
+            positions: model.config.position_mode,
+        }
+    }
+
+    /// The same encoder in another position mode: `Absolute` reads at most the trained
+    /// table's positions, `Hierarchical` up to its square. Positions below the trained
+    /// table's size are embedded identically in both.
+    pub fn with_positions(self, positions: PositionMode) -> Self {
+        Self { positions, ..self }
+    }
+
+    /// The largest number of tokens this encoder reads.
+    pub fn max_tokens(&self) -> usize {
+        position::max_positions(&self.model.config, self.positions)
     }
 
     /// The model.
@@ -47,7 +86,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         if ids.is_empty() {
             return Err(RunError::EmptyInput);
         }
-        let max = self.model.max_tokens();
+        let max = self.max_tokens();
         if ids.len() > max {
             return Err(RunError::TooManyTokens {
                 len: ids.len(),
@@ -90,14 +129,36 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         token_types: Option<&[u32]>,
         scratch: &'s mut [u8],
         with_mlm: bool,
+        mut progress: Option<&mut dyn FnMut(Progress)>,
     ) -> Result<(Plan, Buffers<'s>), RunError> {
         self.check_input(ids, token_types)?;
         let plan = Plan::new(self.model, ids.len(), with_mlm);
         let mut b = plan.carve(scratch)?;
-        embeddings::embed(&self.kernels, self.model, ids, token_types, b.hidden)?;
+        embeddings::embed(
+            &self.kernels,
+            self.model,
+            ids,
+            token_types,
+            self.positions,
+            b.hidden,
+        )?;
+        let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
+        let mut done = 0;
         let mut layers = 0u32;
         for layer in self.model.layers() {
-            layer::forward_layer(&self.kernels, &self.model.config, &layer, &plan, &mut b);
+            layer::forward_layer(
+                &self.kernels,
+                &self.model.config,
+                &layer,
+                &plan,
+                &mut b,
+                &mut || {
+                    done += 1;
+                    if let Some(report) = progress.as_deref_mut() {
+                        report(Progress { done, total });
+                    }
+                },
+            );
             layers += 1;
         }
         if layers != self.model.config.num_hidden_layers {
@@ -116,7 +177,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         token_types: Option<&[u32]>,
         scratch: &'s mut [u8],
     ) -> Result<&'s [i32], RunError> {
-        let (_, b) = self.encode(ids, token_types, scratch, false)?;
+        let (_, b) = self.encode(ids, token_types, scratch, false, None)?;
         Ok(b.hidden)
     }
 
@@ -129,18 +190,18 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         scratch: &mut [u8],
         pooled: &mut [i32],
     ) -> Result<(), RunError> {
-        self.embed_with(ids, None, self.model.config.pooling, scratch, pooled)
+        self.embed_with(ids, EmbedOptions::default(), scratch, pooled)
     }
 
-    /// [`Self::embed`] with explicit token types and pooling.
+    /// [`Self::embed`] with token types, a pooling override or progress reports.
     pub fn embed_with(
         &self,
         ids: &[u32],
-        token_types: Option<&[u32]>,
-        pooling: Pooling,
+        options: EmbedOptions<'_>,
         scratch: &mut [u8],
         pooled: &mut [i32],
     ) -> Result<(), RunError> {
+        let pooling = options.pooling.unwrap_or(self.model.config.pooling);
         let d = self.model.config.hidden_size as usize;
         if pooled.len() != d {
             return Err(RunError::OutputSize {
@@ -148,7 +209,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
                 needed: d,
             });
         }
-        let (plan, b) = self.encode(ids, token_types, scratch, false)?;
+        let (plan, b) = self.encode(ids, options.token_types, scratch, false, options.progress)?;
         pool(b.hidden, plan.n, d, pooling, pooled);
         Ok(())
     }
@@ -183,7 +244,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
                 limit: ids.len(),
             });
         }
-        let (_, b) = self.encode(ids, None, scratch, true)?;
+        let (_, b) = self.encode(ids, None, scratch, true, None)?;
         let k = &self.kernels;
         let mut s = DenseScratch {
             x_smooth: &mut *b.x_smooth,

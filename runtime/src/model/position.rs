@@ -13,11 +13,11 @@ use crate::error::RunError;
 use crate::kernels::scalar::le_i32;
 use crate::quant::{FRAC_BITS, mul_shift, round_shift_i64, sat_i32_from_i64};
 
-/// The number of positions the model addresses in its position mode: `n` (absolute) or
+/// The number of positions a model addresses in a position mode: `n` (absolute) or
 /// `n * n` (hierarchical).
-pub fn max_positions(c: &Config) -> usize {
+pub fn max_positions(c: &Config, mode: PositionMode) -> usize {
     let n = c.max_position_embeddings as usize;
-    match c.position_mode {
+    match mode {
         PositionMode::Absolute => n,
         PositionMode::Hierarchical => n.saturating_mul(n),
     }
@@ -40,11 +40,12 @@ pub(crate) fn table_value(t: &EmbeddingTable<'_>, row: usize, col: usize, d: usi
 pub(crate) fn add_position(
     t: &EmbeddingTable<'_>,
     c: &Config,
+    mode: PositionMode,
     k: usize,
     row: &mut [i32],
 ) -> Result<(), RunError> {
     let n = c.max_position_embeddings as usize;
-    let limit = max_positions(c);
+    let limit = max_positions(c, mode);
     if k >= limit {
         return Err(RunError::PositionOutOfRange { position: k, limit });
     }

@@ -30,12 +30,13 @@ pub(crate) struct Plan {
 pub(crate) struct Buffers<'s> {
     /// Residual stream, Q.16 `[n, d]`.
     pub(crate) hidden: &'s mut [i32],
-    /// Keys, int8 `[n, d]`, quantised per (token, head).
+    /// Keys, int8 `[n, d]`, quantised per (token, head) with power-of-two scales.
     pub(crate) k_q: &'s mut [i8],
     /// Values, int8 `[n, d]`, quantised per (token, head).
     pub(crate) v_q: &'s mut [i8],
-    /// Key ranges, `[heads, n]` (head-major so one head's are contiguous).
-    pub(crate) k_amax: &'s mut [u32],
+    /// Key scale exponents (power-of-two scales), `[heads, n]` (head-major so one head's
+    /// are contiguous).
+    pub(crate) k_exp: &'s mut [u32],
     /// Value ranges, `[heads, n]`.
     pub(crate) v_amax: &'s mut [u32],
     /// Queries of a block, int8 `[block, d]`.
@@ -80,6 +81,11 @@ impl Plan {
             wide: d.max(ffn),
             mlm_vocab: if with_mlm { c.vocab_size as usize } else { 0 },
         }
+    }
+
+    /// Row blocks in one layer's pass.
+    pub(crate) fn blocks(&self) -> usize {
+        self.n.div_ceil(self.block)
     }
 
     /// `(element count, element size)` of each buffer, in carving order.
@@ -168,7 +174,7 @@ impl Plan {
         let hidden = i32s(next(r0), r0.0);
         let k_q = i8s(next(r1), r1.0);
         let v_q = i8s(next(r2), r2.0);
-        let k_amax = u32s(next(r3), r3.0);
+        let k_exp = u32s(next(r3), r3.0);
         let v_amax = u32s(next(r4), r4.0);
         let q_q = i8s(next(r5), r5.0);
         let q_amax = u32s(next(r6), r6.0);
@@ -185,7 +191,7 @@ impl Plan {
             hidden,
             k_q,
             v_q,
-            k_amax,
+            k_exp,
             v_amax,
             q_q,
             q_amax,
