@@ -2,10 +2,13 @@
 //! the candle f32 oracle, and running the integer runtime.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod long;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config as CandleConfig};
-use microbert::{Encoder, ModelView, Scalar};
+use microbert::{Encoder, ModelView};
+use microbert_host::HostKernels;
 use microbert_tests::corpus::cache_dir;
 use std::path::PathBuf;
 
@@ -103,12 +106,13 @@ impl Oracle {
     }
 }
 
-/// The integer runtime's pooled, L2-normalised embedding.
+/// The integer runtime's pooled, L2-normalised embedding, with the best host backend
+/// (bit-identical to the scalar reference: `targets/host/tests/conformance.rs`).
 pub fn runtime_embed(model: &ModelView<'_>, ids: &[u32]) -> Vec<f32> {
     let d = model.config.hidden_size as usize;
     let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
     let mut pooled = vec![0i32; d];
-    Encoder::new(model, Scalar)
+    Encoder::new(model, HostKernels::detect())
         .embed(ids, bytemuck_bytes(&mut arena), &mut pooled)
         .expect("runtime embeds");
     let mut out = vec![0f32; d];

@@ -9,11 +9,14 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use microbert::blob::{self, ModelView, Pooling};
-use microbert::{Encoder, Tokenizer};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use microbert::blob::{self, ModelView, Pooling, PositionMode};
+use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
+use microbert_host::HostKernels;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -59,15 +62,35 @@ struct EmbedArgs {
     /// Pooling; defaults to the one stored in the blob.
     #[arg(long)]
     pooling: Option<PoolingArg>,
+    /// Position mode; defaults to the blob's. `hierarchical` reads up to 512 x 512 tokens
+    /// with a 512-position model; `absolute` truncates at the trained table.
+    #[arg(long)]
+    positions: Option<PositionsArg>,
     /// Add "hash": FNV-1a 64 of the pooled fixed-point vector's little-endian bytes.
     #[arg(long)]
     hash: bool,
+    /// Kernels: `auto` picks AVX2 when the CPU has it (else scalar); `scalar` forces the
+    /// reference. Both give bit-identical results.
+    #[arg(long, value_enum, default_value_t = KernelsArg::Auto)]
+    kernels: KernelsArg,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PoolingArg {
     Mean,
     Cls,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelsArg {
+    Auto,
+    Scalar,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PositionsArg {
+    Absolute,
+    Hierarchical,
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
@@ -112,8 +135,19 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     let bytes = read_blob(&args.model)?;
     let model = parse_model(&args.model, &bytes)?;
     let tokenizer = Tokenizer::new(&model);
-    let encoder = Encoder::new(&model, microbert::Scalar);
-    let model_max = model.max_tokens();
+    let kernels = match args.kernels {
+        KernelsArg::Auto => HostKernels::detect(),
+        KernelsArg::Scalar => HostKernels::scalar(),
+    };
+    let mut encoder = Encoder::new(&model, kernels);
+    match args.positions {
+        Some(PositionsArg::Absolute) => encoder = encoder.with_positions(PositionMode::Absolute),
+        Some(PositionsArg::Hierarchical) => {
+            encoder = encoder.with_positions(PositionMode::Hierarchical);
+        }
+        None => {}
+    }
+    let model_max = encoder.max_tokens();
     let limit = match args.max_tokens {
         Some(n) if n < 2 => bail!("--max-tokens must be at least 2 ([CLS] and [SEP])"),
         Some(n) => n.min(model_max),
@@ -135,6 +169,8 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         if enc.truncated {
             let why = if args.max_tokens.is_some_and(|n| n < model_max) {
                 "--max-tokens"
+            } else if matches!(args.positions, Some(PositionsArg::Absolute)) {
+                "--positions absolute reads only the trained position table"
             } else {
                 "the model's position limit"
             };
@@ -148,9 +184,16 @@ fn embed(args: &EmbedArgs) -> Result<()> {
             arena.resize(needed, 0);
         }
         let ids = ids.get(..enc.len).unwrap_or_default();
+        let mut bar = LazyBar::new();
+        let options = EmbedOptions {
+            pooling: Some(pooling),
+            progress: Some(&mut |p| bar.update(p)),
+            ..EmbedOptions::default()
+        };
         encoder
-            .embed_with(ids, None, pooling, bytemuck_bytes(&mut arena), &mut pooled)
+            .embed_with(ids, options, bytemuck_bytes(&mut arena), &mut pooled)
             .with_context(|| format!("text {line}"))?;
+        bar.finish();
         microbert::output::normalize(&pooled, &mut embedding);
         let line = EmbedLine {
             tokens: enc.len,
@@ -166,6 +209,42 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     })?;
     out.flush()?;
     Ok(())
+}
+
+/// A progress bar on stderr that appears only once a text has taken more than a second.
+struct LazyBar {
+    start: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl LazyBar {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, p: Progress) {
+        if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
+            let bar =
+                ProgressBar::with_draw_target(Some(p.total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{elapsed:>4} [{bar:40}] {percent:>3}% eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.done as u64);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// One line of `embed` output. f32 values print in their shortest round-trip form.

@@ -1,0 +1,346 @@
+//! One-thread benchmark: all-MiniLM-L6-v2 end to end at 128 tokens (microbert scalar,
+//! microbert AVX2, candle-transformers `BertModel` in f32 on the same safetensors), and the
+//! int8 GEMM alone at the two feed-forward shapes, with GMAC/s and the fraction of this
+//! core's AVX2 peak (two `vpmaddwd` per cycle = 32 multiply-accumulates per cycle).
+//!
+//! ```text
+//! cargo bench -p microbert-host --bench minilm
+//! ```
+//!
+//! Needs the fetched checkpoint and the converted blob (`cargo xtask prepare`) under the
+//! cache directory (`$MICROBERT_CACHE`, `$XDG_CACHE_HOME/microbert` or
+//! `$HOME/.cache/microbert`); the text is the first Wikipedia lead of
+//! `data/wiki/summaries_en-us.json` with at least 128 tokens (a fixed English paragraph
+//! repeated if the corpus is absent), cut to exactly 128 tokens.
+//! `MICROBERT_PROFILE_SECS=N` runs only the AVX2 end-to-end embedding for N seconds (for
+//! `perf record`) after the GEMM part. Besides criterion's report, the bench prints a markdown table (also written to
+//! `target/bench-table.md`) from its own medians.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as CandleConfig};
+use core::fmt::Write as _;
+use core::hint::black_box;
+use core::time::Duration;
+use criterion::Criterion;
+use microbert::{Encoder, Kernels, ModelView, Tokenizer};
+use microbert_host::HostKernels;
+use std::path::PathBuf;
+use std::time::Instant;
+
+const TOKENS: usize = 128;
+
+fn cache_dir() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("MICROBERT_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("microbert")))
+        .unwrap_or_else(|| {
+            var("HOME")
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache")
+                .join("microbert")
+        })
+}
+
+/// A real paragraph with at least [`TOKENS`] tokens.
+fn long_text() -> String {
+    let path = cache_dir().join("data/wiki/summaries_en-us.json");
+    let leads: Vec<String> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| Some(v.get("extract")?.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    // At least ~110 words makes well over 128 word pieces.
+    leads
+        .into_iter()
+        .find(|s| s.split_whitespace().count() >= 110)
+        .unwrap_or_else(|| {
+            "The history of the printing press begins in the fifteenth century, when movable \
+             metal type, oil-based inks and a screw press were combined in Mainz. Within fifty \
+             years presses were running in more than two hundred cities across Europe, and the \
+             price of books fell so far that reading spread from monasteries and universities \
+             to merchants and craftsmen. "
+                .repeat(3)
+        })
+}
+
+/// Median wall time of `f` over at least `runs` runs and `min` of total time.
+fn median_time(mut f: impl FnMut(), runs: usize, min: Duration) -> Duration {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < runs || start.elapsed() < min {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// This process's user + system CPU time (from `/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime field 14, stime field 15 (1-based).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The core clock in GHz, measured: a chain of dependent 64-bit `add`s retires one per
+/// cycle on every x86-64 core, so `adds / seconds` is the frequency while it runs.
+#[cfg(target_arch = "x86_64")]
+fn measure_clock_ghz() -> f64 {
+    let chain = |iters: u64| {
+        let mut x = 0u64;
+        let mut n = iters;
+        // SAFETY: the assembly only adds to and decrements the two registers it is given,
+        // touches no memory and no stack, and ends with `n == 0`.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) x,
+                n = inout(reg) n,
+                options(nomem, nostack),
+            );
+        }
+        black_box((x, n));
+    };
+    let iters = 20_000_000u64;
+    let t = median_time(|| chain(iters), 5, Duration::from_millis(300));
+    (iters * 10) as f64 / t.as_secs_f64() / 1e9
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn measure_clock_ghz() -> f64 {
+    f64::NAN
+}
+
+struct Candle {
+    model: BertModel,
+    input: Tensor,
+    types: Tensor,
+}
+
+impl Candle {
+    fn load(ids: &[u32]) -> Option<Self> {
+        let dir = cache_dir().join("models/minilm");
+        let config: CandleConfig =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).ok()?).ok()?;
+        let device = Device::Cpu;
+        let tensors =
+            candle_core::safetensors::load(dir.join("model.safetensors"), &device).ok()?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let model = BertModel::load(vb, &config).ok()?;
+        let input = Tensor::new(ids, &device).ok()?.unsqueeze(0).ok()?;
+        let types = input.zeros_like().ok()?;
+        Some(Self {
+            model,
+            input,
+            types,
+        })
+    }
+
+    /// Hidden states and mean pooling, as a sentence embedding needs.
+    fn embed(&self) -> Tensor {
+        self.model
+            .forward(&self.input, &self.types, None)
+            .and_then(|h| h.mean(1))
+            .expect("candle forward")
+    }
+}
+
+fn embed<K: Kernels>(enc: &Encoder<'_, '_, K>, ids: &[u32], arena: &mut [u32], pooled: &mut [i32]) {
+    enc.embed(ids, bytemuck::cast_slice_mut(arena), pooled)
+        .expect("microbert embeds");
+}
+
+fn main() {
+    // SAFETY: first statement of `main`: no other thread exists yet that could read the
+    // environment. candle's matmul (`gemm`) and rayon read it to choose their thread count.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let host = HostKernels::detect();
+    let scalar = HostKernels::scalar();
+    let mut table = String::new();
+    let ghz = measure_clock_ghz();
+    let peak = 32.0 * ghz;
+    let _ = writeln!(
+        table,
+        "One thread; CPU: {}; AVX2 detected: {}; clock {ghz:.2} GHz measured (dependent-add chain); AVX2 int8 peak 32 MAC/cycle = {peak:.1} GMAC/s.\n",
+        cpu_model(),
+        host.name() == "avx2",
+    );
+
+    // int8 GEMM alone.
+    let _ = writeln!(
+        table,
+        "| int8 GEMM (m x n x k) | backend | time | GMAC/s | of AVX2 peak |\n|---|---|---:|---:|---:|"
+    );
+    let mut rng = microbert::kernels::testing::Rng::new(42);
+    for (m, n, k) in [(16usize, 1536usize, 384usize), (16, 384, 1536)] {
+        let a: Vec<i8> = (0..m * k).map(|_| rng.i8()).collect();
+        let b: Vec<i8> = (0..n * k).map(|_| rng.i8()).collect();
+        let mut out = vec![0i32; m * n];
+        let macs = (m * n * k) as f64;
+        let mut group = c.benchmark_group(format!("gemm_i8 {m}x{n}x{k}"));
+        for kern in [scalar, host] {
+            let name = kern.name();
+            group.bench_function(name, |bch| {
+                bch.iter(|| kern.gemm_i8(m, n, k, black_box(&a), k, &b, k, &mut out))
+            });
+            let t = median_time(
+                || kern.gemm_i8(m, n, k, black_box(&a), k, &b, k, &mut out),
+                50,
+                Duration::from_millis(500),
+            );
+            let gmacs = macs / t.as_secs_f64() / 1e9;
+            let _ = writeln!(
+                table,
+                "| {m} x {n} x {k} | {name} | {:.1} us | {gmacs:.1} | {:.0}% |",
+                t.as_secs_f64() * 1e6,
+                100.0 * gmacs / peak
+            );
+        }
+        group.finish();
+    }
+
+    // MiniLM end to end at 128 tokens.
+    let blob_path = cache_dir().join("blobs/minilm.blob");
+    let Ok(bytes) = std::fs::read(&blob_path) else {
+        eprintln!(
+            "{} missing (cargo xtask prepare): end-to-end part skipped",
+            blob_path.display()
+        );
+        finish(&mut c, &table);
+        return;
+    };
+    let model: ModelView<'_> = microbert::parse(&bytes).expect("MiniLM blob parses");
+    let tokenizer = Tokenizer::new(&model);
+    let mut ids = vec![0u32; TOKENS];
+    let enc = tokenizer.encode(&long_text(), &mut ids).expect("tokenizes");
+    assert_eq!(
+        enc.len, TOKENS,
+        "the text must have at least {TOKENS} tokens"
+    );
+    let mut arena = vec![0u32; microbert::scratch_bytes(&model, TOKENS).div_ceil(4)];
+    let mut pooled = vec![0i32; model.config.hidden_size as usize];
+    if let Some(secs) = std::env::var("MICROBERT_PROFILE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        // Profiling hook: only the AVX2 end-to-end run, for `perf record`.
+        let enc = Encoder::new(&model, host);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            embed(&enc, &ids, &mut arena, &mut pooled);
+        }
+        return;
+    }
+    let mut group = c.benchmark_group(format!("minilm {TOKENS} tokens"));
+    let mut rows = Vec::new();
+    let candle = Candle::load(&ids);
+    if let Some(candle) = &candle {
+        group.bench_function("candle f32", |bch| bch.iter(|| candle.embed()));
+        let (cpu0, wall0) = (cpu_time(), Instant::now());
+        let t = median_time(|| drop(candle.embed()), 10, Duration::from_secs(2));
+        let cores = match (cpu0, cpu_time()) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64() / wall0.elapsed().as_secs_f64(),
+            _ => f64::NAN,
+        };
+        rows.push(("candle-transformers BertModel f32", t, Some(cores)));
+    } else {
+        eprintln!("candle: models/minilm checkpoint missing: candle row skipped");
+    }
+    for kern in [scalar, host] {
+        let enc = Encoder::new(&model, kern);
+        group.bench_function(format!("microbert {}", kern.name()), |bch| {
+            bch.iter(|| embed(&enc, &ids, &mut arena, &mut pooled))
+        });
+        let (cpu0, wall0) = (cpu_time(), Instant::now());
+        let t = median_time(
+            || embed(&enc, &ids, &mut arena, &mut pooled),
+            5,
+            Duration::from_secs(2),
+        );
+        let cores = match (cpu0, cpu_time()) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64() / wall0.elapsed().as_secs_f64(),
+            _ => f64::NAN,
+        };
+        rows.push((
+            if kern.name() == "avx2" {
+                "microbert int8, AVX2"
+            } else {
+                "microbert int8, scalar"
+            },
+            t,
+            Some(cores),
+        ));
+    }
+    group.finish();
+    let candle_t = candle.as_ref().map(|_| rows[0].1);
+    let scalar_t = rows.iter().find(|r| r.0.ends_with("scalar")).map(|r| r.1);
+    let _ = writeln!(
+        table,
+        "\n| MiniLM-L6 end to end, {TOKENS} tokens | time | vs candle f32 | vs microbert scalar | CPU cores busy |\n|---|---:|---:|---:|---:|"
+    );
+    for (name, t, cores) in &rows {
+        let ratio = |base: Option<Duration>| {
+            base.map_or("-".to_owned(), |b| {
+                format!("{:.2}x", b.as_secs_f64() / t.as_secs_f64())
+            })
+        };
+        let _ = writeln!(
+            table,
+            "| {name} | {:.1} ms | {} | {} | {:.2} |",
+            t.as_secs_f64() * 1e3,
+            ratio(candle_t),
+            ratio(scalar_t),
+            cores.unwrap_or(f64::NAN)
+        );
+    }
+    finish(&mut c, &table);
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn finish(c: &mut Criterion, table: &str) {
+    c.final_summary();
+    println!("\n{table}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("bench-table.md");
+    match std::fs::write(&path, table) {
+        Ok(()) => println!("(table written to {})", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}

@@ -1,0 +1,144 @@
+//! Host backend of microbert: [`HostKernels`] implements [`microbert::Kernels`] with AVX2
+//! on x86-64 CPUs that have it, chosen at run time, and the scalar reference elsewhere.
+//!
+//! Selection happens in exactly one place, [`HostKernels::detect`]
+//! (`is_x86_feature_detected!("avx2")`); every AVX2 body is a
+//! `#[target_feature(enable = "avx2")] unsafe fn` in [`avx2`](crate) that only the methods of
+//! a `HostKernels` built by `detect` call. The crate is built with the default x86-64
+//! codegen (no `target-cpu=native`), so one binary runs on every x86-64 machine.
+//!
+//! Every kernel is bit-identical to [`microbert::Scalar`]: the arithmetic is integer and
+//! exact (int8 values are sign-extended to i16 and multiplied with `vpmaddwd`, which cannot
+//! saturate on such inputs; sums wrap modulo 2^32 exactly as the scalar `i32` sums do in
+//! release builds). `tests/conformance.rs` runs the runtime's conformance suite on it.
+//!
+//! What is accelerated: `gemm_i8` (dense layers, attention Q.K, the MLM head) and
+//! `weighted_sum_u16_i8` (attention P.V). The per-row passes (quantisation,
+//! requantisation, softmax, LayerNorm, GELU) stay on the scalar reference: they use i64 and
+//! i128 intermediates and take a few per cent of the run time (see the README's profile).
+//!
+//! ```no_run
+//! use microbert_host::HostKernels;
+//! let k = HostKernels::detect();
+//! println!("kernels: {}", microbert::Kernels::name(&k));
+//! ```
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use microbert::Kernels;
+use microbert::kernels::scalar;
+
+/// Which instruction set a [`HostKernels`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The portable scalar reference (`microbert::Scalar`).
+    Scalar,
+    /// x86-64 AVX2 (checked at run time).
+    Avx2,
+}
+
+/// The host's kernels: AVX2 when the CPU has it, the scalar reference otherwise.
+///
+/// A value of this type with [`Backend::Avx2`] exists only after a successful run-time
+/// check, which is what makes calling the AVX2 bodies sound.
+#[derive(Debug, Clone, Copy)]
+pub struct HostKernels {
+    backend: Backend,
+}
+
+impl HostKernels {
+    /// The fastest backend this CPU supports (AVX2 if present, else scalar).
+    pub fn detect() -> Self {
+        Self::avx2().unwrap_or_else(Self::scalar)
+    }
+
+    /// AVX2 kernels, or `None` when the CPU (or the architecture) lacks AVX2.
+    pub fn avx2() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Some(Self {
+                backend: Backend::Avx2,
+            });
+        }
+        None
+    }
+
+    /// The scalar reference, whatever the CPU.
+    pub fn scalar() -> Self {
+        Self {
+            backend: Backend::Scalar,
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Default for HostKernels {
+    fn default() -> Self {
+        Self::detect()
+    }
+}
+
+/// `(rows - 1) * stride + len`: the slice length a strided view of `rows` rows needs
+/// (`None` on overflow; `rows` must be positive).
+fn strided_len(rows: usize, stride: usize, len: usize) -> Option<usize> {
+    (rows - 1).checked_mul(stride)?.checked_add(len)
+}
+
+impl Kernels for HostKernels {
+    fn name(&self) -> &'static str {
+        match self.backend {
+            Backend::Scalar => "scalar",
+            Backend::Avx2 => "avx2",
+        }
+    }
+
+    fn gemm_i8(
+        &self,
+        m: usize,
+        n: usize,
+        depth: usize,
+        a: &[i8],
+        lda: usize,
+        b: &[i8],
+        ldb: usize,
+        out: &mut [i32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 && m > 0 && n > 0 && depth > 0 {
+            let covered = strided_len(m, lda, depth).is_some_and(|l| l <= a.len())
+                && strided_len(n, ldb, depth).is_some_and(|l| l <= b.len())
+                && m.checked_mul(n).is_some_and(|l| l <= out.len());
+            if covered {
+                // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
+                // (see `avx2()`), and `covered` checked that `a`, `b` and `out` hold every
+                // element the shapes and strides address.
+                unsafe { avx2::gemm_i8(m, n, depth, a, lda, b, ldb, out) };
+                return;
+            }
+        }
+        // Empty shapes and slices that do not cover them keep the reference's semantics.
+        scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
+    }
+
+    fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 && !p.is_empty() && !out.is_empty() {
+            let covered = strided_len(p.len(), ldv, out.len()).is_some_and(|l| l <= v.len());
+            if covered {
+                // SAFETY: AVX2 was detected (see `avx2()`), and `covered` checked that `v`
+                // holds `out.len()` values in each of the `p.len()` rows of stride `ldv`.
+                unsafe { avx2::weighted_sum_u16_i8(p, v, ldv, out) };
+                return;
+            }
+        }
+        scalar::weighted_sum_u16_i8(p, v, ldv, out);
+    }
+}
