@@ -6,6 +6,7 @@
 mod checkpoint;
 mod ci;
 mod convert;
+mod cross;
 mod fetch;
 mod fixture;
 mod quantize;
@@ -46,6 +47,12 @@ enum Command {
     },
     /// Build the runtime for the bare-metal targets (the no_std proof).
     NoStd,
+    /// Build the Cortex-A (NEON, dotprod) and RISC-V (RVV) backends with Debian's rustc and
+    /// run their conformance and MiniLM end-to-end tests under qemu-user.
+    Cross,
+    /// Disassemble the cross-built GEMM kernels and print instructions per
+    /// multiply-accumulate of each inner loop.
+    AsmReport,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -86,6 +93,8 @@ fn main() -> Result<()> {
         Command::Ci => ci::ci(&root),
         Command::Embed { args } => ci::embed(&args),
         Command::NoStd => ci::no_std(&root),
+        Command::Cross => cross::cross(&root),
+        Command::AsmReport => cross::asm_report(&root),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

@@ -1,0 +1,81 @@
+//! # microbert-cortex-a
+//!
+//! The Cortex-A backend of microbert: [`NeonKernels`] implements [`microbert::Kernels`]
+//! with AArch64 Advanced SIMD (NEON), bit-identical to [`microbert::Scalar`].
+//!
+//! - Built with `-C target-feature=+dotprod` (Cortex-A55, A76 and later), `gemm_i8` runs
+//!   an `sdot` micro-kernel on 8x4 (or 4x4) register tiles over a small packed copy of the
+//!   left operand: 32 `sdot` per 16 bytes of depth, about 0.08 instructions per
+//!   multiply-accumulate in the inner loop (`cargo xtask asm-report`).
+//! - Without it (Cortex-A53, A72), `gemm_i8` runs 4x4 tiles of `smull`/`smlal2`/`sadalp`:
+//!   two int8 products in [-127, 127] sum to at most 32,258, so an i16 lane holds them
+//!   exactly before the pairwise widening add into i32.
+//! - `weighted_sum_u16_i8` offsets the int8 values by 128 to make both operands unsigned
+//!   (`umlal` by element) and subtracts `128 * sum(p)` at the end: exact modulo 2^32, as the
+//!   scalar i32 sum is.
+//!
+//! The other per-row passes use the scalar defaults. On other architectures (or an AArch64
+//! target without NEON) every method is the scalar one, so the workspace builds anywhere.
+//!
+//! The `sdot` intrinsic is unstable, so that path is `asm!`; the plain path uses the stable
+//! `core::arch::aarch64` intrinsics. Each `unsafe` block states the bound it relies on.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
+
+use microbert::Kernels;
+
+/// The backend's name in logs: which code path this build runs.
+const NAME: &str = if cfg!(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_feature = "dotprod"
+)) {
+    "neon-dotprod"
+} else if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
+    "neon"
+} else {
+    "scalar"
+};
+
+/// NEON kernels for AArch64 (the scalar reference on other targets).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NeonKernels;
+
+impl NeonKernels {
+    /// Whether this build runs SIMD code (false: the scalar fallback of a non-AArch64 build).
+    pub const ACCELERATED: bool = cfg!(all(target_arch = "aarch64", target_feature = "neon"));
+
+    /// The kernels; the instruction set is fixed at compile time (`+dotprod` or not).
+    pub const fn new() -> Self {
+        Self
+    }
+}
+
+impl Kernels for NeonKernels {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    fn gemm_i8(
+        &self,
+        m: usize,
+        n: usize,
+        depth: usize,
+        a: &[i8],
+        lda: usize,
+        b: &[i8],
+        ldb: usize,
+        out: &mut [i32],
+    ) {
+        neon::gemm_i8(m, n, depth, a, lda, b, ldb, out);
+    }
+
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+        neon::weighted_sum_u16_i8(p, v, ldv, out);
+    }
+}

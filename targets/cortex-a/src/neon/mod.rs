@@ -1,0 +1,141 @@
+//! NEON kernels. Entry points check that the shapes fit the slices once, then hand raw
+//! pointers to the micro-kernels; anything unusual (empty shapes, short slices) goes to the
+//! scalar reference, which defines the result for those inputs.
+
+#[cfg(target_feature = "dotprod")]
+mod dot;
+#[cfg(not(target_feature = "dotprod"))]
+mod plain;
+
+use core::arch::aarch64::{
+    uint32x4_t, vdupq_n_u8, vdupq_n_u32, veorq_u8, vget_low_u8, vget_low_u16, vld1_s8, vld1q_s8,
+    vmlal_high_n_u16, vmlal_n_u16, vmovl_high_u8, vmovl_u8, vreinterpret_u8_s8,
+    vreinterpretq_s32_u32, vreinterpretq_u8_s8, vst1q_s32, vsubq_u32,
+};
+use microbert::kernels::scalar;
+
+/// Whether `rows` rows of `width` elements at stride `ld` lie inside a slice of `len`
+/// elements (`rows >= 1`): `(rows - 1) * ld + width <= len`, without overflow.
+pub(crate) fn covers(rows: usize, width: usize, ld: usize, len: usize) -> bool {
+    rows.checked_sub(1)
+        .and_then(|r| r.checked_mul(ld))
+        .and_then(|x| x.checked_add(width))
+        .is_some_and(|end| end <= len)
+}
+
+/// See [`microbert::Kernels::gemm_i8`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_i8(
+    m: usize,
+    n: usize,
+    depth: usize,
+    a: &[i8],
+    lda: usize,
+    b: &[i8],
+    ldb: usize,
+    out: &mut [i32],
+) {
+    let fits = m > 0
+        && n > 0
+        && depth > 0
+        && m.checked_mul(n).is_some_and(|mn| mn <= out.len())
+        && covers(m, depth, lda, a.len())
+        && covers(n, depth, ldb, b.len());
+    if !fits {
+        scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
+        return;
+    }
+    #[cfg(target_feature = "dotprod")]
+    dot::gemm(m, n, depth, a, lda, b, ldb, out);
+    #[cfg(not(target_feature = "dotprod"))]
+    {
+        // SAFETY: this module is compiled only with `target_feature = "neon"` (so the CPU
+        // has NEON), and the checks above are `plain::gemm`'s shape contract.
+        unsafe { plain::gemm(m, n, depth, a, lda, b, ldb, out) };
+    }
+}
+
+/// See [`microbert::Kernels::weighted_sum_u16_i8`].
+///
+/// `p * v = p * (v + 128) - 128 * p`: with `v + 128` in [1, 255] (any i8 in [0, 255]) both
+/// factors are unsigned, so `umlal` by a broadcast `p` accumulates them in u32; the
+/// correction `128 * sum(p)` is subtracted once. All of it is exact modulo 2^32, which is
+/// what the scalar i32 sum computes.
+pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+    let width = out.len();
+    if p.is_empty() || width == 0 || !covers(p.len(), width, ldv, v.len()) {
+        scalar::weighted_sum_u16_i8(p, v, ldv, out);
+        return;
+    }
+    // SAFETY: this module is compiled only with `target_feature = "neon"`, so the CPU
+    // running the binary has NEON; the bounds were checked above.
+    unsafe { weighted_neon(p, v, ldv, out) };
+}
+
+/// The NEON body of [`weighted_sum_u16_i8`].
+///
+/// # Safety
+/// `p` is not empty and `(p.len() - 1) * ldv + out.len() <= v.len()` (no overflow).
+#[target_feature(enable = "neon")]
+unsafe fn weighted_neon(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+    let width = out.len();
+    let correction = p
+        .iter()
+        .fold(0u32, |s, &x| s.wrapping_add(u32::from(x)))
+        .wrapping_mul(128);
+    let flip = vdupq_n_u8(0x80);
+    let mut t0 = 0;
+    while t0 + 16 <= width {
+        let mut acc = [vdupq_n_u32(0); 4];
+        for (j, &pj) in p.iter().enumerate() {
+            // SAFETY: the caller checked `(p.len() - 1) * ldv + width <= v.len()`, and
+            // `j < p.len()`, `t0 + 16 <= width`, so the 16 bytes at `j * ldv + t0` are in `v`.
+            let x = unsafe { vld1q_s8(v.as_ptr().add(j * ldv + t0)) };
+            let u = veorq_u8(vreinterpretq_u8_s8(x), flip);
+            let lo = vmovl_u8(vget_low_u8(u));
+            let hi = vmovl_high_u8(u);
+            acc[0] = vmlal_n_u16(acc[0], vget_low_u16(lo), pj);
+            acc[1] = vmlal_high_n_u16(acc[1], lo, pj);
+            acc[2] = vmlal_n_u16(acc[2], vget_low_u16(hi), pj);
+            acc[3] = vmlal_high_n_u16(acc[3], hi, pj);
+        }
+        store_corrected(&acc, correction, &mut out[t0..t0 + 16]);
+        t0 += 16;
+    }
+    if t0 + 8 <= width {
+        let mut acc = [vdupq_n_u32(0); 2];
+        for (j, &pj) in p.iter().enumerate() {
+            // SAFETY: as above with `t0 + 8 <= width`: the 8 bytes at `j * ldv + t0` are in `v`.
+            let x = unsafe { vld1_s8(v.as_ptr().add(j * ldv + t0)) };
+            let u = vmovl_u8(veor_u8_flip(vreinterpret_u8_s8(x)));
+            acc[0] = vmlal_n_u16(acc[0], vget_low_u16(u), pj);
+            acc[1] = vmlal_high_n_u16(acc[1], u, pj);
+        }
+        store_corrected(&acc, correction, &mut out[t0..t0 + 8]);
+        t0 += 8;
+    }
+    for (t, o) in out.iter_mut().enumerate().skip(t0) {
+        *o = p.iter().enumerate().fold(0i32, |s, (j, &pj)| {
+            s.wrapping_add(i32::from(pj) * i32::from(v[j * ldv + t]))
+        });
+    }
+}
+
+/// `x ^ 0x80` on 8 lanes: int8 bits to `x + 128` as u8.
+#[target_feature(enable = "neon")]
+#[inline]
+fn veor_u8_flip(x: core::arch::aarch64::uint8x8_t) -> core::arch::aarch64::uint8x8_t {
+    core::arch::aarch64::veor_u8(x, core::arch::aarch64::vdup_n_u8(0x80))
+}
+
+/// Stores `acc - correction` (wrapping) as i32, four lanes per vector.
+#[target_feature(enable = "neon")]
+#[inline]
+fn store_corrected(acc: &[uint32x4_t], correction: u32, out: &mut [i32]) {
+    let c = vdupq_n_u32(correction);
+    for (q, dst) in acc.iter().zip(out.chunks_exact_mut(4)) {
+        let r = vreinterpretq_s32_u32(vsubq_u32(*q, c));
+        // SAFETY: `chunks_exact_mut(4)` gives exactly 4 writable i32.
+        unsafe { vst1q_s32(dst.as_mut_ptr(), r) };
+    }
+}

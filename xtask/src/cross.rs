@@ -1,0 +1,711 @@
+//! `cargo xtask cross` and `cargo xtask asm-report`: the Cortex-A (NEON, dotprod) and
+//! RISC-V (RVV 1.0) backends built with Debian's rustc and `-Zbuild-std`, run under
+//! qemu-user, and their GEMM inner loops measured from the disassembly.
+//!
+//! The recipe is `shared/toolchain.md`'s: Debian's `/usr/bin/cargo` with
+//! `RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1`, one target directory per configuration under
+//! `target/cross/` (a different `target-feature` rebuilds std, so configurations never share
+//! one), linkers and runners set through `CARGO_TARGET_<TRIPLE>_*` variables.
+//!
+//! Each qemu configuration runs the backend crate's tests: the kernel conformance suite
+//! (bit-identical to `microbert::Scalar`) and an end-to-end MiniLM embedding of [`TEXTS`]
+//! (at most [`MAX_TOKENS`] tokens each) whose pooled Q.16 hashes must equal the ones this
+//! process computes on the host with `microbert::Scalar`.
+
+use anyhow::{Context, Result, bail};
+use core::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+/// Truncation of the end-to-end texts, `[CLS]` and `[SEP]` included.
+const MAX_TOKENS: usize = 128;
+
+/// The end-to-end texts: short and long (the last ones are truncated to [`MAX_TOKENS`]),
+/// lengths off every tile size, punctuation, accents and CJK.
+const TEXTS: [&str; 8] = [
+    "Hello world.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Integer-only inference runs BERT encoders on microcontrollers without a floating point unit.",
+    "Ça coûte 12,50 € — naïve café déjà vu? 東京は日本の首都です。",
+    "A sentence embedding maps text to a vector so that texts with similar meanings land \
+     close together, which makes semantic search, clustering and deduplication possible \
+     on devices that never talk to a server.",
+    "Cortex-A cores with the dot-product extension compute four int8 products and their \
+     sum per 32-bit lane in one instruction, while RISC-V vector cores widen and \
+     accumulate over as many lanes as their vector registers hold.",
+    "In the beginning the Universe was created. This has made a lot of people very angry \
+     and been widely regarded as a bad move. Many were increasingly of the opinion that \
+     they'd all made a big mistake in coming down from the trees in the first place. And \
+     some said that even the trees had been a bad move, and that no one should ever have \
+     left the oceans. Far out in the uncharted backwaters of the unfashionable end of the \
+     western spiral arm of the Galaxy lies a small unregarded yellow sun.",
+    "Attention streams by query rows: keys and values for the whole sequence are kept as \
+     int8, and each query row's scores, softmax and weighted sum use scratch linear in the \
+     sequence length, so memory grows with n and never with n squared. Positions beyond \
+     the trained table are built from three rows of it, and everything stays in fixed \
+     point from the embedding lookup to the pooled output vector, which is hashed and \
+     compared bit for bit between the host and every emulated target in this test.",
+];
+
+/// Debian's compiler (with the standard library sources for `-Zbuild-std`).
+const RUSTC: &str = "/usr/bin/rustc";
+/// Debian's cargo; the rustup one on PATH must not drive `-Zbuild-std` here.
+const CARGO: &str = "/usr/bin/cargo";
+/// Where `rust-web-src` puts the standard library sources.
+const RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library";
+
+/// One cross build of a backend crate.
+struct Build {
+    /// Directory under `target/cross/` and label.
+    dir: &'static str,
+    triple: &'static str,
+    rustflags: &'static str,
+    krate: &'static str,
+    linker: &'static str,
+    qemu: &'static str,
+    sysroot: &'static str,
+    objdump: &'static str,
+}
+
+const DOTPROD: Build = Build {
+    dir: "aarch64-dotprod",
+    triple: "aarch64-unknown-linux-gnu",
+    rustflags: "-C target-feature=+dotprod",
+    krate: "microbert-cortex-a",
+    linker: "aarch64-linux-gnu-gcc",
+    qemu: "qemu-aarch64",
+    sysroot: "/usr/aarch64-linux-gnu",
+    objdump: "aarch64-linux-gnu-objdump",
+};
+const NEON: Build = Build {
+    dir: "aarch64",
+    rustflags: "",
+    ..DOTPROD
+};
+const RVV: Build = Build {
+    dir: "riscv64-v",
+    triple: "riscv64gc-unknown-linux-gnu",
+    rustflags: "-C target-feature=+v",
+    krate: "microbert-riscv",
+    linker: "riscv64-linux-gnu-gcc",
+    qemu: "qemu-riscv64",
+    sysroot: "/usr/riscv64-linux-gnu",
+    objdump: "riscv64-linux-gnu-objdump",
+};
+
+/// The qemu configurations: a build and the `-cpu` it runs on.
+const RUNS: [(&Build, &str); 4] = [
+    (&DOTPROD, "max"),
+    (&NEON, "cortex-a53"),
+    (&RVV, "rv64,v=true,vlen=128"),
+    (&RVV, "rv64,v=true,vlen=256"),
+];
+
+/// Bare-metal builds (library only: no linker needed) proving the crates stay `no_std`.
+const BARE_METAL: [(&str, &str, &str, &str); 2] = [
+    (
+        "aarch64-none",
+        "aarch64-unknown-none",
+        "",
+        "microbert-cortex-a",
+    ),
+    (
+        "aarch64-none-dotprod",
+        "aarch64-unknown-none",
+        "-C target-feature=+dotprod",
+        "microbert-cortex-a",
+    ),
+];
+
+/// Debian packages the cross runs need: (package, apt suite or "" for the default).
+const PACKAGES: [(&str, &str); 8] = [
+    ("rustc-web", ""),
+    ("cargo-web", ""),
+    ("rust-web-src", ""),
+    ("gcc-aarch64-linux-gnu", ""),
+    ("libc6-dev-arm64-cross", ""),
+    ("gcc-riscv64-linux-gnu", ""),
+    ("libc6-dev-riscv64-cross", ""),
+    ("qemu-user", "bookworm-backports"),
+];
+
+/// `cargo xtask cross`.
+pub fn cross(root: &Path) -> Result<()> {
+    let start = Instant::now();
+    ensure_toolchain()?;
+    let mut blob = crate::ci::blob("minilm", false)?;
+    if std::fs::read(&blob).map_or(true, |b| microbert::parse(&b).is_err()) {
+        // A blob from an older format version: convert it again with this runtime.
+        eprintln!(
+            "==> {} does not parse with this runtime: converting again",
+            blob.display()
+        );
+        blob = crate::ci::blob("minilm", true)?;
+    }
+    let texts = root.join("target/cross/texts.txt");
+    std::fs::create_dir_all(texts.parent().unwrap_or(root))?;
+    std::fs::write(&texts, TEXTS.join("\n") + "\n")?;
+    let expect = host_hashes(&blob)?;
+    eprintln!("==> host scalar hashes: {expect}");
+
+    for (dir, triple, rustflags, krate) in BARE_METAL {
+        let t = Instant::now();
+        let mut cmd = debian_cargo(root, dir, triple, rustflags, "");
+        cmd.args([
+            "build",
+            "--release",
+            "-Zbuild-std=core",
+            "--target",
+            triple,
+            "-p",
+            krate,
+        ]);
+        let out = output(&mut cmd)?;
+        if !out.status.success() {
+            bail!(
+                "bare-metal build {dir} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        eprintln!(
+            "==> {krate} builds for {triple} {rustflags} ({:.0?})",
+            t.elapsed()
+        );
+    }
+
+    let mut lines = Vec::new();
+    let mut failed = false;
+    for (build, cpu) in RUNS {
+        let t = Instant::now();
+        let runner = format!("{} -cpu {cpu} -L {}", build.qemu, build.sysroot);
+        let mut cmd = debian_cargo(root, build.dir, build.triple, build.rustflags, build.linker);
+        cmd.env(runner_var(build.triple), &runner)
+            .env("MICROBERT_BLOB", &blob)
+            .env("MICROBERT_TEXTS", &texts)
+            .env("MICROBERT_EXPECT", &expect)
+            .env("MICROBERT_MAX_TOKENS", MAX_TOKENS.to_string())
+            .args(["test", "-Zbuild-std", "--release", "--target", build.triple])
+            .args(["-p", build.krate, "--", "--nocapture"]);
+        let out = output(&mut cmd)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = stdout
+            .lines()
+            .find(|l| l.contains("texts match the host scalar hashes"))
+            .unwrap_or("minilm: no result line")
+            .trim()
+            .to_string();
+        let backend = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("backend: "))
+            .unwrap_or("?")
+            .to_string();
+        let ok = out.status.success();
+        failed |= !ok;
+        let line = format!(
+            "{:<5} {:<18} {:<34} backend {backend:<13} conformance + {summary} ({:.1?})",
+            if ok { "ok" } else { "FAIL" },
+            format!(
+                "{} {}",
+                build.dir,
+                build.rustflags.trim_start_matches("-C ")
+            ),
+            format!("{} -cpu {cpu}", build.qemu),
+            t.elapsed()
+        );
+        println!("{line}");
+        if !ok {
+            eprintln!(
+                "--- stdout\n{stdout}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        lines.push(line);
+    }
+    println!(
+        "cross: {} configurations in {:.0?}",
+        lines.len(),
+        start.elapsed()
+    );
+    if failed {
+        bail!("a cross configuration failed (output above)");
+    }
+    Ok(())
+}
+
+/// `cargo xtask asm-report`: builds the backends' test binaries (reusing `cross`'s target
+/// directories), disassembles the GEMM micro-kernels and prints, for each inner loop
+/// (a backward branch with no other loop inside), its instructions per multiply-accumulate.
+pub fn asm_report(root: &Path) -> Result<()> {
+    ensure_toolchain()?;
+    let kernels: [(&Build, &str, &str, u32); 5] = [
+        (&DOTPROD, "kernel_8x4", "NEON dotprod 8x4", 128),
+        (&DOTPROD, "kernel_4x4", "NEON dotprod 4x4 (last rows)", 128),
+        (&NEON, "tile_4x4", "NEON plain 4x4", 128),
+        (&RVV, "tile_2x2", "RVV 2x2", 128),
+        (&RVV, "tile_2x2", "RVV 2x2", 256),
+    ];
+    println!(
+        "{:<30} {:<8} {:>6} {:>6} {:>10}  loop body",
+        "kernel", "VLEN", "insns", "MACs", "insns/MAC"
+    );
+    for (build, symbol, label, vlen) in kernels {
+        let mut exe = test_binary(root, build)?;
+        if build.triple.starts_with("riscv") {
+            exe = strip_isa_mapping_symbols(root, &exe)?;
+        }
+        let out = output(
+            Command::new(build.objdump)
+                .arg("-d")
+                .arg("--no-show-raw-insn")
+                .arg(&exe),
+        )?;
+        if !out.status.success() {
+            bail!("{} failed on {}", build.objdump, exe.display());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(func) = function(&text, symbol) else {
+            bail!("no function containing `{symbol}` in {}", exe.display());
+        };
+        let loops = inner_loops(&func);
+        if loops.is_empty() {
+            bail!("`{symbol}`: no backward branch found");
+        }
+        for body in loops {
+            let macs = macs(body, vlen);
+            if macs == 0 {
+                continue;
+            }
+            let vl = if build.triple.starts_with("riscv") {
+                vlen.to_string()
+            } else {
+                "-".to_string()
+            };
+            println!(
+                "{label:<30} {vl:<8} {:>6} {macs:>6} {:>10.4}  {}",
+                body.len(),
+                body.len() as f64 / macs as f64,
+                mix(body)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A Debian-cargo command for one configuration (see the module docs).
+fn debian_cargo(root: &Path, dir: &str, triple: &str, rustflags: &str, linker: &str) -> Command {
+    let mut cmd = Command::new(CARGO);
+    cmd.current_dir(root)
+        .env("RUSTC", RUSTC)
+        .env("RUSTDOC", "/usr/bin/rustdoc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", root.join("target/cross").join(dir))
+        .env(
+            format!("CARGO_TARGET_{}_RUSTFLAGS", triple_var(triple)),
+            rustflags,
+        );
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    if !linker.is_empty() {
+        cmd.env(
+            format!("CARGO_TARGET_{}_LINKER", triple_var(triple)),
+            linker,
+        );
+    }
+    cmd
+}
+
+fn triple_var(triple: &str) -> String {
+    triple.to_uppercase().replace(['-', '.'], "_")
+}
+
+fn runner_var(triple: &str) -> String {
+    format!("CARGO_TARGET_{}_RUNNER", triple_var(triple))
+}
+
+fn output(cmd: &mut Command) -> Result<Output> {
+    cmd.output()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))
+}
+
+/// The pooled-vector hashes of [`TEXTS`] with `microbert::Scalar` on the host, as the
+/// `MICROBERT_EXPECT` value (hex, comma-separated).
+fn host_hashes(blob: &Path) -> Result<String> {
+    let bytes = std::fs::read(blob).with_context(|| format!("reading {}", blob.display()))?;
+    let model = microbert::parse(&bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let tokenizer = microbert::Tokenizer::new(&model);
+    let encoder = microbert::Encoder::new(&model, microbert::Scalar);
+    let mut hashes = Vec::new();
+    for text in TEXTS {
+        let mut ids = [0u32; MAX_TOKENS];
+        let enc = tokenizer
+            .encode(text, &mut ids)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut arena = vec![0u8; microbert::scratch_bytes(&model, enc.len)];
+        let mut pooled = vec![0i32; model.config.hidden_size as usize];
+        encoder
+            .embed(&ids[..enc.len], &mut arena, &mut pooled)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        hashes.push(format!("{:016x}", microbert::output::hash(&pooled)));
+    }
+    Ok(hashes.join(","))
+}
+
+/// Checks the Debian packages and tool versions; installs what is missing when root.
+fn ensure_toolchain() -> Result<()> {
+    let missing: Vec<(&str, &str)> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|(p, _)| installed_version(p).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+        let uid = output(Command::new("id").arg("-u"))?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            bail!(
+                "missing Debian packages {names:?}: install them as root (shared/toolchain.md), \
+                 or run `cargo xtask cross` as root"
+            );
+        }
+        install(&missing)?;
+    }
+    let mut report = String::new();
+    for (p, _) in PACKAGES {
+        let v = installed_version(p).unwrap_or_else(|| "?".into());
+        let _ = write!(report, "{p} {v}; ");
+    }
+    eprintln!("==> packages: {}", report.trim_end_matches("; "));
+
+    let rustc = version_line(RUSTC, "--version")?;
+    let (major, minor) = numbers(&rustc, "rustc ");
+    if (major, minor) < (1, 95) {
+        bail!("{rustc}: the workspace needs rustc >= 1.95 (Debian rustc-web)");
+    }
+    if !Path::new(RUST_SRC).exists() {
+        bail!("{RUST_SRC} missing: apt-get install rust-web-src");
+    }
+    for qemu in ["qemu-aarch64", "qemu-riscv64"] {
+        let v = version_line(qemu, "--version")?;
+        let (major, _) = numbers(&v, "version ");
+        // RVV 1.0 with `vlen=` and `-cpu max` with dotprod need qemu 8 or later.
+        if major < 8 {
+            bail!("{v}: qemu >= 8 is needed (bookworm-backports, shared/toolchain.md)");
+        }
+        eprintln!("==> {v}");
+    }
+    eprintln!("==> {rustc}");
+    Ok(())
+}
+
+/// The installed version of a Debian package, if any.
+fn installed_version(package: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Status}|${Version}", package])
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, version) = s.split_once('|')?;
+    status.ends_with(" installed").then(|| version.to_string())
+}
+
+/// First line of `tool flag`.
+fn version_line(tool: &str, flag: &str) -> Result<String> {
+    let out = output(Command::new(tool).arg(flag))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
+}
+
+/// `major.minor` after `prefix` in a version line (0.0 if absent).
+fn numbers(line: &str, prefix: &str) -> (u32, u32) {
+    let rest = line.split_once(prefix).map(|(_, r)| r).unwrap_or("");
+    let mut it = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|x| x.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// apt-get installs `missing`, adding bookworm-backports (from the mirror the machine's own
+/// sources name) when a package needs it and apt does not know the suite.
+fn install(missing: &[(&str, &str)]) -> Result<()> {
+    let apt = |args: &[&str]| -> Result<()> {
+        eprintln!("==> apt-get {}", args.join(" "));
+        let status = Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(args)
+            .status()
+            .context("cannot start apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-q"])?;
+    if missing.iter().any(|(_, suite)| !suite.is_empty()) {
+        let policy = output(Command::new("apt-cache").arg("policy"))?;
+        if !String::from_utf8_lossy(&policy.stdout).contains("bookworm-backports") {
+            let mirror = debian_mirror().context("no Debian mirror in /etc/apt sources")?;
+            std::fs::write(
+                "/etc/apt/sources.list.d/bookworm-backports.list",
+                format!("deb {mirror} bookworm-backports main\n"),
+            )?;
+            apt(&["update", "-q"])?;
+        }
+    }
+    let default: Vec<&str> = missing
+        .iter()
+        .filter(|(_, s)| s.is_empty())
+        .map(|(p, _)| *p)
+        .collect();
+    if !default.is_empty() {
+        apt(&[&["install", "-y", "-q"], default.as_slice()].concat())?;
+    }
+    let backports: Vec<&str> = missing
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(p, _)| *p)
+        .collect();
+    if !backports.is_empty() {
+        apt(&[
+            &["install", "-y", "-q", "-t", "bookworm-backports"],
+            backports.as_slice(),
+        ]
+        .concat())?;
+    }
+    Ok(())
+}
+
+/// The Debian mirror named by an active (uncommented) entry of the apt sources: a `URIs:`
+/// field of a deb822 `.sources` file or a `deb` line, ending in `/debian`.
+fn debian_mirror() -> Option<String> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for line in text.lines().map(str::trim) {
+            // Commented lines match neither prefix; options like `[signed-by=...]` are
+            // skipped by the `http` test below.
+            let uris = line
+                .strip_prefix("URIs:")
+                .or_else(|| line.strip_prefix("deb "));
+            for uri in uris.unwrap_or("").split_whitespace() {
+                let uri = uri.trim_end_matches('/');
+                if uri.starts_with("http") && uri.ends_with("/debian") {
+                    return Some(uri.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Builds (if needed) the backend's `conformance` test binary and returns its path.
+fn test_binary(root: &Path, build: &Build) -> Result<PathBuf> {
+    let mut cmd = debian_cargo(root, build.dir, build.triple, build.rustflags, build.linker);
+    cmd.args([
+        "test",
+        "-Zbuild-std",
+        "--release",
+        "--no-run",
+        "--message-format=json",
+    ])
+    .args([
+        "--target",
+        build.triple,
+        "-p",
+        build.krate,
+        "--test",
+        "conformance",
+    ]);
+    let out = output(&mut cmd)?;
+    if !out.status.success() {
+        bail!(
+            "building {} for {}:\n{}",
+            build.krate,
+            build.dir,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == "conformance"
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(PathBuf::from(exe));
+        }
+    }
+    bail!("no conformance test binary for {}", build.dir)
+}
+
+/// A copy of a RISC-V binary without its `$x<isa>` mapping symbols. LLVM marks a few code
+/// ranges with an ISA string that lacks `v`; binutils 2.40 keeps decoding with that ISA
+/// after such a symbol and prints the vector instructions as `.4byte`. With plain `$x`
+/// symbols only, objdump uses the ELF's arch attribute, which has `v1p0`.
+fn strip_isa_mapping_symbols(root: &Path, exe: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/cross/asm-report");
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join(exe.file_name().unwrap_or_default());
+    let out = output(
+        Command::new("riscv64-linux-gnu-objcopy")
+            .args(["--wildcard", "--strip-symbol=$xrv*"])
+            .arg(exe)
+            .arg(&copy),
+    )?;
+    if !out.status.success() {
+        bail!(
+            "riscv64-linux-gnu-objcopy failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(copy)
+}
+
+/// One disassembled instruction.
+struct Insn {
+    addr: u64,
+    mnemonic: String,
+    operands: String,
+}
+
+/// The instructions of the first function whose symbol contains `symbol`.
+fn function(objdump: &str, symbol: &str) -> Option<Vec<Insn>> {
+    let mut lines = objdump.lines();
+    lines.find(|l| l.ends_with(">:") && l.contains(symbol))?;
+    let mut insns = Vec::new();
+    for line in lines {
+        if line.trim().is_empty() {
+            break;
+        }
+        let Some((addr, rest)) = line.trim().split_once(':') else {
+            continue;
+        };
+        let Ok(addr) = u64::from_str_radix(addr.trim(), 16) else {
+            continue;
+        };
+        let rest = rest.trim();
+        let (mnemonic, operands) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        insns.push(Insn {
+            addr,
+            mnemonic: mnemonic.to_string(),
+            operands: operands.trim().to_string(),
+        });
+    }
+    Some(insns)
+}
+
+/// The branch target of a direct branch (`b.ne 53ed4 <...>`, `bnez a5, 1234 <...>`).
+fn branch_target(insn: &Insn) -> Option<u64> {
+    let m = insn.mnemonic.as_str();
+    let is_branch = m.starts_with("b.")
+        || matches!(m, "b" | "cbz" | "cbnz" | "tbz" | "tbnz" | "j")
+        || (m.starts_with('b') && m.len() <= 4 && !m.starts_with("bi") && !m.starts_with("br"));
+    if !is_branch {
+        return None;
+    }
+    let target = insn
+        .operands
+        .split('<')
+        .next()?
+        .split(',')
+        .next_back()?
+        .trim();
+    u64::from_str_radix(target, 16).ok()
+}
+
+/// Loop bodies (target..=branch) of backward branches that contain no other backward branch.
+fn inner_loops(func: &[Insn]) -> Vec<&[Insn]> {
+    let loops: Vec<(usize, usize)> = func
+        .iter()
+        .enumerate()
+        .filter_map(|(end, insn)| {
+            let target = branch_target(insn)?;
+            let start = func.iter().position(|i| i.addr == target)?;
+            (start <= end).then_some((start, end))
+        })
+        .collect();
+    loops
+        .iter()
+        .filter(|(s, e)| {
+            !loops
+                .iter()
+                .any(|&(s2, e2)| (s2, e2) != (*s, *e) && *s <= s2 && e2 < *e)
+        })
+        .map(|&(s, e)| &func[s..=e])
+        .collect()
+}
+
+/// Multiply-accumulates per iteration of a loop body. AArch64: `sdot` 16, `smull`/`smlal`
+/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. RVV: `vwmacc*`/`vmacc` one per element
+/// at the `vl` of the loop's `vsetvli` (VLMAX: `vlen * LMUL / SEW`).
+fn macs(body: &[Insn], vlen: u32) -> u32 {
+    let mut vl = 0u32;
+    let mut total = 0u32;
+    for insn in body {
+        let m = insn.mnemonic.as_str();
+        if m == "vsetvli" {
+            vl = vlmax(&insn.operands, vlen);
+        }
+        total += match m {
+            "sdot" | "udot" => 16,
+            "smull" | "smull2" | "smlal" | "smlal2" | "umull" | "umull2" | "umlal" | "umlal2"
+                if insn.operands.contains(".8h") =>
+            {
+                8
+            }
+            "mla" | "mul" if insn.operands.contains(".4s") => 4,
+            _ if m.starts_with("vwmacc") || m.starts_with("vmacc") => vl,
+            _ => 0,
+        };
+    }
+    total
+}
+
+/// VLMAX of a `vsetvli` operand list (`a5,a4,e16,m2,tu,ma`).
+fn vlmax(operands: &str, vlen: u32) -> u32 {
+    let mut sew = 8;
+    let mut lmul_num = 1;
+    let mut lmul_den = 1;
+    for part in operands.split(',').map(str::trim) {
+        if let Some(Ok(e)) = part.strip_prefix('e').map(str::parse) {
+            sew = e;
+        } else if let Some(Ok(f)) = part.strip_prefix("mf").map(str::parse) {
+            lmul_den = f;
+        } else if let Some(Ok(l)) = part.strip_prefix('m').map(str::parse) {
+            lmul_num = l;
+        }
+    }
+    vlen * lmul_num / lmul_den / sew
+}
+
+/// Instruction mix of a loop body, most frequent first: `32 sdot, 6 ld1, ...`.
+fn mix(body: &[Insn]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for insn in body {
+        match counts.iter_mut().find(|(m, _)| *m == insn.mnemonic) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((insn.mnemonic.clone(), 1)),
+        }
+    }
+    counts.sort_by_key(|c| core::cmp::Reverse(c.1));
+    counts
+        .iter()
+        .map(|(m, c)| format!("{c} {m}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
