@@ -2,8 +2,9 @@
 //!
 //! `prepare` fetches the pinned models and corpora and converts the blobs the tests use into
 //! the cache. `ci` is what `.ci/run` runs: generated files are current, formatting, clippy,
-//! every test in the optimised `test-release` profile, and the no_std proof (the runtime
-//! built for bare-metal Cortex-M and RISC-V targets with Debian's rustc and `-Zbuild-std`).
+//! every test in the optimised `test-release` profile, the no_std proof (the runtime built
+//! for bare-metal Cortex-M and RISC-V targets with Debian's rustc and `-Zbuild-std`), and
+//! the SIMD backends under qemu (`cargo xtask cross`).
 //! `embed` is the main job: MiniLM sentence embeddings of stdin, converting on first use.
 
 use anyhow::{Context, Result, bail};
@@ -129,6 +130,8 @@ pub fn ci(root: &Path) -> Result<()> {
         "cargo test (test-release profile)",
     )?;
     no_std(root)?;
+    eprintln!("==> cross-target conformance and end-to-end tests under qemu");
+    crate::cross::cross(root)?;
     eprintln!("ci passed in {:.0?}", start.elapsed());
     Ok(())
 }
