@@ -68,9 +68,9 @@ fn as_bytes<S: serde::Serializer>(data: &&[u8], s: S) -> Result<S::Ok, S::Error>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Pooling {
-    /// Mean over all tokens ([CLS] and [SEP] included), as sentence-transformers does.
+    /// Mean over all tokens (``[CLS]`` and ``[SEP]`` included), as sentence-transformers does.
     Mean,
-    /// The [CLS] token's hidden state.
+    /// The `[CLS]` token's hidden state.
     Cls,
 }
 

@@ -1,6 +1,6 @@
 //! The scratch arena: how much memory a forward pass needs, and carving it into buffers.
 //!
-//! One [`Plan`] lists every buffer of a forward pass with its element count; the same plan
+//! One `Plan` lists every buffer of a forward pass with its element count; the same plan
 //! computes [`scratch_bytes`] and carves the caller's arena, so the two cannot disagree.
 //! Buffers are either kept for the whole sequence (the residual stream, K and V: linear
 //! in `n`) or sized by a block of [`BLOCK_ROWS`] query rows; nothing is `n x n`.
