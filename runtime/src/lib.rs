@@ -36,5 +36,5 @@ pub mod tokenizer;
 pub use blob::{ModelView, parse};
 pub use error::{BlobError, RunError, TokenizeError};
 pub use kernels::{Kernels, Scalar};
-pub use model::{EmbedOptions, Encoder, Progress, scratch::scratch_bytes};
+pub use model::{EmbedOptions, Encoder, Progress, scratch::arena, scratch::scratch_bytes};
 pub use tokenizer::Tokenizer;

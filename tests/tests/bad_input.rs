@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{blob_bytes, bytemuck_bytes};
+use common::blob_bytes;
 use microbert::blob::format::{
     Config, EmbeddingsSection, HEADER_LEN, HeadSection, Header, LayerSection, TokenizerSection,
 };
@@ -38,7 +38,7 @@ fn parse_and_maybe_run(bytes: &[u8]) -> Result<(), BlobError> {
     let mut arena = vec![0u32; scratch_bytes(&model, n).div_ceil(4)];
     let mut pooled = vec![0i32; model.config.hidden_size as usize];
     Encoder::new(&model, Scalar)
-        .embed(&ids, bytemuck_bytes(&mut arena), &mut pooled)
+        .embed(&ids, microbert::arena(&mut arena), &mut pooled)
         .expect("a validated model runs");
     Ok(())
 }
@@ -193,7 +193,7 @@ fn bad_tokens_lengths_and_arenas_have_their_own_errors() {
     let mut arena = vec![0u32; scratch_bytes(&model, model.max_tokens() + 1).div_ceil(4)];
 
     let err = encoder
-        .embed(&[1, vocab, 2], bytemuck_bytes(&mut arena), &mut pooled)
+        .embed(&[1, vocab, 2], microbert::arena(&mut arena), &mut pooled)
         .unwrap_err();
     assert_eq!(
         err,
@@ -206,19 +206,19 @@ fn bad_tokens_lengths_and_arenas_have_their_own_errors() {
 
     let long = vec![1u32; model.max_tokens() + 1];
     let err = encoder
-        .embed(&long, bytemuck_bytes(&mut arena), &mut pooled)
+        .embed(&long, microbert::arena(&mut arena), &mut pooled)
         .unwrap_err();
     assert!(matches!(err, RunError::TooManyTokens { .. }), "{err}");
 
     let err = encoder
-        .embed(&[], bytemuck_bytes(&mut arena), &mut pooled)
+        .embed(&[], microbert::arena(&mut arena), &mut pooled)
         .unwrap_err();
     assert_eq!(err, RunError::EmptyInput);
 
     // Exactly scratch_bytes works; one byte fewer fails and says how much is needed.
     let ids = [1u32, 5, 7, 2];
     let need = scratch_bytes(&model, ids.len());
-    let bytes_view = bytemuck_bytes(&mut arena);
+    let bytes_view = microbert::arena(&mut arena);
     encoder
         .embed(&ids, &mut bytes_view[..need], &mut pooled)
         .expect("exactly scratch_bytes is enough");

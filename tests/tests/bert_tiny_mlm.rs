@@ -8,7 +8,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertForMaskedLM, Config as CandleConfig};
-use common::{blob_bytes, bytemuck_bytes, checkpoint_dir, cosine, hf_tokenizer, ids_cut, summary};
+use common::{blob_bytes, checkpoint_dir, cosine, hf_tokenizer, ids_cut, summary};
 use microbert::Encoder;
 use microbert::model::scratch::mlm_scratch_bytes;
 use microbert_tests::corpus;
@@ -105,7 +105,7 @@ fn bert_tiny_mlm_matches_f32_oracle() {
         let mut arena = vec![0u32; mlm_scratch_bytes(&model, n).div_ceil(4)];
         let mut logits = vec![0i32; masked.len() * vocab];
         encoder
-            .mlm_logits(&ids, &masked, bytemuck_bytes(&mut arena), &mut logits)
+            .mlm_logits(&ids, &masked, microbert::arena(&mut arena), &mut logits)
             .expect("runtime MLM logits");
         for (row, &p) in logits.chunks_exact(vocab).zip(&masked) {
             let ours: Vec<f32> = row.iter().map(|&x| x as f32 / 65536.0).collect();

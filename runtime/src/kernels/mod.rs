@@ -27,6 +27,37 @@ pub struct Requant<'a> {
     pub bias: &'a [u8],
 }
 
+/// Whether `rows` rows of `width` elements, `ld` apart, lie within a slice of `len`
+/// elements (no overflow, no out-of-bounds access). SIMD backends check their operands
+/// with it before entering unchecked code.
+pub fn strided_covers(rows: usize, width: usize, ld: usize, len: usize) -> bool {
+    rows.checked_sub(1)
+        .and_then(|r| r.checked_mul(ld))
+        .and_then(|x| x.checked_add(width))
+        .is_some_and(|end| end <= len)
+}
+
+/// Whether a [`Kernels::gemm_i8`] call is non-empty and its slices cover its shapes: the
+/// precondition of every SIMD GEMM (calls that fail it go to the scalar reference).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_fits(
+    m: usize,
+    n: usize,
+    depth: usize,
+    a: &[i8],
+    lda: usize,
+    b: &[i8],
+    ldb: usize,
+    out: &[i32],
+) -> bool {
+    m > 0
+        && n > 0
+        && depth > 0
+        && m.checked_mul(n).is_some_and(|mn| mn <= out.len())
+        && strided_covers(m, depth, lda, a.len())
+        && strided_covers(n, depth, ldb, b.len())
+}
+
 /// The arithmetic of inference. See the module docs for the bit-exactness contract.
 pub trait Kernels {
     /// Name of the backend for logs and benchmark tables (`scalar`, `avx2`, `neon-dotprod`).

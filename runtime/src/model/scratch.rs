@@ -231,6 +231,13 @@ fn u16s(words: &mut [u32], count: usize) -> &mut [u16] {
     all.get_mut(..len).unwrap_or_default()
 }
 
+/// Views a word buffer as a scratch arena: `u32` storage is 4-byte aligned, which is what
+/// [`scratch_bytes`] assumes (`vec![0u32; scratch_bytes(&model, n).div_ceil(4)]`, or a
+/// `static` array on a microcontroller).
+pub fn arena(words: &mut [u32]) -> &mut [u8] {
+    bytemuck::cast_slice_mut(words)
+}
+
 /// Bytes of scratch [`crate::Encoder::embed`] needs for `n_tokens` tokens (4-byte aligned
 /// arena; see the module docs). Grows linearly in `n_tokens`. Saturates at `usize::MAX`
 /// for absurd lengths.

@@ -9,15 +9,6 @@
 use core::arch::asm;
 use microbert::kernels::scalar;
 
-/// Whether `rows` rows of `width` elements at stride `ld` lie inside a slice of `len`
-/// elements (`rows >= 1`): `(rows - 1) * ld + width <= len`, without overflow.
-fn covers(rows: usize, width: usize, ld: usize, len: usize) -> bool {
-    rows.checked_sub(1)
-        .and_then(|r| r.checked_mul(ld))
-        .and_then(|x| x.checked_add(width))
-        .is_some_and(|end| end <= len)
-}
-
 /// Dot products of rows `a0`, `a1` with rows `b0`, `b1` over `depth` bytes:
 /// `[a0.b0, a0.b1, a1.b0, a1.b1]`, wrapping modulo 2^32 as the scalar i32 sum.
 ///
@@ -110,13 +101,7 @@ pub(crate) fn gemm_i8(
     ldb: usize,
     out: &mut [i32],
 ) {
-    let fits = m > 0
-        && n > 0
-        && depth > 0
-        && m.checked_mul(n).is_some_and(|mn| mn <= out.len())
-        && covers(m, depth, lda, a.len())
-        && covers(n, depth, ldb, b.len());
-    if !fits {
+    if !microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out) {
         scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
         return;
     }
@@ -128,7 +113,7 @@ pub(crate) fn gemm_i8(
             let c1 = (c + 1).min(n - 1);
             let (b0, b1) = (b[c * ldb..].as_ptr(), b[c1 * ldb..].as_ptr());
             // SAFETY: rows r, r1 < m of `a` and c, c1 < n of `b` each hold `depth >= 1`
-            // bytes from their start (`covers` above).
+            // bytes from their start (`gemm_fits` above).
             let s = unsafe { tile_2x2(a0, a1, b0, b1, depth) };
             out[r * n + c] = s[0];
             if c1 != c {
@@ -202,7 +187,10 @@ unsafe fn weighted_strip(
 /// See [`microbert::Kernels::weighted_sum_u16_i8`].
 pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
     let width = out.len();
-    if p.is_empty() || width == 0 || !covers(p.len(), width, ldv, v.len()) {
+    if p.is_empty()
+        || width == 0
+        || !microbert::kernels::strided_covers(p.len(), width, ldv, v.len())
+    {
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
         return;
     }
@@ -211,7 +199,7 @@ pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i3
         let dst = &mut out[t0..];
         // SAFETY: `avl = width - t0 >= 1` and `p.len() >= 1`; row `j < p.len()` of `v`
         // from column `t0` holds `width - t0` bytes since `(p.len() - 1) * ldv + width <=
-        // v.len()` (`covers`); `dst` holds `width - t0` i32.
+        // v.len()` (`strided_covers`); `dst` holds `width - t0` i32.
         let vl = unsafe {
             weighted_strip(
                 p.as_ptr(),

@@ -113,16 +113,11 @@ pub fn runtime_embed(model: &ModelView<'_>, ids: &[u32]) -> Vec<f32> {
     let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
     let mut pooled = vec![0i32; d];
     Encoder::new(model, HostKernels::detect())
-        .embed(ids, bytemuck_bytes(&mut arena), &mut pooled)
+        .embed(ids, microbert::arena(&mut arena), &mut pooled)
         .expect("runtime embeds");
     let mut out = vec![0f32; d];
     microbert::output::normalize(&pooled, &mut out);
     out
-}
-
-/// A `u32` buffer viewed as bytes (4-byte aligned, as `scratch_bytes` assumes).
-pub fn bytemuck_bytes(words: &mut [u32]) -> &mut [u8] {
-    bytemuck::cast_slice_mut(words)
 }
 
 /// Cosine similarity.

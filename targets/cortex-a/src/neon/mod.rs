@@ -14,15 +14,6 @@ use core::arch::aarch64::{
 };
 use microbert::kernels::scalar;
 
-/// Whether `rows` rows of `width` elements at stride `ld` lie inside a slice of `len`
-/// elements (`rows >= 1`): `(rows - 1) * ld + width <= len`, without overflow.
-pub(crate) fn covers(rows: usize, width: usize, ld: usize, len: usize) -> bool {
-    rows.checked_sub(1)
-        .and_then(|r| r.checked_mul(ld))
-        .and_then(|x| x.checked_add(width))
-        .is_some_and(|end| end <= len)
-}
-
 /// See [`microbert::Kernels::gemm_i8`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_i8(
@@ -35,13 +26,7 @@ pub(crate) fn gemm_i8(
     ldb: usize,
     out: &mut [i32],
 ) {
-    let fits = m > 0
-        && n > 0
-        && depth > 0
-        && m.checked_mul(n).is_some_and(|mn| mn <= out.len())
-        && covers(m, depth, lda, a.len())
-        && covers(n, depth, ldb, b.len());
-    if !fits {
+    if !microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out) {
         scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
         return;
     }
@@ -63,7 +48,10 @@ pub(crate) fn gemm_i8(
 /// what the scalar i32 sum computes.
 pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
     let width = out.len();
-    if p.is_empty() || width == 0 || !covers(p.len(), width, ldv, v.len()) {
+    if p.is_empty()
+        || width == 0
+        || !microbert::kernels::strided_covers(p.len(), width, ldv, v.len())
+    {
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
         return;
     }

@@ -191,7 +191,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
             ..EmbedOptions::default()
         };
         encoder
-            .embed_with(ids, options, bytemuck_bytes(&mut arena), &mut pooled)
+            .embed_with(ids, options, microbert::arena(&mut arena), &mut pooled)
             .with_context(|| format!("text {line}"))?;
         bar.finish();
         microbert::output::normalize(&pooled, &mut embedding);
@@ -255,11 +255,6 @@ struct EmbedLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hash: Option<String>,
     embedding: &'a [f32],
-}
-
-/// A `u32` arena viewed as bytes: 4-byte aligned, as `scratch_bytes` assumes.
-fn bytemuck_bytes(words: &mut [u32]) -> &mut [u8] {
-    bytemuck::cast_slice_mut(words)
 }
 
 fn tokenize(model_path: &Path) -> Result<()> {
