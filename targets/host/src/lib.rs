@@ -12,10 +12,12 @@
 //! saturate on such inputs; sums wrap modulo 2^32 exactly as the scalar `i32` sums do in
 //! release builds). `tests/conformance.rs` runs the runtime's conformance suite on it.
 //!
-//! What is accelerated: `gemm_i8` (dense layers, attention Q.K, the MLM head) and
-//! `weighted_sum_u16_i8` (attention P.V). The per-row passes (quantisation,
-//! requantisation, softmax, LayerNorm, GELU) stay on the scalar reference: they use i64 and
-//! i128 intermediates and take a few per cent of the run time (see the README's profile).
+//! What is accelerated: every kernel. `gemm_i8` (dense layers, attention Q.K, the MLM
+//! head) and `weighted_sum_u16_i8` (attention P.V) with `vpmaddwd`; the per-row passes
+//! (quantisation, requantisation, attention logits, softmax, LayerNorm, GELU) with
+//! `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of the 64-bit arithmetic shift
+//! and table gathers (see `avx2/rows.rs`). Each pass hands the reference the rare
+//! chunks or rows whose shifts or ranges its vector path does not cover, and every tail.
 //!
 //! ```no_run
 //! use microbert_host::HostKernels;
@@ -140,5 +142,85 @@ impl Kernels for HostKernels {
             }
         }
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
+    }
+
+    fn requantize_row(
+        &self,
+        acc: &[i32],
+        amax: u32,
+        rq: &microbert::kernels::Requant<'_>,
+        out: &mut [i32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            unsafe { avx2::requantize_row(acc, amax, rq, out) };
+            return;
+        }
+        scalar::requantize_row(acc, amax, rq, out);
+    }
+
+    fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_i8(row, out) };
+        }
+        microbert::quant::quantize_row_i8(row, out)
+    }
+
+    fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_pow2(row, out) };
+        }
+        microbert::quant::quantize_row_pow2(row, out)
+    }
+
+    fn attention_logits_row(
+        &self,
+        acc: &mut [i32],
+        q_amax: u32,
+        k_exp: &[u32],
+        multiplier: i32,
+        shift: u8,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            unsafe { avx2::attention_logits_row(acc, q_amax, k_exp, multiplier, shift) };
+            return;
+        }
+        scalar::attention_logits_row(acc, q_amax, k_exp, multiplier, shift);
+    }
+
+    fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::softmax_row(logits, v_amax, p) };
+        }
+        scalar::softmax_row(logits, v_amax, p)
+    }
+
+    fn gelu_row(&self, row: &mut [i32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`).
+            unsafe { avx2::gelu_row(row) };
+            return;
+        }
+        scalar::gelu_row(row);
+    }
+
+    fn layer_norm_row(&self, row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            unsafe { avx2::layer_norm_row(row, gamma, beta, eps_q32) };
+            return;
+        }
+        scalar::layer_norm_row(row, gamma, beta, eps_q32);
     }
 }

@@ -98,7 +98,7 @@ fn pooled<K: Kernels>(model: &ModelView<'_>, k: K, ids: &[u32]) -> Vec<i32> {
     let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
     let mut out = vec![0i32; model.config.hidden_size as usize];
     Encoder::new(model, k)
-        .embed(ids, bytemuck::cast_slice_mut(&mut arena), &mut out)
+        .embed(ids, microbert::arena(&mut arena), &mut out)
         .expect("embeds");
     out
 }
@@ -154,4 +154,146 @@ fn minilm_embeddings_are_identical_if_prepared() {
         return;
     };
     both_backends_agree(&bytes, "MiniLM");
+}
+
+/// The AVX2 row passes on encoder-like rows: hidden sizes, shifts in the vector path's
+/// range (the generic suite draws shifts over the whole range, so most of its chunks
+/// fall back to the reference), chunks with one out-of-range shift, ragged tails,
+/// short parameter slices and the power-of-two key quantisation.
+#[test]
+fn row_passes_match_scalar_on_encoder_rows() {
+    use microbert::kernels::Requant;
+    let k = detected();
+    let s = microbert::Scalar;
+    let mut rng = microbert::kernels::testing::Rng::new(11);
+    for case in 0..400usize {
+        let n = [384usize, 1536, 128, 37, 8, 31, 33, 1, 0, 100][case % 10];
+        let scale = [1i64 << 16, 1 << 20, 1 << 24, i32::MAX as i64, 200, 3][case / 10 % 6];
+        let row: Vec<i32> = (0..n)
+            .map(|i| match (case + i) % 97 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => rng.range(-scale, scale) as i32,
+            })
+            .collect();
+        let (mut gq, mut wq) = (vec![0i8; n], vec![0i8; n]);
+        let ga = k.quantize_row_i8(&row, &mut gq);
+        let wa = s.quantize_row_i8(&row, &mut wq);
+        assert_eq!((ga, &gq), (wa, &wq), "quantize_row_i8 case {case}");
+        let ge = k.quantize_row_pow2(&row, &mut gq);
+        let we = s.quantize_row_pow2(&row, &mut wq);
+        assert_eq!((ge, &gq), (we, &wq), "quantize_row_pow2 case {case}");
+
+        // Requantisation: multipliers near 2^30, shifts that keep the second step a right
+        // shift (as real layers do), a few out-of-range ones, and sometimes short slices.
+        let mult: Vec<u8> = (0..n)
+            .flat_map(|_| (rng.range(0, i32::MAX as i64) as i32).to_le_bytes())
+            .collect();
+        let shift: Vec<u8> = (0..n)
+            .map(|i| {
+                if (case + i) % 53 == 0 {
+                    rng.range(0, 96) as u8
+                } else {
+                    rng.range(30, 70) as u8
+                }
+            })
+            .collect();
+        let bias: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let b = if i % 29 == 0 {
+                    [i32::MAX, i32::MIN][i % 2]
+                } else {
+                    rng.range(-(1 << 24), 1 << 24) as i32
+                };
+                b.to_le_bytes()
+            })
+            .collect();
+        let acc: Vec<i32> = (0..n)
+            .map(|i| match i % 41 {
+                0 => 127 * 127 * 1536,
+                1 => -127 * 127 * 1536,
+                _ => rng.range(-127 * 127 * 1536, 127 * 127 * 1536) as i32,
+            })
+            .collect();
+        let cut = |b: &[u8], what: usize| -> usize {
+            if case % 7 == what {
+                b.len() / 2
+            } else {
+                b.len()
+            }
+        };
+        let rq = Requant {
+            multiplier: &mult[..cut(&mult, 1)],
+            shift: &shift[..cut(&shift, 2)],
+            bias: if case % 5 == 0 {
+                &[]
+            } else {
+                &bias[..cut(&bias, 3)]
+            },
+        };
+        let amax = [ga, 1, 0, i32::MAX as u32, u32::MAX, 65_536][case % 6];
+        let (mut got, mut want) = (vec![-1i32; n], vec![-2i32; n]);
+        k.requantize_row(&acc, amax, &rq, &mut got);
+        s.requantize_row(&acc, amax, &rq, &mut want);
+        assert_eq!(got, want, "requantize_row case {case}");
+
+        // Attention logits with key exponents as `quantize_row_pow2` gives them.
+        let exps: Vec<u32> = (0..n)
+            .map(|i| {
+                if i % 31 == 0 {
+                    40
+                } else {
+                    rng.range(0, 20) as u32
+                }
+            })
+            .collect();
+        let m = rng.range(1 << 30, i32::MAX as i64) as i32;
+        let sh = rng.range(40, 80) as u8;
+        let mut got = acc.clone();
+        let mut want = acc.clone();
+        k.attention_logits_row(&mut got, ga, &exps, m, sh);
+        s.attention_logits_row(&mut want, ga, &exps, m, sh);
+        assert_eq!(got, want, "attention_logits_row case {case}");
+
+        // LayerNorm (gamma from the multipliers, beta from the biases, sometimes short),
+        // GELU and softmax on the same rows.
+        // Most rows without the i32 extremes, whose spread sends LayerNorm to the reference.
+        let ln_row: Vec<i32> = row
+            .iter()
+            .map(|&x| {
+                if case % 4 == 3 {
+                    x
+                } else {
+                    x >> (case % 4 * 2 + 1)
+                }
+            })
+            .collect();
+        let mut got = ln_row.clone();
+        let mut want = ln_row;
+        let eps = rng.range(1, 1 << 20) as u64;
+        let gamma = &mult[..cut(&mult, 4)];
+        let beta = &bias[..cut(&bias, 5)];
+        k.layer_norm_row(&mut got, gamma, beta, eps);
+        s.layer_norm_row(&mut want, gamma, beta, eps);
+        assert_eq!(got, want, "layer_norm_row case {case}");
+        let mut got = row.clone();
+        let mut want = row.clone();
+        k.gelu_row(&mut got);
+        s.gelu_row(&mut want);
+        assert_eq!(got, want, "gelu_row case {case}");
+        let logits: Vec<i32> = acc.iter().map(|&a| a >> (case % 20)).collect();
+        let v_amax: Vec<u32> = (0..n)
+            .map(|i| {
+                if i % 17 == 0 {
+                    u32::MAX
+                } else {
+                    rng.range(0, 1 << 22) as u32
+                }
+            })
+            .collect();
+        let (mut gp, mut wp) = (vec![1u16; n], vec![2u16; n]);
+        let gs = k.softmax_row(&logits, &v_amax, &mut gp);
+        let ws = s.softmax_row(&logits, &v_amax, &mut wp);
+        assert_eq!((gs, &gp), (ws, &wp), "softmax_row case {case}");
+    }
 }
