@@ -4,7 +4,8 @@
 //! the cache. `ci` is what `.ci/run` runs: generated files are current, formatting, clippy,
 //! every test in the optimised `test-release` profile, the no_std proof (the runtime built
 //! for bare-metal Cortex-M and RISC-V targets with Debian's rustc and `-Zbuild-std`), and
-//! the SIMD backends under qemu (`cargo xtask cross`).
+//! the SIMD backends under qemu (`cargo xtask cross`) and the firmware examples on emulated
+//! boards (`cargo xtask firmware --report`).
 //! `embed` is the main job: MiniLM sentence embeddings of stdin, converting on first use.
 
 use anyhow::{Context, Result, bail};
@@ -132,6 +133,14 @@ pub fn ci(root: &Path) -> Result<()> {
     no_std(root)?;
     eprintln!("==> cross-target conformance and end-to-end tests under qemu");
     crate::cross::cross(root)?;
+    eprintln!("==> firmware on emulated boards (Cortex-M4F, RISC-V, Cortex-A53) vs the host");
+    crate::firmware::run(
+        root,
+        &crate::firmware::FirmwareArgs {
+            report: true,
+            keep_vocab: crate::firmware::DEFAULT_KEEP.to_string(),
+        },
+    )?;
     eprintln!("ci passed in {:.0?}", start.elapsed());
     Ok(())
 }

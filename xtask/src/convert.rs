@@ -62,6 +62,10 @@ pub struct ConvertArgs {
     /// Hierarchical-position alpha, in (0, 1).
     #[arg(long, default_value_t = 0.4)]
     alpha: f64,
+    /// Reduce the vocabulary: a count N (specials, single characters, then the most frequent
+    /// tokens on the Wikipedia leads) or a token-list file; see xtask/src/vocab.rs.
+    #[arg(long, value_name = "SPEC")]
+    keep_vocab: Option<String>,
 }
 
 /// Conversion settings that are not in the checkpoint.
@@ -144,7 +148,12 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         progress: true,
     };
     eprintln!("reading {}", args.checkpoint.display());
-    let ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
+    let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
+    if let Some(spec) = &args.keep_vocab {
+        let reduced = crate::vocab::reduce(ck, spec)?;
+        reduced.notes.iter().for_each(|n| println!("note: {n}"));
+        ck = reduced.checkpoint;
+    }
     let out = convert(&ck, &opts)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -8,10 +8,13 @@ mod ci;
 mod convert;
 mod cross;
 mod fetch;
+mod firmware;
 mod fixture;
+mod long;
 mod quantize;
 mod tables;
 mod unicode;
+mod vocab;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -53,6 +56,20 @@ enum Command {
     /// Disassemble the cross-built GEMM kernels and print instructions per
     /// multiply-accumulate of each inner loop.
     AsmReport,
+    /// Build the bare-metal firmware examples (Cortex-M4F and RISC-V RVV: bert-tiny with a
+    /// reduced vocabulary; Cortex-A53 NEON: MiniLM), run them under qemu-system and compare
+    /// their hashes with the host CLI's (--report: flash, RAM, stack, scratch).
+    Firmware(firmware::FirmwareArgs),
+    /// Accuracy against the f32 oracle: the MiniLM test on short texts, or with --long the
+    /// long-document test on all 20 long SOTU addresses (its table goes in the README).
+    Accuracy {
+        /// Run `tests/tests/long_documents.rs` with MICROBERT_LONG_DOCS=20.
+        #[arg(long)]
+        long: bool,
+    },
+    /// Wall time and peak RSS of `microbert embed` at 512 to 16,384 tokens and of the candle
+    /// f32 reference up to 8,192; checks the 16,384-token peak against 64 MiB + the blob.
+    BenchLong,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -95,6 +112,9 @@ fn main() -> Result<()> {
         Command::NoStd => ci::no_std(&root),
         Command::Cross => cross::cross(&root),
         Command::AsmReport => cross::asm_report(&root),
+        Command::Firmware(args) => firmware::run(&root, &args),
+        Command::Accuracy { long } => long::accuracy(long),
+        Command::BenchLong => long::bench_long(&root),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

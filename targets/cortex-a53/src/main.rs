@@ -1,0 +1,266 @@
+//! microbert on a bare-metal Cortex-A53 (qemu `virt`, AArch64 EL1, NEON).
+//!
+//! Embeds [`TEXT`] with MiniLM and `microbert_cortex_a::NeonKernels` (bit-exact with the
+//! scalar reference) and prints on the virt board's PL011 UART the pooled vector's hash
+//! (16 hex digits), the pooled Q.16 vector and the peak stack, then exits qemu through
+//! semihosting (`SYS_EXIT`) with status 0 (1 on any error, 2 on an exception, 1 on panic).
+//! `cargo xtask firmware` compares the hash with the host CLI's on the same blob.
+//!
+//! No runtime crate: `_start` (below) sets the stack, enables FP/NEON (`CPACR_EL1`), installs
+//! an exception vector table that reports and exits, turns the MMU on with an identity map
+//! (one level-1 table of 1 GB blocks: device memory below 0x4000_0000, normal write-back
+//! memory for DRAM; with the MMU off every access would be Device memory), zeroes `.bss`
+//! and calls [`main`]. The blob is `include_bytes!`-ed into the image; the scratch arena is a
+//! `static` in `.bss` handed out once by `static_cell::ConstStaticCell` (no heap, no
+//! `static mut`). Peak stack: the stack is painted at entry and scanned at the end.
+#![no_std]
+#![no_main]
+
+use core::fmt::{self, Write as _};
+use static_cell::ConstStaticCell;
+
+mod consts {
+    include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
+}
+use consts::{ARENA_BYTES, HIDDEN};
+
+/// Longest token sequence accepted; the arena is sized for it by `build.rs`.
+const MAX_TOKENS: usize = 128;
+const _: () = assert!(
+    MAX_TOKENS == consts::BUILD_MAX_TOKENS,
+    "keep build.rs in step"
+);
+
+/// The sentence (the same as the other firmware's; printed as `text:`).
+const TEXT: &str =
+    "Integer-only inference runs BERT encoders on microcontrollers without a floating point unit.";
+
+static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.blob"));
+
+#[repr(C, align(16))]
+struct Arena([u8; ARENA_BYTES]);
+static ARENA: ConstStaticCell<Arena> = ConstStaticCell::new(Arena([0; ARENA_BYTES]));
+
+core::arch::global_asm!(
+    r#"
+    .section .text.start, "ax"
+    .global _start
+_start:
+    ldr x0, =_stack_start
+    mov sp, x0
+    mov x0, #(3 << 20)
+    msr cpacr_el1, x0
+    isb
+    adr x0, vectors
+    msr vbar_el1, x0
+    /* Identity map, level-1 1 GB blocks: [0] device nGnRnE (attr 0), [1] normal WB (attr 1). */
+    adrp x1, _l1_table
+    mov x2, #0x401
+    str x2, [x1]
+    ldr x2, =0x40000705
+    str x2, [x1, #8]
+    msr ttbr0_el1, x1
+    mov x2, #0xff00
+    msr mair_el1, x2
+    /* T0SZ 25 (39-bit VA, walk starts at level 1), inner/outer WB, inner shareable,
+       4 KB granule, no TTBR1 walks, 36-bit PA. */
+    ldr x2, =(25 | (1 << 8) | (1 << 10) | (3 << 12) | (1 << 23) | (1 << 32))
+    msr tcr_el1, x2
+    isb
+    dsb sy
+    tlbi vmalle1
+    dsb sy
+    isb
+    mrs x2, sctlr_el1
+    orr x2, x2, #1
+    orr x2, x2, #(1 << 2)
+    orr x2, x2, #(1 << 12)
+    bic x2, x2, #(1 << 1)
+    msr sctlr_el1, x2
+    isb
+    ldr x0, =_sbss
+    ldr x1, =_ebss
+1:  cmp x0, x1
+    b.hs 2f
+    str xzr, [x0], #8
+    b 1b
+2:  bl main
+3:  b 3b
+
+    .balign 2048
+vectors:
+    .rept 16
+    .balign 128
+    b trap_entry
+    .endr
+trap_entry:
+    ldr x0, =_stack_start
+    mov sp, x0
+    mrs x0, esr_el1
+    mrs x1, elr_el1
+    mrs x2, far_el1
+    bl trap
+4:  b 4b
+    .ltorg
+"#
+);
+
+/// The virt board's PL011 UART (data register at offset 0).
+struct Uart;
+const UART: usize = 0x0900_0000;
+
+impl fmt::Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            // SAFETY: the PL011 data register is a device register at a fixed address on qemu
+            // virt (identity-mapped as device memory); a byte write sends one character.
+            unsafe { core::ptr::write_volatile(UART as *mut u8, b) };
+        }
+        Ok(())
+    }
+}
+
+macro_rules! println {
+    ($($t:tt)*) => {{ let _ = writeln!(Uart, $($t)*); }};
+}
+
+/// Stops qemu with `code` through semihosting `SYS_EXIT` (`ADP_Stopped_ApplicationExit`).
+fn exit(code: u32) -> ! {
+    let block: [u64; 2] = [0x2_0026, u64::from(code)];
+    // SAFETY: the semihosting trap (`hlt #0xf000`, qemu's `-semihosting`) reads the two-word
+    // parameter block and ends the emulation; nothing in Rust's state is touched.
+    unsafe {
+        core::arch::asm!("hlt #0xf000", in("x0") 0x18u64, in("x1") block.as_ptr(), options(nostack));
+    }
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn main() -> ! {
+    let painted = stack::paint();
+    let status = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("error: {e}");
+            1
+        }
+    };
+    let peak = stack::peak();
+    println!("stack: peak {peak} bytes (painted {painted} bytes below the entry frame)");
+    exit(status)
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn trap(esr: usize, elr: usize, far: usize) -> ! {
+    println!("exception: ESR_EL1 {esr:#x} ELR_EL1 {elr:#x} FAR_EL1 {far:#x}");
+    exit(2)
+}
+
+enum Error {
+    Blob(microbert::BlobError),
+    Tokenize(microbert::TokenizeError),
+    Run(microbert::RunError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "blob: {e}"),
+            Self::Tokenize(e) => write!(f, "tokenizer: {e}"),
+            Self::Run(e) => write!(f, "encoder: {e}"),
+        }
+    }
+}
+
+fn run() -> Result<(), Error> {
+    let kernels = microbert_cortex_a::NeonKernels::new();
+    println!(
+        "microbert cortex-a53 virt: {} kernels",
+        microbert::Kernels::name(&kernels)
+    );
+    let model = microbert::parse(BLOB).map_err(Error::Blob)?;
+    println!(
+        "model: {} layers, hidden {}, vocab {}, blob {} bytes",
+        model.config.num_hidden_layers,
+        model.config.hidden_size,
+        model.config.vocab_size,
+        BLOB.len()
+    );
+    let mut ids = [0u32; MAX_TOKENS];
+    let enc = microbert::Tokenizer::new(&model)
+        .encode(TEXT, &mut ids)
+        .map_err(Error::Tokenize)?;
+    println!("text: {TEXT}");
+    println!("tokens: {}", enc.len);
+    let arena = &mut ARENA.take().0;
+    println!(
+        "arena: {ARENA_BYTES} bytes static (scratch for {MAX_TOKENS} tokens), {} needed for this text",
+        microbert::scratch_bytes(&model, enc.len)
+    );
+    let mut pooled = [0i32; HIDDEN];
+    microbert::Encoder::new(&model, kernels)
+        .embed(&ids[..enc.len], arena, &mut pooled)
+        .map_err(Error::Run)?;
+    println!("hash: {:016x}", microbert::output::hash(&pooled));
+    let _ = write!(Uart, "pooled (Q.16, {HIDDEN}):");
+    for v in pooled {
+        let _ = write!(Uart, " {v}");
+    }
+    println!();
+    Ok(())
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panic: {info}");
+    exit(1)
+}
+
+/// Stack painting, as in the Cortex-M firmware.
+mod stack {
+    const PAINT: u64 = 0xC0DE_5EED_C0DE_5EED;
+    const MARGIN: usize = 512;
+
+    unsafe extern "C" {
+        static _stack_start: u64;
+        static _stack_end: u64;
+    }
+
+    fn bounds() -> (usize, usize) {
+        (
+            core::ptr::addr_of!(_stack_end) as usize,
+            core::ptr::addr_of!(_stack_start) as usize,
+        )
+    }
+
+    fn sp() -> usize {
+        let sp: usize;
+        // SAFETY: reads the stack pointer register only.
+        unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
+        sp
+    }
+
+    pub(crate) fn paint() -> usize {
+        let (low, _) = bounds();
+        let high = (sp() - MARGIN) & !7;
+        let mut p = low;
+        while p < high {
+            // SAFETY: `[_stack_end, sp - MARGIN)` is the linker script's stack region below
+            // every live frame; no Rust object lives there.
+            unsafe { core::ptr::write_volatile(p as *mut u64, PAINT) };
+            p += 8;
+        }
+        high.saturating_sub(low)
+    }
+
+    pub(crate) fn peak() -> usize {
+        let (low, top) = bounds();
+        let mut p = low;
+        // SAFETY: aligned reads inside the stack region.
+        while p < top && unsafe { core::ptr::read_volatile(p as *const u64) } == PAINT {
+            p += 8;
+        }
+        top - p
+    }
+}

@@ -1,0 +1,572 @@
+//! `cargo xtask firmware [--report]`: the bare-metal firmware examples, end to end.
+//!
+//! Cortex-M4F (`targets/cortex-m`, its own Cargo project outside the workspace):
+//! 1. bert-tiny (`cargo xtask fetch-model bert-tiny`) is converted with a reduced vocabulary
+//!    ([`crate::vocab`], `--keep-vocab`, default [`DEFAULT_KEEP`] tokens) into
+//!    `target/firmware/bert-tiny-reduced.blob`: the full 30,522-token blob (5.3 MB) does not
+//!    fit a 4 MB flash. The blob is reused while its `.spec` stamp matches and it parses;
+//! 2. the firmware is built with Debian's cargo and rustc (`-Zbuild-std=core`,
+//!    `RUSTC_BOOTSTRAP=1`, shared/toolchain.md) and the rustup toolchain's `rust-lld` on
+//!    PATH, with `MICROBERT_FIRMWARE_BLOB` naming the blob (its `build.rs` copies it into
+//!    `OUT_DIR` for `include_bytes!`), into `target/firmware/cortex-m`;
+//! 3. it runs under `qemu-system-arm -machine mps2-an386 -cpu cortex-m4` with semihosting
+//!    (and a timeout); its `hash:` line is compared with `microbert embed --model <blob>
+//!    --hash` on the host for the text the firmware printed (`text:`), and one line
+//!    `cortex-m: match (hash ...)` or `cortex-m: MISMATCH ...` is printed (the command fails
+//!    on a mismatch).
+//!
+//! The same loop then runs two more bare-metal examples, each a line `<label>: match ...`:
+//! `targets/riscv-virt` (riscv64 with RVV 1.0, `microbert_riscv::RvvKernels`, the same
+//! reduced bert-tiny blob, `qemu-system-riscv64 -M virt -cpu rv64,v=true,vlen=128`, UART
+//! output, exit through the SiFive test device) and `targets/cortex-a53` (AArch64 EL1 with the
+//! MMU on, `microbert_cortex_a::NeonKernels`, the full MiniLM blob of the cache,
+//! `qemu-system-aarch64 -M virt -cpu cortex-a53`, PL011 UART output, semihosting exit).
+//!
+//! `--report` adds the memory use against the mps2-an386 budgets (qemu's `hw/arm/mps2.c`:
+//! 4 MB ZBT SSRAM1 at 0 holds the image, i.e. the "flash"; 4 MB SSRAM2&3 at 0x2000_0000 is the
+//! data RAM): flash = code (`.vector_table` + `.text`) + read-only data (`.rodata` without
+//! the blob) + the blob + `.data`'s initialisers; static RAM = `.data` + `.bss` (+ `.uninit`),
+//! of which the scratch arena; the peak stack measured by the firmware (painting); the
+//! scratch bytes the text needs.
+
+use anyhow::{Context, Result, bail, ensure};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Tokens kept by default: specials, single characters, then the most frequent tokens of the
+/// Wikipedia leads. ~156 bytes per token (int8 row of 128, row and decoder scales, MLM bias,
+/// tokenizer tables) + ~0.47 MB of layers: a ~3.6 MB blob, leaving room for the code in 4 MB.
+pub const DEFAULT_KEEP: usize = 20_000;
+/// mps2-an386 budgets (bytes).
+const FLASH_BUDGET: u64 = 4 << 20;
+const RAM_BUDGET: u64 = 4 << 20;
+/// Seconds qemu may run.
+const QEMU_TIMEOUT: u32 = 600;
+const TRIPLE: &str = "thumbv7em-none-eabihf";
+
+/// Flags of `cargo xtask firmware`.
+#[derive(clap::Args)]
+pub struct FirmwareArgs {
+    /// Print flash, static RAM, peak stack and scratch use against the board budgets.
+    #[arg(long)]
+    pub report: bool,
+    /// Vocabulary kept in the bert-tiny blob (a count or a token-list file, as
+    /// `convert --keep-vocab`).
+    #[arg(long, value_name = "SPEC", default_value_t = DEFAULT_KEEP.to_string())]
+    pub keep_vocab: String,
+}
+
+/// One firmware example.
+struct Firmware {
+    /// Label of the result line.
+    label: &'static str,
+    /// Cargo project under `targets/`, also the directory under `target/firmware/`.
+    project: &'static str,
+    triple: &'static str,
+    /// Binary name.
+    bin: &'static str,
+    /// qemu program and arguments before the ELF path.
+    qemu: &'static [&'static str],
+    /// Board description and (flash, RAM) budgets for `--report`.
+    board: &'static str,
+    budgets: (u64, u64),
+    /// The model: bert-tiny with the reduced vocabulary, or the full MiniLM blob.
+    minilm: bool,
+}
+
+/// The firmware examples, in the order they run.
+const FIRMWARE: [Firmware; 3] = [
+    Firmware {
+        label: "cortex-m",
+        project: "cortex-m",
+        triple: TRIPLE,
+        bin: "microbert-cortex-m",
+        qemu: &[
+            "qemu-system-arm",
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ],
+        board: "mps2-an386: 4 MB flash = SSRAM1 at 0x0, 4 MB RAM = SSRAM2&3 at 0x2000_0000",
+        budgets: (FLASH_BUDGET, RAM_BUDGET),
+        minilm: false,
+    },
+    Firmware {
+        label: "riscv-virt",
+        project: "riscv-virt",
+        triple: "riscv64gc-unknown-none-elf",
+        bin: "microbert-riscv-virt",
+        qemu: &[
+            "qemu-system-riscv64",
+            "-M",
+            "virt",
+            "-cpu",
+            "rv64,v=true,vlen=128",
+            "-m",
+            "128M",
+            "-nographic",
+            "-bios",
+            "none",
+            "-kernel",
+        ],
+        board: "qemu virt, rv64gcv VLEN 128: the image runs from DRAM (128 MB with -m 128M)",
+        budgets: (128 << 20, 128 << 20),
+        minilm: false,
+    },
+    Firmware {
+        label: "cortex-a53",
+        project: "cortex-a53",
+        triple: "aarch64-unknown-none",
+        bin: "microbert-cortex-a53",
+        qemu: &[
+            "qemu-system-aarch64",
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a53",
+            "-m",
+            "512M",
+            "-nographic",
+            "-semihosting",
+            "-kernel",
+        ],
+        board: "qemu virt, Cortex-A53 EL1, MiniLM: the image runs from DRAM (256 MB linker region)",
+        budgets: (256 << 20, 256 << 20),
+        minilm: true,
+    },
+];
+
+/// `cargo xtask firmware`.
+pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
+    let start = Instant::now();
+    check_tools()?;
+    let tiny = reduced_blob(root, &args.keep_vocab)?;
+    let minilm = minilm_blob()?;
+    let mut host: Vec<(PathBuf, String, String)> = Vec::new();
+    let mut failed = Vec::new();
+    for fw in &FIRMWARE {
+        let blob = if fw.minilm { &minilm } else { &tiny };
+        let blob_len = std::fs::metadata(blob)?.len();
+        let (elf, stdout) = build_and_run(root, fw, blob)?;
+        let field = |key: &str| -> Result<String> {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .with_context(|| format!("no `{key}` line in the {} output:\n{stdout}", fw.label))
+        };
+        let device_hash = field("hash:")?;
+        let text = field("text:")?;
+        for line in stdout.lines().filter(|l| !l.starts_with("pooled")) {
+            eprintln!("    | {line}");
+        }
+        // The host CLI on the same blob and text.
+        let host_hash = match host.iter().find(|(b, t, _)| b == blob && *t == text) {
+            Some((_, _, h)) => h.clone(),
+            None => {
+                let h = host_hash(root, blob, &text)?;
+                host.push((blob.clone(), text.clone(), h.clone()));
+                h
+            }
+        };
+        if host_hash == device_hash {
+            println!("{}: match (hash {device_hash})", fw.label);
+        } else {
+            println!(
+                "{}: MISMATCH (firmware {device_hash}, host {host_hash})",
+                fw.label
+            );
+            failed.push(fw.label);
+        }
+        if args.report {
+            report(fw, &elf, blob_len, &stdout)?;
+        }
+    }
+    eprintln!("firmware: done in {:.1?}", start.elapsed());
+    if !failed.is_empty() {
+        bail!("firmware hash differs from the host CLI's: {failed:?}");
+    }
+    Ok(())
+}
+
+/// Builds one firmware with the blob and runs it under qemu; returns the ELF and its output.
+fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, String)> {
+    let t = Instant::now();
+    let project = root.join("targets").join(fw.project);
+    let target_dir = root.join("target/firmware").join(fw.project);
+    let mut cmd = debian_cargo(&project, &target_dir)?;
+    cmd.env("MICROBERT_FIRMWARE_BLOB", blob).args([
+        "build",
+        "--release",
+        "-Zbuild-std=core",
+        "--target",
+        fw.triple,
+    ]);
+    let out = cmd.output().context("cannot start /usr/bin/cargo")?;
+    if !out.status.success() {
+        bail!(
+            "building the {} firmware failed:\n{}",
+            fw.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let elf = target_dir.join(fw.triple).join("release").join(fw.bin);
+    eprintln!(
+        "==> {} built ({:.1?}): {}",
+        fw.label,
+        t.elapsed(),
+        elf.display()
+    );
+
+    let t = Instant::now();
+    let out = Command::new("timeout")
+        .arg(QEMU_TIMEOUT.to_string())
+        .args(fw.qemu)
+        .arg(&elf)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {}", fw.qemu[0]))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!(
+        "==> {} ran under {} ({:.1?})",
+        fw.label,
+        fw.qemu[0],
+        t.elapsed()
+    );
+    if !out.status.success() {
+        bail!(
+            "the {} firmware failed under qemu ({}):\n{stdout}\n{}",
+            fw.label,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((elf, stdout))
+}
+
+/// Debian's cargo, rustc 1.96 with the std sources; rust-lld on PATH (shared/toolchain.md).
+fn check_tools() -> Result<()> {
+    for (path, what) in [
+        ("/usr/bin/cargo", "apt-get install cargo-web"),
+        ("/usr/bin/rustc", "apt-get install rustc-web"),
+        (
+            "/usr/lib/rustlib/src/rust/library",
+            "apt-get install rust-web-src",
+        ),
+    ] {
+        ensure!(
+            Path::new(path).exists(),
+            "{path} missing: {what} (shared/toolchain.md)"
+        );
+    }
+    for (qemu, package) in [
+        ("qemu-system-arm", "qemu-system-arm"),
+        ("qemu-system-riscv64", "qemu-system-misc"),
+        ("qemu-system-aarch64", "qemu-system-arm"),
+    ] {
+        let out = Command::new(qemu).arg("--version").output();
+        ensure!(
+            out.is_ok_and(|o| o.status.success()),
+            "{qemu} missing: apt-get install -t bookworm-backports {package}"
+        );
+    }
+    Ok(())
+}
+
+/// The directory holding `rust-lld`: the rustup toolchain's (Debian's rustc has none).
+fn lld_dir() -> Result<PathBuf> {
+    let host = "lib/rustlib/x86_64-unknown-linux-gnu/bin";
+    let mut candidates = Vec::new();
+    for args in [
+        &["+stable", "--print", "sysroot"][..],
+        &["--print", "sysroot"],
+    ] {
+        if let Ok(o) = Command::new("rustc")
+            .env_remove("RUSTC")
+            .args(args)
+            .output()
+            && o.status.success()
+        {
+            candidates.push(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join(host));
+        }
+    }
+    if let Some(home) = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        && let Ok(dir) = std::fs::read_dir(home.join("toolchains"))
+    {
+        candidates.extend(dir.filter_map(|e| e.ok()).map(|e| e.path().join(host)));
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("rust-lld").exists())
+        .context("no rust-lld found (the rustup toolchain ships it; see shared/toolchain.md)")
+}
+
+/// `/usr/bin/cargo` in `project` with Debian's rustc, build-std unlocked, rust-lld on PATH.
+fn debian_cargo(project: &Path, target_dir: &Path) -> Result<Command> {
+    let lld = lld_dir()?;
+    let path = std::env::join_paths(core::iter::once(lld).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
+    let mut cmd = Command::new("/usr/bin/cargo");
+    cmd.current_dir(project)
+        .env("PATH", path)
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTDOC", "/usr/bin/rustdoc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    Ok(cmd)
+}
+
+/// `target/firmware/bert-tiny-reduced.blob`, converted unless its stamp matches and it parses.
+fn reduced_blob(root: &Path, spec: &str) -> Result<PathBuf> {
+    let dir = root.join("target/firmware");
+    std::fs::create_dir_all(&dir)?;
+    let blob = dir.join("bert-tiny-reduced.blob");
+    let stamp = dir.join("bert-tiny-reduced.blob.spec");
+    let want = format!("bert-tiny --keep-vocab {spec}\n");
+    let current = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want)
+        && std::fs::read(&blob).is_ok_and(|b| microbert::parse(&b).is_ok());
+    if current {
+        eprintln!("==> reusing {}", blob.display());
+        return Ok(blob);
+    }
+    let t = Instant::now();
+    let checkpoint = crate::fetch::ensure_model("bert-tiny")?;
+    let ck = crate::checkpoint::Checkpoint::load(&crate::checkpoint::Files::Dir(checkpoint))?;
+    let reduced = crate::vocab::reduce(ck, spec)?;
+    for n in &reduced.notes {
+        eprintln!("    {n}");
+    }
+    let out = crate::convert::convert(&reduced.checkpoint, &crate::convert::Options::default())?;
+    std::fs::write(&blob, &out.blob).with_context(|| format!("writing {}", blob.display()))?;
+    let written = std::fs::read(&blob)?;
+    microbert::parse(&written)
+        .map_err(|e| anyhow::anyhow!("{} does not validate: {e}", blob.display()))?;
+    std::fs::write(&stamp, want)?;
+    eprintln!(
+        "==> converted bert-tiny ({spec} tokens kept) -> {} ({} bytes, {:.1?})",
+        blob.display(),
+        out.blob.len(),
+        t.elapsed()
+    );
+    Ok(blob)
+}
+
+/// The MiniLM blob of the cache (as `cargo xtask cross` uses it), converted again when it
+/// does not parse with this runtime.
+fn minilm_blob() -> Result<PathBuf> {
+    let blob = crate::ci::blob("minilm", false)?;
+    if std::fs::read(&blob).is_ok_and(|b| microbert::parse(&b).is_ok()) {
+        return Ok(blob);
+    }
+    eprintln!(
+        "==> {} does not parse with this runtime: converting again",
+        blob.display()
+    );
+    crate::ci::blob("minilm", true)
+}
+
+/// The host CLI's hash of `text` (built with the cargo that runs xtask).
+fn host_hash(root: &Path, blob: &Path, text: &str) -> Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "-p", "microbert-host"])
+        .status()
+        .context("cannot run cargo build -p microbert-host")?;
+    ensure!(status.success(), "building the host CLI failed");
+    let exe = root.join("target/release/microbert");
+    let mut child = Command::new(&exe)
+        .args(["embed", "--hash", "--max-tokens", "128", "--model"])
+        .arg(blob)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        writeln!(stdin, "{text}")?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "microbert embed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let json: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("microbert embed printed `{line}`, not JSON"))?;
+    json["hash"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no \"hash\" in `{line}`"))
+}
+
+/// One ELF section: name, size, whether it occupies file bytes (not NOBITS).
+struct Section {
+    name: String,
+    size: u64,
+    progbits: bool,
+    alloc: bool,
+}
+
+/// The section headers of a little-endian ELF file (ELF32: Cortex-M, ELF64: riscv64).
+fn sections(elf: &[u8]) -> Result<Vec<Section>> {
+    ensure!(
+        elf.len() > 64 && &elf[..4] == b"\x7fELF" && elf[5] == 1,
+        "not a little-endian ELF file"
+    );
+    let wide = match elf[4] {
+        1 => false,
+        2 => true,
+        c => bail!("unknown ELF class {c}"),
+    };
+    let int = |o: usize, n: usize| -> Result<u64> {
+        let b = elf.get(o..o + n).context("truncated ELF")?;
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    // (e_shoff, e_shentsize..) offsets and the section header field (offset, width) layout.
+    let (shoff, shentsize, shnum, shstrndx) = if wide {
+        (int(0x28, 8)?, int(0x3a, 2)?, int(0x3c, 2)?, int(0x3e, 2)?)
+    } else {
+        (int(0x20, 4)?, int(0x2e, 2)?, int(0x30, 2)?, int(0x32, 2)?)
+    };
+    let w = if wide { 8 } else { 4 };
+    // name 0 (4), type 4 (4), flags 8 (w), addr 8+w (w), offset 8+2w (w), size 8+3w (w).
+    let field = |h: usize, i: usize| -> Result<u64> {
+        match i {
+            0 => int(h, 4),
+            1 => int(h + 4, 4),
+            _ => int(h + 8 + (i - 2) * w, w),
+        }
+    };
+    let (shoff, shentsize, shnum) = (shoff as usize, shentsize as usize, shnum as usize);
+    let strtab = field(shoff + shstrndx as usize * shentsize, 4)? as usize;
+    let mut out = Vec::new();
+    for i in 0..shnum {
+        let h = shoff + i * shentsize;
+        let name_off = strtab + field(h, 0)? as usize;
+        let end = elf
+            .get(name_off..)
+            .and_then(|r| r.iter().position(|&b| b == 0))
+            .context("bad section name")?;
+        out.push(Section {
+            name: String::from_utf8_lossy(&elf[name_off..name_off + end]).into_owned(),
+            progbits: field(h, 1)? != 8,
+            alloc: field(h, 2)? & 2 != 0,
+            size: field(h, 5)?,
+        });
+    }
+    Ok(out)
+}
+
+/// `--report`: memory use against the board's budgets.
+fn report(fw: &Firmware, elf: &Path, blob_len: u64, stdout: &str) -> Result<()> {
+    let bytes = std::fs::read(elf)?;
+    let secs = sections(&bytes)?;
+    let size = |names: &[&str]| -> u64 {
+        secs.iter()
+            .filter(|s| names.contains(&s.name.as_str()))
+            .map(|s| s.size)
+            .sum()
+    };
+    let text = size(&[".vector_table", ".text"]);
+    let rodata = size(&[".rodata"]);
+    let data = size(&[".data"]);
+    let bss = size(&[".bss", ".uninit"]);
+    // The image: every allocated section with file contents (.data's initialisers included).
+    let flash: u64 = secs
+        .iter()
+        .filter(|s| s.alloc && s.progbits)
+        .map(|s| s.size)
+        .sum();
+    let other = flash.saturating_sub(text + rodata + data);
+    let number = |key: &str| -> Option<u64> {
+        let rest = stdout.lines().find_map(|l| l.strip_prefix(key))?;
+        rest.split_whitespace().find_map(|w| w.parse().ok())
+    };
+    let arena = number("arena:").unwrap_or(0);
+    let stack = number("stack: peak").unwrap_or(0);
+    let needed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("arena:"))
+        .and_then(|r| r.split(", ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|w| w.parse::<u64>().ok())
+        .unwrap_or(0);
+    let tokens = number("tokens:").unwrap_or(0);
+    let (flash_budget, ram_budget) = fw.budgets;
+    let kib = |b: u64| b as f64 / 1024.0;
+    let pct = |b: u64, of: u64| 100.0 * b as f64 / of as f64;
+    println!("{} memory ({}):", fw.label, fw.board);
+    println!(
+        "  flash/image {:>9} B ({:>7.1} KiB, {:>5.1}% of {} MB)",
+        flash,
+        kib(flash),
+        pct(flash, flash_budget),
+        flash_budget >> 20
+    );
+    println!(
+        "    code (.vector_table + .text)  {:>9} B ({:.1} KiB)",
+        text,
+        kib(text)
+    );
+    println!(
+        "    read-only data without blob   {:>9} B ({:.1} KiB)",
+        rodata.saturating_sub(blob_len),
+        kib(rodata.saturating_sub(blob_len))
+    );
+    println!(
+        "    model blob (in .rodata)       {:>9} B ({:.1} KiB)",
+        blob_len,
+        kib(blob_len)
+    );
+    println!("    .data initialisers + other    {:>9} B", data + other);
+    println!(
+        "  static RAM  {:>9} B ({:.1} KiB, {:.1}% of {} MB): .data {data} + .bss {bss}, of which the scratch arena {arena} (sized for 128 tokens)",
+        data + bss,
+        kib(data + bss),
+        pct(data + bss, ram_budget),
+        ram_budget >> 20
+    );
+    println!(
+        "  peak stack  {:>9} B ({:.1} KiB), measured by stack painting",
+        stack,
+        kib(stack)
+    );
+    println!(
+        "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {} MB)",
+        needed,
+        data + bss + stack,
+        pct(data + bss + stack, ram_budget),
+        ram_budget >> 20
+    );
+    ensure!(
+        flash <= flash_budget,
+        "the {} firmware needs {flash} bytes of flash, over the budget",
+        fw.label
+    );
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! Vocabulary reduction for `cargo xtask convert --keep-vocab SPEC` (and `cargo xtask
+//! firmware`): a smaller word table so a model fits a microcontroller's flash.
+//!
+//! `SPEC` is either
+//! - a count `N`: keep `N` tokens in all: the always-kept ones (below), then the most
+//!   frequent others on the Wikipedia leads corpus (`cargo xtask fetch-data wiki`), counted
+//!   with the checkpoint's own vocabulary through the runtime's tokenizer (the full model is
+//!   converted in memory and `microbert::Tokenizer` encodes every lead); ties go to the lower
+//!   id. If `N` is below the always-kept count, only those are kept;
+//! - a path to a token list: one token per line (as in `vocab.txt`), plus the always-kept
+//!   ones. Lines that are not tokens of the checkpoint are reported and skipped.
+//!
+//! Always kept: `[PAD] [UNK] [CLS] [SEP] [MASK]` and every single-character token, bare and
+//! with the continuation prefix (`a`, `##a`). With those, every word over known characters
+//! still tokenizes: WordPiece splits a word whose pieces were dropped into the longest kept
+//! pieces, down to single characters; only words with a character outside the vocabulary
+//! (as before the reduction) become `[UNK]`. Tokens outside the kept set are simply absent
+//! from the vocabulary, nothing else marks them.
+//!
+//! The reduction is applied to the checkpoint before conversion: kept tokens keep their
+//! relative order (so `[PAD]` stays 0 in a BERT vocabulary) and get new dense ids, and every
+//! tensor with one row per token is gathered to the kept rows: the word embedding table,
+//! the (tied) MLM decoder weight and the MLM bias. The converter then runs unchanged on a
+//! checkpoint whose `vocab_size` is the kept count.
+
+use crate::checkpoint::Checkpoint;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Special tokens kept whenever the vocabulary has them.
+const SPECIAL: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Tensors with one row per vocabulary entry (without the `bert.` prefix where it applies).
+const PER_TOKEN: [&str; 4] = [
+    "embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.weight",
+    "cls.predictions.bias",
+    "cls.predictions.decoder.bias",
+];
+
+/// What a reduction kept.
+pub struct Reduced {
+    /// The checkpoint with the reduced vocabulary and tables.
+    pub checkpoint: Checkpoint,
+    /// Lines for the report.
+    pub notes: Vec<String>,
+}
+
+/// Reduces the vocabulary of `ck` according to `spec` (see the module docs).
+pub fn reduce(ck: Checkpoint, spec: &str) -> Result<Reduced> {
+    let mut notes = Vec::new();
+    let mut keep = always_kept(&ck);
+    let always = keep.len();
+    if let Ok(n) = spec.trim().parse::<usize>() {
+        let counts = corpus_counts(&ck)?;
+        let total: u64 = counts.iter().sum();
+        let mut order: Vec<usize> = (0..ck.vocab.len()).filter(|i| counts[*i] > 0).collect();
+        order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+        for id in order {
+            if keep.len() >= n {
+                break;
+            }
+            keep.insert(id);
+        }
+        let covered: u64 = keep.iter().map(|&i| counts[i]).sum();
+        notes.push(format!(
+            "vocabulary: kept {} of {} tokens ({always} always kept: specials and single \
+             characters; the rest by frequency on the Wikipedia leads); they cover {:.3}% of \
+             the {total} corpus tokens of the full vocabulary",
+            keep.len(),
+            ck.vocab.len(),
+            100.0 * covered as f64 / total.max(1) as f64
+        ));
+    } else {
+        let path = Path::new(spec);
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--keep-vocab {spec}: not a count and not a readable file"))?;
+        let index: std::collections::HashMap<&str, usize> = ck
+            .vocab
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i))
+            .collect();
+        let mut unknown = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            match index.get(line) {
+                Some(&i) => {
+                    keep.insert(i);
+                }
+                None => unknown.push(line),
+            }
+        }
+        notes.push(format!(
+            "vocabulary: kept {} of {} tokens from {} ({always} always kept){}",
+            keep.len(),
+            ck.vocab.len(),
+            path.display(),
+            if unknown.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} lines are not tokens of the checkpoint and were skipped (first: {:?})",
+                    unknown.len(),
+                    &unknown[..unknown.len().min(5)]
+                )
+            }
+        ));
+    }
+    let keep: Vec<usize> = keep.into_iter().collect();
+    let checkpoint = apply(ck, &keep)?;
+    Ok(Reduced { checkpoint, notes })
+}
+
+/// Special tokens and single characters (bare and `##`-prefixed).
+fn always_kept(ck: &Checkpoint) -> BTreeSet<usize> {
+    let prefix = ck.tokenizer.continuing_subword_prefix.as_str();
+    ck.vocab
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            let bare = t
+                .strip_prefix(prefix)
+                .filter(|r| !r.is_empty())
+                .unwrap_or(t);
+            SPECIAL.contains(&t.as_str()) || bare.chars().count() == 1
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Occurrences of each token id over the Wikipedia leads, with the full vocabulary and the
+/// runtime's tokenizer (`[CLS]` and `[SEP]` not counted).
+fn corpus_counts(ck: &Checkpoint) -> Result<Vec<u64>> {
+    let corpus = crate::fetch::ensure_data("wiki")?;
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&corpus).with_context(|| format!("reading {}", corpus.display()))?,
+    )
+    .with_context(|| format!("parsing {}", corpus.display()))?;
+    let leads: Vec<&str> = json
+        .as_object()
+        .ok_or_else(|| anyhow!("{}: not a JSON object", corpus.display()))?
+        .values()
+        .filter_map(|v| v.get("extract").and_then(|e| e.as_str()))
+        .collect();
+    ensure!(!leads.is_empty(), "{}: no leads", corpus.display());
+    let full = crate::convert::convert(ck, &crate::convert::Options::default())?;
+    let model = microbert::parse(&full.blob).map_err(|e| anyhow!("{e}"))?;
+    let tokenizer = microbert::Tokenizer::new(&model);
+    let mut counts = vec![0u64; ck.vocab.len()];
+    let mut ids = Vec::new();
+    for lead in leads {
+        // A piece covers at least one character (an `[UNK]` word covers several).
+        ids.resize(lead.chars().count() + 2, 0u32);
+        let enc = tokenizer
+            .encode(lead, &mut ids)
+            .map_err(|e| anyhow!("tokenizing a lead: {e}"))?;
+        if enc.len < 2 {
+            continue;
+        }
+        for &id in &ids[1..enc.len - 1] {
+            if let Some(c) = counts.get_mut(id as usize) {
+                *c += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// The checkpoint restricted to the ids in `keep` (ascending): vocabulary, `vocab_size` and
+/// every per-token tensor.
+fn apply(ck: Checkpoint, keep: &[usize]) -> Result<Checkpoint> {
+    let vocab_size = ck.vocab.len();
+    ensure!(
+        keep.windows(2).all(|w| w[0] < w[1]) && keep.last().is_none_or(|&l| l < vocab_size),
+        "kept ids must be ascending and below the vocabulary size"
+    );
+    let st = ck.tensors()?;
+    let mut gathered: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for name in ck.names()? {
+        let view = st.tensor(&name)?;
+        let shape = view.shape().to_vec();
+        let per_token = PER_TOKEN
+            .iter()
+            .any(|p| name == *p || name.strip_prefix("bert.") == Some(p));
+        let data = if per_token {
+            if shape.first() != Some(&vocab_size) {
+                bail!(
+                    "tensor `{name}` has shape {shape:?}; expected {vocab_size} rows (one per token)"
+                );
+            }
+            let row = view.data().len() / vocab_size;
+            let mut out = Vec::with_capacity(row * keep.len());
+            for &i in keep {
+                out.extend_from_slice(&view.data()[i * row..(i + 1) * row]);
+            }
+            out
+        } else {
+            view.data().to_vec()
+        };
+        let mut shape = shape;
+        if per_token {
+            shape[0] = keep.len();
+        }
+        gathered.push((name, view.dtype(), shape, data));
+    }
+    let views = gathered
+        .iter()
+        .map(|(n, dt, shape, data)| {
+            Ok((
+                n.clone(),
+                safetensors::tensor::TensorView::new(*dt, shape.clone(), data)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let safetensors = safetensors::serialize(views, None)?;
+    let mut config = ck.config.clone();
+    config.vocab_size = keep.len();
+    Ok(Checkpoint {
+        config,
+        safetensors,
+        vocab: keep.iter().map(|&i| ck.vocab[i].clone()).collect(),
+        vocab_source: ck.vocab_source,
+        tokenizer: ck.tokenizer.clone(),
+        pooling: ck.pooling,
+        origin: format!(
+            "{} (vocabulary reduced to {} of {vocab_size} tokens)",
+            ck.origin,
+            keep.len()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Files;
+
+    /// The committed tiny fixture, reduced by a token list, converts and keeps the rows.
+    #[test]
+    fn token_list_reduction_gathers_rows() {
+        let root = crate::project_root();
+        let dir = root.join("models/fixtures/tiny");
+        let ck = Checkpoint::load(&Files::Dir(dir)).unwrap();
+        let full_vocab = ck.vocab.clone();
+        let word = ck
+            .names()
+            .unwrap()
+            .into_iter()
+            .find(|n| n.ends_with("word_embeddings.weight"))
+            .unwrap();
+        let full_word = ck.f32(&word).unwrap();
+        let always = always_kept(&ck);
+        // One multi-character token that is not always kept.
+        let extra = full_vocab
+            .iter()
+            .enumerate()
+            .position(|(i, t)| !always.contains(&i) && !t.starts_with('['))
+            .unwrap();
+        let list = std::env::temp_dir().join(format!("microbert-keep-{}.txt", std::process::id()));
+        std::fs::write(&list, format!("{}\nnot-a-token\n", full_vocab[extra])).unwrap();
+        let r = reduce(ck, list.to_str().unwrap()).unwrap();
+        std::fs::remove_file(&list).ok();
+        let ck = r.checkpoint;
+        assert_eq!(ck.vocab.len(), always.len() + 1);
+        assert_eq!(ck.config.vocab_size, ck.vocab.len());
+        assert!(
+            r.notes[0].contains("1 lines are not tokens"),
+            "{:?}",
+            r.notes
+        );
+        let reduced_word = ck.f32(&word).unwrap();
+        let hidden = full_word.shape[1];
+        assert_eq!(reduced_word.shape, [ck.vocab.len(), hidden]);
+        for (new, tok) in ck.vocab.iter().enumerate() {
+            let old = full_vocab.iter().position(|t| t == tok).unwrap();
+            assert_eq!(
+                reduced_word.data[new * hidden..(new + 1) * hidden],
+                full_word.data[old * hidden..(old + 1) * hidden]
+            );
+        }
+        let out = crate::convert::convert(&ck, &crate::convert::Options::default()).unwrap();
+        let model = microbert::parse(&out.blob).unwrap();
+        assert_eq!(model.config.vocab_size as usize, ck.vocab.len());
+    }
+}
