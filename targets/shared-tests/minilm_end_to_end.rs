@@ -11,7 +11,7 @@
 use microbert::{Encoder, Kernels, Tokenizer};
 
 /// Runs the comparison with `kernels`; call it from a `#[test]` of each backend crate.
-pub fn run<K: Kernels + Copy>(kernels: K) {
+pub(crate) fn run<K: Kernels + Copy>(kernels: K) {
     let Some(blob_path) = std::env::var_os("MICROBERT_BLOB") else {
         println!("minilm: MICROBERT_BLOB not set, skipped");
         return;
