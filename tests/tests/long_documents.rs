@@ -88,38 +88,6 @@ fn runtime_long(model: &ModelView<'_>, ids: &[u32]) -> Vec<f32> {
     out
 }
 
-/// glibc settings under which candle's `12 x n x n` f32 temporaries are reused instead of
-/// being mapped and unmapped per operation (page faults otherwise cost about a third of the
-/// oracle's time). Results are unchanged.
-const MALLOC_TUNING: [(&str, &str); 3] = [
-    ("MALLOC_ARENA_MAX", "1"),
-    ("MALLOC_MMAP_THRESHOLD_", "4294967296"),
-    ("MALLOC_TRIM_THRESHOLD_", "17179869184"),
-];
-
-/// glibc reads its malloc settings at start-up, so when they are not set (a plain
-/// `cargo test`) the test runs itself again in a child process with them, forwards its
-/// output and its verdict, and returns `true`. `cargo xtask accuracy --long` sets them.
-fn rerun_with_malloc_tuning(test: &str) -> bool {
-    if !cfg!(all(target_os = "linux", target_env = "gnu"))
-        || std::env::var_os(MALLOC_TUNING[0].0).is_some()
-    {
-        return false;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return false;
-    };
-    let out = std::process::Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .envs(MALLOC_TUNING)
-        .output()
-        .expect("the test binary runs itself");
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{test} failed in the child process");
-    true
-}
-
 #[test]
 fn hierarchical_equals_absolute_below_512() {
     let bytes = blob_bytes("minilm");
@@ -155,9 +123,6 @@ fn hierarchical_equals_absolute_below_512() {
 
 #[test]
 fn long_documents_match_f32_hierarchical_oracle() {
-    if rerun_with_malloc_tuning("long_documents_match_f32_hierarchical_oracle") {
-        return;
-    }
     let start = Instant::now();
     let k = docs_to_run();
     let docs = pick(&longest_addresses(), k);

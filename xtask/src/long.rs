@@ -68,12 +68,6 @@ pub fn accuracy(long: bool) -> Result<()> {
     ]);
     if long {
         cmd.env("MICROBERT_LONG_DOCS", "20");
-        // candle allocates several `12 x n x n` f32 tensors per layer; glibc would map and
-        // unmap each one (page faults cost about as much as the arithmetic). One arena that
-        // keeps freed memory makes the f32 oracle about 1.3x faster; results are unchanged.
-        cmd.env("MALLOC_ARENA_MAX", "1")
-            .env("MALLOC_MMAP_THRESHOLD_", "4294967296")
-            .env("MALLOC_TRIM_THRESHOLD_", "17179869184");
     }
     let start = Instant::now();
     run(
