@@ -42,6 +42,16 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Cargo target directory of a cross build (`no_std`, `cross/...`, `firmware/...`), kept in
+/// the cache directory rather than in the checkout: building `core`/`std` from source for a
+/// target takes minutes and depends only on the toolchain and the flags, so every clone on
+/// this machine (CI's included) reuses it. Falls back to `target/` without a cache dir.
+pub fn cross_target_dir(root: &Path, sub: &str) -> PathBuf {
+    crate::fetch::cache_dir()
+        .map(|c| c.join("cross-target").join(sub))
+        .unwrap_or_else(|_| root.join("target").join(sub))
+}
+
 /// The converted blob of a model in the cache, converting it when missing or `fresh`.
 pub fn blob(name: &str, fresh: bool) -> Result<PathBuf> {
     let dir = crate::fetch::ensure_model(name)?;
@@ -166,7 +176,7 @@ pub fn no_std(root: &Path) -> Result<()> {
                 .env("RUSTC", rustc)
                 .env("RUSTDOC", "/usr/bin/rustdoc")
                 .env("RUSTC_BOOTSTRAP", "1")
-                .env("CARGO_TARGET_DIR", root.join("target/no_std"))
+                .env("CARGO_TARGET_DIR", cross_target_dir(root, "no_std"))
                 .env_remove("RUSTFLAGS")
                 .args([
                     "build",

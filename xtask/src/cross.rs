@@ -299,7 +299,10 @@ fn debian_cargo(root: &Path, dir: &str, triple: &str, rustflags: &str, linker: &
         .env("RUSTC", RUSTC)
         .env("RUSTDOC", "/usr/bin/rustdoc")
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", root.join("target/cross").join(dir))
+        .env(
+            "CARGO_TARGET_DIR",
+            crate::ci::cross_target_dir(root, &format!("cross/{dir}")),
+        )
         .env(
             format!("CARGO_TARGET_{}_RUSTFLAGS", triple_var(triple)),
             rustflags,

@@ -199,7 +199,7 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
 fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, String)> {
     let t = Instant::now();
     let project = root.join("targets").join(fw.project);
-    let target_dir = root.join("target/firmware").join(fw.project);
+    let target_dir = crate::ci::cross_target_dir(root, &format!("firmware/{}", fw.project));
     let mut cmd = debian_cargo(&project, &target_dir)?;
     cmd.env("MICROBERT_FIRMWARE_BLOB", blob).args([
         "build",
