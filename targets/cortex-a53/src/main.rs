@@ -1,6 +1,6 @@
 //! microbert on a bare-metal Cortex-A53 (qemu `virt`, AArch64 EL1, NEON).
 //!
-//! Embeds [`TEXT`] with MiniLM and `microbert_cortex_a::NeonKernels` (bit-exact with the
+//! Embeds `app::TEXT` with MiniLM and `microbert_cortex_a::NeonKernels` (bit-exact with the
 //! scalar reference) and prints on the virt board's PL011 UART the pooled vector's hash
 //! (16 hex digits), the pooled Q.16 vector and the peak stack, then exits qemu through
 //! semihosting (`SYS_EXIT`) with status 0 (1 on any error, 2 on an exception, 1 on panic).
@@ -17,29 +17,9 @@
 #![no_main]
 
 use core::fmt::{self, Write as _};
-use static_cell::ConstStaticCell;
 
-mod consts {
-    include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
-}
-use consts::{ARENA_BYTES, HIDDEN};
-
-/// Longest token sequence accepted; the arena is sized for it by `build.rs`.
-const MAX_TOKENS: usize = 128;
-const _: () = assert!(
-    MAX_TOKENS == consts::BUILD_MAX_TOKENS,
-    "keep build.rs in step"
-);
-
-/// The sentence (the same as the other firmware's; printed as `text:`).
-const TEXT: &str =
-    "Integer-only inference runs BERT encoders on microcontrollers without a floating point unit.";
-
-static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.blob"));
-
-#[repr(C, align(16))]
-struct Arena([u8; ARENA_BYTES]);
-static ARENA: ConstStaticCell<Arena> = ConstStaticCell::new(Arena([0; ARENA_BYTES]));
+#[path = "../../firmware-common/app.rs"]
+mod app;
 
 core::arch::global_asm!(
     r#"
@@ -139,8 +119,12 @@ fn exit(code: u32) -> ! {
 #[unsafe(no_mangle)]
 extern "C" fn main() -> ! {
     let painted = stack::paint();
-    let status = match run() {
-        Ok(()) => 0,
+    let status = match app::run(
+        microbert_cortex_a::NeonKernels::new(),
+        "cortex-a53 virt",
+        &mut Uart,
+    ) {
+        Ok(_) => 0,
         Err(e) => {
             println!("error: {e}");
             1
@@ -157,110 +141,11 @@ extern "C" fn trap(esr: usize, elr: usize, far: usize) -> ! {
     exit(2)
 }
 
-enum Error {
-    Blob(microbert::BlobError),
-    Tokenize(microbert::TokenizeError),
-    Run(microbert::RunError),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Blob(e) => write!(f, "blob: {e}"),
-            Self::Tokenize(e) => write!(f, "tokenizer: {e}"),
-            Self::Run(e) => write!(f, "encoder: {e}"),
-        }
-    }
-}
-
-fn run() -> Result<(), Error> {
-    let kernels = microbert_cortex_a::NeonKernels::new();
-    println!(
-        "microbert cortex-a53 virt: {} kernels",
-        microbert::Kernels::name(&kernels)
-    );
-    let model = microbert::parse(BLOB).map_err(Error::Blob)?;
-    println!(
-        "model: {} layers, hidden {}, vocab {}, blob {} bytes",
-        model.config.num_hidden_layers,
-        model.config.hidden_size,
-        model.config.vocab_size,
-        BLOB.len()
-    );
-    let mut ids = [0u32; MAX_TOKENS];
-    let enc = microbert::Tokenizer::new(&model)
-        .encode(TEXT, &mut ids)
-        .map_err(Error::Tokenize)?;
-    println!("text: {TEXT}");
-    println!("tokens: {}", enc.len);
-    let arena = &mut ARENA.take().0;
-    println!(
-        "arena: {ARENA_BYTES} bytes static (scratch for {MAX_TOKENS} tokens), {} needed for this text",
-        microbert::scratch_bytes(&model, enc.len)
-    );
-    let mut pooled = [0i32; HIDDEN];
-    microbert::Encoder::new(&model, kernels)
-        .embed(&ids[..enc.len], arena, &mut pooled)
-        .map_err(Error::Run)?;
-    println!("hash: {:016x}", microbert::output::hash(&pooled));
-    let _ = write!(Uart, "pooled (Q.16, {HIDDEN}):");
-    for v in pooled {
-        let _ = write!(Uart, " {v}");
-    }
-    println!();
-    Ok(())
-}
-
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     println!("panic: {info}");
     exit(1)
 }
 
-/// Stack painting, as in the Cortex-M firmware.
-mod stack {
-    const PAINT: u64 = 0xC0DE_5EED_C0DE_5EED;
-    const MARGIN: usize = 512;
-
-    unsafe extern "C" {
-        static _stack_start: u64;
-        static _stack_end: u64;
-    }
-
-    fn bounds() -> (usize, usize) {
-        (
-            core::ptr::addr_of!(_stack_end) as usize,
-            core::ptr::addr_of!(_stack_start) as usize,
-        )
-    }
-
-    fn sp() -> usize {
-        let sp: usize;
-        // SAFETY: reads the stack pointer register only.
-        unsafe { core::arch::asm!("mov {}, sp", out(reg) sp) };
-        sp
-    }
-
-    pub(crate) fn paint() -> usize {
-        let (low, _) = bounds();
-        let high = (sp() - MARGIN) & !7;
-        let mut p = low;
-        while p < high {
-            // SAFETY: `[_stack_end, sp - MARGIN)` is the linker script's stack region below
-            // every live frame; no Rust object lives there.
-            unsafe { core::ptr::write_volatile(p as *mut u64, PAINT) };
-            p += 8;
-        }
-        high.saturating_sub(low)
-    }
-
-    pub(crate) fn peak() -> usize {
-        let (low, top) = bounds();
-        let mut p = low;
-        // SAFETY: aligned reads inside the stack region.
-        while p < top && unsafe { core::ptr::read_volatile(p as *const u64) } == PAINT {
-            p += 8;
-        }
-        top - p
-    }
-}
+#[path = "../../firmware-common/stack.rs"]
+mod stack;

@@ -1,13 +1,13 @@
-//! Build script of the Cortex-A53 (qemu virt) firmware.
+//! Build script shared by the firmware examples (`build = "../firmware-common/build.rs"`).
 //!
 //! - The model blob: `$MICROBERT_FIRMWARE_BLOB` (set by `cargo xtask firmware`), else the
 //!   committed tiny test fixture `models/fixtures/tiny/model.blob`, is copied to
-//!   `$OUT_DIR/model.blob` and `include_bytes!`-ed into the image by `src/main.rs`.
+//!   `$OUT_DIR/model.blob` and `include_bytes!`-ed into flash by `src/main.rs`.
 //! - The blob is parsed here with the runtime itself (a host build of `microbert`) so the
 //!   static arena is sized exactly: `$OUT_DIR/model_consts.rs` gets `ARENA_BYTES`
 //!   (`microbert::scratch_bytes(model, MAX_TOKENS)`) and `HIDDEN`.
-//! - `link.x` (the linker script: qemu virt's DRAM) goes to `$OUT_DIR`, on the linker's
-//!   search path.
+//! - the board's linker script goes to `$OUT_DIR`, on the linker's search path:
+//!   `memory.x` (Cortex-M: cortex-m-rt's `link.x` includes it) or `link.x` (qemu virt DRAM).
 
 use std::path::PathBuf;
 
@@ -49,8 +49,15 @@ fn main() {
     )
     .expect("writing OUT_DIR/model_consts.rs");
 
-    std::fs::copy(manifest.join("link.x"), out.join("link.x")).expect("copying link.x");
+    let script = ["memory.x", "link.x"]
+        .into_iter()
+        .find(|f| manifest.join(f).exists())
+        .expect("the firmware project has memory.x or link.x");
+    std::fs::copy(manifest.join(script), out.join(script)).expect("copying the linker script");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=link.x");
+    println!("cargo:rerun-if-changed={script}");
     println!("cargo:rerun-if-changed=build.rs");
+    if std::env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
 }

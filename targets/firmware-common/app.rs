@@ -1,0 +1,111 @@
+//! The application every firmware example runs, shared by `targets/cortex-m`,
+//! `targets/riscv-virt` and `targets/cortex-a53` (each includes this file with `#[path]` and
+//! adds its board's start-up, console, exit and stack painting).
+//!
+//! It embeds [`TEXT`] with the blob in flash and the scratch arena in `.bss`, and prints the
+//! lines `cargo xtask firmware` reads: `text:`, `tokens:`, `arena:`, `hash:` (FNV-1a 64 of
+//! the pooled Q.16 vector, as `microbert embed --hash`), and the pooled vector itself.
+//!
+//! Memory: the model blob is `include_bytes!`-ed into the image (`.rodata`) and parsed
+//! zero-copy; the arena is one `static` handed out once as `&'static mut` by a
+//! `static_cell::ConstStaticCell` (no `static mut`, no heap, no `unsafe`); its size is
+//! `scratch_bytes(model, MAX_TOKENS)`, computed by the build script with the runtime itself.
+
+use core::fmt::{self, Write};
+use static_cell::ConstStaticCell;
+
+/// Constants the build script derived from the blob.
+mod consts {
+    include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
+}
+use consts::{ARENA_BYTES, HIDDEN};
+
+/// Longest token sequence accepted, `[CLS]` and `[SEP]` included (longer texts are
+/// truncated by the tokenizer). The arena is sized for it by the build script.
+pub(crate) const MAX_TOKENS: usize = 128;
+const _: () = assert!(
+    MAX_TOKENS == consts::BUILD_MAX_TOKENS,
+    "keep the build script in step"
+);
+
+/// The sentence the firmware embeds (printed as `text:` so the host side uses the same).
+pub(crate) const TEXT: &str =
+    "Integer-only inference runs BERT encoders on microcontrollers without a floating point unit.";
+
+/// The model, in flash.
+static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.blob"));
+
+/// The scratch arena: 4-byte aligned as `microbert::scratch_bytes` asks.
+#[repr(C, align(4))]
+struct Arena([u8; ARENA_BYTES]);
+
+/// All zero, so it lands in `.bss` (zeroed at start-up, no image bytes).
+static ARENA: ConstStaticCell<Arena> = ConstStaticCell::new(Arena([0; ARENA_BYTES]));
+
+/// Everything that can fail, for one message.
+pub(crate) enum Error {
+    Blob(microbert::BlobError),
+    Tokenize(microbert::TokenizeError),
+    Run(microbert::RunError),
+    Console,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "blob: {e}"),
+            Self::Tokenize(e) => write!(f, "tokenizer: {e}"),
+            Self::Run(e) => write!(f, "encoder: {e}"),
+            Self::Console => f.write_str("console write failed"),
+        }
+    }
+}
+
+impl From<fmt::Error> for Error {
+    fn from(_: fmt::Error) -> Self {
+        Self::Console
+    }
+}
+
+/// Embeds [`TEXT`] with `kernels` on `board`, printing to `out`; returns the hash.
+pub(crate) fn run<K: microbert::Kernels>(
+    kernels: K,
+    board: &str,
+    out: &mut impl Write,
+) -> Result<u64, Error> {
+    writeln!(out, "microbert {board}: {} kernels", kernels.name())?;
+    let model = microbert::parse(BLOB).map_err(Error::Blob)?;
+    writeln!(
+        out,
+        "model: {} layers, hidden {}, vocab {}, blob {} bytes",
+        model.config.num_hidden_layers,
+        model.config.hidden_size,
+        model.config.vocab_size,
+        BLOB.len()
+    )?;
+    let mut ids = [0u32; MAX_TOKENS];
+    let enc = microbert::Tokenizer::new(&model)
+        .encode(TEXT, &mut ids)
+        .map_err(Error::Tokenize)?;
+    writeln!(out, "text: {TEXT}")?;
+    let truncated = if enc.truncated { " (truncated)" } else { "" };
+    writeln!(out, "tokens: {}{truncated}", enc.len)?;
+    let arena = &mut ARENA.take().0;
+    writeln!(
+        out,
+        "arena: {ARENA_BYTES} bytes static (scratch for {MAX_TOKENS} tokens), {} needed for this text",
+        microbert::scratch_bytes(&model, enc.len)
+    )?;
+    let mut pooled = [0i32; HIDDEN];
+    microbert::Encoder::new(&model, kernels)
+        .embed(&ids[..enc.len], arena, &mut pooled)
+        .map_err(Error::Run)?;
+    let hash = microbert::output::hash(&pooled);
+    writeln!(out, "hash: {hash:016x}")?;
+    write!(out, "pooled (Q.16, {HIDDEN}):")?;
+    for v in pooled {
+        write!(out, " {v}")?;
+    }
+    writeln!(out)?;
+    Ok(hash)
+}
