@@ -280,9 +280,9 @@ impl core::error::Error for RunError {}
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
+    extern crate alloc;
     use super::*;
-    use std::string::ToString;
+    use alloc::string::ToString;
 
     #[test]
     fn every_variant_displays_a_sentence() {

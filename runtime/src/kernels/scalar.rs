@@ -239,9 +239,9 @@ pub fn gelu_q16(x: i32) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
+    extern crate alloc;
     use super::*;
-    use std::vec;
+    use alloc::vec;
 
     fn q16(x: f64) -> i32 {
         (x * 65536.0).round() as i32

@@ -1,10 +1,10 @@
 //! Small hand-made vocabularies: each rule of the tokenizer in isolation. Parity with the
 //! reference on real vocabularies and texts is in `tests/tests/tokenizer_parity.rs`.
 
-extern crate std;
+extern crate alloc;
 
 use super::*;
-use std::vec::Vec;
+use alloc::vec::Vec;
 
 /// The vocabulary's wire arrays, owned.
 struct OwnedVocab {
@@ -99,7 +99,7 @@ fn long_words_are_unknown() {
     assert_eq!(pieces(&t, "aaaaaaaaaaa"), [1]);
     assert_eq!(pieces(&t, "aaaaaaaaaaa a"), [1, 19]);
     // Longer than the word buffer, still one [UNK], then back to normal.
-    let mut long = std::string::String::new();
+    let mut long = alloc::string::String::new();
     for _ in 0..3 * MAX_WORD_BYTES {
         long.push('é');
     }
@@ -235,7 +235,7 @@ fn arbitrary_text_never_panics_and_counts_agree() {
     };
     let mut out = [0u32; 8];
     for _ in 0..2000 {
-        let mut s = std::string::String::new();
+        let mut s = alloc::string::String::new();
         for _ in 0..next() % 40 {
             let r = next();
             let cp = match r % 4 {
