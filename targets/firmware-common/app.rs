@@ -67,6 +67,29 @@ impl From<fmt::Error> for Error {
     }
 }
 
+/// The whole firmware run: paints the stack, embeds [`TEXT`], prints any error and the
+/// peak stack; returns the exit status (0, or 1 after an error) and the hash.
+pub(crate) fn main<K: microbert::Kernels>(
+    kernels: K,
+    board: &str,
+    out: &mut impl Write,
+) -> (u32, Option<u64>) {
+    let painted = crate::stack::paint();
+    let (status, hash) = match run(kernels, board, out) {
+        Ok(hash) => (0, Some(hash)),
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            (1, None)
+        }
+    };
+    let peak = crate::stack::peak();
+    let _ = writeln!(
+        out,
+        "stack: peak {peak} bytes (painted {painted} bytes below the entry frame)"
+    );
+    (status, hash)
+}
+
 /// Embeds [`TEXT`] with `kernels` on `board`, printing to `out`; returns the hash.
 pub(crate) fn run<K: microbert::Kernels>(
     kernels: K,

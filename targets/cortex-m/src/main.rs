@@ -33,35 +33,23 @@ mod app;
 
 #[entry]
 fn main() -> ! {
-    let painted = stack::paint();
-    let mut console = match hio::hstdout() {
-        Ok(c) => c,
-        Err(()) => {
-            debug::exit(debug::EXIT_FAILURE);
-            #[allow(clippy::empty_loop)]
-            loop {}
-        }
-    };
-    let status = match app::run(microbert::Scalar, "cortex-m4f", &mut console) {
-        Ok(_hash) => {
+    let status = match hio::hstdout() {
+        Ok(mut console) => {
+            let (status, _hash) = app::main(microbert::Scalar, "cortex-m4f", &mut console);
             #[cfg(feature = "defmt")]
-            defmt::info!("hash {=u64:016x}", _hash);
-            debug::EXIT_SUCCESS
+            match _hash {
+                Some(hash) => defmt::info!("hash {=u64:016x}", hash),
+                None => defmt::error!("embedding failed"),
+            }
+            status
         }
-        Err(e) => {
-            hprintln!("error: {}", e);
-            #[cfg(feature = "defmt")]
-            defmt::error!("embedding failed");
-            debug::EXIT_FAILURE
-        }
+        Err(()) => 1,
     };
-    let peak = stack::peak();
-    hprintln!(
-        "stack: peak {} bytes (painted {} bytes below the entry frame)",
-        peak,
-        painted
-    );
-    debug::exit(status);
+    debug::exit(if status == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
     #[allow(clippy::empty_loop)]
     loop {}
 }

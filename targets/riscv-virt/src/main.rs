@@ -88,20 +88,11 @@ fn exit(code: u32) -> ! {
 
 #[unsafe(no_mangle)]
 extern "C" fn main() -> ! {
-    let painted = stack::paint();
-    let status = match app::run(
+    let (status, _) = app::main(
         microbert_riscv::RvvKernels::new(),
         "riscv64 virt",
         &mut Uart,
-    ) {
-        Ok(_) => 0,
-        Err(e) => {
-            println!("error: {e}");
-            1
-        }
-    };
-    let peak = stack::peak();
-    println!("stack: peak {peak} bytes (painted {painted} bytes below the entry frame)");
+    );
     exit(status)
 }
 
