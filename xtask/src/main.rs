@@ -39,7 +39,8 @@ enum Command {
     /// Fetch the pinned models and corpora and convert the blobs the tests use.
     Prepare,
     /// Everything CI checks: generated files, formatting, clippy, all tests in the
-    /// optimised test profile, and the no_std builds for bare-metal targets.
+    /// optimised test profile, the no_std builds for bare-metal targets, the SIMD backends
+    /// under qemu (`cross`) and the firmware examples (`firmware --report`).
     Ci,
     /// The main job: `microbert embed` on the default MiniLM model (fetched and converted
     /// on first use) for texts on stdin, one per line. Extra arguments go to `microbert embed`.
