@@ -88,12 +88,6 @@ impl Default for HostKernels {
     }
 }
 
-/// `(rows - 1) * stride + len`: the slice length a strided view of `rows` rows needs
-/// (`None` on overflow; `rows` must be positive).
-fn strided_len(rows: usize, stride: usize, len: usize) -> Option<usize> {
-    (rows - 1).checked_mul(stride)?.checked_add(len)
-}
-
 impl Kernels for HostKernels {
     fn name(&self) -> &'static str {
         match self.backend {
@@ -114,17 +108,14 @@ impl Kernels for HostKernels {
         out: &mut [i32],
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 && m > 0 && n > 0 && depth > 0 {
-            let covered = strided_len(m, lda, depth).is_some_and(|l| l <= a.len())
-                && strided_len(n, ldb, depth).is_some_and(|l| l <= b.len())
-                && m.checked_mul(n).is_some_and(|l| l <= out.len());
-            if covered {
-                // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
-                // (see `avx2()`), and `covered` checked that `a`, `b` and `out` hold every
-                // element the shapes and strides address.
-                unsafe { avx2::gemm_i8(m, n, depth, a, lda, b, ldb, out) };
-                return;
-            }
+        if self.backend == Backend::Avx2
+            && microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out)
+        {
+            // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
+            // (see `avx2()`), and `gemm_fits` checked that the shapes are non-empty and that
+            // `a`, `b` and `out` hold every element the shapes and strides address.
+            unsafe { avx2::gemm_i8(m, n, depth, a, lda, b, ldb, out) };
+            return;
         }
         // Empty shapes and slices that do not cover them keep the reference's semantics.
         scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
@@ -133,7 +124,7 @@ impl Kernels for HostKernels {
     fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 && !p.is_empty() && !out.is_empty() {
-            let covered = strided_len(p.len(), ldv, out.len()).is_some_and(|l| l <= v.len());
+            let covered = microbert::kernels::strided_covers(p.len(), out.len(), ldv, v.len());
             if covered {
                 // SAFETY: AVX2 was detected (see `avx2()`), and `covered` checked that `v`
                 // holds `out.len()` values in each of the `p.len()` rows of stride `ldv`.
