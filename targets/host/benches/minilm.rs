@@ -31,25 +31,9 @@ use std::time::Instant;
 
 const TOKENS: usize = 128;
 
-fn cache_dir() -> PathBuf {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("MICROBERT_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("microbert")))
-        .unwrap_or_else(|| {
-            var("HOME")
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join(".cache")
-                .join("microbert")
-        })
-}
-
 /// A real paragraph with at least [`TOKENS`] tokens.
 fn long_text() -> String {
-    let path = cache_dir().join("data/wiki/summaries_en-us.json");
+    let path = microbert_tests::corpus::cache_dir().join("data/wiki/summaries_en-us.json");
     let leads: Vec<String> = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok())
@@ -150,7 +134,7 @@ struct Candle {
 
 impl Candle {
     fn load(ids: &[u32]) -> Option<Self> {
-        let dir = cache_dir().join("models/minilm");
+        let dir = microbert_tests::corpus::cache_dir().join("models/minilm");
         let config: CandleConfig =
             serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).ok()?).ok()?;
         let device = Device::Cpu;
@@ -267,7 +251,7 @@ fn main() {
     }
 
     // MiniLM end to end at 128 tokens.
-    let blob_path = cache_dir().join("blobs/minilm.blob");
+    let blob_path = microbert_tests::corpus::cache_dir().join("blobs/minilm.blob");
     let Ok(bytes) = std::fs::read(&blob_path) else {
         eprintln!(
             "{} missing (cargo xtask prepare): end-to-end part skipped",

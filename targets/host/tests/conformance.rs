@@ -77,23 +77,6 @@ fn encoder_shapes_match_scalar() {
     }
 }
 
-/// The cache directory of fetched models and converted blobs (as `xtask` lays it out).
-fn cache_dir() -> PathBuf {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("MICROBERT_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("microbert")))
-        .unwrap_or_else(|| {
-            var("HOME")
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join(".cache")
-                .join("microbert")
-        })
-}
-
 fn pooled<K: Kernels>(model: &ModelView<'_>, k: K, ids: &[u32]) -> Vec<i32> {
     let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
     let mut out = vec![0i32; model.config.hidden_size as usize];
@@ -145,7 +128,9 @@ fn tiny_fixture_embeddings_are_identical() {
 
 #[test]
 fn minilm_embeddings_are_identical_if_prepared() {
-    let path = cache_dir().join("blobs").join("minilm.blob");
+    let path = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join("minilm.blob");
     let Ok(bytes) = std::fs::read(&path) else {
         eprintln!(
             "conformance: {} not found (run `cargo xtask prepare`): MiniLM check skipped",
