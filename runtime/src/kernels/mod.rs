@@ -130,6 +130,12 @@ pub trait Kernels {
         scalar::softmax_row(logits, v_amax, p)
     }
 
+    /// Scales one head's `p . v` accumulators to Q.16 with the factor [`Self::softmax_row`]
+    /// returned: `out[t] = scale.apply(acc[t])` (see [`scalar::PvScale::apply`]).
+    fn pv_scale_row(&self, acc: &[i32], scale: scalar::PvScale, out: &mut [i32]) {
+        scalar::pv_scale_row(acc, scale, out);
+    }
+
     /// LayerNorm of one Q.16 row in place (see [`scalar::layer_norm_row`]).
     fn layer_norm_row(&self, row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
         scalar::layer_norm_row(row, gamma, beta, eps_q32);
@@ -192,6 +198,9 @@ impl<K: Kernels + ?Sized> Kernels for &K {
     }
     fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
         (**self).softmax_row(logits, v_amax, p)
+    }
+    fn pv_scale_row(&self, acc: &[i32], scale: scalar::PvScale, out: &mut [i32]) {
+        (**self).pv_scale_row(acc, scale, out);
     }
     fn layer_norm_row(&self, row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
         (**self).layer_norm_row(row, gamma, beta, eps_q32);

@@ -124,6 +124,13 @@ impl PvScale {
     }
 }
 
+/// See [`super::Kernels::pv_scale_row`]: [`PvScale::apply`] on every element.
+pub fn pv_scale_row(acc: &[i32], scale: PvScale, out: &mut [i32]) {
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = scale.apply(a);
+    }
+}
+
 /// Probability scale: probabilities are u16 with 65,535 standing for 1.
 pub const P_ONE: u64 = 65_535;
 

@@ -234,6 +234,30 @@ pub fn row_kernels<K: Kernels>(k: &K) {
                 (ws, &want_p[..n]),
             );
 
+            // The context scale: the softmax's own factor, then factors over the whole
+            // non-negative range (including those whose products saturate).
+            for (i, factor_q32) in [
+                gs.factor_q32,
+                0,
+                1,
+                (1 << 32) - 1,
+                1 << 32,
+                (1 << 31) + 1,
+                rng.range(0, 1 << 40),
+                (rng.next_u64() >> 1) as i64,
+                i64::MAX - rng.range(0, 1 << 32),
+                i64::MAX,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let scale = PvScale { factor_q32 };
+                let pv = if i % 2 == 0 { &acc[..n] } else { &row[..n] };
+                k.pv_scale_row(pv, scale, &mut got[..n]);
+                Scalar.pv_scale_row(pv, scale, &mut want[..n]);
+                check("pv_scale_row", k.name(), case, &got[..n], &want[..n]);
+            }
+
             // LayerNorm with gamma/beta drawn from the bias and multiplier bytes.
             got[..n].copy_from_slice(&row[..n]);
             want[..n].copy_from_slice(&row[..n]);

@@ -146,9 +146,7 @@ pub(crate) fn forward_layer<K: Kernels>(
                 k.weighted_sum_u16_i8(b.p, values, d, b.pv);
                 let lo = r * d + h * dh;
                 if let Some(ctx) = b.z.get_mut(lo..lo + dh) {
-                    for (o, &acc) in ctx.iter_mut().zip(b.pv.iter()) {
-                        *o = scale.apply(acc);
-                    }
+                    k.pv_scale_row(b.pv, scale, ctx);
                 }
             }
         }

@@ -216,8 +216,13 @@ fn main() {
         let mut out = vec![0i32; m * n];
         let macs = (m * n * k) as f64;
         let mut group = c.benchmark_group(format!("gemm_i8 {m}x{n}x{k}/{ld}"));
-        for kern in [scalar, host] {
-            let name = kern.name();
+        // The weights as the encoder meets them: packed once (`HostKernels::pack_model`).
+        let packed = host.clone().pack([(&b[..], n, k, ld)]);
+        for (kern, name) in [
+            (&scalar, "scalar"),
+            (&host, "avx2"),
+            (&packed, "avx2, packed b"),
+        ] {
             group.bench_function(name, |bch| {
                 bch.iter(|| kern.gemm_i8(m, n, k, black_box(&a), ld, &b, ld, &mut out))
             });
@@ -272,11 +277,21 @@ fn main() {
     let mut pooled = vec![0i32; model.config.hidden_size as usize];
     if let Some(secs) = profile_secs {
         // Profiling hook: only the AVX2 end-to-end run, for `perf record`.
-        let enc = Encoder::new(&model, host);
+        let enc = Encoder::new(&model, host.clone().pack_model(&model));
         let start = Instant::now();
+        let mut runs = Vec::new();
         while start.elapsed() < Duration::from_secs(secs) {
+            let t = Instant::now();
             embed(&enc, &ids, &mut arena, &mut pooled);
+            runs.push(t.elapsed());
         }
+        runs.sort();
+        eprintln!(
+            "profile: {} embeddings, median {:.2?}, fastest {:.2?}",
+            runs.len(),
+            runs.get(runs.len() / 2).copied().unwrap_or_default(),
+            runs.first().copied().unwrap_or_default()
+        );
         return;
     }
     let mut group = c.benchmark_group(format!("minilm {TOKENS} tokens"));
@@ -294,8 +309,12 @@ fn main() {
     } else {
         eprintln!("candle: models/minilm checkpoint missing: candle row skipped");
     }
-    for kern in [scalar, host] {
-        let enc = Encoder::new(&model, kern);
+    let packing = Instant::now();
+    let packed = host.clone().pack_model(&model);
+    let packing = packing.elapsed();
+    eprintln!("packing the dense weights for AVX2: {packing:.2?}");
+    for kern in [scalar, packed] {
+        let enc = Encoder::new(&model, kern.clone());
         group.bench_function(format!("microbert {}", kern.name()), |bch| {
             bch.iter(|| embed(&enc, &ids, &mut arena, &mut pooled))
         });

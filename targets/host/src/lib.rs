@@ -30,8 +30,10 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
-use microbert::Kernels;
+use core::marker::PhantomData;
 use microbert::kernels::scalar;
+use microbert::{Kernels, ModelView};
+use std::sync::Arc;
 
 /// Which instruction set a [`HostKernels`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +49,32 @@ pub enum Backend {
 ///
 /// A value of this type with [`Backend::Avx2`] exists only after a successful run-time
 /// check, which is what makes calling the AVX2 bodies sound.
-#[derive(Debug, Clone, Copy)]
-pub struct HostKernels {
+///
+/// With AVX2, [`Self::pack_model`] (or [`Self::pack`]) re-lays a model's dense-layer weights
+/// out in the panels the fastest GEMM reads (a copy the size of the int8 weights, made
+/// once); `'m` is the borrow of the blob they came from. `gemm_i8` calls whose weight
+/// operand is one of those slices then use the packed copy, every other call packs its
+/// operand itself. Clones share the packed weights.
+#[derive(Debug, Clone)]
+pub struct HostKernels<'m> {
     backend: Backend,
+    /// Packed weights, sorted by the address of the slice they were packed from.
+    packed: Arc<[Packed]>,
+    /// The packed slices are borrowed for `'m`: immutable and alive while `self` is.
+    _weights: PhantomData<&'m [i8]>,
 }
 
-impl HostKernels {
+/// One weight matrix packed for the AVX2 GEMM, found again by its slice's address.
+#[derive(Debug, Clone)]
+struct Packed {
+    addr: usize,
+    len: usize,
+    ldb: usize,
+    #[cfg(target_arch = "x86_64")]
+    b: avx2::PackedB,
+}
+
+impl HostKernels<'static> {
     /// The fastest backend this CPU supports (AVX2 if present, else scalar).
     pub fn detect() -> Self {
         Self::avx2().unwrap_or_else(Self::scalar)
@@ -62,33 +84,102 @@ impl HostKernels {
     pub fn avx2() -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            return Some(Self {
-                backend: Backend::Avx2,
-            });
+            return Some(Self::with_backend(Backend::Avx2));
         }
         None
     }
 
     /// The scalar reference, whatever the CPU.
     pub fn scalar() -> Self {
-        Self {
-            backend: Backend::Scalar,
-        }
+        Self::with_backend(Backend::Scalar)
     }
 
+    fn with_backend(backend: Backend) -> Self {
+        Self {
+            backend,
+            packed: Arc::new([]),
+            _weights: PhantomData,
+        }
+    }
+}
+
+impl<'m> HostKernels<'m> {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
     }
+
+    /// Packs the weights of every dense layer of `model`'s encoder (see [`Self::pack`]).
+    /// A no-op for the scalar backend. Takes about as much memory as the int8 weights.
+    pub fn pack_model(self, model: &ModelView<'m>) -> Self {
+        let mut weights = Vec::new();
+        for layer in model.layers() {
+            for dense in [
+                &layer.query,
+                &layer.key,
+                &layer.value,
+                &layer.attention_output,
+                &layer.intermediate,
+                &layer.output,
+            ] {
+                let [n, depth] = dense.weight.shape.map(|x| x as usize);
+                let b: &'m [i8] = bytemuck::cast_slice(dense.weight.data);
+                weights.push((b, n, depth, depth));
+            }
+        }
+        self.pack(weights)
+    }
+
+    /// Packs weight matrices given as `(b, n, depth, ldb)` (the `gemm_i8` operands) for the
+    /// AVX2 GEMM. A later `gemm_i8` call with exactly one of these slices (same address
+    /// and length) and the same `n`, `depth` and `ldb` reads the packed copy; the borrow
+    /// `'m` guarantees the slice still holds what was packed. Operands that do not cover
+    /// their shape are skipped. A no-op for the scalar backend.
+    pub fn pack<I>(mut self, weights: I) -> Self
+    where
+        I: IntoIterator<Item = (&'m [i8], usize, usize, usize)>,
+    {
+        if self.backend != Backend::Avx2 {
+            return self;
+        }
+        let mut all = self.packed.to_vec();
+        for (b, n, depth, ldb) in weights {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the backend is AVX2 (checked above), detected at run time.
+            if let Some(packed) = unsafe { avx2::PackedB::new(n, depth, b, ldb) } {
+                all.retain(|p| p.addr != b.as_ptr() as usize);
+                all.push(Packed {
+                    addr: b.as_ptr() as usize,
+                    len: b.len(),
+                    ldb,
+                    b: packed,
+                });
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (b, n, depth, ldb);
+        }
+        all.sort_by_key(|p| p.addr);
+        self.packed = all.into();
+        self
+    }
+
+    /// The packed copy of `b`, if it was packed with this shape.
+    #[cfg(target_arch = "x86_64")]
+    fn packed(&self, n: usize, depth: usize, b: &[i8], ldb: usize) -> Option<&avx2::PackedB> {
+        let addr = b.as_ptr() as usize;
+        let i = self.packed.binary_search_by_key(&addr, |p| p.addr).ok()?;
+        let p = self.packed.get(i)?;
+        (p.len == b.len() && p.ldb == ldb && p.b.n() == n && p.b.depth() == depth).then_some(&p.b)
+    }
 }
 
-impl Default for HostKernels {
+impl Default for HostKernels<'static> {
     fn default() -> Self {
         Self::detect()
     }
 }
 
-impl Kernels for HostKernels {
+impl Kernels for HostKernels<'_> {
     fn name(&self) -> &'static str {
         match self.backend {
             Backend::Scalar => "scalar",
@@ -111,6 +202,11 @@ impl Kernels for HostKernels {
         if self.backend == Backend::Avx2
             && microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out)
         {
+            if let Some(packed) = self.packed(n, depth, b, ldb) {
+                // SAFETY: as below; `packed` has this call's `n` and `depth`.
+                unsafe { avx2::gemm_i8_packed(m, a, lda, packed, out) };
+                return;
+            }
             // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
             // (see `avx2()`), and `gemm_fits` checked that the shapes are non-empty and that
             // `a`, `b` and `out` hold every element the shapes and strides address.
@@ -193,6 +289,16 @@ impl Kernels for HostKernels {
             return unsafe { avx2::softmax_row(logits, v_amax, p) };
         }
         scalar::softmax_row(logits, v_amax, p)
+    }
+
+    fn pv_scale_row(&self, acc: &[i32], scale: scalar::PvScale, out: &mut [i32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            unsafe { avx2::pv_scale_row(acc, scale, out) };
+            return;
+        }
+        scalar::pv_scale_row(acc, scale, out);
     }
 
     fn gelu_row(&self, row: &mut [i32]) {

@@ -8,7 +8,7 @@ use microbert_host::{Backend, HostKernels};
 use std::path::PathBuf;
 
 /// Says which backend runs, so the test log shows whether AVX2 was exercised.
-fn detected() -> HostKernels {
+fn detected() -> HostKernels<'static> {
     let k = HostKernels::detect();
     match k.backend() {
         Backend::Avx2 => eprintln!("conformance: backend `{}` (AVX2 detected)", k.name()),
@@ -48,9 +48,14 @@ fn encoder_shapes_match_scalar() {
         let b = gen_i8((n - 1) * ldb + depth);
         let mut got = vec![-1i32; m * n];
         let mut want = vec![-2i32; m * n];
-        k.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut got);
         microbert::Scalar.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut want);
+        k.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut got);
         assert_eq!(got, want, "gemm_i8 m {m} n {n} depth {depth}");
+        // The same weights packed beforehand, as `pack_model` does for dense layers.
+        let packed = k.clone().pack([(&b[..], n, depth, ldb)]);
+        got.fill(-3);
+        packed.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut got);
+        assert_eq!(got, want, "packed gemm_i8 m {m} n {n} depth {depth}");
     }
     let mut prng = microbert::kernels::testing::Rng::new(8);
     for &(keys, width, ldv) in &[
@@ -98,18 +103,21 @@ fn both_backends_agree(bytes: &[u8], what: &str) {
         "",
     ];
     let k = detected();
+    let packed = k.clone().pack_model(&model);
     for text in texts {
         let mut ids = vec![0u32; model.max_tokens().min(256)];
         let enc = tokenizer.encode(text, &mut ids).expect("tokenizes");
         let ids = &ids[..enc.len];
         let want = pooled(&model, microbert::Scalar, ids);
-        let got = pooled(&model, k, ids);
+        let got = pooled(&model, &k, ids);
         assert_eq!(
             got,
             want,
             "{what}: {} differs from scalar on {text:?}",
             k.name()
         );
+        let got = pooled(&model, &packed, ids);
+        assert_eq!(got, want, "{what}: packed weights differ on {text:?}");
     }
     eprintln!(
         "conformance: {what}: {} == scalar on {} texts",

@@ -29,6 +29,7 @@ use core::arch::x86_64::{
     _mm256_extracti128_si256, _mm256_i32gather_epi32, _mm256_mul_epu32, _mm256_mullo_epi32,
     _mm256_packus_epi32, _mm256_permute4x64_epi64, _mm256_srli_epi32, _mm256_srlv_epi32,
 };
+use core::cell::Cell;
 use microbert::kernels::Requant;
 use microbert::kernels::scalar;
 use microbert::kernels::tables::{
@@ -372,10 +373,36 @@ fn weights(e: __m256i, va: __m256i) -> (__m256i, __m256i) {
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
+    let mut e_buf = EXP_ROW.try_with(Cell::take).unwrap_or_default();
+    // SAFETY: AVX2 is the caller's guarantee.
+    let scale = unsafe { softmax_row_with(logits, v_amax, p, &mut e_buf) };
+    // If the thread is being torn down the buffer is simply dropped.
+    let _ = EXP_ROW.try_with(|cell| cell.set(e_buf));
+    scale
+}
+
+std::thread_local! {
+    /// The exponentials of a softmax row, kept from the first pass for the second.
+    static EXP_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+/// [`softmax_row`] with `e_buf` as room for the row's exponentials.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_row_with(
+    logits: &[i32],
+    v_amax: &[u32],
+    p: &mut [u16],
+    e_buf: &mut Vec<u32>,
+) -> scalar::PvScale {
     let max = logits.iter().copied().max().unwrap_or(0);
     let maxv = _mm256_set1_epi32(max);
     let n = logits.len().min(v_amax.len());
     let nv = n & !7;
+    e_buf.clear();
+    e_buf.resize(nv, 0);
     let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
     let mut e_acc = _mm256_setzero_si256();
     let mut w_acc = _mm256_setzero_si256();
@@ -389,6 +416,8 @@ pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) 
             )
         };
         let e = exp2_neg(maxv, z);
+        // SAFETY: `i + 8 <= nv == e_buf.len()`.
+        unsafe { _mm256_storeu_si256(e_buf.as_mut_ptr().add(i).cast(), e) };
         e_acc = _mm256_add_epi64(e_acc, _mm256_and_si256(e, low32));
         e_acc = _mm256_add_epi64(e_acc, odd(e));
         let (we, wo) = weights(e, va);
@@ -428,11 +457,12 @@ pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) 
     let npv = np & !7;
     let mut i = 0;
     while i < npv {
-        // SAFETY: `i + 8 <= npv <= min(logits.len(), v_amax.len(), p.len())`.
+        // SAFETY: `i + 8 <= npv <= min(nv, p.len())`, and `nv` is at most `v_amax.len()`
+        // and `e_buf.len()`.
         unsafe {
-            let z = _mm256_loadu_si256(logits.as_ptr().add(i).cast());
+            let e = _mm256_loadu_si256(e_buf.as_ptr().add(i).cast());
             let va = _mm256_loadu_si256(v_amax.as_ptr().add(i).cast());
-            let (we, wo) = weights(exp2_neg(maxv, z), va);
+            let (we, wo) = weights(e, va);
             let q = join(scale(we), scale(wo));
             let q = _mm256_min_epu32(q, _mm256_set1_epi32(scalar::P_ONE as i32));
             let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(q, q));
@@ -456,6 +486,45 @@ pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) 
     scalar::PvScale {
         factor_q32: i64::try_from(factor).unwrap_or(i64::MAX),
     }
+}
+
+/// See `microbert::kernels::scalar::pv_scale_row`. With the factor split as
+/// `f = h * 2^32 + l` (`l` read as the signed `l' = l - 2^32 * [l >= 2^31]`, `h' = h +
+/// [l >= 2^31]`), `round(acc * f / 2^32) = acc * h' + round(acc * l' / 2^32)` exactly:
+/// `acc * h' * 2^32` is a whole multiple of `2^32`. Both products are `vpmuldq`; the
+/// rounded shift by 32 is the high half of `acc * l' + 2^31`, which fits an i32. Factors
+/// with `h' >= 2^31` (within 2^31 of `i64::MAX`) or negative take the reference.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn pv_scale_row(acc: &[i32], scale: scalar::PvScale, out: &mut [i32]) {
+    let f = scale.factor_q32;
+    let (h, l) = (f >> 32, f as u32);
+    let h1 = h + i64::from(l >> 31);
+    let n = acc.len().min(out.len());
+    let nv = if f >= 0 && h1 < 1 << 31 { n & !7 } else { 0 };
+    let hv = _mm256_set1_epi64x(h1);
+    let lv = _mm256_set1_epi64x(i64::from(l as i32));
+    let half = _mm256_set1_epi64x(1 << 31);
+    let sign_bit = _mm256_set1_epi64x(1 << 31);
+    let lanes = |a: __m256i| -> __m256i {
+        // The high half of `acc * l' + 2^31`, sign-extended from 32 bits.
+        let low = _mm256_srli_epi64::<32>(_mm256_add_epi64(_mm256_mul_epi32(a, lv), half));
+        let low = _mm256_sub_epi64(_mm256_xor_si256(low, sign_bit), sign_bit);
+        sat_i32_64(_mm256_add_epi64(_mm256_mul_epi32(a, hv), low))
+    };
+    let mut i = 0;
+    while i < nv {
+        // SAFETY: `i + 8 <= nv <= min(acc.len(), out.len())`.
+        unsafe {
+            let a = _mm256_loadu_si256(acc.as_ptr().add(i).cast());
+            let y = join(lanes(a), lanes(odd(a)));
+            _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), y);
+        }
+        i += 8;
+    }
+    scalar::pv_scale_row(&acc[nv..n], scale, &mut out[nv..n]);
 }
 
 /// See `microbert::kernels::scalar::gelu_row`.

@@ -136,7 +136,8 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     let model = parse_model(&args.model, &bytes)?;
     let tokenizer = Tokenizer::new(&model);
     let kernels = match args.kernels {
-        KernelsArg::Auto => HostKernels::detect(),
+        // The dense weights packed once for the AVX2 GEMM (no-op on the scalar backend).
+        KernelsArg::Auto => HostKernels::detect().pack_model(&model),
         KernelsArg::Scalar => HostKernels::scalar(),
     };
     let mut encoder = Encoder::new(&model, kernels);
