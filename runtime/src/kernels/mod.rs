@@ -58,6 +58,30 @@ pub fn gemm_fits(
         && strided_covers(n, depth, ldb, b.len())
 }
 
+/// [`Kernels::weighted_sum_block`] row by row with `k`'s per-row kernel (the default, and
+/// the fallback of backends that override it).
+#[allow(clippy::too_many_arguments)]
+pub fn weighted_sum_rows<K: Kernels + ?Sized>(
+    k: &K,
+    rows: usize,
+    keys: usize,
+    p: &[u16],
+    v: &[i8],
+    ldv: usize,
+    width: usize,
+    out: &mut [i32],
+) {
+    for r in 0..rows {
+        let (Some(pr), Some(o)) = (
+            p.get(r * keys..(r + 1) * keys),
+            out.get_mut(r * width..(r + 1) * width),
+        ) else {
+            return;
+        };
+        k.weighted_sum_u16_i8(pr, v, ldv, o);
+    }
+}
+
 /// The arithmetic of inference. See the module docs for the bit-exactness contract.
 pub trait Kernels {
     /// Name of the backend for logs and benchmark tables (`scalar`, `avx2`, `neon-dotprod`).
@@ -89,6 +113,24 @@ pub trait Kernels {
     /// accumulators cannot overflow.
     fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
+    }
+
+    /// [`Self::weighted_sum_u16_i8`] for a block of query rows:
+    /// `out[r * width + t] = sum_j p[r * keys + j] * v[j * ldv + t]` for `r < rows`,
+    /// `j < keys`, `t < width`. Rows whose slices `p` or `out` do not hold are left alone.
+    /// The default runs the per-row kernel on each row.
+    #[allow(clippy::too_many_arguments)]
+    fn weighted_sum_block(
+        &self,
+        rows: usize,
+        keys: usize,
+        p: &[u16],
+        v: &[i8],
+        ldv: usize,
+        width: usize,
+        out: &mut [i32],
+    ) {
+        weighted_sum_rows(self, rows, keys, p, v, ldv, width, out);
     }
 
     /// Turns one query row's Q.K accumulators into attention logits in place:
@@ -176,6 +218,18 @@ impl<K: Kernels + ?Sized> Kernels for &K {
     }
     fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
         (**self).weighted_sum_u16_i8(p, v, ldv, out);
+    }
+    fn weighted_sum_block(
+        &self,
+        rows: usize,
+        keys: usize,
+        p: &[u16],
+        v: &[i8],
+        ldv: usize,
+        width: usize,
+        out: &mut [i32],
+    ) {
+        (**self).weighted_sum_block(rows, keys, p, v, ldv, width, out);
     }
     fn attention_logits_row(
         &self,

@@ -286,10 +286,57 @@ pub fn row_kernels<K: Kernels>(k: &K) {
     }
 }
 
+/// [`Kernels::weighted_sum_block`] against the scalar per-row reference: blocks of 0 to
+/// 17 rows, key counts around the SIMD widths (odd ones included), widths around a
+/// 16-lane panel, strides wider than the width, probabilities over the whole u16 range.
+pub fn weighted_sum_block<K: Kernels>(k: &K) {
+    const MAX_ROWS: usize = 17;
+    const MAX_KEYS: usize = 70;
+    const MAX_WIDTH: usize = 40;
+    let mut rng = Rng::new(4);
+    let mut p = [0u16; MAX_ROWS * MAX_KEYS];
+    let mut v = [0i8; MAX_KEYS * (MAX_WIDTH + 3)];
+    let mut got = [0i32; MAX_ROWS * MAX_WIDTH];
+    let mut want = [0i32; MAX_ROWS * MAX_WIDTH];
+    let mut case = 0;
+    for &rows in &[0usize, 1, 2, 4, 5, 16, 17] {
+        for &keys in &[1usize, 2, 3, 15, 16, 17, 31, 33, 64, 70] {
+            for &width in &[1usize, 7, 8, 15, 16, 17, 32, 33, 40] {
+                let ldv = width + case % 3;
+                for x in p.iter_mut().take(rows * keys) {
+                    *x = match rng.next_u64() % 6 {
+                        0 => 0,
+                        1 => u16::MAX,
+                        2 => 32_768,
+                        _ => rng.range(0, 65_535) as u16,
+                    };
+                }
+                for x in v.iter_mut().take(keys * ldv) {
+                    *x = rng.i8();
+                }
+                got.fill(-1);
+                want.fill(-1);
+                k.weighted_sum_block(rows, keys, &p, &v, ldv, width, &mut got);
+                for r in 0..rows {
+                    Scalar.weighted_sum_u16_i8(
+                        &p[r * keys..(r + 1) * keys],
+                        &v,
+                        ldv,
+                        &mut want[r * width..(r + 1) * width],
+                    );
+                }
+                check("weighted_sum_block", k.name(), case, &got[..], &want[..]);
+                case += 1;
+            }
+        }
+    }
+}
+
 /// Runs the whole suite; panics with the first difference.
 pub fn run_all<K: Kernels>(k: &K) {
     gemm_i8(k);
     weighted_sum_u16_i8(k);
+    weighted_sum_block(k);
     row_kernels(k);
 }
 

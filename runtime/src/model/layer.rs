@@ -4,15 +4,16 @@
 //! A layer runs in two passes over blocks of query rows. Pass 1 projects every token's
 //! key and value and keeps them as int8 with one range per (token, head). Pass 2, per
 //! block: queries, then for each head the block's Q.K scores against all keys (`block x n`
-//! accumulators), and per query row the fixed-point softmax and the weighted sum of values
-//! (O(n) scratch); then the output projection, residual and LayerNorm, and the
+//! accumulators), per query row the fixed-point softmax (`block x n` probabilities), and
+//! the block's weighted sums of values in one product; then the output projection, residual and LayerNorm, and the
 //! feed-forward block on the same rows. Pass 2 overwrites the residual stream in place: the
 //! later blocks need only K and V (already computed) and their own rows.
 
 use super::dense::{DenseScratch, forward};
-use super::scratch::{Buffers, Plan};
+use super::scratch::{BLOCK_ROWS, Buffers, Plan};
 use crate::blob::{Config, LayerNorm, LayerSection};
 use crate::kernels::Kernels;
+use crate::kernels::scalar::PvScale;
 use crate::quant::sat_i32_from_i64;
 
 /// Quantises each head's slice of `rows` Q.16 rows (`[rows, d]`) to int8 (with a
@@ -130,8 +131,14 @@ pub(crate) fn forward_layer<K: Kernels>(
             let k_exp = b.k_exp.get(h * n..(h + 1) * n).unwrap_or_default();
             let v_amax = b.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
             let values = b.v_q.get(h * dh..).unwrap_or_default();
-            for r in 0..rows {
-                let Some(logits) = s.acc.get_mut(r * n..(r + 1) * n) else {
+            // Softmax of every row of the block, then one product of the block's
+            // probabilities with the head's values.
+            let mut scales = [PvScale::default(); BLOCK_ROWS];
+            for (r, scale) in scales.iter_mut().enumerate().take(rows) {
+                let (Some(logits), Some(p)) = (
+                    s.acc.get_mut(r * n..(r + 1) * n),
+                    b.p.get_mut(r * n..(r + 1) * n),
+                ) else {
                     continue;
                 };
                 let q_amax = b.q_amax.get(r * heads + h).copied().unwrap_or(0);
@@ -142,11 +149,15 @@ pub(crate) fn forward_layer<K: Kernels>(
                     c.attention_logit_multiplier,
                     c.attention_logit_shift,
                 );
-                let scale = k.softmax_row(logits, v_amax, b.p);
-                k.weighted_sum_u16_i8(b.p, values, d, b.pv);
+                *scale = k.softmax_row(logits, v_amax, p);
+            }
+            k.weighted_sum_block(rows, n, b.p, values, d, dh, b.pv);
+            for (r, &scale) in scales.iter().enumerate().take(rows) {
                 let lo = r * d + h * dh;
-                if let Some(ctx) = b.z.get_mut(lo..lo + dh) {
-                    k.pv_scale_row(b.pv, scale, ctx);
+                if let (Some(pv), Some(ctx)) =
+                    (b.pv.get(r * dh..(r + 1) * dh), b.z.get_mut(lo..lo + dh))
+                {
+                    k.pv_scale_row(pv, scale, ctx);
                 }
             }
         }

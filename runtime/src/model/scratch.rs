@@ -55,9 +55,9 @@ pub(crate) struct Buffers<'s> {
     pub(crate) y: &'s mut [i32],
     /// Second dense output, Q.16 `[block, d]`.
     pub(crate) z: &'s mut [i32],
-    /// Probabilities of one query row, `[n]`.
+    /// Probabilities of a block of query rows for one head, `[block, n]`.
     pub(crate) p: &'s mut [u16],
-    /// `p . v` accumulators of one head, `[d / heads]`.
+    /// `p . v` accumulators of a block for one head, `[block, d / heads]`.
     pub(crate) pv: &'s mut [i32],
     /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
     pub(crate) mlm_acc: &'s mut [i32],
@@ -109,8 +109,8 @@ impl Plan {
             (acc, 4),
             (bw, 4),
             (b * d, 4),
-            (n, 2),
-            (d / h.max(1), 4),
+            (b.checked_mul(n)?, 2),
+            (b * (d / h.max(1)), 4),
             (self.mlm_vocab, 4),
         ])
     }

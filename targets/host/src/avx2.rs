@@ -39,6 +39,8 @@ std::thread_local! {
     static A_PAIRS: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
     /// `b` packed by the call itself (when it was not packed beforehand).
     static B_PACKED: Cell<PackedB> = Cell::new(PackedB::default());
+    /// The products of `weighted_sum_block` before the correction.
+    static BLOCK_OUT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
 /// `out[r * n + c] = sum_k a[r * lda + k] * b[c * ldb + k]` (see `Kernels::gemm_i8`),
@@ -74,17 +76,70 @@ pub(crate) unsafe fn gemm_i8(
 /// # Safety
 /// The CPU must support AVX2; `m > 0`; `a` must hold `(m - 1) * lda + depth` elements and
 /// `out` `m * n`.
-pub(crate) unsafe fn gemm_i8_packed(
-    m: usize,
-    a: &[i8],
-    lda: usize,
-    b: &PackedB,
-    out: &mut [i32],
-) {
+pub(crate) unsafe fn gemm_i8_packed(m: usize, a: &[i8], lda: usize, b: &PackedB, out: &mut [i32]) {
     let mut buf = A_PAIRS.try_with(Cell::take).unwrap_or_default();
     // SAFETY: the caller's guarantees.
     unsafe { packed::gemm_packed(m, a, lda, b, out, &mut buf) };
     let _ = A_PAIRS.try_with(|cell| cell.set(buf));
+}
+
+/// `out[r * width + t] = sum_j p[r * keys + j] * v[j * ldv + t]` for a block of rows (see
+/// `Kernels::weighted_sum_block`), as one packed GEMM: the values are packed transposed
+/// (channels = features, depth = keys), the probabilities enter as the i16 `p - 32768`
+/// (as in [`weighted_sum_u16_i8`]), and one extra row of ones gives `sum_j v[j][t]` for the
+/// `32768 * sum v` correction, all modulo 2^32 like the reference's sums.
+///
+/// # Safety
+/// The CPU must support AVX2; `rows, keys, width > 0`; `p` must hold `rows * keys`
+/// elements, `v` `(keys - 1) * ldv + width` and `out` `rows * width`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn weighted_sum_block(
+    rows: usize,
+    keys: usize,
+    p: &[u16],
+    v: &[i8],
+    ldv: usize,
+    width: usize,
+    out: &mut [i32],
+) {
+    let mut packed = B_PACKED.try_with(Cell::take).unwrap_or_default();
+    let mut a = A_PAIRS.try_with(Cell::take).unwrap_or_default();
+    let mut sums = BLOCK_OUT.try_with(Cell::take).unwrap_or_default();
+    // SAFETY: AVX2 is the caller's guarantee.
+    if unsafe { packed.repack_columns(keys, width, v, ldv) } {
+        let pairs = packed.pairs();
+        a.clear();
+        a.resize((rows + 1) * pairs, 0);
+        for (words, pr) in a.chunks_exact_mut(pairs).zip(p.chunks_exact(keys)) {
+            let two = pr.chunks_exact(2);
+            // Past an odd last key the packed values are 0, so any high half works.
+            let last = two.remainder().first().map(|&x| u32::from(x) ^ 0x8000);
+            for (w, two) in words.iter_mut().zip(two) {
+                let pair = u32::from(two[0]) | u32::from(two[1]) << 16;
+                *w = (pair ^ 0x8000_8000) as i32;
+            }
+            if let (Some(w), Some(x)) = (words.last_mut(), last) {
+                *w = x as i32;
+            }
+        }
+        if let Some(ones) = a.get_mut(rows * pairs..) {
+            ones.fill(0x0001_0001);
+        }
+        sums.clear();
+        sums.resize((rows + 1) * width, 0);
+        // SAFETY: AVX2; `a` holds `rows + 1` rows of `pairs` words, `sums` as many rows of
+        // `width` (the packing's `n`).
+        unsafe { packed::gemm_pairs(rows + 1, &a, &packed, &mut sums) };
+        let (body, col_sums) = sums.split_at(rows * width);
+        for (o, s) in out.chunks_exact_mut(width).zip(body.chunks_exact(width)) {
+            for ((o, &s), &c) in o.iter_mut().zip(s).zip(col_sums) {
+                *o = s.wrapping_add(c.wrapping_shl(15));
+            }
+        }
+    }
+    let _ = B_PACKED.try_with(|cell| cell.set(packed));
+    let _ = A_PAIRS.try_with(|cell| cell.set(a));
+    let _ = BLOCK_OUT.try_with(|cell| cell.set(sums));
 }
 
 /// `out[t] = sum_j p[j] * v[j * ldv + t]` (see `Kernels::weighted_sum_u16_i8`).

@@ -231,6 +231,34 @@ impl Kernels for HostKernels<'_> {
         scalar::weighted_sum_u16_i8(p, v, ldv, out);
     }
 
+    fn weighted_sum_block(
+        &self,
+        rows: usize,
+        keys: usize,
+        p: &[u16],
+        v: &[i8],
+        ldv: usize,
+        width: usize,
+        out: &mut [i32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2
+            && rows > 0
+            && keys > 0
+            && width > 0
+            && rows.checked_mul(keys).is_some_and(|x| x <= p.len())
+            && rows.checked_mul(width).is_some_and(|x| x <= out.len())
+            && microbert::kernels::strided_covers(keys, width, ldv, v.len())
+        {
+            // SAFETY: AVX2 was detected (see `avx2()`), and the conditions above are the
+            // shapes the body needs.
+            unsafe { avx2::weighted_sum_block(rows, keys, p, v, ldv, width, out) };
+            return;
+        }
+        // Short slices and empty shapes keep the per-row semantics of the default.
+        microbert::kernels::weighted_sum_rows(self, rows, keys, p, v, ldv, width, out);
+    }
+
     fn requantize_row(
         &self,
         acc: &[i32],

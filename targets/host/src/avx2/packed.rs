@@ -20,9 +20,10 @@
 //! stream through the caches in order once per call.
 
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi16, _mm_unpackhi_epi32,
-    _mm_unpackhi_epi64, _mm_unpacklo_epi16, _mm_unpacklo_epi32, _mm_unpacklo_epi64, _mm256_add_epi32, _mm256_cvtepi8_epi16, _mm256_madd_epi16,
-    _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256,
+    __m128i, __m256i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi8, _mm_unpackhi_epi16,
+    _mm_unpackhi_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi8, _mm_unpacklo_epi16,
+    _mm_unpacklo_epi32, _mm_unpacklo_epi64, _mm256_add_epi32, _mm256_cvtepi8_epi16,
+    _mm256_madd_epi16, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256,
 };
 
 use core::ops::Range;
@@ -64,7 +65,8 @@ impl PackedB {
         if n > 0 && depth > 0 && !microbert::kernels::strided_covers(n, depth, ldb, b.len()) {
             return false;
         }
-        self.data.resize(n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES, 0);
+        self.data
+            .resize(n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES, 0);
         self.n = n;
         self.depth = depth;
         true
@@ -125,6 +127,61 @@ impl PackedB {
         true
     }
 
+    /// Packs the transpose of `v`: channel `t < width` has depth `keys`, element `j` being
+    /// `v[j * ldv + t]` (the values of attention, channels = features, depth = keys);
+    /// `false` (and an empty packing) when `v` does not hold `keys` rows of `width`.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn repack_columns(
+        &mut self,
+        keys: usize,
+        width: usize,
+        v: &[i8],
+        ldv: usize,
+    ) -> bool {
+        self.n = 0;
+        self.depth = 0;
+        self.data.clear();
+        if keys > 0 && width > 0 && !microbert::kernels::strided_covers(keys, width, ldv, v.len()) {
+            return false;
+        }
+        let pairs = keys.div_ceil(2);
+        let panel_bytes = pairs * PAIR_BYTES;
+        self.data.resize(width.div_ceil(NR) * panel_bytes, 0);
+        self.n = width;
+        self.depth = keys;
+        let (w16, k2) = (width & !15, keys & !1);
+        for t0 in (0..w16).step_by(NR) {
+            let dst = self.data.as_mut_ptr().wrapping_add(t0 / NR * panel_bytes);
+            for j in (0..k2).step_by(2) {
+                // SAFETY: rows `j, j + 1 < keys` hold `t0 + 16 <= width` elements of `v`
+                // (checked above); the 32 bytes stored are pair `j / 2` of the panel of
+                // channels `t0..t0 + 16`, inside `data`.
+                unsafe {
+                    let r0 = _mm_loadu_si128(v.as_ptr().add(j * ldv + t0).cast());
+                    let r1 = _mm_loadu_si128(v.as_ptr().add((j + 1) * ldv + t0).cast());
+                    let at = dst.add(j / 2 * PAIR_BYTES);
+                    _mm_storeu_si128(at.cast(), _mm_unpacklo_epi8(r0, r1));
+                    _mm_storeu_si128(at.add(16).cast(), _mm_unpackhi_epi8(r0, r1));
+                }
+            }
+        }
+        // The ragged channels and the odd last key, element by element.
+        for j in 0..keys {
+            let row = v.get(j * ldv..).unwrap_or_default();
+            let ts = if j < k2 { w16..width } else { 0..width };
+            for t in ts {
+                let at = t / NR * panel_bytes + j / 2 * PAIR_BYTES + 2 * (t % NR) + j % 2;
+                if let (Some(d), Some(&x)) = (self.data.get_mut(at), row.get(t)) {
+                    *d = x;
+                }
+            }
+        }
+        true
+    }
+
     /// Output channels.
     pub(crate) fn n(&self) -> usize {
         self.n
@@ -136,7 +193,7 @@ impl PackedB {
     }
 
     /// Pairs of depths per panel.
-    fn pairs(&self) -> usize {
+    pub(crate) fn pairs(&self) -> usize {
         self.depth.div_ceil(2)
     }
 }
@@ -226,15 +283,26 @@ pub(crate) unsafe fn gemm_packed(
     out: &mut [i32],
     a_pairs: &mut Vec<i32>,
 ) {
-    let (n, depth) = (b.n, b.depth);
-    debug_assert!(m > 0 && (m - 1) * lda + depth <= a.len() && m * n <= out.len());
-    if n == 0 || depth == 0 {
+    debug_assert!(m > 0 && (m - 1) * lda + b.depth <= a.len() && m * b.n <= out.len());
+    // SAFETY: AVX2 and the bounds on `a` are the caller's.
+    unsafe { widen_pairs(m, b.depth, a, lda, a_pairs) };
+    // SAFETY: AVX2; `a_pairs` now holds `m` rows of `b.pairs()` words.
+    unsafe { gemm_pairs(m, a_pairs, b, out) };
+}
+
+/// `out[r * n + c] = sum_p a[r][p] . b[c][p]` over pairs of depths, `a` given as i16 pairs
+/// (`m` rows of `b.pairs()` words).
+///
+/// # Safety
+/// The CPU must support AVX2; `a` holds `m * b.pairs()` words and `out` `m * b.n` elements.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn gemm_pairs(m: usize, a: &[i32], b: &PackedB, out: &mut [i32]) {
+    let (n, pairs) = (b.n, b.pairs());
+    debug_assert!(a.len() >= m * pairs && out.len() >= m * n);
+    if n == 0 || b.depth == 0 {
         out.iter_mut().take(m * n).for_each(|o| *o = 0);
         return;
     }
-    // SAFETY: AVX2 and the bounds on `a` are the caller's.
-    unsafe { widen_pairs(m, depth, a, lda, a_pairs) };
-    let pairs = b.pairs();
     for q in 0..n.div_ceil(NR) {
         let c0 = q * NR;
         let cols = NR.min(n - c0);
@@ -242,7 +310,7 @@ pub(crate) unsafe fn gemm_packed(
         debug_assert!(panel.len() >= pairs * PAIR_BYTES);
         for r0 in (0..m).step_by(MR) {
             let t = Tile {
-                a: a_pairs.get(r0 * pairs..).unwrap_or_default(),
+                a: a.get(r0 * pairs..).unwrap_or_default(),
                 pairs,
                 panel,
                 r0,
@@ -251,7 +319,7 @@ pub(crate) unsafe fn gemm_packed(
                 n,
             };
             // SAFETY: AVX2 is enabled here; the tile's rows `r0..r0 + rows` have `pairs`
-            // words each in `a_pairs` (`m * pairs` long), the panel holds `pairs` pairs of
+            // words each in `a` (`m * pairs` long), the panel holds `pairs` pairs of
             // depths, and `out` holds `m * n` with `c0 + cols <= n`.
             unsafe {
                 match m - r0 {
