@@ -4,7 +4,7 @@
 //! table's range is ten times a typical word row's); each element becomes Q.16 through its
 //! row's multiplier and the three are summed in i32 Q.16.
 
-use super::position::{add_position, table_value};
+use super::position::{add_position, table_row};
 use crate::blob::{ModelView, PositionMode};
 use crate::error::RunError;
 use crate::kernels::Kernels;
@@ -25,10 +25,9 @@ pub(crate) fn embed<K: Kernels>(
     for (t, row) in hidden.chunks_exact_mut(d).take(ids.len()).enumerate() {
         let id = ids.get(t).copied().unwrap_or(0) as usize;
         let ty = token_types.and_then(|ts| ts.get(t).copied()).unwrap_or(0) as usize;
-        for (col, x) in row.iter_mut().enumerate() {
-            *x = sat_i32_from_i64(
-                table_value(&e.word, id, col, d) + table_value(&e.token_type, ty, col, d),
-            );
+        let values = table_row(&e.word, id, d).zip(table_row(&e.token_type, ty, d));
+        for (x, (w, tt)) in row.iter_mut().zip(values) {
+            *x = sat_i32_from_i64(w + tt);
         }
         add_position(&e.position, c, positions, t, row)?;
         k.layer_norm_row(

@@ -23,17 +23,30 @@ pub fn max_positions(c: &Config, mode: PositionMode) -> usize {
     }
 }
 
-/// Q.16 value of element `col` of row `row` of an int8-per-row embedding table.
-#[inline]
-pub(crate) fn table_value(t: &EmbeddingTable<'_>, row: usize, col: usize, d: usize) -> i64 {
-    let w = t
-        .weight
-        .data
-        .get(row * d + col)
-        .map_or(0, |&b| i64::from(b as i8));
+/// Q.16 values of row `row` of an int8-per-row embedding table, `d` of them (0 past the
+/// table's data): `round(w * multiplier / 2^shift)` with the row's multiplier and shift.
+pub(crate) fn table_row<'t>(
+    t: &EmbeddingTable<'t>,
+    row: usize,
+    d: usize,
+) -> impl Iterator<Item = i64> + 't {
+    let data = t.weight.data.get(row * d..).unwrap_or_default();
     let m = le_i32(t.row_multiplier.data, row);
     let s = t.row_shift.data.get(row).copied().unwrap_or(0);
-    i64::from(mul_shift(w, m, s))
+    let values = data.iter().map(move |&b| {
+        let w = i64::from(b as i8);
+        // |w * m| < 2^38: below a shift of 63 the i64 rounding is exact (and equal to
+        // `mul_shift`'s i128 one), which keeps the per-element work cheap.
+        if s < 63 {
+            i64::from(sat_i32_from_i64(round_shift_i64(
+                w * i64::from(m),
+                s.into(),
+            )))
+        } else {
+            i64::from(mul_shift(w, m, s))
+        }
+    });
+    values.chain(core::iter::repeat(0)).take(d)
 }
 
 /// Adds position `k`'s embedding (Q.16) to `row`.
@@ -51,17 +64,19 @@ pub(crate) fn add_position(
     }
     let d = row.len();
     if k < n {
-        for (col, x) in row.iter_mut().enumerate() {
-            *x = sat_i32_from_i64(i64::from(*x) + table_value(t, k, col, d));
+        for (x, p) in row.iter_mut().zip(table_row(t, k, d)) {
+            *x = sat_i32_from_i64(i64::from(*x) + p);
         }
         return Ok(());
     }
     let (i, j) = (k / n, k % n);
     let beta = i64::from(c.position_beta_q16);
-    for (col, x) in row.iter_mut().enumerate() {
+    let rows = table_row(t, i, d)
+        .zip(table_row(t, 0, d))
+        .zip(table_row(t, j, d));
+    for (x, ((p_i, p_0), p_j)) in row.iter_mut().zip(rows) {
         // |p_i - p_0| < 2^32 and beta < 2^24: the product stays below 2^56.
-        let delta = table_value(t, i, col, d) - table_value(t, 0, col, d);
-        let q = table_value(t, j, col, d) + round_shift_i64(delta * beta, FRAC_BITS);
+        let q = p_j + round_shift_i64((p_i - p_0) * beta, FRAC_BITS);
         *x = sat_i32_from_i64(i64::from(*x) + q);
     }
     Ok(())

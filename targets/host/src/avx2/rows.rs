@@ -125,15 +125,22 @@ pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, ou
     let base = _mm256_set1_epi32(i32::from(scalar::REQUANT_PRE_SHIFT) + ea);
     let pre_half = _mm256_set1_epi64x(1 << (scalar::REQUANT_PRE_SHIFT - 1));
     let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
+    // `p >> 26` saturates exactly when `p` is outside [-2^57, 2^57).
+    let sat_hi = _mm256_set1_epi64x((1 << (31 + scalar::REQUANT_PRE_SHIFT)) - 1);
+    let sat_lo = _mm256_set1_epi64x(-(1 << (31 + scalar::REQUANT_PRE_SHIFT)));
+    let (i32_max, i32_min) = (
+        _mm256_set1_epi64x(i32::MAX.into()),
+        _mm256_set1_epi64x(i32::MIN.into()),
+    );
     let step1 = |a: __m256i, m: __m256i| -> __m256i {
-        // |acc * m| < 2^62: exact in i64; the shift by 26 is a constant.
+        // |acc * m| < 2^62: exact in i64. Where the result fits an i32, its 32 bits are
+        // bits 26..58 of `p` whichever way the shift fills the top, so a logical shift
+        // serves; elsewhere the saturated value replaces it. (Only the low 32 bits of
+        // each lane are used.)
         let p = _mm256_add_epi64(_mm256_mul_epi32(a, m), pre_half);
-        let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), p);
-        let q = _mm256_xor_si256(
-            _mm256_srli_epi64::<{ scalar::REQUANT_PRE_SHIFT as i32 }>(_mm256_xor_si256(p, sign)),
-            sign,
-        );
-        sat_i32_64(q)
+        let q = _mm256_srli_epi64::<{ scalar::REQUANT_PRE_SHIFT as i32 }>(p);
+        let q = _mm256_blendv_epi8(q, i32_max, _mm256_cmpgt_epi64(p, sat_hi));
+        _mm256_blendv_epi8(q, i32_min, _mm256_cmpgt_epi64(sat_lo, p))
     };
     let mut c0 = 0;
     while c0 < nv {
