@@ -70,6 +70,18 @@ pub(crate) fn forward<K: Kernels>(
     out: &mut [i32],
 ) {
     quantize_input(k, layer, rows, input, s);
+    forward_quantized(k, layer, rows, s, out);
+}
+
+/// [`forward`] on the input [`quantize_input`] left in `s` (for layers that read the same
+/// input with the same smoothing, such as the key and value projections).
+pub(crate) fn forward_quantized<K: Kernels>(
+    k: &K,
+    layer: &Dense<'_>,
+    rows: usize,
+    s: &mut DenseScratch<'_>,
+    out: &mut [i32],
+) {
     let (out_dim, in_dim) = (
         layer.weight.shape[0] as usize,
         layer.weight.shape[1] as usize,

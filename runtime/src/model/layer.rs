@@ -9,7 +9,7 @@
 //! feed-forward block on the same rows. Pass 2 overwrites the residual stream in place: the
 //! later blocks need only K and V (already computed) and their own rows.
 
-use super::dense::{DenseScratch, forward};
+use super::dense::{DenseScratch, forward, forward_quantized, quantize_input};
 use super::scratch::{BLOCK_ROWS, Buffers, Plan};
 use crate::blob::{Config, LayerNorm, LayerSection};
 use crate::kernels::Kernels;
@@ -92,11 +92,21 @@ pub(crate) fn forward_layer<K: Kernels>(
         };
         // Keys with power-of-two scales (the logits then shift instead of multiply),
         // values with their ranges (folded into the probabilities).
+        // Both read the same input: quantised once unless their smoothing differs.
+        quantize_input(k, &layer.key, rows, input, &mut s);
         for (dense, q, scale, pow2) in [
             (&layer.key, &mut *b.k_q, &mut *b.k_exp, true),
             (&layer.value, &mut *b.v_q, &mut *b.v_amax, false),
         ] {
-            forward(k, dense, rows, input, &mut s, b.y);
+            let same = match (&dense.input_smoothing, &layer.key.input_smoothing) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.data == b.data,
+                _ => false,
+            };
+            if !same {
+                quantize_input(k, dense, rows, input, &mut s);
+            }
+            forward_quantized(k, dense, rows, &mut s, b.y);
             let dst = q.get_mut(r0 * d..(r0 + rows) * d).unwrap_or_default();
             quantize_heads(k, rows, d, heads, b.y, dst, pow2, |r, h, a| {
                 if let Some(slot) = scale.get_mut(h * n + r0 + r) {
