@@ -1,6 +1,7 @@
 //! `cargo xtask cross` and `cargo xtask asm-report`: the Cortex-A (NEON, dotprod) and
 //! RISC-V (RVV 1.0) backends built with Debian's rustc and `-Zbuild-std`, run under
-//! qemu-user, and their GEMM inner loops measured from the disassembly.
+//! qemu-user, and their GEMM inner loops (and the host AVX2 one's) measured from the
+//! disassembly.
 //!
 //! The recipe is `shared/toolchain.md`'s: Debian's `/usr/bin/cargo` with
 //! `RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1`, one target directory per configuration under
@@ -289,7 +290,68 @@ pub fn asm_report(root: &Path) -> Result<()> {
             );
         }
     }
+    // The host's AVX2 GEMM: one loop per tile height (rows = MACs / 32: two `vpmaddwd` of
+    // 16 MACs per row and pair of depths); 6 rows is the main tile.
+    let exe = host_test_binary(root)?;
+    let out = output(Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(&exe))?;
+    if !out.status.success() {
+        bail!("objdump failed on {}", exe.display());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(func) = function(&text, "gemm_pairs") else {
+        bail!("no function containing `gemm_pairs` in {}", exe.display());
+    };
+    let mut loops: Vec<_> = inner_loops(&func)
+        .into_iter()
+        .map(|body| (macs(body, 0), body))
+        .filter(|(m, _)| *m > 0)
+        .collect();
+    loops.sort_by_key(|(m, _)| core::cmp::Reverse(*m));
+    for (macs, body) in loops {
+        println!(
+            "{:<30} {:<8} {:>6} {macs:>6} {:>10.4}  {}",
+            format!("AVX2 packed {}x16", macs / 32),
+            "-",
+            body.len(),
+            body.len() as f64 / f64::from(macs),
+            mix(body)
+        );
+    }
     Ok(())
+}
+
+/// The host backend's conformance test binary (x86-64, `test-release` profile).
+fn host_test_binary(root: &Path) -> Result<PathBuf> {
+    let out = output(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(root)
+            .args([
+                "test",
+                "--profile",
+                "test-release",
+                "--no-run",
+                "--message-format=json",
+                "-p",
+                "microbert-host",
+                "--test",
+                "conformance",
+            ]),
+    )?;
+    if !out.status.success() {
+        bail!(
+            "building the host conformance test:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|msg| {
+            (msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "conformance")
+                .then(|| msg["executable"].as_str().map(PathBuf::from))
+                .flatten()
+        })
+        .context("no host conformance test binary")
 }
 
 /// A Debian-cargo command for one configuration (see the module docs).
@@ -615,7 +677,10 @@ fn function(objdump: &str, symbol: &str) -> Option<Vec<Insn>> {
 /// The branch target of a direct branch (`b.ne 53ed4 <...>`, `bnez a5, 1234 <...>`).
 fn branch_target(insn: &Insn) -> Option<u64> {
     let m = insn.mnemonic.as_str();
-    let is_branch = m.starts_with("b.")
+    // x86-64 conditional jumps (`jb`, `jne`, ...) as well.
+    let x86_jump = m.starts_with('j') && !matches!(m, "j" | "jal" | "jalr" | "jr" | "jmp");
+    let is_branch = x86_jump
+        || m.starts_with("b.")
         || matches!(m, "b" | "cbz" | "cbnz" | "tbz" | "tbnz" | "j")
         || (m.starts_with('b') && m.len() <= 4 && !m.starts_with("bi") && !m.starts_with("br"));
     if !is_branch {
@@ -654,7 +719,7 @@ fn inner_loops(func: &[Insn]) -> Vec<&[Insn]> {
 }
 
 /// Multiply-accumulates per iteration of a loop body. AArch64: `sdot` 16, `smull`/`smlal`
-/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. RVV: `vwmacc*`/`vmacc` one per element
+/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. x86-64: `vpmaddwd` on `ymm` 16. RVV: `vwmacc*`/`vmacc` one per element
 /// at the `vl` of the loop's `vsetvli` (VLMAX: `vlen * LMUL / SEW`).
 fn macs(body: &[Insn], vlen: u32) -> u32 {
     let mut vl = 0u32;
@@ -672,6 +737,8 @@ fn macs(body: &[Insn], vlen: u32) -> u32 {
                 8
             }
             "mla" | "mul" if insn.operands.contains(".4s") => 4,
+            // x86-64: 16 i16 x i16 products, summed in pairs, per `ymm` `vpmaddwd`.
+            "vpmaddwd" if insn.operands.contains("ymm") => 16,
             _ if m.starts_with("vwmacc") || m.starts_with("vmacc") => vl,
             _ => 0,
         };
