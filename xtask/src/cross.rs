@@ -293,7 +293,11 @@ pub fn asm_report(root: &Path) -> Result<()> {
     // The host's AVX2 GEMM: one loop per tile height (rows = MACs / 32: two `vpmaddwd` of
     // 16 MACs per row and pair of depths); 6 rows is the main tile.
     let exe = host_test_binary(root)?;
-    let out = output(Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(&exe))?;
+    let out = output(
+        Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(&exe),
+    )?;
     if !out.status.success() {
         bail!("objdump failed on {}", exe.display());
     }

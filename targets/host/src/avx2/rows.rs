@@ -26,8 +26,9 @@ use core::arch::x86_64::{
 };
 use core::arch::x86_64::{
     _mm_storeu_si128, _mm256_andnot_si256, _mm256_castsi256_si128, _mm256_cvtepi32_epi64,
-    _mm256_extracti128_si256, _mm256_i32gather_epi32, _mm256_mul_epu32, _mm256_mullo_epi32,
-    _mm256_packus_epi32, _mm256_permute4x64_epi64, _mm256_srli_epi32, _mm256_srlv_epi32,
+    _mm256_extracti128_si256, _mm256_i32gather_epi32, _mm256_i32gather_epi64, _mm256_mul_epu32,
+    _mm256_mullo_epi32, _mm256_packus_epi32, _mm256_permute2x128_si256, _mm256_permute4x64_epi64,
+    _mm256_srli_epi32, _mm256_srlv_epi32,
 };
 use core::cell::Cell;
 use microbert::kernels::Requant;
@@ -556,14 +557,25 @@ pub(crate) unsafe fn gelu_row(row: &mut [i32]) {
         let u = _mm256_add_epi32(xc, limit);
         let idx = _mm256_srli_epi32::<{ (FRAC_BITS - GELU_STEP_BITS) as i32 }>(u);
         let frac = _mm256_and_si256(u, _mm256_set1_epi32((1 << step) - 1));
-        // SAFETY: `u` is in [0, 2 * GELU_LIMIT_Q16), so `idx + 1 <= 1024`, inside the
-        // 1025-entry table.
-        let (t0, t1) = unsafe {
+        // Each lane's two neighbouring entries as one 64-bit gather (four lanes per
+        // gather: half the elements of two 32-bit gathers), then de-interleaved.
+        // SAFETY: `u` is in [0, 2 * GELU_LIMIT_Q16), so `idx + 1 <= 1024`: the 8 bytes read
+        // at entry `idx` are inside the 1025-entry table.
+        let (lo, hi) = unsafe {
+            let base = GELU_Q16.as_ptr().cast::<i64>();
             (
-                _mm256_i32gather_epi32::<4>(GELU_Q16.as_ptr(), idx),
-                _mm256_i32gather_epi32::<4>(GELU_Q16.as_ptr().add(1), idx),
+                _mm256_i32gather_epi64::<4>(base, _mm256_castsi256_si128(idx)),
+                _mm256_i32gather_epi64::<4>(base, _mm256_extracti128_si256::<1>(idx)),
             )
         };
+        // [t0, t1] pairs of lanes 0-3 and 4-7 -> t0 of lanes 0-7 and t1 of lanes 0-7.
+        let split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let (lo, hi) = (
+            _mm256_permutevar8x32_epi32(lo, split),
+            _mm256_permutevar8x32_epi32(hi, split),
+        );
+        let t0 = _mm256_permute2x128_si256::<0x20>(lo, hi);
+        let t1 = _mm256_permute2x128_si256::<0x31>(lo, hi);
         // |t1 - t0| * frac < 2^31: the table's steps are a few thousand at most.
         let d = _mm256_mullo_epi32(_mm256_sub_epi32(t1, t0), frac);
         let r = _mm256_srai_epi32::<{ (FRAC_BITS - GELU_STEP_BITS) as i32 }>(_mm256_add_epi32(
