@@ -13,7 +13,10 @@ use crate::blob::ModelView;
 use crate::error::RunError;
 
 /// Query rows processed together: the row block of attention and the feed-forward layers.
-pub const BLOCK_ROWS: usize = 16;
+/// Every product of a layer has this many rows (`m` of `Kernels::gemm_i8`), so the weights
+/// stream through the caches once per block; 24 is a multiple of the AVX2 GEMM's 6-row
+/// tile and measured about 2% faster end to end than 16 on the host (MiniLM, 128 tokens).
+pub const BLOCK_ROWS: usize = 24;
 
 /// Element counts of every buffer, for a model and a sequence length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

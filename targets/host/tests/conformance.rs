@@ -28,7 +28,7 @@ fn kernels_match_scalar_bit_for_bit() {
     microbert::kernels::testing::run_all(&HostKernels::scalar());
 }
 
-/// The shapes the encoder uses, at full size: dense layers (m up to 16, k 384 and 1536),
+/// The shapes the encoder uses, at full size: dense layers (m up to 24, k 384 and 1536),
 /// strided attention Q.K (depth 32, stride 384), P.V over long rows, the MLM head (m = 1).
 #[test]
 fn encoder_shapes_match_scalar() {
@@ -36,9 +36,11 @@ fn encoder_shapes_match_scalar() {
     let mut rng = microbert::kernels::testing::Rng::new(7);
     let mut gen_i8 = |len: usize| -> Vec<i8> { (0..len).map(|_| rng.i8()).collect() };
     for &(m, n, depth, lda, ldb) in &[
+        (24, 1536, 384, 384, 384),
         (16, 1536, 384, 384, 384),
         (16, 384, 1536, 1536, 1536),
         (13, 384, 384, 384, 384),
+        (24, 128, 32, 384, 384),
         (16, 128, 32, 384, 384),
         (5, 517, 32, 384, 384),
         (1, 1000, 384, 384, 384),
