@@ -290,8 +290,9 @@ pub fn asm_report(root: &Path) -> Result<()> {
             );
         }
     }
-    // The host's AVX2 GEMM: one loop per tile height (rows = MACs / 32: two `vpmaddwd` of
-    // 16 MACs per row and pair of depths); 6 rows is the main tile.
+    // The host's AVX2 GEMM: one loop per tile height (rows = `vpmaddwd` / `vpmovsxbw`: each
+    // pair of depths widens two weight vectors and multiplies each by every row; the
+    // compiler unrolls some loops by two pairs); 6 rows is the main tile.
     let exe = host_test_binary(root)?;
     let out = output(
         Command::new("objdump")
@@ -314,7 +315,10 @@ pub fn asm_report(root: &Path) -> Result<()> {
     for (macs, body) in loops {
         println!(
             "{:<30} {:<8} {:>6} {macs:>6} {:>10.4}  {}",
-            format!("AVX2 packed {}x16", macs / 32),
+            format!(
+                "AVX2 packed {}x16",
+                count(body, "vpmaddwd") / count(body, "vpmovsxbw").max(1)
+            ),
             "-",
             body.len(),
             body.len() as f64 / f64::from(macs),
@@ -324,15 +328,20 @@ pub fn asm_report(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The host backend's conformance test binary (x86-64, `test-release` profile).
+/// Instructions of `body` with this mnemonic.
+fn count(body: &[Insn], mnemonic: &str) -> usize {
+    body.iter().filter(|i| i.mnemonic == mnemonic).count()
+}
+
+/// The host backend's conformance test binary (x86-64, `release` profile: the code the
+/// benchmark and the CLI run; `test-release` adds overflow checks to the loop).
 fn host_test_binary(root: &Path) -> Result<PathBuf> {
     let out = output(
         Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(root)
             .args([
                 "test",
-                "--profile",
-                "test-release",
+                "--release",
                 "--no-run",
                 "--message-format=json",
                 "-p",
