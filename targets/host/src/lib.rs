@@ -13,15 +13,21 @@
 //! release builds). `tests/conformance.rs` runs the runtime's conformance suite on it.
 //!
 //! What is accelerated: every kernel. `gemm_i8` (dense layers, attention Q.K, the MLM
-//! head) and `weighted_sum_u16_i8` (attention P.V) with `vpmaddwd`; the per-row passes
-//! (quantisation, requantisation, attention logits, softmax, LayerNorm, GELU) with
-//! `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of the 64-bit arithmetic shift
-//! and table gathers (see `avx2/rows.rs`). Each pass hands the reference the rare
-//! chunks or rows whose shifts or ranges its vector path does not cover, and every tail.
+//! head), `weighted_sum_block` (attention P.V for a block of query rows) and
+//! `weighted_sum_u16_i8` with `vpmaddwd` on weights packed in 16-channel panels (see
+//! `avx2/packed.rs`: packed once per model by [`HostKernels::pack_model`], or by the call);
+//! the per-row passes (quantisation, requantisation, attention logits, softmax, the P.V
+//! scale, LayerNorm, GELU) with `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of
+//! the 64-bit arithmetic shift and table gathers (see `avx2/rows.rs`). Each pass hands the
+//! reference the rare chunks or rows whose shifts or ranges its vector path does not cover,
+//! and every tail.
 //!
 //! ```no_run
 //! use microbert_host::HostKernels;
-//! let k = HostKernels::detect();
+//! # let blob: Vec<u8> = Vec::new();
+//! let model = microbert::parse(&blob).expect("a valid blob");
+//! // AVX2 when the CPU has it, with the dense weights packed for its GEMM.
+//! let k = HostKernels::detect().pack_model(&model);
 //! println!("kernels: {}", microbert::Kernels::name(&k));
 //! ```
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
@@ -109,9 +115,16 @@ impl<'m> HostKernels<'m> {
         self.backend
     }
 
-    /// Packs the weights of every dense layer of `model`'s encoder (see [`Self::pack`]).
-    /// A no-op for the scalar backend. Takes about as much memory as the int8 weights.
+    /// Packs the weights of every dense layer of `model`'s encoder and, when it has a
+    /// masked-language-model head, of the head's transform and decoder (the word embedding
+    /// table, which the decoder shares); see [`Self::pack`]. A no-op for the scalar
+    /// backend. Takes about as much memory as those int8 weights.
     pub fn pack_model(self, model: &ModelView<'m>) -> Self {
+        let as_gemm = |t: &microbert::blob::Tensor<'m>| {
+            let [n, depth] = t.shape.map(|x| x as usize);
+            let b: &'m [i8] = bytemuck::cast_slice(t.data);
+            (b, n, depth, depth)
+        };
         let mut weights = Vec::new();
         for layer in model.layers() {
             for dense in [
@@ -122,10 +135,12 @@ impl<'m> HostKernels<'m> {
                 &layer.intermediate,
                 &layer.output,
             ] {
-                let [n, depth] = dense.weight.shape.map(|x| x as usize);
-                let b: &'m [i8] = bytemuck::cast_slice(dense.weight.data);
-                weights.push((b, n, depth, depth));
+                weights.push(as_gemm(&dense.weight));
             }
+        }
+        if let Some(mlm) = &model.head.mlm {
+            weights.push(as_gemm(&mlm.transform.weight));
+            weights.push(as_gemm(&model.embeddings.word.weight));
         }
         self.pack(weights)
     }

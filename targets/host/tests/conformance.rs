@@ -128,6 +128,43 @@ fn both_backends_agree(bytes: &[u8], what: &str) {
     );
 }
 
+/// The masked-language-model head (transform and the decoder over the word embeddings,
+/// both packed by `pack_model`) gives the scalar reference's logits.
+#[test]
+fn tiny_fixture_mlm_logits_are_identical() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures/tiny/model.blob");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let model = microbert::parse(&bytes).expect("blob parses");
+    let mut ids = vec![0u32; 64];
+    let n = Tokenizer::new(&model)
+        .encode("the cat sat on the mat while a dog slept", &mut ids)
+        .expect("tokenizes")
+        .len;
+    let ids = &ids[..n];
+    let positions: Vec<usize> = (0..n).collect();
+    let vocab = model.config.vocab_size as usize;
+    let logits = |k: &dyn Fn(&mut [u8], &mut [i32])| {
+        let mut arena =
+            vec![0u32; microbert::model::scratch::mlm_scratch_bytes(&model, n).div_ceil(4)];
+        let mut out = vec![0i32; n * vocab];
+        k(microbert::arena(&mut arena), &mut out);
+        out
+    };
+    let want = logits(&|a, o| {
+        Encoder::new(&model, microbert::Scalar)
+            .mlm_logits(ids, &positions, a, o)
+            .expect("mlm")
+    });
+    let packed = detected().pack_model(&model);
+    let got = logits(&|a, o| {
+        Encoder::new(&model, &packed)
+            .mlm_logits(ids, &positions, a, o)
+            .expect("mlm")
+    });
+    assert_eq!(got, want, "{} MLM logits differ from scalar", packed.name());
+}
+
 #[test]
 fn tiny_fixture_embeddings_are_identical() {
     let path =
