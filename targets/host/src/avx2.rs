@@ -108,8 +108,8 @@ pub(crate) unsafe fn weighted_sum_block(
     // SAFETY: AVX2 is the caller's guarantee.
     if unsafe { packed.repack_columns(keys, width, v, ldv) } {
         let pairs = packed.pairs();
-        a.clear();
-        a.resize((rows + 1) * pairs, 0);
+        // Every word is written below.
+        packed::resize(&mut a, (rows + 1) * pairs, true);
         for (words, pr) in a.chunks_exact_mut(pairs).zip(p.chunks_exact(keys)) {
             let two = pr.chunks_exact(2);
             // Past an odd last key the packed values are 0, so any high half works.
@@ -125,8 +125,8 @@ pub(crate) unsafe fn weighted_sum_block(
         if let Some(ones) = a.get_mut(rows * pairs..) {
             ones.fill(0x0001_0001);
         }
-        sums.clear();
-        sums.resize((rows + 1) * width, 0);
+        // `gemm_pairs` writes every element.
+        packed::resize(&mut sums, (rows + 1) * width, true);
         // SAFETY: AVX2; `a` holds `rows + 1` rows of `pairs` words, `sums` as many rows of
         // `width` (the packing's `n`).
         unsafe { packed::gemm_pairs(rows + 1, &a, &packed, &mut sums) };

@@ -63,12 +63,13 @@ impl PackedB {
     fn reset(&mut self, n: usize, depth: usize, b: &[i8], ldb: usize) -> bool {
         self.n = 0;
         self.depth = 0;
-        self.data.clear();
         if n > 0 && depth > 0 && !microbert::kernels::strided_covers(n, depth, ldb, b.len()) {
+            self.data.clear();
             return false;
         }
-        self.data
-            .resize(n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES, 0);
+        // Whole panels of an even depth: every byte is written, no padding to zero.
+        let len = n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES;
+        resize(&mut self.data, len, n % NR == 0 && depth % 2 == 0);
         self.n = n;
         self.depth = depth;
         true
@@ -145,13 +146,15 @@ impl PackedB {
     ) -> bool {
         self.n = 0;
         self.depth = 0;
-        self.data.clear();
         if keys > 0 && width > 0 && !microbert::kernels::strided_covers(keys, width, ldv, v.len()) {
+            self.data.clear();
             return false;
         }
         let pairs = keys.div_ceil(2);
         let panel_bytes = pairs * PAIR_BYTES;
-        self.data.resize(width.div_ceil(NR) * panel_bytes, 0);
+        // Whole panels and an even number of keys: every byte is written below.
+        let len = width.div_ceil(NR) * panel_bytes;
+        resize(&mut self.data, len, width % NR == 0 && keys % 2 == 0);
         self.n = width;
         self.depth = keys;
         let (w16, k2) = (width & !15, keys & !1);
@@ -200,6 +203,15 @@ impl PackedB {
     }
 }
 
+/// Sets `v`'s length to `len`, zeroed unless `overwritten` (the caller then writes every
+/// element before reading any; skipping the zeroing matters for the small per-call buffers).
+pub(crate) fn resize<T: Copy + Default>(v: &mut Vec<T>, len: usize, overwritten: bool) {
+    if !overwritten {
+        v.clear();
+    }
+    v.resize(len, T::default());
+}
+
 /// The transpose of an 8 x 8 matrix of 16-bit words, one row per register.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -245,9 +257,10 @@ fn transpose_8x8_u16(r: [__m128i; 8]) -> [__m128i; 8] {
 #[target_feature(enable = "avx2")]
 unsafe fn widen_pairs(m: usize, depth: usize, a: &[i8], lda: usize, out: &mut Vec<i32>) {
     let pairs = depth.div_ceil(2);
-    out.clear();
-    out.resize(m * pairs, 0);
     let k16 = depth & !15;
+    // The vector loop writes every word when the depth is a multiple of 16; the tail
+    // below ORs into zeroed words.
+    resize(out, m * pairs, k16 == depth);
     for r in 0..m {
         let dst = out.as_mut_ptr().wrapping_add(r * pairs);
         for k in (0..k16).step_by(16) {

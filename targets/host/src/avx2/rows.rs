@@ -409,7 +409,7 @@ unsafe fn softmax_row_with(
     let maxv = _mm256_set1_epi32(max);
     let n = logits.len().min(v_amax.len());
     let nv = n & !7;
-    e_buf.clear();
+    // The first pass writes all `nv` entries before the second reads them.
     e_buf.resize(nv, 0);
     let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
     let mut e_acc = _mm256_setzero_si256();
