@@ -69,7 +69,7 @@ impl PackedB {
         }
         // Whole panels of an even depth: every byte is written, no padding to zero.
         let len = n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES;
-        resize(&mut self.data, len, n % NR == 0 && depth % 2 == 0);
+        resize(&mut self.data, len, n.is_multiple_of(NR) && depth.is_multiple_of(2));
         self.n = n;
         self.depth = depth;
         true
@@ -154,7 +154,7 @@ impl PackedB {
         let panel_bytes = pairs * PAIR_BYTES;
         // Whole panels and an even number of keys: every byte is written below.
         let len = width.div_ceil(NR) * panel_bytes;
-        resize(&mut self.data, len, width % NR == 0 && keys % 2 == 0);
+        resize(&mut self.data, len, width.is_multiple_of(NR) && keys.is_multiple_of(2));
         self.n = width;
         self.depth = keys;
         let (w16, k2) = (width & !15, keys & !1);
