@@ -12,8 +12,9 @@
 //! 32-bit lane, the two products of one channel summed: lane `j` of the accumulator is
 //! output channel `16q + 8h + j` itself. A `6 x 16` tile keeps 12 accumulators, 2 weight
 //! vectors, a broadcast and a product in the 16 `ymm` registers (about 3% faster than
-//! `4 x 16` on Zen 3: fewer instructions per multiply-accumulate, and the loop is bound by
-//! how many the core can issue, not by the multipliers alone; unrolling by two did not help). Exactness is as in
+//! `4 x 16` on Zen 3, with fewer instructions per multiply-accumulate; unrolling by two did
+//! not help, nor did replacing the broadcasts or the widening by plain loads in timing-only
+//! experiments: the `vpmaddwd` + `vpaddd` pairs on the vector pipes are what is left). Exactness is as in
 //! the parent module (i16 products cannot saturate `vpmaddwd`; `vpaddd` wraps like the
 //! reference's sums).
 //!
@@ -69,7 +70,11 @@ impl PackedB {
         }
         // Whole panels of an even depth: every byte is written, no padding to zero.
         let len = n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES;
-        resize(&mut self.data, len, n.is_multiple_of(NR) && depth.is_multiple_of(2));
+        resize(
+            &mut self.data,
+            len,
+            n.is_multiple_of(NR) && depth.is_multiple_of(2),
+        );
         self.n = n;
         self.depth = depth;
         true
@@ -154,7 +159,11 @@ impl PackedB {
         let panel_bytes = pairs * PAIR_BYTES;
         // Whole panels and an even number of keys: every byte is written below.
         let len = width.div_ceil(NR) * panel_bytes;
-        resize(&mut self.data, len, width.is_multiple_of(NR) && keys.is_multiple_of(2));
+        resize(
+            &mut self.data,
+            len,
+            width.is_multiple_of(NR) && keys.is_multiple_of(2),
+        );
         self.n = width;
         self.depth = keys;
         let (w16, k2) = (width & !15, keys & !1);
