@@ -732,8 +732,9 @@ fn inner_loops(func: &[Insn]) -> Vec<&[Insn]> {
 }
 
 /// Multiply-accumulates per iteration of a loop body. AArch64: `sdot` 16, `smull`/`smlal`
-/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. x86-64: `vpmaddwd` on `ymm` 16. RVV: `vwmacc*`/`vmacc` one per element
-/// at the `vl` of the loop's `vsetvli` (VLMAX: `vlen * LMUL / SEW`).
+/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. x86-64: `vpmaddwd` on `ymm` 16. RVV:
+/// `vwmacc*`/`vmacc` one per element at the `vl` of the loop's `vsetvli` (VLMAX:
+/// `vlen * LMUL / SEW`).
 fn macs(body: &[Insn], vlen: u32) -> u32 {
     let mut vl = 0u32;
     let mut total = 0u32;

@@ -5,9 +5,10 @@
 //! key and value and keeps them as int8 with one range per (token, head). Pass 2, per
 //! block: queries, then for each head the block's Q.K scores against all keys (`block x n`
 //! accumulators), per query row the fixed-point softmax (`block x n` probabilities), and
-//! the block's weighted sums of values in one product; then the output projection, residual and LayerNorm, and the
-//! feed-forward block on the same rows. Pass 2 overwrites the residual stream in place: the
-//! later blocks need only K and V (already computed) and their own rows.
+//! the block's weighted sums of values in one product; then the output projection,
+//! residual and LayerNorm, and the feed-forward block on the same rows. Pass 2 overwrites
+//! the residual stream in place: the later blocks need only K and V (already computed) and
+//! their own rows.
 
 use super::dense::{DenseScratch, forward, forward_quantized, quantize_input};
 use super::scratch::{BLOCK_ROWS, Buffers, Plan};

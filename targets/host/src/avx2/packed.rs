@@ -14,9 +14,9 @@
 //! vectors, a broadcast and a product in the 16 `ymm` registers (about 3% faster than
 //! `4 x 16` on Zen 3, with fewer instructions per multiply-accumulate; unrolling by two did
 //! not help, nor did replacing the broadcasts or the widening by plain loads in timing-only
-//! experiments: the `vpmaddwd` + `vpaddd` pairs on the vector pipes are what is left). Exactness is as in
-//! the parent module (i16 products cannot saturate `vpmaddwd`; `vpaddd` wraps like the
-//! reference's sums).
+//! experiments: the `vpmaddwd` + `vpaddd` pairs on the vector pipes are what is left).
+//! Exactness is as in the parent module (i16 products cannot saturate `vpmaddwd`; `vpaddd`
+//! wraps like the reference's sums).
 //!
 //! A panel (16 channels x depth bytes: 6 KiB at depth 384, 24 KiB at 1,536) stays in L1
 //! while every row tile of the call passes over it; panels are contiguous, so the weights
