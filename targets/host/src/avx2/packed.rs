@@ -59,8 +59,8 @@ impl PackedB {
         unsafe { p.repack(n, depth, b, ldb) }.then_some(p)
     }
 
-    /// Sizes (and zeroes) the storage for `n x depth` and records the shape; `false` (and
-    /// an empty packing) when `b` does not hold the rows.
+    /// Sizes the storage for `n x depth` (zeroed unless every byte is about to be written)
+    /// and records the shape; `false` (and an empty packing) when `b` does not hold the rows.
     fn reset(&mut self, n: usize, depth: usize, b: &[i8], ldb: usize) -> bool {
         self.n = 0;
         self.depth = 0;
