@@ -25,6 +25,7 @@ use core::arch::x86_64::{
     _mm256_unpacklo_epi16,
 };
 use core::cell::Cell;
+use std::thread::LocalKey;
 
 mod packed;
 mod rows;
@@ -60,14 +61,27 @@ pub(crate) unsafe fn gemm_i8(
     ldb: usize,
     out: &mut [i32],
 ) {
-    let mut packed = B_PACKED.try_with(Cell::take).unwrap_or_default();
-    // SAFETY: the caller guarantees AVX2.
-    if unsafe { packed.repack(n, depth, b, ldb) } {
-        // SAFETY: the caller's guarantees; `packed` has this call's `n` and `depth`.
-        unsafe { gemm_i8_packed(m, a, lda, &packed, out) };
-    }
-    // If the thread is being torn down the buffer is simply dropped.
-    let _ = B_PACKED.try_with(|cell| cell.set(packed));
+    with_buffer(&B_PACKED, |packed| {
+        // SAFETY: the caller guarantees AVX2.
+        if unsafe { packed.repack(n, depth, b, ldb) } {
+            // SAFETY: the caller's guarantees; `packed` has this call's `n` and `depth`.
+            unsafe { gemm_i8_packed(m, a, lda, packed, out) };
+        }
+    });
+}
+
+/// Runs `f` on this thread's buffer in `key`, taken out for the call and put back for the
+/// next one (a fresh buffer, dropped after, while the thread is being torn down). Always
+/// inlined, so that the AVX2 callers' bodies stay inlined too (softmax runs per row).
+#[inline(always)]
+pub(crate) fn with_buffer<T: Default, R>(
+    key: &'static LocalKey<Cell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    let mut buf = key.try_with(Cell::take).unwrap_or_default();
+    let result = f(&mut buf);
+    let _ = key.try_with(|cell| cell.set(buf));
+    result
 }
 
 /// `out[r * n + c] = sum_k a[r * lda + k] * b[c][k]` with `b` packed (`n` and `depth` are
@@ -77,10 +91,10 @@ pub(crate) unsafe fn gemm_i8(
 /// The CPU must support AVX2; `m > 0`; `a` must hold `(m - 1) * lda + depth` elements and
 /// `out` `m * n`.
 pub(crate) unsafe fn gemm_i8_packed(m: usize, a: &[i8], lda: usize, b: &PackedB, out: &mut [i32]) {
-    let mut buf = A_PAIRS.try_with(Cell::take).unwrap_or_default();
     // SAFETY: the caller's guarantees.
-    unsafe { packed::gemm_packed(m, a, lda, b, out, &mut buf) };
-    let _ = A_PAIRS.try_with(|cell| cell.set(buf));
+    with_buffer(&A_PAIRS, |buf| unsafe {
+        packed::gemm_packed(m, a, lda, b, out, buf)
+    });
 }
 
 /// `out[r * width + t] = sum_j p[r * keys + j] * v[j * ldv + t]` for a block of rows (see
@@ -102,14 +116,38 @@ pub(crate) unsafe fn weighted_sum_block(
     width: usize,
     out: &mut [i32],
 ) {
-    let mut packed = B_PACKED.try_with(Cell::take).unwrap_or_default();
-    let mut a = A_PAIRS.try_with(Cell::take).unwrap_or_default();
-    let mut sums = BLOCK_OUT.try_with(Cell::take).unwrap_or_default();
+    with_buffer(&B_PACKED, |packed| {
+        with_buffer(&A_PAIRS, |a| {
+            with_buffer(&BLOCK_OUT, |sums| {
+                // SAFETY: the caller's guarantees.
+                unsafe { block_product(rows, keys, p, v, ldv, width, out, packed, a, sums) }
+            })
+        })
+    });
+}
+
+/// [`weighted_sum_block`] with its buffers.
+///
+/// # Safety
+/// As [`weighted_sum_block`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_product(
+    rows: usize,
+    keys: usize,
+    p: &[u16],
+    v: &[i8],
+    ldv: usize,
+    width: usize,
+    out: &mut [i32],
+    packed: &mut PackedB,
+    a: &mut Vec<i32>,
+    sums: &mut Vec<i32>,
+) {
     // SAFETY: AVX2 is the caller's guarantee.
     if unsafe { packed.repack_columns(keys, width, v, ldv) } {
         let pairs = packed.pairs();
         // Every word is written below.
-        packed::resize(&mut a, (rows + 1) * pairs, true);
+        packed::resize(a, (rows + 1) * pairs, true);
         for (words, pr) in a.chunks_exact_mut(pairs).zip(p.chunks_exact(keys)) {
             let two = pr.chunks_exact(2);
             // Past an odd last key the packed values are 0, so any high half works.
@@ -126,10 +164,10 @@ pub(crate) unsafe fn weighted_sum_block(
             ones.fill(0x0001_0001);
         }
         // `gemm_pairs` writes every element.
-        packed::resize(&mut sums, (rows + 1) * width, true);
+        packed::resize(sums, (rows + 1) * width, true);
         // SAFETY: AVX2; `a` holds `rows + 1` rows of `pairs` words, `sums` as many rows of
         // `width` (the packing's `n`).
-        unsafe { packed::gemm_pairs(rows + 1, &a, &packed, &mut sums) };
+        unsafe { packed::gemm_pairs(rows + 1, a, packed, sums) };
         let (body, col_sums) = sums.split_at(rows * width);
         for (o, s) in out.chunks_exact_mut(width).zip(body.chunks_exact(width)) {
             for ((o, &s), &c) in o.iter_mut().zip(s).zip(col_sums) {
@@ -137,9 +175,6 @@ pub(crate) unsafe fn weighted_sum_block(
             }
         }
     }
-    let _ = B_PACKED.try_with(|cell| cell.set(packed));
-    let _ = A_PAIRS.try_with(|cell| cell.set(a));
-    let _ = BLOCK_OUT.try_with(|cell| cell.set(sums));
 }
 
 /// `out[t] = sum_j p[j] * v[j * ldv + t]` (see `Kernels::weighted_sum_u16_i8`).

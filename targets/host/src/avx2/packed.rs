@@ -59,35 +59,36 @@ impl PackedB {
         unsafe { p.repack(n, depth, b, ldb) }.then_some(p)
     }
 
-    /// Sizes the storage for `n x depth` (zeroed unless every byte is about to be written)
-    /// and records the shape; `false` (and an empty packing) when `b` does not hold the rows.
-    fn reset(&mut self, n: usize, depth: usize, b: &[i8], ldb: usize) -> bool {
+    /// Sizes the storage for `n x depth` and records the shape when the operand is
+    /// `covered` (holds what the shape addresses); `false` and an empty packing otherwise.
+    /// Whole panels of an even depth are written byte for byte by the packers, so only
+    /// other shapes get their storage zeroed (the padding must be 0).
+    fn reset(&mut self, n: usize, depth: usize, covered: bool) -> bool {
         self.n = 0;
         self.depth = 0;
-        if n > 0 && depth > 0 && !microbert::kernels::strided_covers(n, depth, ldb, b.len()) {
+        if n > 0 && depth > 0 && !covered {
             self.data.clear();
             return false;
         }
-        // Whole panels of an even depth: every byte is written, no padding to zero.
         let len = n.div_ceil(NR) * depth.div_ceil(2) * PAIR_BYTES;
-        resize(
-            &mut self.data,
-            len,
-            n.is_multiple_of(NR) && depth.is_multiple_of(2),
-        );
+        let whole = n.is_multiple_of(NR) && depth.is_multiple_of(2);
+        resize(&mut self.data, len, whole);
         self.n = n;
         self.depth = depth;
         true
     }
 
+    /// Index in `data` of element `k` of channel `c`.
+    fn at(&self, c: usize, k: usize) -> usize {
+        c / NR * self.pairs() * PAIR_BYTES + k / 2 * PAIR_BYTES + 2 * (c % NR) + k % 2
+    }
+
     /// Copies `b[c][k]` for `c` in `channels`, `k` in `depths` into place.
     fn fill(&mut self, b: &[i8], ldb: usize, channels: Range<usize>, depths: Range<usize>) {
-        let panel_bytes = self.pairs() * PAIR_BYTES;
         for c in channels {
             let row = b.get(c * ldb..).unwrap_or_default();
-            let base = c / NR * panel_bytes + 2 * (c % NR);
             for k in depths.clone() {
-                let at = base + k / 2 * PAIR_BYTES + k % 2;
+                let at = self.at(c, k);
                 if let (Some(d), Some(&x)) = (self.data.get_mut(at), row.get(k)) {
                     *d = x;
                 }
@@ -103,7 +104,8 @@ impl PackedB {
     /// AVX2.
     #[target_feature(enable = "avx2")]
     pub(crate) unsafe fn repack(&mut self, n: usize, depth: usize, b: &[i8], ldb: usize) -> bool {
-        if !self.reset(n, depth, b, ldb) {
+        let covered = microbert::kernels::strided_covers(n, depth, ldb, b.len());
+        if !self.reset(n, depth, covered) {
             return false;
         }
         let (n8, k16) = (n & !7, depth & !15);
@@ -149,23 +151,11 @@ impl PackedB {
         v: &[i8],
         ldv: usize,
     ) -> bool {
-        self.n = 0;
-        self.depth = 0;
-        if keys > 0 && width > 0 && !microbert::kernels::strided_covers(keys, width, ldv, v.len()) {
-            self.data.clear();
+        let covered = microbert::kernels::strided_covers(keys, width, ldv, v.len());
+        if !self.reset(width, keys, covered) {
             return false;
         }
-        let pairs = keys.div_ceil(2);
-        let panel_bytes = pairs * PAIR_BYTES;
-        // Whole panels and an even number of keys: every byte is written below.
-        let len = width.div_ceil(NR) * panel_bytes;
-        resize(
-            &mut self.data,
-            len,
-            width.is_multiple_of(NR) && keys.is_multiple_of(2),
-        );
-        self.n = width;
-        self.depth = keys;
+        let panel_bytes = self.pairs() * PAIR_BYTES;
         let (w16, k2) = (width & !15, keys & !1);
         for t0 in (0..w16).step_by(NR) {
             let dst = self.data.as_mut_ptr().wrapping_add(t0 / NR * panel_bytes);
@@ -187,7 +177,7 @@ impl PackedB {
             let row = v.get(j * ldv..).unwrap_or_default();
             let ts = if j < k2 { w16..width } else { 0..width };
             for t in ts {
-                let at = t / NR * panel_bytes + j / 2 * PAIR_BYTES + 2 * (t % NR) + j % 2;
+                let at = self.at(t, j);
                 if let (Some(d), Some(&x)) = (self.data.get_mut(at), row.get(t)) {
                     *d = x;
                 }

@@ -381,12 +381,10 @@ fn weights(e: __m256i, va: __m256i) -> (__m256i, __m256i) {
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
-    let mut e_buf = EXP_ROW.try_with(Cell::take).unwrap_or_default();
     // SAFETY: AVX2 is the caller's guarantee.
-    let scale = unsafe { softmax_row_with(logits, v_amax, p, &mut e_buf) };
-    // If the thread is being torn down the buffer is simply dropped.
-    let _ = EXP_ROW.try_with(|cell| cell.set(e_buf));
-    scale
+    super::with_buffer(&EXP_ROW, |e_buf| unsafe {
+        softmax_row_with(logits, v_amax, p, e_buf)
+    })
 }
 
 std::thread_local! {
