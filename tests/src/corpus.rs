@@ -24,25 +24,7 @@ pub const WIKI_CALIBRATION: usize = 200;
 /// Leads in [`WikiSplit::test`].
 pub const WIKI_TEST: usize = 500;
 
-/// The cache directory: `$MICROBERT_CACHE`, else `$XDG_CACHE_HOME/microbert`, else
-/// `$HOME/.cache/microbert` (else `./.cache/microbert`).
-pub fn cache_dir() -> PathBuf {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = var("MICROBERT_CACHE") {
-        return dir;
-    }
-    if let Some(dir) = var("XDG_CACHE_HOME") {
-        return dir.join("microbert");
-    }
-    var("HOME")
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".cache")
-        .join("microbert")
-}
+pub use crate::require::cache_dir;
 
 /// `cache_dir()/models/NAME`, the unpacked checkpoint of `cargo xtask fetch-model NAME`.
 pub fn model_dir(name: &str) -> PathBuf {
