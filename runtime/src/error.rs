@@ -282,80 +282,105 @@ impl core::error::Error for RunError {}
 mod tests {
     extern crate alloc;
     use super::*;
-    use alloc::string::ToString;
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    /// `cases!(Enum: Variant { field: value, .. } => ["fragment", ..]; ..)` gives one sample
+    /// of each variant with the fragments its sentence must contain (the numbers and names
+    /// it carries, and what went wrong). It also expands to an exhaustive `match` over the
+    /// listed variants: a variant added to the enum without a case here does not compile,
+    /// and a case must give every field a value.
+    macro_rules! cases {
+        ($ty:ident: $($variant:ident $({ $($field:ident: $value:expr),+ $(,)? })?
+            => [$($fragment:expr),+ $(,)?];)+) => {{
+            #[allow(dead_code)]
+            fn every_variant_has_a_case(e: $ty) {
+                match e {
+                    $($ty::$variant $({ $($field: _),+ })? => {})+
+                }
+            }
+            [$(($ty::$variant $({ $($field: $value),+ })?, &[$($fragment),+] as &[&str])),+]
+        }};
+    }
+
+    /// Whether `fragment` occurs in `s` without a digit right before or after it (so
+    /// "position 3" is not found in "position 30").
+    fn contains_whole(s: &str, fragment: &str) -> bool {
+        s.match_indices(fragment).any(|(at, _)| {
+            let before = s[..at].chars().next_back();
+            let after = s[at + fragment.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        })
+    }
+
+    /// Every sentence contains its fragments, is one line, and no two variants share one.
+    fn check<E: fmt::Display + fmt::Debug>(cases: &[(E, &[&str])]) {
+        let mut seen: Vec<String> = Vec::new();
+        for (e, fragments) in cases {
+            let s = e.to_string();
+            for f in *fragments {
+                assert!(
+                    contains_whole(&s, f),
+                    "{e:?} displays {s:?}, which lacks {f:?}"
+                );
+            }
+            assert!(!s.contains('\n') && s.trim() == s, "{e:?}: {s:?}");
+            assert!(!seen.contains(&s), "two variants display {s:?}");
+            seen.push(s);
+        }
+    }
 
     #[test]
-    fn every_variant_displays_a_sentence() {
-        let blob = [
-            BlobError::TooShort { len: 1, needed: 28 },
-            BlobError::BadMagic,
-            BlobError::UnsupportedVersion {
-                found: 9,
-                supported: 1,
-            },
-            BlobError::LengthMismatch {
-                header: 10,
-                actual: 9,
-            },
-            BlobError::ChecksumMismatch {
-                expected: 1,
-                actual: 2,
-            },
-            BlobError::Decode { section: "config" },
-            BlobError::TrailingBytes { count: 3 },
-            BlobError::BadConfig {
-                field: "hidden_size",
-                value: 0,
-            },
-            BlobError::WrongDType { tensor: "w" },
-            BlobError::WrongShape {
-                tensor: "w",
-                expected: 4,
-                found: 3,
-            },
-            BlobError::BadValue {
-                tensor: "w",
-                index: 0,
-            },
-            BlobError::BadVocab { reason: "r" },
-        ];
-        for e in blob {
-            assert!(e.to_string().len() > 10, "{e:?}");
-        }
-        let run = [
-            RunError::EmptyInput,
-            RunError::TokenOutOfVocab {
-                position: 0,
-                id: 5,
-                vocab_size: 4,
-            },
-            RunError::TokenTypeOutOfRange {
-                position: 0,
-                id: 5,
-                type_vocab_size: 2,
-            },
-            RunError::TooManyTokens { len: 9, max: 8 },
-            RunError::ScratchTooSmall {
-                given: 1,
-                needed: 2,
-            },
-            RunError::OutputSize {
-                given: 1,
-                needed: 2,
-            },
-            RunError::NoSuchHead { head: "MLM" },
-            RunError::PositionOutOfRange {
-                position: 9,
-                limit: 9,
-            },
-        ];
-        for e in run {
-            assert!(e.to_string().len() > 10, "{e:?}");
-        }
-        let t = TokenizeError::BufferTooSmall {
-            capacity: 1,
-            needed: 2,
-        };
-        assert!(t.to_string().contains("at least 2"));
+    fn blob_errors_say_what_and_carry_their_numbers() {
+        check(&cases!(BlobError:
+            TooShort { len: 17, needed: 28 } => ["blob is 17 bytes", "28-byte header"];
+            BadMagic => ["not a microbert blob", "magic"];
+            UnsupportedVersion { found: 9, supported: 3 }
+                => ["version 9 is not supported", "(this runtime reads version 3)", "reconvert"];
+            LengthMismatch { header: 1000, actual: 999 }
+                => ["says 1000 bytes", "999 were given"];
+            ChecksumMismatch { expected: 0x1234, actual: 0xabcd }
+                => ["header 0x0000000000001234", "computed 0x000000000000abcd", "corrupt"];
+            Decode { section: "layer 3" } => ["section `layer 3`", "cannot be decoded"];
+            TrailingBytes { count: 42 } => ["has 42 unexpected bytes", "after its last section"];
+            BadConfig { field: "hidden_size", value: 7 }
+                => ["field `hidden_size`", "unsupported value 7"];
+            WrongDType { tensor: "query.weight" } => ["`query.weight`", "wrong element type"];
+            WrongShape { tensor: "key.weight", expected: 4096, found: 4095 }
+                => ["`key.weight` is 4095 bytes", "implies 4096"];
+            BadValue { tensor: "value.weight", index: 31 }
+                => ["`value.weight`", "out-of-range value at element 31"];
+            BadVocab { reason: "offsets are not sorted" }
+                => ["vocabulary section is invalid", "offsets are not sorted"];
+        ));
+    }
+
+    #[test]
+    fn tokenize_errors_say_what_and_carry_their_numbers() {
+        check(&cases!(TokenizeError:
+            BufferTooSmall { capacity: 1, needed: 2 } => ["holds 1 ids", "at least 2"];
+        ));
+    }
+
+    #[test]
+    fn run_errors_say_what_and_carry_their_numbers() {
+        assert!(contains_whole("at position 3 is", "position 3"));
+        assert!(!contains_whole("at position 30 is", "position 3"));
+        assert!(!contains_whole("id 13", "3"));
+        check(&cases!(RunError:
+            EmptyInput => ["token sequence is empty"];
+            TokenOutOfVocab { position: 3, id: 30522, vocab_size: 30521 }
+                => ["token id 30522", "position 3", "vocabulary of 30521 tokens"];
+            TokenTypeOutOfRange { position: 4, id: 5, type_vocab_size: 2 }
+                => ["token type 5", "position 4", "the 2 token types"];
+            TooManyTokens { len: 513, max: 512 } => ["513 tokens", "at most 512", "truncate"];
+            ScratchTooSmall { given: 1000, needed: 2048 }
+                => ["scratch buffer is 1000 bytes", "need 2048"];
+            OutputSize { given: 383, needed: 384 } => ["383 elements", "384 are needed"];
+            NoSuchHead { head: "MLM" } => ["no MLM head"];
+            PositionOutOfRange { position: 262_144, limit: 262_144 }
+                => ["position 262144 is past", "last addressable position 262143"];
+        ));
     }
 }
