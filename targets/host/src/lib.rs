@@ -22,6 +22,9 @@
 //! reference the rare chunks or rows whose shifts or ranges its vector path does not cover,
 //! and every tail.
 //!
+//! [`lines`] is the `microbert` command's line decoding (raw bytes to numbered UTF-8 lines,
+//! one error per bad line, bounded memory), a library module so fuzz targets can reach it.
+//!
 //! ```no_run
 //! use microbert_host::HostKernels;
 //! # let blob: Vec<u8> = Vec::new();
@@ -35,6 +38,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod lines;
 
 use core::marker::PhantomData;
 use microbert::kernels::scalar;
