@@ -298,7 +298,7 @@ tools! {
     /// The C library of the C firmware.
     Newlib = Spec {
         name: "newlib (arm-none-eabi)",
-        probe: Probe::Path("/usr/lib/arm-none-eabi/lib/libc.a"),
+        probe: Probe::Path("/usr/lib/arm-none-eabi/newlib/libc.a"),
         min: None,
         install: Install::Debian(&["libnewlib-arm-none-eabi"], None),
         optional: Some("the C firmware (not yet a step)"),
@@ -361,12 +361,18 @@ pub fn parse_version(line: &str) -> Option<Vec<u32>> {
         })
         .find(|w| w.starts_with(|c: char| c.is_ascii_digit()) && w.contains('.'))
         .map(|w| {
-            w.split('.')
-                .map_while(|part| {
-                    let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-                    digits.parse().ok()
-                })
-                .collect()
+            // Numbers up to the first part with anything after its digits (`0-1` in
+            // `3.3.0-1.3+deb12u1` ends the version at 3.3.0).
+            let mut out = Vec::new();
+            for part in w.split('.') {
+                let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+                let Ok(n) = digits.parse() else { break };
+                out.push(n);
+                if digits.len() < part.len() {
+                    break;
+                }
+            }
+            out
         })
 }
 
@@ -659,7 +665,12 @@ mod tests {
 
     #[test]
     fn versions_from_real_version_lines() {
-        let cases: [(&str, &[u32]); 10] = [
+        let cases: [(&str, &[u32]); 12] = [
+            ("3.3.0-1.3+deb12u1", &[3, 3, 0]),
+            (
+                "arm-none-eabi-gcc (15:12.2.rel1-1+23) 12.2.1 20221205",
+                &[12, 2],
+            ),
             (
                 "rustc 1.96.0 (17067e9ac 2026-05-25) (built from a source tarball)",
                 &[1, 96, 0],
