@@ -173,19 +173,6 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
     Ok(())
 }
 
-/// Converts a checkpoint directory with default options (no report), writes the blob and
-/// validates what was written.
-pub fn convert_default(checkpoint: &std::path::Path, out_path: &std::path::Path) -> Result<()> {
-    let ck = Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?;
-    let out = convert(&ck, &Options::default())?;
-    std::fs::write(out_path, &out.blob)
-        .with_context(|| format!("writing {}", out_path.display()))?;
-    let written = std::fs::read(out_path)?;
-    microbert::parse(&written)
-        .map_err(|e| anyhow!("{} does not validate: {e}", out_path.display()))?;
-    Ok(())
-}
-
 /// Prints the report to stdout: every tensor, then the ten worst weights.
 pub fn print_report(c: &Converted) {
     for n in &c.notes {

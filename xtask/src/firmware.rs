@@ -1,14 +1,15 @@
 //! `cargo xtask firmware [--report]`: the bare-metal firmware examples, end to end.
 //!
 //! Cortex-M4F (`targets/cortex-m`, its own Cargo project outside the workspace):
-//! 1. bert-tiny (`cargo xtask fetch-model bert-tiny`) is converted with a reduced vocabulary
-//!    ([`crate::vocab`], `--keep-vocab`, default [`DEFAULT_KEEP`] tokens) into
-//!    `target/firmware/bert-tiny-reduced.blob`: the full 30,522-token blob (5.3 MB) does not
-//!    fit a 4 MB flash. The blob is reused while its `.spec` stamp matches and it parses;
-//! 2. the firmware is built with Debian's cargo and rustc (`-Zbuild-std=core`,
-//!    `RUSTC_BOOTSTRAP=1`, shared/toolchain.md) and the rustup toolchain's `rust-lld` on
-//!    PATH, with `MICROBERT_FIRMWARE_BLOB` naming the blob (its `build.rs` copies it into
-//!    `OUT_DIR` for `include_bytes!`), into `target/firmware/cortex-m`;
+//! 1. bert-tiny is converted with a reduced vocabulary ([`crate::vocab`]: the recipe's
+//!    `[variants.firmware]` in `models/bert-tiny.toml`, or `--keep-vocab`): the full
+//!    30,522-token blob (5.3 MB) does not fit a 4 MB flash. The blob lives in the cache of
+//!    derived artefacts, keyed by its inputs, and is reused while they do not change
+//!    ([`crate::blobs`]);
+//! 2. the firmware is built with [`crate::debian_cargo`] (`-Zbuild-std=core`,
+//!    shared/toolchain.md) and the rustup toolchain's `rust-lld` on PATH, with
+//!    `MICROBERT_FIRMWARE_BLOB` naming the blob (its `build.rs` copies it into `OUT_DIR` for
+//!    `include_bytes!`), into the cache's `cross-target/firmware/cortex-m`;
 //! 3. it runs under `qemu-system-arm -machine mps2-an386 -cpu cortex-m4` with semihosting
 //!    (and a timeout); its `hash:` line is compared with `microbert embed --model <blob>
 //!    --hash` on the host for the text the firmware printed (`text:`), and one line
@@ -29,15 +30,25 @@
 //! of which the scratch arena; the peak stack measured by the firmware (painting); the
 //! scratch bytes the text needs.
 
+use crate::blobs::Request;
+use crate::debian_cargo::DebianCargo;
+use crate::recipe::KeepVocab;
+use crate::toolchain::{Tool, ensure as ensure_tools};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// Tokens kept by default: specials, single characters, then the most frequent tokens of the
-/// Wikipedia leads. ~156 bytes per token (int8 row of 128, row and decoder scales, MLM bias,
-/// tokenizer tables) + ~0.47 MB of layers: a ~3.6 MB blob, leaving room for the code in 4 MB.
-pub const DEFAULT_KEEP: usize = 20_000;
+/// The tools of `firmware` (besides [`crate::debian_cargo::TOOLS`]).
+const TOOLS: [Tool; 5] = [
+    Tool::RustLld,
+    Tool::QemuSystemArm,
+    Tool::QemuSystemAarch64,
+    Tool::QemuSystemRiscv64,
+    Tool::Timeout,
+];
+/// The bert-tiny variant of `models/bert-tiny.toml` the firmware uses.
+const VARIANT: &str = "firmware";
 /// mps2-an386 budgets (bytes).
 const FLASH_BUDGET: u64 = 4 << 20;
 const RAM_BUDGET: u64 = 4 << 20;
@@ -52,9 +63,9 @@ pub struct FirmwareArgs {
     #[arg(long)]
     pub report: bool,
     /// Vocabulary kept in the bert-tiny blob (a count or a token-list file, as
-    /// `convert --keep-vocab`).
-    #[arg(long, value_name = "SPEC", default_value_t = DEFAULT_KEEP.to_string())]
-    pub keep_vocab: String,
+    /// `convert --keep-vocab`); default: `[variants.firmware]` of models/bert-tiny.toml.
+    #[arg(long, value_name = "SPEC")]
+    pub keep_vocab: Option<String>,
 }
 
 /// One firmware example.
@@ -145,9 +156,20 @@ const FIRMWARE: [Firmware; 3] = [
 /// `cargo xtask firmware`.
 pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
     let start = Instant::now();
-    check_tools()?;
-    let tiny = reduced_blob(root, &args.keep_vocab)?;
-    let minilm = minilm_blob()?;
+    let tools: Vec<Tool> = crate::debian_cargo::TOOLS
+        .iter()
+        .chain(&TOOLS)
+        .copied()
+        .collect();
+    ensure_tools(&tools)?;
+    let tiny = crate::blobs::blob_of(
+        "bert-tiny",
+        &Request {
+            variant: Some(VARIANT),
+            keep_vocab: args.keep_vocab.as_deref().map(KeepVocab::parse),
+        },
+    )?;
+    let minilm = crate::blobs::blob("minilm")?;
     let mut host: Vec<(PathBuf, String, String)> = Vec::new();
     let mut failed = Vec::new();
     for fw in &FIRMWARE {
@@ -199,8 +221,10 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
 fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, String)> {
     let t = Instant::now();
     let project = root.join("targets").join(fw.project);
-    let target_dir = crate::ci::cross_target_dir(root, &format!("firmware/{}", fw.project));
-    let mut cmd = debian_cargo(&project, &target_dir)?;
+    let target_dir = crate::cache::cross_target_dir(root, &format!("firmware/{}", fw.project));
+    let mut cmd = DebianCargo::new(&project, &target_dir)
+        .rust_lld()?
+        .command();
     cmd.env("MICROBERT_FIRMWARE_BLOB", blob).args([
         "build",
         "--release",
@@ -250,149 +274,17 @@ fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, St
     Ok((elf, stdout))
 }
 
-/// Debian's cargo, rustc 1.96 with the std sources; rust-lld on PATH (shared/toolchain.md).
-fn check_tools() -> Result<()> {
-    for (path, what) in [
-        ("/usr/bin/cargo", "apt-get install cargo-web"),
-        ("/usr/bin/rustc", "apt-get install rustc-web"),
-        (
-            "/usr/lib/rustlib/src/rust/library",
-            "apt-get install rust-web-src",
-        ),
-    ] {
-        ensure!(
-            Path::new(path).exists(),
-            "{path} missing: {what} (shared/toolchain.md)"
-        );
-    }
-    for (qemu, package) in [
-        ("qemu-system-arm", "qemu-system-arm"),
-        ("qemu-system-riscv64", "qemu-system-misc"),
-        ("qemu-system-aarch64", "qemu-system-arm"),
-    ] {
-        let out = Command::new(qemu).arg("--version").output();
-        ensure!(
-            out.is_ok_and(|o| o.status.success()),
-            "{qemu} missing: apt-get install -t bookworm-backports {package}"
-        );
-    }
-    Ok(())
-}
-
-/// The directory holding `rust-lld`: the rustup toolchain's (Debian's rustc has none).
-fn lld_dir() -> Result<PathBuf> {
-    let host = "lib/rustlib/x86_64-unknown-linux-gnu/bin";
-    let mut candidates = Vec::new();
-    for args in [
-        &["+stable", "--print", "sysroot"][..],
-        &["--print", "sysroot"],
-    ] {
-        if let Ok(o) = Command::new("rustc")
-            .env_remove("RUSTC")
-            .args(args)
-            .output()
-            && o.status.success()
-        {
-            candidates.push(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join(host));
-        }
-    }
-    if let Some(home) = std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
-        && let Ok(dir) = std::fs::read_dir(home.join("toolchains"))
-    {
-        candidates.extend(dir.filter_map(|e| e.ok()).map(|e| e.path().join(host)));
-    }
-    candidates
-        .into_iter()
-        .find(|d| d.join("rust-lld").exists())
-        .context("no rust-lld found (the rustup toolchain ships it; see shared/toolchain.md)")
-}
-
-/// `/usr/bin/cargo` in `project` with Debian's rustc, build-std unlocked, rust-lld on PATH.
-fn debian_cargo(project: &Path, target_dir: &Path) -> Result<Command> {
-    let lld = lld_dir()?;
-    let path = std::env::join_paths(core::iter::once(lld).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
-    let mut cmd = Command::new("/usr/bin/cargo");
-    cmd.current_dir(project)
-        .env("PATH", path)
-        .env("RUSTC", "/usr/bin/rustc")
-        .env("RUSTDOC", "/usr/bin/rustdoc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", target_dir);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        cmd.env_remove(var);
-    }
-    Ok(cmd)
-}
-
-/// `target/firmware/bert-tiny-reduced.blob`, converted unless its stamp matches and it parses.
-fn reduced_blob(root: &Path, spec: &str) -> Result<PathBuf> {
-    let dir = root.join("target/firmware");
-    std::fs::create_dir_all(&dir)?;
-    let blob = dir.join("bert-tiny-reduced.blob");
-    let stamp = dir.join("bert-tiny-reduced.blob.spec");
-    let want = format!("bert-tiny --keep-vocab {spec}\n");
-    let current = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want)
-        && std::fs::read(&blob).is_ok_and(|b| microbert::parse(&b).is_ok());
-    if current {
-        eprintln!("==> reusing {}", blob.display());
-        return Ok(blob);
-    }
-    let t = Instant::now();
-    let checkpoint = crate::fetch::ensure_model("bert-tiny")?;
-    let ck = crate::checkpoint::Checkpoint::load(&crate::checkpoint::Files::Dir(checkpoint))?;
-    let reduced = crate::vocab::reduce(ck, spec)?;
-    for n in &reduced.notes {
-        eprintln!("    {n}");
-    }
-    let out = crate::convert::convert(&reduced.checkpoint, &crate::convert::Options::default())?;
-    std::fs::write(&blob, &out.blob).with_context(|| format!("writing {}", blob.display()))?;
-    let written = std::fs::read(&blob)?;
-    microbert::parse(&written)
-        .map_err(|e| anyhow::anyhow!("{} does not validate: {e}", blob.display()))?;
-    std::fs::write(&stamp, want)?;
-    eprintln!(
-        "==> converted bert-tiny ({spec} tokens kept) -> {} ({} bytes, {:.1?})",
-        blob.display(),
-        out.blob.len(),
-        t.elapsed()
-    );
-    Ok(blob)
-}
-
-/// The MiniLM blob of the cache (as `cargo xtask cross` uses it), converted again when it
-/// does not parse with this runtime.
-fn minilm_blob() -> Result<PathBuf> {
-    let blob = crate::ci::blob("minilm", false)?;
-    if std::fs::read(&blob).is_ok_and(|b| microbert::parse(&b).is_ok()) {
-        return Ok(blob);
-    }
-    eprintln!(
-        "==> {} does not parse with this runtime: converting again",
-        blob.display()
-    );
-    crate::ci::blob("minilm", true)
-}
-
-/// The host CLI's hash of `text` (built with the cargo that runs xtask).
+/// The host CLI's hash of `text`: the `microbert` binary of CI's workspace test build
+/// ([`crate::exec::WORKSPACE_TEST`]; after `cargo xtask ci`'s test step nothing is built).
 fn host_hash(root: &Path, blob: &Path, text: &str) -> Result<String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args(["build", "--quiet", "--release", "-p", "microbert-host"])
-        .status()
-        .context("cannot run cargo build -p microbert-host")?;
-    ensure!(status.success(), "building the host CLI failed");
-    let exe = root.join("target/release/microbert");
+    let exe = crate::exec::cargo_executable(
+        crate::exec::cargo()
+            .current_dir(root)
+            .args(["test", "--no-run"])
+            .args(crate::exec::WORKSPACE_TEST),
+        "microbert",
+        crate::exec::Kind::Bin,
+    )?;
     let mut child = Command::new(&exe)
         .args(["embed", "--hash", "--max-tokens", "128", "--model"])
         .arg(blob)
