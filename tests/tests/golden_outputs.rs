@@ -12,11 +12,11 @@
 mod common;
 
 use common::blob_bytes;
+use core::fmt::Write as _;
 use microbert::blob::PositionMode;
-use microbert::{Encoder, Kernels, ModelView, Tokenizer};
+use microbert::{Encoder, Kernels, Tokenizer};
 use microbert_host::HostKernels;
 use microbert_tests::corpus;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn golden_path() -> PathBuf {
@@ -48,23 +48,22 @@ fn texts() -> Vec<String> {
     t
 }
 
-fn pooled<K: Kernels>(model: &ModelView<'_>, k: K, mode: PositionMode, ids: &[u32]) -> u64 {
-    let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
+fn pooled<K: Kernels + Copy>(enc: Encoder<'_, '_, K>, mode: PositionMode, ids: &[u32]) -> u64 {
+    let model = enc.model();
+    let mut arena = vec![0u8; microbert::scratch_bytes(model, ids.len())];
     let mut out = vec![0i32; model.config.hidden_size as usize];
-    Encoder::new(model, k)
-        .with_positions(mode)
-        .embed(ids, microbert::arena(&mut arena), &mut out)
+    enc.with_positions(mode)
+        .embed(ids, &mut arena, &mut out)
         .expect("embeds");
     microbert::output::hash(&out)
 }
 
-fn mlm<K: Kernels>(model: &ModelView<'_>, k: K, ids: &[u32], positions: &[usize]) -> u64 {
+fn mlm<K: Kernels + Copy>(enc: Encoder<'_, '_, K>, ids: &[u32], positions: &[usize]) -> u64 {
+    let model = enc.model();
     let vocab = model.config.vocab_size as usize;
-    let mut arena =
-        vec![0u32; microbert::model::scratch::mlm_scratch_bytes(model, ids.len()).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::model::scratch::mlm_scratch_bytes(model, ids.len())];
     let mut logits = vec![0i32; positions.len() * vocab];
-    Encoder::new(model, k)
-        .mlm_logits(ids, positions, microbert::arena(&mut arena), &mut logits)
+    enc.mlm_logits(ids, positions, &mut arena, &mut logits)
         .expect("mlm logits");
     microbert::output::hash(&logits)
 }
@@ -97,19 +96,17 @@ fn outputs(backend: Backend) -> String {
         let model = microbert::parse(bytes).expect("blob parses");
         match backend {
             Backend::Scalar => {
-                model_outputs(name, &model, microbert::Scalar, &texts, &long, &mut out)
+                let enc = Encoder::new(&model, microbert::Scalar);
+                model_outputs(name, enc, &texts, &long, &mut out);
             }
-            Backend::Host => model_outputs(
-                name,
-                &model,
-                &HostKernels::detect(),
-                &texts,
-                &long,
-                &mut out,
-            ),
+            Backend::Host => {
+                let enc = Encoder::new(&model, HostKernels::detect());
+                model_outputs(name, enc, &texts, &long, &mut out);
+            }
             Backend::HostPacked => {
-                let k = HostKernels::detect().pack_model(&model);
-                model_outputs(name, &model, &k, &texts, &long, &mut out);
+                let prepared = HostKernels::detect().prepare_model(&model);
+                let enc = prepared.encoder(&model).expect("prepared for this model");
+                model_outputs(name, enc, &texts, &long, &mut out);
             }
         }
     }
@@ -118,15 +115,14 @@ fn outputs(backend: Backend) -> String {
 
 fn model_outputs<K: Kernels + Copy>(
     name: &str,
-    model: &ModelView<'_>,
-    k: K,
+    enc: Encoder<'_, '_, K>,
     texts: &[String],
     long: &str,
     out: &mut String,
 ) {
     {
-        let model = *model;
-        let tok = Tokenizer::new(&model);
+        let model = enc.model();
+        let tok = Tokenizer::new(model);
         let limit = model.max_tokens();
         for (cut, mode) in [
             (128usize, PositionMode::Absolute),
@@ -135,24 +131,24 @@ fn model_outputs<K: Kernels + Copy>(
             let cut = cut.min(model.config.max_position_embeddings as usize);
             for (i, text) in texts.iter().enumerate() {
                 let mut ids = vec![0u32; cut];
-                let enc = tok.encode(text, &mut ids).expect("tokenizes");
-                let h = pooled(&model, k, mode, &ids[..enc.len]);
-                writeln!(out, "{name} embed{cut} {i} {} {h:016x}", enc.len).ok();
+                let e = tok.encode(text, &mut ids).expect("tokenizes");
+                let h = pooled(enc, mode, &ids[..e.len]);
+                writeln!(out, "{name} embed{cut} {i} {} {h:016x}", e.len).ok();
             }
         }
         // A long document with hierarchical positions.
         let cut = 1100.min(limit);
         let mut ids = vec![0u32; cut];
-        let enc = tok.encode(long, &mut ids).expect("tokenizes");
-        let h = pooled(&model, k, PositionMode::Hierarchical, &ids[..enc.len]);
-        writeln!(out, "{name} long 0 {} {h:016x}", enc.len).ok();
+        let e = tok.encode(long, &mut ids).expect("tokenizes");
+        let h = pooled(enc, PositionMode::Hierarchical, &ids[..e.len]);
+        writeln!(out, "{name} long 0 {} {h:016x}", e.len).ok();
         if model.head.mlm.is_some() {
             for (i, text) in texts.iter().enumerate().skip(1).take(12) {
                 let mut ids = vec![0u32; 64.min(limit)];
-                let enc = tok.encode(text, &mut ids).expect("tokenizes");
-                let n = enc.len;
+                let e = tok.encode(text, &mut ids).expect("tokenizes");
+                let n = e.len;
                 let positions: Vec<usize> = (0..n).step_by(3).collect();
-                let h = mlm(&model, k, &ids[..n], &positions);
+                let h = mlm(enc, &ids[..n], &positions);
                 writeln!(out, "{name} mlm {i} {n} {h:016x}").ok();
             }
         }

@@ -9,9 +9,10 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use core::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microbert::blob::{self, ModelView, Pooling, PositionMode};
-use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
+use microbert::{EmbedOptions, Progress, Tokenizer};
 use microbert_host::HostKernels;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -136,11 +137,12 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     let model = parse_model(&args.model, &bytes)?;
     let tokenizer = Tokenizer::new(&model);
     let kernels = match args.kernels {
-        // The dense weights packed once for the AVX2 GEMM (no-op on the scalar backend).
-        KernelsArg::Auto => HostKernels::detect().pack_model(&model),
+        KernelsArg::Auto => HostKernels::detect(),
         KernelsArg::Scalar => HostKernels::scalar(),
     };
-    let mut encoder = Encoder::new(&model, kernels);
+    // The dense weights prepared once for the AVX2 GEMM (nothing on the scalar backend).
+    let prepared = kernels.prepare_model(&model);
+    let mut encoder = prepared.encoder(&model)?;
     match args.positions {
         Some(PositionsArg::Absolute) => encoder = encoder.with_positions(PositionMode::Absolute),
         Some(PositionsArg::Hierarchical) => {
@@ -161,7 +163,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     };
     let d = model.config.hidden_size as usize;
     let mut ids = vec![0u32; limit];
-    let mut arena: Vec<u32> = Vec::new();
+    let mut arena: Vec<u8> = Vec::new();
     let mut pooled = vec![0i32; d];
     let mut embedding = vec![0f32; d];
     let mut out = BufWriter::new(std::io::stdout().lock());
@@ -180,7 +182,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
                 enc.total, enc.len
             );
         }
-        let needed = microbert::scratch_bytes(&model, enc.len).div_ceil(4);
+        let needed = microbert::scratch_bytes(&model, enc.len);
         if arena.len() < needed {
             arena.resize(needed, 0);
         }
@@ -188,11 +190,14 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         let mut bar = LazyBar::new();
         let options = EmbedOptions {
             pooling: Some(pooling),
-            progress: Some(&mut |p| bar.update(p)),
+            progress: Some(&mut |p| {
+                bar.update(p);
+                ControlFlow::Continue(())
+            }),
             ..EmbedOptions::default()
         };
         encoder
-            .embed_with(ids, options, microbert::arena(&mut arena), &mut pooled)
+            .embed_with(ids, options, &mut arena, &mut pooled)
             .with_context(|| format!("text {line}"))?;
         bar.finish();
         microbert::output::normalize(&pooled, &mut embedding);
