@@ -4,6 +4,8 @@
 //! - [`TokenizeError`]: a text cannot be turned into the caller's id buffer.
 //! - [`RunError`]: inference was asked for something the model or the arena cannot do.
 //!
+//! [`Error`] holds any of them, so `?` works across parsing, tokenizing and running.
+//!
 //! Every variant carries the numbers a person needs to act on it, and `Display` says what
 //! went wrong in one sentence.
 
@@ -232,6 +234,35 @@ pub enum RunError {
         /// The first position that cannot be addressed.
         limit: usize,
     },
+    /// The progress callback stopped the pass.
+    Cancelled {
+        /// Units of work done.
+        done: usize,
+        /// Units in the whole pass.
+        total: usize,
+    },
+    /// A plan declared at build time (e.g. for a `static` arena) is smaller than what this
+    /// model and length need.
+    PlanTooSmall {
+        /// Arena bytes of the declared plan.
+        declared: usize,
+        /// Arena bytes this model and length need.
+        needed: usize,
+    },
+    /// The storage for prepared weights is smaller than the backend needs.
+    PreparedTooSmall {
+        /// Bytes given.
+        given: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// Prepared weights were made by another backend, or for a model of another shape.
+    PreparedMismatch {
+        /// The backend that prepared them.
+        prepared_for: &'static str,
+        /// The encoder's backend.
+        kernels: &'static str,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -272,11 +303,82 @@ impl fmt::Display for RunError {
                 "position {position} is past the last addressable position {}",
                 limit.saturating_sub(1)
             ),
+            Self::Cancelled { done, total } => write!(
+                f,
+                "stopped by the progress callback after {done} of {total} units of work"
+            ),
+            Self::PlanTooSmall { declared, needed } => write!(
+                f,
+                "the declared plan's arena is {declared} bytes but this model and length need {needed}"
+            ),
+            Self::PreparedTooSmall { given, needed } => write!(
+                f,
+                "storage for prepared weights is {given} bytes but the backend needs {needed}"
+            ),
+            Self::PreparedMismatch {
+                prepared_for,
+                kernels,
+            } => write!(
+                f,
+                "weights prepared by backend `{prepared_for}` for another model or backend cannot be used by `{kernels}`; prepare them again"
+            ),
         }
     }
 }
 
 impl core::error::Error for RunError {}
+
+/// Any error of the runtime: a malformed blob, a text that cannot be tokenized into the
+/// buffer given, or a run that cannot go ahead. `From` conversions let `?` mix them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`BlobError`].
+    Blob(BlobError),
+    /// See [`TokenizeError`].
+    Tokenize(TokenizeError),
+    /// See [`RunError`].
+    Run(RunError),
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        Self::Blob(e)
+    }
+}
+
+impl From<TokenizeError> for Error {
+    fn from(e: TokenizeError) -> Self {
+        Self::Tokenize(e)
+    }
+}
+
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Self {
+        Self::Run(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "model blob: {e}"),
+            Self::Tokenize(e) => write!(f, "tokenizer: {e}"),
+            Self::Run(e) => write!(f, "encoder: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Blob(e) => Some(e),
+            Self::Tokenize(e) => Some(e),
+            Self::Run(e) => Some(e),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -357,6 +459,35 @@ mod tests {
     }
 
     #[test]
+    fn the_crate_error_names_the_concern_and_keeps_the_source() {
+        use core::error::Error as _;
+        let e: Error = RunError::EmptyInput.into();
+        assert_eq!(e.to_string(), "encoder: the token sequence is empty");
+        assert_eq!(
+            e.source().map(ToString::to_string),
+            Some(RunError::EmptyInput.to_string())
+        );
+        let e: Error = BlobError::BadMagic.into();
+        assert!(
+            e.to_string()
+                .starts_with("model blob: not a microbert blob")
+        );
+        let e: Error = TokenizeError::BufferTooSmall {
+            capacity: 1,
+            needed: 2,
+        }
+        .into();
+        assert!(e.to_string().starts_with("tokenizer: "));
+        assert_eq!(
+            e,
+            Error::Tokenize(TokenizeError::BufferTooSmall {
+                capacity: 1,
+                needed: 2
+            })
+        );
+    }
+
+    #[test]
     fn tokenize_errors_say_what_and_carry_their_numbers() {
         check(&cases!(TokenizeError:
             BufferTooSmall { capacity: 1, needed: 2 } => ["holds 1 ids", "at least 2"];
@@ -381,6 +512,13 @@ mod tests {
             NoSuchHead { head: "MLM" } => ["no MLM head"];
             PositionOutOfRange { position: 262_144, limit: 262_144 }
                 => ["position 262144 is past", "last addressable position 262143"];
+            Cancelled { done: 3, total: 17 } => ["stopped", "after 3 of 17 units"];
+            PlanTooSmall { declared: 4096, needed: 8192 }
+                => ["declared plan's arena is 4096 bytes", "need 8192"];
+            PreparedTooSmall { given: 100, needed: 200 }
+                => ["prepared weights is 100 bytes", "needs 200"];
+            PreparedMismatch { prepared_for: "avx2", kernels: "scalar" }
+                => ["backend `avx2`", "used by `scalar`", "prepare them again"];
         ));
     }
 }

@@ -96,10 +96,10 @@ fn hashes<K: Kernels + Copy>(
     for text in texts {
         let mut ids = vec![0u32; max_tokens];
         let enc = tokenizer.encode(text, &mut ids).expect("tokenize");
-        let mut arena = vec![0u32; microbert::scratch_bytes(model, enc.len).div_ceil(4)];
+        let mut arena = vec![0u8; microbert::scratch_bytes(model, enc.len)];
         let mut pooled = vec![0i32; model.config.hidden_size as usize];
         encoder
-            .embed(&ids[..enc.len], microbert::arena(&mut arena), &mut pooled)
+            .embed(&ids[..enc.len], &mut arena, &mut pooled)
             .expect("embed");
         let hash = microbert::output::hash(&pooled);
         println!(

@@ -35,10 +35,10 @@ fn parse_and_maybe_run(bytes: &[u8]) -> Result<(), BlobError> {
     let model = microbert::parse(bytes)?;
     let n = model.max_tokens().min(9);
     let ids: Vec<u32> = (0..n as u32).map(|i| i % model.config.vocab_size).collect();
-    let mut arena = vec![0u32; scratch_bytes(&model, n).div_ceil(4)];
+    let mut arena = vec![0u8; scratch_bytes(&model, n)];
     let mut pooled = vec![0i32; model.config.hidden_size as usize];
     Encoder::new(&model, Scalar)
-        .embed(&ids, microbert::arena(&mut arena), &mut pooled)
+        .embed(&ids, &mut arena, &mut pooled)
         .expect("a validated model runs");
     Ok(())
 }
@@ -190,10 +190,10 @@ fn bad_tokens_lengths_and_arenas_have_their_own_errors() {
     let d = model.config.hidden_size as usize;
     let vocab = model.config.vocab_size;
     let mut pooled = vec![0i32; d];
-    let mut arena = vec![0u32; scratch_bytes(&model, model.max_tokens() + 1).div_ceil(4)];
+    let mut arena = vec![0u8; scratch_bytes(&model, model.max_tokens() + 1)];
 
     let err = encoder
-        .embed(&[1, vocab, 2], microbert::arena(&mut arena), &mut pooled)
+        .embed(&[1, vocab, 2], &mut arena, &mut pooled)
         .unwrap_err();
     assert_eq!(
         err,
@@ -205,20 +205,16 @@ fn bad_tokens_lengths_and_arenas_have_their_own_errors() {
     );
 
     let long = vec![1u32; model.max_tokens() + 1];
-    let err = encoder
-        .embed(&long, microbert::arena(&mut arena), &mut pooled)
-        .unwrap_err();
+    let err = encoder.embed(&long, &mut arena, &mut pooled).unwrap_err();
     assert!(matches!(err, RunError::TooManyTokens { .. }), "{err}");
 
-    let err = encoder
-        .embed(&[], microbert::arena(&mut arena), &mut pooled)
-        .unwrap_err();
+    let err = encoder.embed(&[], &mut arena, &mut pooled).unwrap_err();
     assert_eq!(err, RunError::EmptyInput);
 
     // Exactly scratch_bytes works; one byte fewer fails and says how much is needed.
     let ids = [1u32, 5, 7, 2];
     let need = scratch_bytes(&model, ids.len());
-    let bytes_view = microbert::arena(&mut arena);
+    let bytes_view = &mut arena;
     encoder
         .embed(&ids, &mut bytes_view[..need], &mut pooled)
         .expect("exactly scratch_bytes is enough");

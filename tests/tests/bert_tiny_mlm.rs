@@ -102,10 +102,10 @@ fn bert_tiny_mlm_matches_f32_oracle() {
             .and_then(|t| t.to_vec2::<f32>())
             .expect("oracle forward");
 
-        let mut arena = vec![0u32; mlm_scratch_bytes(&model, n).div_ceil(4)];
+        let mut arena = vec![0u8; mlm_scratch_bytes(&model, n)];
         let mut logits = vec![0i32; masked.len() * vocab];
         encoder
-            .mlm_logits(&ids, &masked, microbert::arena(&mut arena), &mut logits)
+            .mlm_logits(&ids, &masked, &mut arena, &mut logits)
             .expect("runtime MLM logits");
         for (row, &p) in logits.chunks_exact(vocab).zip(&masked) {
             let ours: Vec<f32> = row.iter().map(|&x| x as f32 / 65536.0).collect();

@@ -120,6 +120,18 @@ pub struct Config {
     pub attention_logit_shift: u8,
 }
 
+impl Config {
+    /// The number of positions the model addresses in a position mode: the trained table's
+    /// `n` rows (absolute) or `n * n` (hierarchical).
+    pub const fn max_positions(&self, mode: PositionMode) -> usize {
+        let n = self.max_position_embeddings as usize;
+        match mode {
+            PositionMode::Absolute => n,
+            PositionMode::Hierarchical => n.saturating_mul(n),
+        }
+    }
+}
+
 /// Vocabulary and normalisation settings of the WordPiece tokenizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenizerSection<'a> {

@@ -81,7 +81,7 @@ impl<'a> ModelView<'a> {
 
     /// The largest number of tokens the model reads in the position mode of its config.
     pub fn max_tokens(&self) -> usize {
-        crate::model::position::max_positions(&self.config, self.config.position_mode)
+        self.config.max_positions(self.config.position_mode)
     }
 }
 

@@ -2,9 +2,11 @@
 //! i32 accumulation, and per-output-channel requantisation back to Q.16 (bias included).
 //! The formula is on [`crate::blob::Dense`].
 
-use crate::blob::Dense;
-use crate::kernels::scalar::le_i32;
-use crate::kernels::{Kernels, Requant};
+use super::prepared::weight_matrix;
+use crate::blob::{Dense, LayerNorm, Tensor};
+use crate::kernels::{
+    Gemm, Kernels, LayerNormParams, LeI32s, Lhs, MatMut, MatRef, Prepared, Requant, Rhs,
+};
 use crate::quant::{FRAC_BITS, round_shift_i64, sat_i32_from_i64};
 
 /// Temporaries of a dense layer over a block of rows.
@@ -19,9 +21,46 @@ pub(crate) struct DenseScratch<'b> {
     pub(crate) acc: &'b mut [i32],
 }
 
-/// The int8 weights of a tensor (bytes reinterpreted as two's complement).
-pub(crate) fn weights_i8(data: &[u8]) -> &[i8] {
-    bytemuck::cast_slice(data)
+/// A tensor's little-endian i32 values (empty for a tensor of another width, which a
+/// validated blob rules out).
+pub(crate) fn le_values<'a>(t: &Tensor<'a>) -> LeI32s<'a> {
+    LeI32s::new(t.data).unwrap_or_default()
+}
+
+/// The requantisation parameters of a dense layer.
+pub(crate) fn requant<'a>(layer: &Dense<'a>) -> Option<Requant<'a>> {
+    let bias = le_values(&layer.bias);
+    let bias = (!bias.is_empty()).then_some(bias);
+    Requant::new(le_values(&layer.multiplier), layer.shift.data, bias)
+}
+
+/// The kernel parameters of a LayerNorm.
+pub(crate) fn layer_norm<'a>(ln: &LayerNorm<'a>, eps_q32: u64) -> Option<LayerNormParams<'a>> {
+    LayerNormParams::new(le_values(&ln.gamma), le_values(&ln.beta), eps_q32)
+}
+
+/// The weight operand of a dense layer: its blob weights, with the backend's prepared copy
+/// when there is one.
+pub(crate) fn weights<'a>(w: MatRef<'a, i8>, prepared: &'a [u8]) -> Rhs<'a> {
+    if prepared.is_empty() {
+        Rhs::Channels(w)
+    } else {
+        Rhs::Prepared(Prepared::new(w, prepared))
+    }
+}
+
+/// `rows` rows of a product `a x b` into `acc` (`[rows, b.channels()]`); nothing when the
+/// shapes do not fit the buffers (which the scratch plan rules out).
+pub(crate) fn product<K: Kernels>(k: &K, a: Lhs<'_>, b: Rhs<'_>, acc: &mut [i32]) {
+    let (m, n) = (a.rows(), b.channels());
+    if let Some(g) = m
+        .checked_mul(n)
+        .and_then(|len| acc.get_mut(..len))
+        .and_then(|out| MatMut::contiguous(out, m, n))
+        .and_then(|out| Gemm::new(a, b, out))
+    {
+        k.gemm(g);
+    }
 }
 
 /// Quantises `rows` rows of `input` (`[rows, in]`, Q.16) to int8 per row, applying the
@@ -46,9 +85,9 @@ pub(crate) fn quantize_input<K: Kernels>(
             s.x_smooth.get_mut(r * width..(r + 1) * width),
         ) {
             (Some(factors), Some(tmp)) => {
-                for (c, (t, &x)) in tmp.iter_mut().zip(src).enumerate() {
-                    let f = i64::from(le_i32(factors.data, c));
-                    *t = sat_i32_from_i64(round_shift_i64(i64::from(x) * f, FRAC_BITS));
+                let factors = le_values(factors);
+                for (t, (&x, f)) in tmp.iter_mut().zip(src.iter().zip(factors.iter())) {
+                    *t = sat_i32_from_i64(round_shift_i64(i64::from(x) * i64::from(f), FRAC_BITS));
                 }
                 k.quantize_row_i8(tmp, dst)
             }
@@ -60,17 +99,19 @@ pub(crate) fn quantize_input<K: Kernels>(
     }
 }
 
-/// `out = requant(quantize(input) W^T) + b` for `rows` rows; `out` is `[rows, out_dim]` Q.16.
+/// `out = requant(quantize(input) W^T) + b` for `rows` rows; `out` is `[rows, out_dim]`
+/// Q.16. `prepared` is the backend's copy of the weights (empty: the blob's).
 pub(crate) fn forward<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    prepared: &[u8],
     rows: usize,
     input: &[i32],
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
     quantize_input(k, layer, rows, input, s);
-    forward_quantized(k, layer, rows, s, out);
+    forward_quantized(k, layer, prepared, rows, s, out);
 }
 
 /// [`forward`] on the input [`quantize_input`] left in `s` (for layers that read the same
@@ -78,28 +119,20 @@ pub(crate) fn forward<K: Kernels>(
 pub(crate) fn forward_quantized<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    prepared: &[u8],
     rows: usize,
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
-    let (out_dim, in_dim) = (
-        layer.weight.shape[0] as usize,
-        layer.weight.shape[1] as usize,
-    );
-    k.gemm_i8(
-        rows,
-        out_dim,
-        in_dim,
-        s.x_q,
-        in_dim,
-        weights_i8(layer.weight.data),
-        in_dim,
-        s.acc,
-    );
-    let rq = Requant {
-        multiplier: layer.multiplier.data,
-        shift: layer.shift.data,
-        bias: layer.bias.data,
+    let w = weight_matrix(&layer.weight);
+    let (out_dim, in_dim) = (w.rows(), w.cols());
+    let x = MatRef::contiguous(s.x_q.get(..rows * in_dim).unwrap_or_default(), rows, in_dim);
+    let Some(x) = x else {
+        return;
+    };
+    product(k, Lhs::I8(x), weights(w, prepared), s.acc);
+    let Some(rq) = requant(layer) else {
+        return;
     };
     for r in 0..rows {
         let (Some(acc), Some(dst), Some(&amax)) = (

@@ -5,10 +5,11 @@ use crate::batch::{self, BatchArgs, Outcome, Output, Report};
 use crate::{Finish, read_blob};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+use core::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microbert::blob::{ModelView, Pooling, PositionMode};
 use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
-use microbert_host::HostKernels;
+use microbert_host::{HostKernels, PreparedModel};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,13 @@ struct Truncations {
 pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
     let bytes = read_blob(&args.model)?;
     let model = crate::parse_model(&args.model, &bytes)?;
-    let mut embedder = Embedder::new(args, &model)?;
+    let kernels = match args.kernels {
+        KernelsArg::Auto => HostKernels::detect(),
+        KernelsArg::Scalar => HostKernels::scalar(),
+    };
+    // The dense weights prepared once for the AVX2 GEMM (nothing on the scalar backend).
+    let prepared = kernels.prepare_model(&model);
+    let mut embedder = Embedder::new(args, &model, &prepared)?;
     let mut truncations = Truncations::default();
     let mut embed_line = |n: u64, text: &str, out: &mut Vec<u8>| -> Result<()> {
         let line = embedder.embed(text)?;
@@ -133,11 +140,11 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
 struct Embedder<'m, 'a> {
     model: &'m ModelView<'a>,
     tokenizer: Tokenizer<'a>,
-    encoder: Encoder<'m, 'a, HostKernels<'a>>,
+    encoder: Encoder<'m, 'a, HostKernels>,
     pooling: Pooling,
     model_max: usize,
     ids: Vec<u32>,
-    arena: Vec<u32>,
+    arena: Vec<u8>,
     pooled: Vec<i32>,
     embedding: Vec<f32>,
 }
@@ -163,13 +170,12 @@ impl Embedded<'_> {
 }
 
 impl<'m, 'a> Embedder<'m, 'a> {
-    fn new(args: &EmbedArgs, model: &'m ModelView<'a>) -> Result<Self> {
-        let kernels = match args.kernels {
-            // The dense weights packed once for the AVX2 GEMM (no-op on the scalar backend).
-            KernelsArg::Auto => HostKernels::detect().pack_model(model),
-            KernelsArg::Scalar => HostKernels::scalar(),
-        };
-        let mut encoder = Encoder::new(model, kernels);
+    fn new(
+        args: &EmbedArgs,
+        model: &'m ModelView<'a>,
+        prepared: &'m PreparedModel,
+    ) -> Result<Self> {
+        let mut encoder = prepared.encoder(model)?;
         match args.positions {
             Some(PositionsArg::Absolute) => {
                 encoder = encoder.with_positions(PositionMode::Absolute);
@@ -217,7 +223,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
 
     fn embed(&mut self, text: &str) -> Result<Embedded<'_>> {
         let enc = self.tokenizer.encode(text, &mut self.ids)?;
-        let needed = microbert::scratch_bytes(self.model, enc.len).div_ceil(4);
+        let needed = microbert::scratch_bytes(self.model, enc.len);
         if self.arena.len() < needed {
             self.arena.resize(needed, 0);
         }
@@ -225,15 +231,14 @@ impl<'m, 'a> Embedder<'m, 'a> {
         let mut bar = LazyBar::new();
         let options = EmbedOptions {
             pooling: Some(self.pooling),
-            progress: Some(&mut |p| bar.update(p)),
+            progress: Some(&mut |p| {
+                bar.update(p);
+                ControlFlow::Continue(())
+            }),
             ..EmbedOptions::default()
         };
-        self.encoder.embed_with(
-            ids,
-            options,
-            microbert::arena(&mut self.arena),
-            &mut self.pooled,
-        )?;
+        self.encoder
+            .embed_with(ids, options, &mut self.arena, &mut self.pooled)?;
         bar.finish();
         microbert::output::normalize(&self.pooled, &mut self.embedding);
         Ok(Embedded {
