@@ -349,7 +349,7 @@ pub fn fetch(item: &Item) -> Result<PathBuf> {
 
 /// Whether `dest` holds a stamp for the pinned archive and every recorded file still has its
 /// recorded hash.
-fn stamp_matches(item: &Item, dest: &Path) -> Result<bool> {
+pub(crate) fn stamp_matches(item: &Item, dest: &Path) -> Result<bool> {
     let Ok(stamp) = std::fs::read_to_string(dest.join(STAMP)) else {
         return Ok(false);
     };
