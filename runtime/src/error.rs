@@ -88,6 +88,86 @@ pub enum BlobError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Fewer bytes than a section header remain where the next section should start (bytes
+    /// after the last section, or a truncated one).
+    SectionHeaderTruncated {
+        /// Offset in the blob where the header should start.
+        offset: usize,
+        /// Bytes left there.
+        available: usize,
+    },
+    /// A section's payload length runs past the end of the blob.
+    SectionOutOfBounds {
+        /// The section's kind code.
+        kind: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+        /// Payload length in its header.
+        len: u32,
+        /// Bytes left after its header.
+        available: usize,
+    },
+    /// A section that readers must understand has a kind this runtime does not know: the
+    /// blob was written for a newer runtime.
+    UnknownRequiredSection {
+        /// The kind code.
+        kind: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+    },
+    /// A section kind that may occur once occurs again.
+    DuplicateSection {
+        /// The section.
+        section: &'static str,
+        /// Offset of the second one's header in the blob.
+        offset: usize,
+    },
+    /// A section every model needs is absent.
+    MissingSection {
+        /// The section.
+        section: &'static str,
+    },
+    /// A repeatable section occurs a different number of times than the config implies.
+    SectionCount {
+        /// The section.
+        section: &'static str,
+        /// Sections found.
+        found: u32,
+        /// Sections the config implies.
+        expected: u32,
+    },
+    /// Sections are not in increasing kind order.
+    SectionOrder {
+        /// The kind code of the misplaced section.
+        kind: u16,
+        /// The kind code of the section before it.
+        previous: u16,
+        /// Offset of the misplaced section's header in the blob.
+        offset: usize,
+    },
+    /// A section's flags have a reserved bit set, or a known kind's required bit disagrees
+    /// with the kind's definition.
+    BadSectionFlags {
+        /// The kind code.
+        kind: u16,
+        /// The flags found.
+        flags: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+    },
+    /// A section's payload has bytes left after its content was decoded.
+    SectionTrailingBytes {
+        /// The section.
+        section: &'static str,
+        /// Bytes left over.
+        count: usize,
+    },
+    /// The provenance section is malformed (an empty or unprintable string, a bad settings
+    /// line).
+    BadProvenance {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for BlobError {
@@ -141,6 +221,64 @@ impl fmt::Display for BlobError {
                 )
             }
             Self::BadVocab { reason } => write!(f, "vocabulary section is invalid: {reason}"),
+            Self::SectionHeaderTruncated { offset, available } => write!(
+                f,
+                "blob has {available} bytes at offset {offset}, too few for a section header (truncated section, or bytes after the last section)"
+            ),
+            Self::SectionOutOfBounds {
+                kind,
+                offset,
+                len,
+                available,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} says it holds {len} bytes but only {available} follow its header"
+            ),
+            Self::UnknownRequiredSection { kind, offset } => write!(
+                f,
+                "blob needs a newer runtime: section kind {kind} (at offset {offset}) must be understood to use the model and this runtime does not know it"
+            ),
+            Self::DuplicateSection { section, offset } => write!(
+                f,
+                "blob has a second `{section}` section (at offset {offset}); it may occur only once"
+            ),
+            Self::MissingSection { section } => {
+                write!(
+                    f,
+                    "blob has no `{section}` section, which every model needs"
+                )
+            }
+            Self::SectionCount {
+                section,
+                found,
+                expected,
+            } => write!(
+                f,
+                "blob has {found} `{section}` sections but its config implies {expected}"
+            ),
+            Self::SectionOrder {
+                kind,
+                previous,
+                offset,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} follows kind {previous}: sections must be in increasing kind order"
+            ),
+            Self::BadSectionFlags {
+                kind,
+                flags,
+                offset,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} has flags {flags:#06x}: a reserved bit is set or the required bit disagrees with the kind"
+            ),
+            Self::SectionTrailingBytes { section, count } => write!(
+                f,
+                "section `{section}` has {count} bytes left after its content"
+            ),
+            Self::BadProvenance { reason } => {
+                write!(f, "provenance section is invalid: {reason}")
+            }
         }
     }
 }
@@ -318,6 +456,47 @@ mod tests {
                 index: 0,
             },
             BlobError::BadVocab { reason: "r" },
+            BlobError::SectionHeaderTruncated {
+                offset: 100,
+                available: 3,
+            },
+            BlobError::SectionOutOfBounds {
+                kind: 3,
+                offset: 36,
+                len: 1000,
+                available: 10,
+            },
+            BlobError::UnknownRequiredSection {
+                kind: 77,
+                offset: 36,
+            },
+            BlobError::DuplicateSection {
+                section: "config",
+                offset: 36,
+            },
+            BlobError::MissingSection {
+                section: "embeddings",
+            },
+            BlobError::SectionCount {
+                section: "encoder layer",
+                found: 1,
+                expected: 2,
+            },
+            BlobError::SectionOrder {
+                kind: 2,
+                previous: 3,
+                offset: 36,
+            },
+            BlobError::BadSectionFlags {
+                kind: 1,
+                flags: 0,
+                offset: 28,
+            },
+            BlobError::SectionTrailingBytes {
+                section: "config",
+                count: 2,
+            },
+            BlobError::BadProvenance { reason: "r" },
         ];
         for e in blob {
             assert!(e.to_string().len() > 10, "{e:?}");
