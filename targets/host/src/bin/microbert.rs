@@ -5,6 +5,7 @@
 //! microbert embed --model minilm.blob < texts.txt      # one JSON object per input line
 //! microbert tokenize --model minilm.blob < texts.txt   # {"ids": [...]} per line
 //! microbert inspect minilm.blob                        # config, tensors, checksum
+//! microbert inspect minilm.blob --fit --tokens 128      # flash and RAM a device needs
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -41,10 +42,20 @@ enum Command {
         #[arg(long)]
         model: PathBuf,
     },
-    /// Print a blob's config, its tensor table with sizes, and whether its checksum holds.
+    /// Print a blob's sections, config, tokenizer settings, provenance (where the model
+    /// came from, how it was converted, its licence), its tensor table with sizes, and
+    /// whether its checksum holds.
     Inspect {
         /// The model blob.
         blob: PathBuf,
+        /// Also print what a device needs to run this blob at --tokens N: flash for the
+        /// blob, RAM for the scratch arena (embeddings, and MLM logits when the blob has an
+        /// MLM head) and for the prepared weights of each backend.
+        #[arg(long, requires = "tokens")]
+        fit: bool,
+        /// The sequence length --fit sizes the arena for ([CLS] and [SEP] included).
+        #[arg(long, value_name = "N", requires = "fit")]
+        tokens: Option<usize>,
     },
 }
 
@@ -106,7 +117,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Embed(args) => embed(&args),
         Command::Tokenize { model } => tokenize(&model),
-        Command::Inspect { blob } => inspect(&blob),
+        Command::Inspect { blob, fit, tokens } => inspect(&blob, tokens.filter(|_| fit)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -275,7 +286,7 @@ fn tokenize(model_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn inspect(path: &Path) -> Result<()> {
+fn inspect(path: &Path, fit_tokens: Option<usize>) -> Result<()> {
     let bytes = read_blob(path)?;
     match blob::parse_header(&bytes) {
         Ok(h) => println!(
@@ -296,6 +307,28 @@ fn inspect(path: &Path) -> Result<()> {
         Err(e) => bail!("{} is not a valid model blob: {e}", path.display()),
     }
     let model = parse_model(path, &bytes)?;
+    if model.header.version >= 2 {
+        println!("sections:");
+        println!(
+            "  {:>5} {:<20} {:<9} {:>10} {:>10}",
+            "kind", "name", "flags", "offset", "bytes"
+        );
+        for section in blob::sections(&bytes) {
+            let s = section?;
+            println!(
+                "  {:>5} {:<20} {:<9} {:>10} {:>10}",
+                s.header.kind,
+                s.kind().map_or("(unknown, skipped)", |k| k.name()),
+                if s.header.required() {
+                    "required"
+                } else {
+                    "optional"
+                },
+                s.offset,
+                s.payload.len()
+            );
+        }
+    }
     let c = &model.config;
     let t = &model.tokenizer;
     println!("config:");
@@ -339,6 +372,13 @@ fn inspect(path: &Path) -> Result<()> {
         "  special ids: [UNK] {} [CLS] {} [SEP] {} [PAD] {} [MASK] {}",
         t.unk_id, t.cls_id, t.sep_id, t.pad_id, t.mask_id
     );
+    match &model.provenance {
+        Some(p) => println!("provenance:\n{p}"),
+        None if model.header.version == 1 => {
+            println!("provenance: none (format 1 blobs have no provenance section)");
+        }
+        None => println!("provenance: none (the blob has no provenance section)"),
+    }
     println!("tensors:");
     println!(
         "  {:<58} {:>5} {:>14} {:>10}",
@@ -357,5 +397,109 @@ fn inspect(path: &Path) -> Result<()> {
         );
     });
     println!("{count} tensors, {total} bytes of tensor data");
+    let Some(n) = fit_tokens else {
+        return Ok(());
+    };
+    let max = model.max_tokens();
+    if n == 0 || n > max {
+        bail!(
+            "--tokens {n}: the blob reads 1 to {max} tokens (position mode {:?})",
+            c.position_mode
+        );
+    }
+    let embed_arena = microbert::scratch_bytes(&model, n);
+    let mlm_arena = model
+        .head
+        .mlm
+        .map(|_| microbert::model::scratch::mlm_scratch_bytes(&model, n));
+    if embed_arena == usize::MAX || mlm_arena == Some(usize::MAX) {
+        bail!("--tokens {n}: the scratch arena size overflows");
+    }
+    let arena = embed_arena.max(mlm_arena.unwrap_or(0));
+    let packed = avx2_prepared_weight_bytes(&model);
+    let row = |what: &str, bytes: usize, note: &str| {
+        println!(
+            "  {what:<42} {bytes:>12} B {:>9.2} MiB  {note}",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    };
+    println!("fit at {n} tokens (the blob reads up to {max}):");
+    row("flash: blob", bytes.len(), "read in place");
+    row(
+        "RAM: scratch arena, embed",
+        embed_arena,
+        "microbert::scratch_bytes",
+    );
+    if let Some(m) = mlm_arena {
+        row(
+            "RAM: scratch arena, MLM logits",
+            m,
+            "mlm_scratch_bytes (the blob has an MLM head)",
+        );
+    }
+    row(
+        "RAM: prepared weights, scalar/NEON/RVV",
+        0,
+        "they read the weights in the blob",
+    );
+    row(
+        "RAM: prepared weights, host AVX2",
+        packed,
+        "int8 dense weights in panels of 16 channels x even depth",
+    );
+    row("RAM: total, scalar/NEON/RVV", arena, "the larger arena");
+    row(
+        "RAM: total, host AVX2",
+        arena.saturating_add(packed),
+        "the larger arena + prepared weights",
+    );
     Ok(())
+}
+
+/// Bytes of the packed weight copy `HostKernels::pack_model` makes for the AVX2 GEMM: every
+/// dense weight of the encoder (and, with an MLM head, its transform and the word table the
+/// decoder reads), each `n` channels x `depth` int8 rounded up to whole panels of 16
+/// channels and an even depth (`avx2/packed.rs`). Scalar, NEON and RVV prepare nothing.
+fn avx2_prepared_weight_bytes(model: &ModelView<'_>) -> usize {
+    const PANEL_CHANNELS: usize = 16;
+    let packed = |t: &blob::Tensor<'_>| {
+        let [n, depth] = t.shape.map(|x| x as usize);
+        n.div_ceil(PANEL_CHANNELS) * PANEL_CHANNELS * depth.div_ceil(2) * 2
+    };
+    let mut total = 0usize;
+    for layer in model.layers() {
+        for dense in [
+            &layer.query,
+            &layer.key,
+            &layer.value,
+            &layer.attention_output,
+            &layer.intermediate,
+            &layer.output,
+        ] {
+            total += packed(&dense.weight);
+        }
+    }
+    if let Some(mlm) = &model.head.mlm {
+        total += packed(&mlm.transform.weight) + packed(&model.embeddings.word.weight);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avx2_prepared_weights_of_the_tiny_fixture() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures/tiny/model.blob");
+        let bytes = std::fs::read(path).unwrap();
+        let model = blob::parse(&bytes).unwrap();
+        // Hidden 32, FFN 64, 2 layers, MLM head, 222 tokens. Per layer: Q, K, V and the
+        // attention output 32 x 32 (2 panels x 32 depth), FFN1 64 x 32 (4 x 32), FFN2 32 x 64
+        // (2 x 64); the MLM transform 32 x 32 and the word table 222 x 32 (14 panels x 32).
+        let layer = 4 * 2 * 16 * 32 + 4 * 16 * 32 + 2 * 16 * 64;
+        let want = 2 * layer + 2 * 16 * 32 + 14 * 16 * 32;
+        assert_eq!(avx2_prepared_weight_bytes(&model), want);
+    }
 }
