@@ -41,7 +41,8 @@ impl Section<'_> {
 
 /// The raw sections of a format-2 blob, in storage order, from the byte after the fixed
 /// header to the end of `blob`. Yields an error (and then stops) at a truncated header or a
-/// payload that runs past the end. Checks nothing else: see [`Layout::read`].
+/// payload that runs past the end. Checks nothing else: [`crate::parse`] applies the
+/// structural rules (see the module docs).
 pub fn sections(blob: &[u8]) -> Sections<'_> {
     Sections {
         rest: blob.get(HEADER_LEN..).unwrap_or_default(),
