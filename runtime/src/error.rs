@@ -90,6 +90,86 @@ pub enum BlobError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Fewer bytes than a section header remain where the next section should start (bytes
+    /// after the last section, or a truncated one).
+    SectionHeaderTruncated {
+        /// Offset in the blob where the header should start.
+        offset: usize,
+        /// Bytes left there.
+        available: usize,
+    },
+    /// A section's payload length runs past the end of the blob.
+    SectionOutOfBounds {
+        /// The section's kind code.
+        kind: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+        /// Payload length in its header.
+        len: u32,
+        /// Bytes left after its header.
+        available: usize,
+    },
+    /// A section that readers must understand has a kind this runtime does not know: the
+    /// blob was written for a newer runtime.
+    UnknownRequiredSection {
+        /// The kind code.
+        kind: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+    },
+    /// A section kind that may occur once occurs again.
+    DuplicateSection {
+        /// The section.
+        section: &'static str,
+        /// Offset of the second one's header in the blob.
+        offset: usize,
+    },
+    /// A section every model needs is absent.
+    MissingSection {
+        /// The section.
+        section: &'static str,
+    },
+    /// A repeatable section occurs a different number of times than the config implies.
+    SectionCount {
+        /// The section.
+        section: &'static str,
+        /// Sections found.
+        found: u32,
+        /// Sections the config implies.
+        expected: u32,
+    },
+    /// Sections are not in increasing kind order.
+    SectionOrder {
+        /// The kind code of the misplaced section.
+        kind: u16,
+        /// The kind code of the section before it.
+        previous: u16,
+        /// Offset of the misplaced section's header in the blob.
+        offset: usize,
+    },
+    /// A section's flags have a reserved bit set, or a known kind's required bit disagrees
+    /// with the kind's definition.
+    BadSectionFlags {
+        /// The kind code.
+        kind: u16,
+        /// The flags found.
+        flags: u16,
+        /// Offset of its header in the blob.
+        offset: usize,
+    },
+    /// A section's payload has bytes left after its content was decoded.
+    SectionTrailingBytes {
+        /// The section.
+        section: &'static str,
+        /// Bytes left over.
+        count: usize,
+    },
+    /// The provenance section is malformed (an empty or unprintable string, a bad settings
+    /// line).
+    BadProvenance {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for BlobError {
@@ -102,7 +182,7 @@ impl fmt::Display for BlobError {
             Self::BadMagic => f.write_str("not a microbert blob (bad magic bytes)"),
             Self::UnsupportedVersion { found, supported } => write!(
                 f,
-                "blob format version {found} is not supported (this runtime reads version {supported}); reconvert the checkpoint"
+                "blob format version {found} is not supported (this runtime reads versions 1 to {supported}); reconvert the checkpoint"
             ),
             Self::LengthMismatch { header, actual } => write!(
                 f,
@@ -143,6 +223,64 @@ impl fmt::Display for BlobError {
                 )
             }
             Self::BadVocab { reason } => write!(f, "vocabulary section is invalid: {reason}"),
+            Self::SectionHeaderTruncated { offset, available } => write!(
+                f,
+                "blob has {available} bytes at offset {offset}, too few for a section header (truncated section, or bytes after the last section)"
+            ),
+            Self::SectionOutOfBounds {
+                kind,
+                offset,
+                len,
+                available,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} says it holds {len} bytes but only {available} follow its header"
+            ),
+            Self::UnknownRequiredSection { kind, offset } => write!(
+                f,
+                "blob needs a newer runtime: section kind {kind} (at offset {offset}) must be understood to use the model and this runtime does not know it"
+            ),
+            Self::DuplicateSection { section, offset } => write!(
+                f,
+                "blob has a second `{section}` section (at offset {offset}); it may occur only once"
+            ),
+            Self::MissingSection { section } => {
+                write!(
+                    f,
+                    "blob has no `{section}` section, which every model needs"
+                )
+            }
+            Self::SectionCount {
+                section,
+                found,
+                expected,
+            } => write!(
+                f,
+                "blob has {found} `{section}` sections but its config implies {expected}"
+            ),
+            Self::SectionOrder {
+                kind,
+                previous,
+                offset,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} follows kind {previous}: sections must be in increasing kind order"
+            ),
+            Self::BadSectionFlags {
+                kind,
+                flags,
+                offset,
+            } => write!(
+                f,
+                "section of kind {kind} at offset {offset} has flags {flags:#06x}: a reserved bit is set or the required bit disagrees with the kind"
+            ),
+            Self::SectionTrailingBytes { section, count } => write!(
+                f,
+                "section `{section}` has {count} bytes left after its content"
+            ),
+            Self::BadProvenance { reason } => {
+                write!(f, "provenance section is invalid: {reason}")
+            }
         }
     }
 }
@@ -439,7 +577,7 @@ mod tests {
             TooShort { len: 17, needed: 28 } => ["blob is 17 bytes", "28-byte header"];
             BadMagic => ["not a microbert blob", "magic"];
             UnsupportedVersion { found: 9, supported: 3 }
-                => ["version 9 is not supported", "(this runtime reads version 3)", "reconvert"];
+                => ["version 9 is not supported", "reads versions 1 to 3)", "reconvert"];
             LengthMismatch { header: 1000, actual: 999 }
                 => ["says 1000 bytes", "999 were given"];
             ChecksumMismatch { expected: 0x1234, actual: 0xabcd }
@@ -455,6 +593,24 @@ mod tests {
                 => ["`value.weight`", "out-of-range value at element 31"];
             BadVocab { reason: "offsets are not sorted" }
                 => ["vocabulary section is invalid", "offsets are not sorted"];
+            SectionHeaderTruncated { offset: 100, available: 3 }
+                => ["has 3 bytes at offset 100", "too few for a section header"];
+            SectionOutOfBounds { kind: 3, offset: 36, len: 1000, available: 10 }
+                => ["kind 3 at offset 36", "holds 1000 bytes", "only 10 follow"];
+            UnknownRequiredSection { kind: 77, offset: 40 }
+                => ["needs a newer runtime", "section kind 77", "offset 40"];
+            DuplicateSection { section: "config", offset: 44 }
+                => ["second `config` section", "offset 44", "only once"];
+            MissingSection { section: "embeddings" } => ["no `embeddings` section"];
+            SectionCount { section: "encoder layer", found: 1, expected: 2 }
+                => ["has 1 `encoder layer` sections", "implies 2"];
+            SectionOrder { kind: 2, previous: 5, offset: 48 }
+                => ["kind 2 at offset 48 follows kind 5", "increasing kind order"];
+            BadSectionFlags { kind: 1, flags: 6, offset: 28 }
+                => ["kind 1 at offset 28", "flags 0x0006", "reserved bit"];
+            SectionTrailingBytes { section: "tokenizer", count: 2 }
+                => ["section `tokenizer` has 2 bytes left"];
+            BadProvenance { reason: "not UTF-8" } => ["provenance section is invalid", "not UTF-8"];
         ));
     }
 

@@ -14,7 +14,7 @@
 
 use crate::cache::{Key, Outcome, sha256_hex};
 use crate::checkpoint::{Checkpoint, Files};
-use crate::convert::Options;
+use crate::convert::{Converter, Options, Source};
 use crate::recipe::{KeepVocab, PoolingSetting, PositionsSetting, Recipe, Settings};
 use anyhow::{Context, Result, anyhow, ensure};
 use microbert::blob::format::{Pooling, PositionMode};
@@ -165,6 +165,8 @@ fn key(checkpoint_stamp: &str, settings: &Settings) -> Result<Key> {
 /// they say so); checks the size limit.
 fn convert(recipe: &Recipe, checkpoint: &std::path::Path, settings: &Settings) -> Result<Vec<u8>> {
     let mut ck = Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?;
+    // Provenance names the checkpoint as fetched (before any vocabulary reduction).
+    let source = Source::detect(checkpoint, &ck)?;
     if let Some(keep) = &settings.keep_vocab {
         let reduced = crate::vocab::reduce(ck, &keep.spec())?;
         for n in &reduced.notes {
@@ -172,7 +174,13 @@ fn convert(recipe: &Recipe, checkpoint: &std::path::Path, settings: &Settings) -
         }
         ck = reduced.checkpoint;
     }
-    let out = crate::convert::convert(&ck, &options(settings))?;
+    let opts = Options {
+        source: Some(source),
+        converter: Converter::current(),
+        keep_vocab: settings.keep_vocab.as_ref().map(KeepVocab::spec),
+        ..options(settings)
+    };
+    let out = crate::convert::convert(&ck, &opts)?;
     if let Some(max) = settings.max_blob_bytes {
         ensure!(
             out.blob.len() as u64 <= max,
@@ -196,7 +204,7 @@ fn options(s: &Settings) -> Options {
             PositionsSetting::Hierarchical => PositionMode::Hierarchical,
         },
         alpha: s.alpha,
-        progress: false,
+        ..Options::default()
     }
 }
 

@@ -1,9 +1,12 @@
 //! `cargo xtask convert`: a Hugging Face BERT checkpoint -> a microbert blob.
 //!
-//! The blob body is the postcard encoding of, in order, `Config`, `TokenizerSection`,
-//! `EmbeddingsSection`, `num_hidden_layers` x `LayerSection` and `HeadSection`
-//! (`runtime/src/blob/format.rs`), preceded by `Header::seal(body)`. The quantisation follows
-//! the doc comments of those wire types:
+//! The blob is format 2 (`docs/blob-format.md`, `runtime/src/blob/format.rs`):
+//! `Header::seal(body)`, then the body's sections in increasing kind order, each a
+//! `SectionHeader` and the postcard encoding of its payload: `Config`, `TokenizerSection`
+//! (WordPiece), `EmbeddingsSection`, one `LayerSection` per encoder layer, the `MlmHead` when
+//! the checkpoint has one, and `Provenance` (source, safetensors hash, converter version and
+//! commit, settings, licence: see `provenance.rs`). The quantisation follows the doc comments
+//! of those wire types:
 //! - dense weights: int8, one symmetric scale per output channel `ws_c = max|W_c| / 127`;
 //!   requantisation multiplier `ws_c / 127` (the input's int8 step is `amax / 127`); Q.16 bias;
 //! - embedding tables: int8 per row, row multiplier `s_r * 65536` (int8 -> Q.16);
@@ -12,6 +15,10 @@
 //!
 //! After writing, the blob is parsed and validated by the runtime's own `microbert::parse`.
 
+mod provenance;
+
+pub use provenance::{Converter, Source};
+
 use crate::checkpoint::{Checkpoint, Files};
 use crate::quantize::{
     QuantError, RowQuant, encode_multiplier, q16_vector, quant_error, quantize_rows,
@@ -19,8 +26,9 @@ use crate::quantize::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use microbert::blob::format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, Header, LayerNorm,
-    LayerSection, MlmHead, Pooling, PositionMode, Tensor, TokenizerSection,
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, Header, LayerNorm, LayerSection,
+    Licence, MlmHead, Package, Pooling, PositionMode, Provenance, SectionHeader, SectionKind,
+    Tensor, TokenizerSection,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -68,7 +76,8 @@ pub struct ConvertArgs {
     keep_vocab: Option<String>,
 }
 
-/// Conversion settings that are not in the checkpoint.
+/// Conversion settings that are not in the checkpoint, and what the provenance section
+/// records about the conversion.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Overrides the checkpoint's pooling.
@@ -79,6 +88,13 @@ pub struct Options {
     pub alpha: f64,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// The `--keep-vocab` spec the checkpoint was reduced with (recorded, not applied here).
+    pub keep_vocab: Option<String>,
+    /// Where the checkpoint came from; `None`: its origin as loaded and the hash of the
+    /// safetensors bytes given to [`convert`].
+    pub source: Option<Source>,
+    /// The converter recorded in the provenance.
+    pub converter: Converter,
 }
 
 impl Default for Options {
@@ -88,6 +104,9 @@ impl Default for Options {
             positions: PositionMode::Hierarchical,
             alpha: 0.4,
             progress: false,
+            keep_vocab: None,
+            source: None,
+            converter: Converter::without_commit(),
         }
     }
 }
@@ -130,6 +149,8 @@ pub struct Converted {
     pub notes: Vec<String>,
     /// Size of the f32 checkpoint's safetensors file.
     pub safetensors_len: usize,
+    /// The provenance section as the runtime reads it back from the blob (its `Display`).
+    pub provenance: String,
 }
 
 /// `cargo xtask convert`.
@@ -146,9 +167,17 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         },
         alpha: args.alpha,
         progress: true,
+        keep_vocab: args.keep_vocab.clone(),
+        source: None,
+        converter: Converter::current(),
     };
     eprintln!("reading {}", args.checkpoint.display());
     let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
+    // Hashed before any vocabulary reduction: the provenance names the file as read.
+    let opts = Options {
+        source: Some(Source::detect(&args.checkpoint, &ck)?),
+        ..opts
+    };
     if let Some(spec) = &args.keep_vocab {
         let reduced = crate::vocab::reduce(ck, spec)?;
         reduced.notes.iter().for_each(|n| println!("note: {n}"));
@@ -231,6 +260,7 @@ pub fn print_report(c: &Converted) {
         })
         .fold(0f64, f64::max);
     println!("worst Q.16 rounding error over biases and LayerNorms: {worst_vec:.2e}");
+    println!("provenance (in the blob):\n{}", c.provenance);
     println!(
         "blob: {} bytes ({:.2} MB); f32 safetensors: {} bytes ({:.2} MB); ratio {:.2}",
         c.blob.len(),
@@ -567,20 +597,12 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         vocab_size
     );
     let mut notes = vec![format!("checkpoint {}", ck.origin)];
-    let pooling = match (opts.pooling, ck.pooling) {
-        (Some(p), _) => {
-            notes.push(format!("pooling {p:?} (from --pooling)"));
-            p
-        }
-        (None, Some(p)) => {
-            notes.push(format!("pooling {p:?} (from 1_Pooling/config.json)"));
-            p
-        }
-        (None, None) => {
-            notes.push("pooling Mean (default: no 1_Pooling/config.json)".to_owned());
-            Pooling::Mean
-        }
+    let (pooling, pooling_source) = match (opts.pooling, ck.pooling) {
+        (Some(p), _) => (p, "--pooling"),
+        (None, Some(p)) => (p, "1_Pooling/config.json"),
+        (None, None) => (Pooling::Mean, "default (no 1_Pooling/config.json)"),
     };
+    notes.push(format!("pooling {pooling:?} (source: {pooling_source})"));
     let has_mlm = names.iter().any(|n| n.starts_with("cls.predictions."));
     let total = 5 + c.num_hidden_layers * 16 + if has_mlm { 5 } else { 0 };
     let bar = if opts.progress {
@@ -628,7 +650,8 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         "positions {:?}, alpha {} (q16 {alpha_q16}, beta q16 {beta_q16})",
         opts.positions, opts.alpha
     ));
-    let mut body = postcard::to_allocvec(&config)?;
+    let mut body = Vec::new();
+    push_section(&mut body, SectionKind::Config, &config)?;
 
     // Tokenizer.
     let t = &ck.tokenizer;
@@ -669,7 +692,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         offsets: &offsets,
         sorted_ids: &sorted_ids,
     };
-    body.extend(postcard::to_allocvec(&tokenizer)?);
+    push_section(&mut body, SectionKind::WordPieceTokenizer, &tokenizer)?;
 
     // Embeddings.
     let e = format!("{prefix}embeddings");
@@ -687,7 +710,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         token_type: token_type.wire(),
         layer_norm: ln.wire(),
     };
-    body.extend(postcard::to_allocvec(&embeddings)?);
+    push_section(&mut body, SectionKind::Embeddings, &embeddings)?;
     drop((word, position, token_type, ln));
 
     // Encoder layers.
@@ -711,7 +734,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             output: output.wire(),
             output_layer_norm: output_ln.wire(),
         };
-        body.extend(postcard::to_allocvec(&layer)?);
+        push_section(&mut body, SectionKind::EncoderLayer, &layer)?;
     }
 
     // MLM head, decoder tied to the word table.
@@ -753,16 +776,16 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
     } else {
         None
     };
-    let head = HeadSection {
-        mlm: mlm.as_ref().map(|(transform, ln, m, s, bias)| MlmHead {
+    if let Some((transform, ln, m, s, bias)) = &mlm {
+        let head = MlmHead {
             transform: transform.wire(),
             layer_norm: ln.wire(),
             decoder_multiplier: m.wire(),
             decoder_shift: s.wire(),
             decoder_bias: bias.wire(),
-        }),
-    };
-    body.extend(postcard::to_allocvec(&head)?);
+        };
+        push_section(&mut body, SectionKind::MlmHead, &head)?;
+    }
     r.bar.finish_and_clear();
 
     // Every checkpoint key must be used or knowingly ignored.
@@ -784,16 +807,90 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         );
     }
 
+    // Provenance, last (the highest kind).
+    let settings = [
+        ("pooling", format!("{pooling:?}").to_lowercase()),
+        ("pooling_source", pooling_source.to_owned()),
+        ("positions", format!("{:?}", opts.positions).to_lowercase()),
+        ("alpha", opts.alpha.to_string()),
+        (
+            "keep_vocab",
+            opts.keep_vocab.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+        ("vocab_size", vocab_size.to_string()),
+        ("tokenizer_settings", t.source.to_owned()),
+        ("vocabulary", ck.vocab_source.to_owned()),
+        (
+            "weights",
+            "int8 symmetric, one scale per output channel, round to nearest".to_owned(),
+        ),
+        ("embeddings", "int8, one scale per row".to_owned()),
+        ("input_smoothing", "none".to_owned()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let source = match &opts.source {
+        Some(s) => s.clone(),
+        None => Source::in_memory(&ck.origin, ck),
+    };
+    let converter = &opts.converter;
+    let provenance = Provenance {
+        package: source.package.as_ref().map(|p| Package {
+            registry: &p.registry,
+            name: &p.name,
+            version: &p.version,
+        }),
+        checkpoint: &source.checkpoint,
+        safetensors_sha256: source.safetensors_sha256,
+        converter: converter.name,
+        converter_version: converter.version,
+        converter_commit: converter.commit.as_deref(),
+        settings: &settings,
+        licence: source
+            .licence
+            .as_ref()
+            .map(|(name, source)| Licence { name, source }),
+    };
+    push_section(&mut body, SectionKind::Provenance, &provenance)?;
+
     let mut blob = Header::seal(&body).to_vec();
     blob.extend(body);
-    microbert::parse(&blob).map_err(|e| anyhow!("the converted blob does not validate: {e}"))?;
+    let view = microbert::parse(&blob)
+        .map_err(|e| anyhow!("the converted blob does not validate: {e}"))?;
+    let provenance = view
+        .provenance
+        .map(|p| p.to_string())
+        .ok_or_else(|| anyhow!("the converted blob has no provenance section"))?;
     Ok(Converted {
         blob,
         rows: r.rows,
         ignored,
         notes,
         safetensors_len: ck.safetensors.len(),
+        provenance,
     })
+}
+
+/// Appends one section: its header (kind, the kind's flags, payload length) and the
+/// postcard encoding of `value`.
+fn push_section<T: serde::Serialize>(
+    body: &mut Vec<u8>,
+    kind: SectionKind,
+    value: &T,
+) -> Result<()> {
+    let payload = postcard::to_allocvec(value)?;
+    let header = SectionHeader::new(kind, payload.len()).ok_or_else(|| {
+        anyhow!(
+            "the {} section is {} bytes, more than a section can hold (u32 length)",
+            kind.name(),
+            payload.len()
+        )
+    })?;
+    body.extend(header.to_bytes());
+    body.extend(payload);
+    Ok(())
 }
 
 #[cfg(test)]

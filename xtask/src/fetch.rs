@@ -358,7 +358,7 @@ pub fn fetch(item: &Item) -> Result<Fetched> {
 
 /// The stamp of `dest` if it is for the pinned archive and every recorded file still has
 /// its recorded hash (and the pinned ones their pins).
-fn stamp_matches(item: &Item, dest: &Path) -> Result<Option<String>> {
+pub(crate) fn stamp_matches(item: &Item, dest: &Path) -> Result<Option<String>> {
     let Ok(stamp) = std::fs::read_to_string(dest.join(STAMP)) else {
         return Ok(None);
     };

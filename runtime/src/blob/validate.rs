@@ -4,7 +4,7 @@
 
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
-    MAX_SHIFT, Tensor, TokenizerSection,
+    MAX_SHIFT, Provenance, Tensor, TokenizerSection,
 };
 use crate::error::BlobError;
 
@@ -285,6 +285,60 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
     }
     if t.max_input_chars_per_word == 0 {
         return Err(vocab_err("max_input_chars_per_word is 0"));
+    }
+    Ok(())
+}
+
+fn provenance_err(reason: &'static str) -> BlobError {
+    BlobError::BadProvenance { reason }
+}
+
+/// A non-empty string without control characters.
+fn printable(s: &str, reason: &'static str) -> Result<(), BlobError> {
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return Err(provenance_err(reason));
+    }
+    Ok(())
+}
+
+/// Provenance strings are non-empty and printable (so reports can show them as they are),
+/// and every settings line is `key=value` with a key of lower-case ASCII letters, digits
+/// and `_`.
+pub(super) fn provenance(p: &Provenance<'_>) -> Result<(), BlobError> {
+    if let Some(pkg) = &p.package {
+        printable(pkg.registry, "package registry is empty or unprintable")?;
+        printable(pkg.name, "package name is empty or unprintable")?;
+        printable(pkg.version, "package version is empty or unprintable")?;
+    }
+    printable(p.checkpoint, "checkpoint is empty or unprintable")?;
+    printable(p.converter, "converter is empty or unprintable")?;
+    printable(
+        p.converter_version,
+        "converter version is empty or unprintable",
+    )?;
+    if let Some(commit) = p.converter_commit {
+        printable(commit, "converter commit is empty or unprintable")?;
+    }
+    if let Some(l) = &p.licence {
+        printable(l.name, "licence is empty or unprintable")?;
+        printable(l.source, "licence source is empty or unprintable")?;
+    }
+    for line in p.settings.split('\n') {
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(provenance_err("a settings line is not `key=value`"));
+        };
+        let key_ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(provenance_err(
+                "a settings key is not lower-case ASCII letters, digits and `_`",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(provenance_err("a settings value is unprintable"));
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! microbert embed --model minilm.blob < texts.txt      # one JSON object per input line
 //! microbert tokenize --model minilm.blob < texts.txt   # {"ids": [...]} per line
 //! microbert inspect minilm.blob                        # config, tensors, checksum
+//! microbert inspect minilm.blob --fit --tokens 128      # flash and RAM a device needs
 //! ```
 //!
 //! The verbs that read lines share one driver ([`batch`]): every input line gives one
@@ -53,6 +54,14 @@ enum Command {
     Inspect {
         /// The model blob.
         blob: PathBuf,
+        /// Also print what a device needs to run this blob at --tokens N: flash for the
+        /// blob, RAM for the scratch arena (embeddings, and MLM logits when the blob has an
+        /// MLM head) and for the prepared weights of each backend.
+        #[arg(long, requires = "tokens")]
+        fit: bool,
+        /// The sequence length --fit sizes the arena for ([CLS] and [SEP] included).
+        #[arg(long, value_name = "N", requires = "fit")]
+        tokens: Option<usize>,
     },
 }
 
@@ -98,7 +107,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Tokenize(args) => tokenize::run(args),
-        Command::Inspect { blob } => inspect::run(blob),
+        Command::Inspect { blob, fit, tokens } => inspect::run(blob, tokens.filter(|_| *fit)),
     };
     match result {
         Ok(Finish::Closed) => ExitCode::SUCCESS,
