@@ -5,6 +5,7 @@
 
 mod blobs;
 mod cache;
+mod capi;
 mod checkpoint;
 mod ci;
 mod convert;
@@ -105,6 +106,17 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate the C header targets/capi/include/microbert.h with cbindgen (or check it
+    /// with --check).
+    GenHeader {
+        /// Fail if the committed header is stale instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The C API end to end: header check, host library and C program against `microbert
+    /// embed --hash` (MiniLM and the tiny fixture), the riscv32imac library, and the
+    /// Cortex-M4F C firmware under qemu against the host and the Rust firmware's sizes.
+    Capi,
     /// Regenerate the tiny random test model in models/fixtures/tiny (or check it with --check).
     GenFixture {
         /// Fail if the committed fixture is stale instead of rewriting it.
@@ -142,5 +154,7 @@ fn main() -> Result<()> {
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
+        Command::GenHeader { check } => capi::gen_header(&root, check),
+        Command::Capi => capi::run(&root),
     }
 }

