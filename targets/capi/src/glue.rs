@@ -93,9 +93,7 @@ pub(crate) fn status(e: Error) -> i32 {
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 fn kernels() -> microbert_host::HostKernels {
     static KERNELS: std::sync::OnceLock<microbert_host::HostKernels> = std::sync::OnceLock::new();
-    KERNELS
-        .get_or_init(microbert_host::HostKernels::detect)
-        .clone()
+    *KERNELS.get_or_init(microbert_host::HostKernels::detect)
 }
 
 /// The kernels of this build (see the module docs).
