@@ -22,7 +22,7 @@ use std::thread::LocalKey;
 
 mod packed;
 mod rows;
-pub(crate) use packed::{Panels, pack_channels, panel_len};
+pub(crate) use packed::{MR, NR, Panels, pack_channels, panel_len, resize};
 pub(crate) use rows::{
     attention_logits_row, gelu_row, layer_norm_row, pv_scale_row, quantize_row_i8,
     quantize_row_pow2, requantize_row, softmax_row,
@@ -48,7 +48,7 @@ pub(crate) unsafe fn gemm_channels(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: Ma
     };
     with_buffer(&B_PACKED, |packed| {
         // `pack_channels` writes every byte (padding included).
-        packed::resize(packed, len, true);
+        resize(packed, len, true);
         // SAFETY: the caller guarantees AVX2; `packed` holds `len` bytes.
         unsafe { pack_channels(b, packed) };
         if let Some(panels) = Panels::new(packed, b.rows(), b.cols()) {
@@ -119,7 +119,7 @@ unsafe fn block_product(
     let Some(len) = panel_len(width, keys) else {
         return;
     };
-    packed::resize(packed, len, true);
+    resize(packed, len, true);
     // SAFETY: AVX2 is the caller's guarantee; `packed` holds `len` bytes.
     unsafe { packed::pack_depths(v, packed) };
     let Some(panels) = Panels::new(packed, width, keys) else {
@@ -127,7 +127,7 @@ unsafe fn block_product(
     };
     let pairs = panels.pairs();
     // Every word is written below.
-    packed::resize(a, (rows + 1) * pairs, true);
+    resize(a, (rows + 1) * pairs, true);
     for (r, words) in a.chunks_exact_mut(pairs).take(rows).enumerate() {
         let two = p.row(r).chunks_exact(2);
         // Past an odd last key the packed values are 0, so any high half works.
@@ -144,7 +144,7 @@ unsafe fn block_product(
         ones.fill(0x0001_0001);
     }
     // `gemm_pairs` writes every element.
-    packed::resize(sums, (rows + 1) * width, true);
+    resize(sums, (rows + 1) * width, true);
     let Some(all) = MatMut::contiguous(sums, rows + 1, width) else {
         return;
     };

@@ -1,25 +1,31 @@
-//! Host backend of microbert: [`HostKernels`] implements [`microbert::Kernels`] with AVX2
-//! on x86-64 CPUs that have it, chosen at run time, and the scalar reference elsewhere.
+//! Host backend of microbert: [`HostKernels`] implements [`microbert::Kernels`] on x86-64
+//! in tiers of instruction sets ([`Tier`]: AVX2, AVX-VNNI, AVX-512 VNNI), the best one
+//! the CPU has chosen at run time, and the scalar reference elsewhere.
 //!
-//! Selection happens in exactly one place, [`HostKernels::detect`]
-//! (`is_x86_feature_detected!("avx2")`); every AVX2 body is a
-//! `#[target_feature(enable = "avx2")] unsafe fn` in [`avx2`](crate) that only the methods of
-//! a `HostKernels` built by `detect` call. The crate is built with the default x86-64
-//! codegen (no `target-cpu=native`), so one binary runs on every x86-64 machine.
+//! Selection happens in exactly one place: [`HostKernels::detect`] takes the first tier of
+//! [`Tier::AUTO`] that [`Tier::supported`] finds (`is_x86_feature_detected!`), and
+//! [`HostKernels::with_tier`] forces one (`None` when the CPU lacks it). Every SIMD body is a
+//! `#[target_feature(enable = ...)] unsafe fn` that only the methods of a `HostKernels`
+//! of its tier call. The crate is built with the default x86-64 codegen (no
+//! `target-cpu=native`), so one binary runs on every x86-64 machine.
 //!
-//! Every kernel is bit-identical to [`microbert::Scalar`]: the arithmetic is integer and
-//! exact (int8 values are sign-extended to i16 and multiplied with `vpmaddwd`, which cannot
-//! saturate on such inputs; sums wrap modulo 2^32 exactly as the scalar `i32` sums do in
-//! release builds). `tests/conformance.rs` runs the runtime's conformance suite on it.
+//! Every tier is bit-identical to [`microbert::Scalar`]: the arithmetic is integer and
+//! exact. AVX2 sign-extends int8 to i16 and multiplies with `vpmaddwd` (which cannot
+//! saturate on such inputs); the VNNI tiers multiply u8 by int8 with `vpdpbusd`, the int8
+//! activations offset by 128 and the offset taken back through per-channel weight sums
+//! (see `vnni.rs`). Sums wrap modulo 2^32 exactly as the scalar `i32` sums do in release
+//! builds. `tests/conformance.rs` runs the runtime's conformance suite on every tier the CPU
+//! has and names the ones it could not run.
 //!
-//! What is accelerated: every kernel. The GEMM (dense layers, attention Q.K and P.V, the
-//! MLM head) with `vpmaddwd` on weights packed in 16-channel panels (see `avx2/packed.rs`:
-//! prepared once per model by [`HostKernels::prepare_model`], or packed by the call);
-//! the per-row passes (quantisation, requantisation, attention logits, softmax, the P.V
-//! scale, LayerNorm, GELU) with `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of
-//! the 64-bit arithmetic shift and table gathers (see `avx2/rows.rs`). Each pass hands the
-//! reference the rare chunks or rows whose shifts or ranges its vector path does not cover,
-//! and every tail.
+//! What is accelerated: the GEMM (dense layers, attention Q.K and P.V, the MLM head) on
+//! weights packed in panels (prepared once per model by [`HostKernels::prepare_model`], or
+//! packed by the call); the per-row passes (quantisation, requantisation, attention
+//! logits, softmax, the P.V scale, LayerNorm, GELU) with AVX2 on every SIMD tier:
+//! `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of the 64-bit arithmetic shift
+//! and table gathers (see `avx2/rows.rs`). Each pass hands the reference the rare chunks
+//! or rows whose shifts or ranges its vector path does not cover, and every tail. Products
+//! of other operand kinds (int16 activations; int8 or u8 activations times depth-major
+//! values) go to the scalar reference.
 //!
 //! [`lines`] is the `microbert` command's line decoding (raw bytes to numbered UTF-8 lines,
 //! one error per bad line, bounded memory), a library module so fuzz targets can reach it.
@@ -29,7 +35,7 @@
 //! # fn main() -> Result<(), microbert::Error> {
 //! # let blob = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/fixtures/tiny/model.blob"));
 //! let model = microbert::parse(blob)?;
-//! // AVX2 when the CPU has it, with the dense weights prepared once for its GEMM.
+//! // The best tier the CPU has, with the dense weights prepared once for its GEMM.
 //! let prepared = HostKernels::detect().prepare_model(&model);
 //! let encoder = prepared.encoder(&model)?;
 //! let mut arena = vec![0u8; microbert::scratch_bytes(&model, 3)];
@@ -44,64 +50,193 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod cpu;
 pub mod lines;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 use microbert::kernels::{
     Gemm, Kernels, LayerNormParams, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
 };
 use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 
-/// Which instruction set a [`HostKernels`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An instruction-set tier of the host backend: what its GEMM runs on. Every tier gives
+/// results bit-identical to the scalar reference.
+///
+/// | tier | int8 GEMM | attention P.V | per-row passes |
+/// |---|---|---|---|
+/// | `scalar` | the reference | the reference | the reference |
+/// | `avx2` | `vpmaddwd` on i16 pairs, 6 x 16 tiles | `vpmaddwd` | AVX2 |
+/// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 tiles | AVX2 `vpmaddwd` | AVX2 |
+/// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 tiles | `vpdpwssd` on `zmm`, 12 x 32 | AVX2 |
+///
+/// AMX-INT8 (`tdpbssd` on tiles) is not implemented: no CPU with AMX was available to
+/// verify it. It would be one more variant here, one more module, and an entry in
+/// [`Tier::ALL`]; it joins [`Tier::AUTO`] (what [`HostKernels::detect`] may choose) only
+/// once the conformance suite has passed on a CPU that has it, because an unverified tier
+/// must never be chosen automatically. The enum is `#[non_exhaustive]` for that reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Backend {
-    /// The portable scalar reference (`microbert::Scalar`).
+pub enum Tier {
+    /// The portable scalar reference (`microbert::Scalar`), on every CPU.
     Scalar,
-    /// x86-64 AVX2 (checked at run time).
+    /// x86-64 AVX2.
     Avx2,
+    /// AVX-VNNI (VEX `vpdpbusd` on `ymm`), with AVX2 for the rest.
+    AvxVnni,
+    /// AVX-512 VNNI (`vpdpbusd` and `vpdpwssd` on `zmm`; needs AVX-512 F and BW), with
+    /// AVX2 for the per-row passes.
+    Avx512Vnni,
 }
 
-/// The host's kernels: AVX2 when the CPU has it, the scalar reference otherwise.
+impl Tier {
+    /// Every tier, slowest first.
+    pub const ALL: [Self; 4] = [Self::Scalar, Self::Avx2, Self::AvxVnni, Self::Avx512Vnni];
+
+    /// The tiers [`HostKernels::detect`] chooses from, best first: those that passed the
+    /// conformance suite on real hardware (see the README for the CPUs).
+    pub const AUTO: [Self; 4] = [Self::Avx512Vnni, Self::AvxVnni, Self::Avx2, Self::Scalar];
+
+    /// The tier's name (`--kernels`, [`Kernels::name`], benchmark tables).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Avx2 => "avx2",
+            Self::AvxVnni => "avx-vnni",
+            Self::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    /// The tier called `name` ([`Self::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The CPU features it needs (`is_x86_feature_detected!` names).
+    pub const fn features(self) -> &'static [&'static str] {
+        match self {
+            Self::Scalar => &[],
+            Self::Avx2 => &["avx2"],
+            Self::AvxVnni => &["avx2", "avxvnni"],
+            Self::Avx512Vnni => &["avx2", "avx512f", "avx512bw", "avx512vnni"],
+        }
+    }
+
+    /// Whether this CPU has every feature the tier needs (checked at run time): the one
+    /// place the host backend looks at the CPU.
+    pub fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Self::Scalar => true,
+                Self::Avx2 => has!("avx2"),
+                Self::AvxVnni => has!("avx2") && has!("avxvnni"),
+                Self::Avx512Vnni => {
+                    has!("avx2") && has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Self::Scalar
+        }
+    }
+}
+
+/// The register-tile geometry of a tier's int8 GEMM (the associated constants of its
+/// micro-kernel): `mr` rows by `nr` channels, `ku` depths per instruction step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Rows of activations per register tile.
+    pub mr: usize,
+    /// Output channels per packed panel.
+    pub nr: usize,
+    /// Depths each multiply-accumulate instruction sums per lane.
+    pub ku: usize,
+}
+
+impl Tier {
+    /// The geometry of the tier's int8 GEMM (`None` for the scalar reference).
+    pub fn geometry(self) -> Option<Geometry> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use vnni::MicroKernel;
+            fn of<K: MicroKernel>() -> Option<Geometry> {
+                Some(Geometry {
+                    mr: K::MR,
+                    nr: K::NR,
+                    ku: K::KU,
+                })
+            }
+            match self {
+                Self::Scalar => None,
+                Self::Avx2 => Some(Geometry {
+                    mr: avx2::MR,
+                    nr: avx2::NR,
+                    ku: 2,
+                }),
+                Self::AvxVnni => of::<vnni::ymm::Ymm6x16>(),
+                Self::Avx512Vnni => of::<vnni::zmm::Zmm8x48>(),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
+    }
+}
+
+impl core::fmt::Display for Tier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The host's kernels: the best tier this CPU supports, or one chosen by its [`Tier`].
 ///
-/// A value of this type with [`Backend::Avx2`] exists only after a successful run-time
-/// check, which is what makes calling the AVX2 bodies sound.
+/// A value of this type with a SIMD tier exists only after a successful run-time check
+/// ([`Tier::supported`]), which is what makes calling that tier's bodies sound.
 ///
-/// With AVX2 the backend prepares weights ([`Kernels::prepare`]): each dense layer's
-/// matrix re-laid out in the panels of 16 output channels its GEMM reads, a copy about the
-/// size of the int8 weights made once per model ([`Self::prepare_model`]); operands that
-/// were not prepared (the keys and values of attention) are packed by each call.
+/// The SIMD tiers prepare weights ([`Kernels::prepare`]): each dense layer's matrix
+/// re-laid out in the panels its GEMM reads (about the size of the int8 weights, plus one
+/// i32 per channel on the VNNI tiers), made once per model ([`Self::prepare_model`]);
+/// operands that were not prepared (the keys and values of attention) are packed by each
+/// call. Each tier's prepared layout is its own (prepared weights are tied to
+/// [`Kernels::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostKernels {
-    backend: Backend,
+    tier: Tier,
 }
 
 impl HostKernels {
-    /// The fastest backend this CPU supports (AVX2 if present, else scalar).
+    /// The best verified tier this CPU supports (the first of [`Tier::AUTO`] it has).
     pub fn detect() -> Self {
-        Self::avx2().unwrap_or_else(Self::scalar)
+        let tier = Tier::AUTO
+            .into_iter()
+            .find(|t| t.supported())
+            .unwrap_or(Tier::Scalar);
+        Self { tier }
     }
 
-    /// AVX2 kernels, or `None` when the CPU (or the architecture) lacks AVX2.
+    /// The kernels of `tier`, or `None` when this CPU lacks one of its features.
+    pub fn with_tier(tier: Tier) -> Option<Self> {
+        tier.supported().then_some(Self { tier })
+    }
+
+    /// AVX2 kernels (`with_tier(Tier::Avx2)`).
     pub fn avx2() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Some(Self {
-                backend: Backend::Avx2,
-            });
-        }
-        None
+        Self::with_tier(Tier::Avx2)
     }
 
     /// The scalar reference, whatever the CPU.
     pub const fn scalar() -> Self {
-        Self {
-            backend: Backend::Scalar,
-        }
+        Self { tier: Tier::Scalar }
     }
 
-    /// The backend in use.
-    pub const fn backend(&self) -> Backend {
-        self.backend
+    /// The tier in use.
+    pub const fn tier(&self) -> Tier {
+        self.tier
     }
 
     /// Prepares `model`'s dense weights for these kernels into owned storage (nothing for
@@ -169,44 +304,31 @@ impl PreparedModel {
     }
 }
 
+/// Whether a tier runs the AVX2 per-row passes (every SIMD tier does).
+#[cfg(target_arch = "x86_64")]
+const fn simd_rows(tier: Tier) -> bool {
+    !matches!(tier, Tier::Scalar)
+}
+
 impl Kernels for HostKernels {
     fn name(&self) -> &'static str {
-        match self.backend {
-            Backend::Scalar => "scalar",
-            Backend::Avx2 => "avx2",
-        }
+        self.tier.name()
     }
 
     fn gemm(&self, g: Gemm<'_, '_>) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 && g.rows() > 0 && g.channels() > 0 && g.depth() > 0 {
+        if self.tier != Tier::Scalar && g.rows() > 0 && g.channels() > 0 && g.depth() > 0 {
             let (a, b, out) = g.parts();
-            match (a, b) {
-                (Lhs::I8(a), Rhs::Channels(b)) => {
-                    // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
-                    // (see `avx2()`); `Gemm::new` checked that the shapes agree.
-                    unsafe { avx2::gemm_channels(a, b, out) };
-                }
-                (Lhs::I8(a), Rhs::Prepared(p)) => {
-                    let raw = p.raw();
-                    let bytes: &[i8] = bytemuck::cast_slice(p.bytes());
-                    match avx2::Panels::new(bytes, raw.rows(), raw.cols()) {
-                        // SAFETY: as above; the panels have the weights' shape.
-                        Some(panels) => unsafe { avx2::gemm_prepared(a, panels, out) },
-                        // Prepared bytes too short for the shape: the blob's weights.
-                        // SAFETY: as above.
-                        None => unsafe { avx2::gemm_channels(a, raw, out) },
-                    }
-                }
-                (Lhs::U16(p), Rhs::Depths(v)) => {
-                    // SAFETY: as above.
-                    unsafe { avx2::weighted_sums(p, v, out) };
-                }
-                (a, b) => {
-                    if let Some(g) = Gemm::new(a, b, out) {
-                        scalar::gemm(g);
-                    }
-                }
+            let handled = match self.tier {
+                Tier::Avx2 => avx2_gemm(a, b, out),
+                Tier::AvxVnni => vnni_gemm::<vnni::ymm::AvxVnni>(self.tier, a, b, out),
+                Tier::Avx512Vnni => vnni_gemm::<vnni::zmm::Avx512Vnni>(self.tier, a, b, out),
+                Tier::Scalar => Some((a, b, out)),
+            };
+            if let Some((a, b, out)) = handled
+                && let Some(g) = Gemm::new(a, b, out)
+            {
+                scalar::gemm(g);
             }
             return;
         }
@@ -214,21 +336,40 @@ impl Kernels for HostKernels {
     }
 
     fn prepared_len(&self, channels: usize, depth: usize) -> usize {
-        match self.backend {
+        let len = match self.tier {
+            Tier::Scalar => Some(0),
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => avx2::panel_len(channels, depth).unwrap_or(usize::MAX),
-            _ => 0,
-        }
+            Tier::Avx2 => avx2::panel_len(channels, depth),
+            #[cfg(target_arch = "x86_64")]
+            Tier::AvxVnni => vnni::prepared_len::<vnni::ymm::AvxVnni>(channels, depth),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512Vnni => vnni::prepared_len::<vnni::zmm::Avx512Vnni>(channels, depth),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Some(0),
+        };
+        len.unwrap_or(usize::MAX)
     }
 
     fn prepare(&self, w: MatRef<'_, i8>, out: &mut [u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2
-            && avx2::panel_len(w.rows(), w.cols()).is_some_and(|len| len <= out.len())
-        {
-            // SAFETY: AVX2 was detected (see `avx2()`); `out` holds the packing.
-            unsafe { avx2::pack_channels(w, bytemuck::cast_slice_mut(out)) };
-            return true;
+        match self.tier {
+            Tier::Avx2 => {
+                if avx2::panel_len(w.rows(), w.cols()).is_some_and(|len| len <= out.len()) {
+                    // SAFETY: AVX2 was detected (`Tier::supported`); `out` holds the packing.
+                    unsafe { avx2::pack_channels(w, bytemuck::cast_slice_mut(out)) };
+                    return true;
+                }
+            }
+            Tier::AvxVnni => {
+                // SAFETY: the tier's features were detected (`Tier::supported`); `pack`
+                // checks the length of `out` itself.
+                return unsafe { <vnni::ymm::AvxVnni as vnni::VnniTier>::pack(w, out) };
+            }
+            Tier::Avx512Vnni => {
+                // SAFETY: as above.
+                return unsafe { <vnni::zmm::Avx512Vnni as vnni::VnniTier>::pack(w, out) };
+            }
+            Tier::Scalar => {}
         }
         let _ = (w, out);
         false
@@ -236,8 +377,9 @@ impl Kernels for HostKernels {
 
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (every SIMD tier needs it, see `Tier::supported`);
+            // the body checks every length itself.
             unsafe { avx2::requantize_row(acc, amax, rq, out) };
             return;
         }
@@ -246,8 +388,8 @@ impl Kernels for HostKernels {
 
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             return unsafe { avx2::quantize_row_i8(row, out) };
         }
         microbert::quant::quantize_row_i8(row, out)
@@ -255,8 +397,8 @@ impl Kernels for HostKernels {
 
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             return unsafe { avx2::quantize_row_pow2(row, out) };
         }
         microbert::quant::quantize_row_pow2(row, out)
@@ -264,8 +406,8 @@ impl Kernels for HostKernels {
 
     fn attention_logits_row(&self, acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             unsafe { avx2::attention_logits_row(acc, q_amax, k_exp, scale) };
             return;
         }
@@ -274,8 +416,8 @@ impl Kernels for HostKernels {
 
     fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> PvScale {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             return unsafe { avx2::softmax_row(logits, v_amax, p) };
         }
         scalar::softmax_row(logits, v_amax, p)
@@ -283,8 +425,8 @@ impl Kernels for HostKernels {
 
     fn pv_scale_row(&self, acc: &[i32], scale: PvScale, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             unsafe { avx2::pv_scale_row(acc, scale, out) };
             return;
         }
@@ -293,8 +435,8 @@ impl Kernels for HostKernels {
 
     fn gelu_row(&self, row: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`).
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`).
             unsafe { avx2::gelu_row(row) };
             return;
         }
@@ -303,11 +445,82 @@ impl Kernels for HostKernels {
 
     fn layer_norm_row(&self, row: &mut [i32], ln: &LayerNormParams<'_>) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 {
-            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             unsafe { avx2::layer_norm_row(row, ln) };
             return;
         }
         scalar::layer_norm_row(row, ln);
     }
+}
+
+/// The operands of a product a tier leaves to the scalar reference.
+type Unhandled<'a, 'o> = Option<(Lhs<'a>, Rhs<'a>, microbert::kernels::MatMut<'o, i32>)>;
+
+/// The AVX2 tier's products; the operands back for those it does not accelerate.
+#[cfg(target_arch = "x86_64")]
+fn avx2_gemm<'a, 'o>(
+    a: Lhs<'a>,
+    b: Rhs<'a>,
+    out: microbert::kernels::MatMut<'o, i32>,
+) -> Unhandled<'a, 'o> {
+    match (a, b) {
+        (Lhs::I8(a), Rhs::Channels(b)) => {
+            // SAFETY: the tier is AVX2 only after `Tier::supported` found it; `Gemm::new`
+            // checked that the shapes agree.
+            unsafe { avx2::gemm_channels(a, b, out) };
+        }
+        (Lhs::I8(a), Rhs::Prepared(p)) => {
+            let raw = p.raw();
+            let bytes: &[i8] = bytemuck::cast_slice(p.bytes());
+            match avx2::Panels::new(bytes, raw.rows(), raw.cols()) {
+                // SAFETY: as above; the panels have the weights' shape.
+                Some(panels) => unsafe { avx2::gemm_prepared(a, panels, out) },
+                // Prepared bytes too short for the shape: the blob's weights.
+                // SAFETY: as above.
+                None => unsafe { avx2::gemm_channels(a, raw, out) },
+            }
+        }
+        (Lhs::U16(p), Rhs::Depths(v)) => {
+            // SAFETY: as above.
+            unsafe { avx2::weighted_sums(p, v, out) };
+        }
+        (a, b) => return Some((a, b, out)),
+    }
+    None
+}
+
+/// A VNNI tier's products (`T` is `tier`'s implementation); the operands back for those
+/// it does not accelerate.
+#[cfg(target_arch = "x86_64")]
+fn vnni_gemm<'a, 'o, T: vnni::VnniTier>(
+    tier: Tier,
+    a: Lhs<'a>,
+    b: Rhs<'a>,
+    out: microbert::kernels::MatMut<'o, i32>,
+) -> Unhandled<'a, 'o> {
+    let act = match a {
+        Lhs::I8(x) => Some(vnni::Act::I8(x)),
+        Lhs::U8 { values, zero_point } => Some(vnni::Act::U8(values, zero_point)),
+        _ => None,
+    };
+    match (act, a, b) {
+        (Some(act), _, Rhs::Channels(w)) => {
+            // SAFETY: `tier` (whose implementation `T` is) exists only after
+            // `Tier::supported` found its features; `Gemm::new` checked the shapes.
+            unsafe { vnni::gemm::<T>(act, w, None, out) };
+        }
+        (Some(act), _, Rhs::Prepared(p)) => {
+            // SAFETY: as above; prepared bytes too short for the shape are not used.
+            unsafe { vnni::gemm::<T>(act, p.raw(), Some(p.bytes()), out) };
+        }
+        (None, Lhs::U16(p), Rhs::Depths(v)) => match tier {
+            // SAFETY: as above (the AVX-512 VNNI tier has AVX-512 F, BW, VNNI and AVX2).
+            Tier::Avx512Vnni => unsafe { vnni::weighted_sums_zmm(p, v, out) },
+            // SAFETY: as above (every VNNI tier has AVX2).
+            _ => unsafe { avx2::weighted_sums(p, v, out) },
+        },
+        (_, a, b) => return Some((a, b, out)),
+    }
+    None
 }

@@ -1,46 +1,90 @@
-//! The runtime's kernel conformance suite on the host backend, plus end-to-end checks:
-//! the tiny fixture blob and the real MiniLM blob (`cargo xtask prepare`), embedded by
-//! the scalar reference and by [`HostKernels::detect`], must give byte-identical pooled
-//! Q.16 vectors.
+//! The runtime's kernel conformance suite on every tier of the host backend this CPU has,
+//! plus end-to-end checks: the tiny fixture blob and the real MiniLM blob (`cargo xtask
+//! prepare`), embedded by the scalar reference and by each tier, must give byte-identical
+//! pooled Q.16 vectors.
+//!
+//! A tier the CPU lacks cannot be run (QEMU does not execute AVX-VNNI or AVX-512 either):
+//! each test names those it could not run, with the CPU model, so the log says where each
+//! tier passed. That is the machine's verdict, not a failure, under CI too.
 
 use microbert::kernels::{
     Gemm, LayerNormParams, LeI32s, Lhs, LogitScale, MatMut, MatRef, Prepared, Requant, Rhs,
 };
 use microbert::{Encoder, Kernels, ModelView, Tokenizer};
-use microbert_host::{Backend, HostKernels, PreparedModel};
+use microbert_host::{HostKernels, PreparedModel, Tier};
 use std::path::PathBuf;
 
-/// Says which backend runs, so the test log shows whether AVX2 was exercised.
-fn detected() -> HostKernels {
-    let k = HostKernels::detect();
-    match k.backend() {
-        Backend::Avx2 => eprintln!("conformance: backend `{}` (AVX2 detected)", k.name()),
-        _ => eprintln!(
-            "conformance: backend `{}`: this CPU lacks AVX2, only the scalar path is checked",
-            k.name()
-        ),
+/// The tiers this CPU runs (the scalar reference included when `with_scalar`), after
+/// printing which ones `test` checks and which it cannot run here.
+fn tiers(test: &str, with_scalar: bool) -> Vec<HostKernels> {
+    let cpu = microbert_host::cpu::model_name();
+    let mut run = Vec::new();
+    for tier in Tier::ALL {
+        if tier == Tier::Scalar && !with_scalar {
+            continue;
+        }
+        match HostKernels::with_tier(tier) {
+            Some(k) => run.push(k),
+            None => eprintln!(
+                "conformance: {test}: tier `{tier}` NOT RUN: this CPU ({cpu}) lacks one of {:?}",
+                tier.features()
+            ),
+        }
     }
-    k
+    let names: Vec<&str> = run.iter().map(|k| k.name()).collect();
+    eprintln!("conformance: {test}: tiers {names:?} on {cpu}");
+    run
 }
 
 #[test]
 fn kernels_match_scalar_bit_for_bit() {
-    let k = detected();
-    microbert::kernels::testing::run_all(&k);
     // The forced reference passes too (it is the oracle, so this checks the plumbing).
-    microbert::kernels::testing::run_all(&HostKernels::scalar());
+    for k in tiers("kernel suite", true) {
+        microbert::kernels::testing::run_all(&k);
+        eprintln!("conformance: kernel suite: `{}` == scalar", k.name());
+    }
+    assert_eq!(
+        HostKernels::detect().tier(),
+        Tier::AUTO
+            .into_iter()
+            .find(|t| t.supported())
+            .unwrap_or(Tier::Scalar),
+        "detect() picks the first supported tier of Tier::AUTO"
+    );
+}
+
+/// Every tier by name round-trips, and `with_tier` agrees with `supported`.
+#[test]
+fn tiers_by_name() {
+    for tier in Tier::ALL {
+        assert_eq!(Tier::from_name(tier.name()), Some(tier));
+        assert_eq!(HostKernels::with_tier(tier).is_some(), tier.supported());
+        if let Some(k) = HostKernels::with_tier(tier) {
+            assert_eq!(k.name(), tier.name());
+            assert_eq!(k.tier(), tier);
+        }
+    }
+    assert!(Tier::from_name("amx").is_none());
+    assert!(Tier::Scalar.supported());
 }
 
 /// The shapes the encoder uses, at full size: dense layers (m up to 24, k 384 and 1536),
-/// strided attention Q.K (depth 32, stride 384), P.V over long rows, the MLM head (m = 1).
+/// strided attention Q.K (depth 32, stride 384), P.V over long rows, the MLM head (m = 1),
+/// as int8 and as u8 with a zero point (the GELU output of later recipes).
 #[test]
 fn encoder_shapes_match_scalar() {
-    let k = detected();
+    for k in tiers("encoder shapes", false) {
+        encoder_shapes(&k);
+        eprintln!("conformance: encoder shapes: `{}` == scalar", k.name());
+    }
+}
+
+fn encoder_shapes(k: &HostKernels) {
     let mut rng = microbert::kernels::testing::Rng::new(7);
-    let mut gen_i8 = |len: usize| -> Vec<i8> { (0..len).map(|_| rng.i8()).collect() };
     for &(m, n, depth, lda, ldb) in &[
         (24, 1536, 384, 384, 384),
         (16, 1536, 384, 384, 384),
+        (24, 384, 1536, 1536, 1536),
         (16, 384, 1536, 1536, 1536),
         (13, 384, 384, 384, 384),
         (24, 128, 32, 384, 384),
@@ -48,47 +92,86 @@ fn encoder_shapes_match_scalar() {
         (5, 517, 32, 384, 384),
         (1, 1000, 384, 384, 384),
         (16, 300, 40, 41, 47),
+        (23, 97, 389, 390, 391),
     ] {
-        let a = gen_i8((m - 1) * lda + depth);
-        let b = gen_i8((n - 1) * ldb + depth);
-        let av = Lhs::I8(MatRef::new(&a, m, depth, lda).expect("a"));
+        let a: Vec<i8> = (0..(m - 1) * lda + depth).map(|_| rng.i8()).collect();
+        let au8: Vec<u8> = (0..(m - 1) * lda + depth)
+            .map(|i| {
+                if i % 5 == 0 {
+                    255
+                } else {
+                    rng.range(0, 255) as u8
+                }
+            })
+            .collect();
+        let b: Vec<i8> = (0..(n - 1) * ldb + depth)
+            .map(|i| if i % 11 == 0 { -128 } else { rng.i8() })
+            .collect();
         let bv = MatRef::new(&b, n, depth, ldb).expect("b");
-        let want = product(&microbert::Scalar, av, Rhs::Channels(bv));
-        let got = product(&k, av, Rhs::Channels(bv));
-        assert_eq!(got, want, "gemm m {m} n {n} depth {depth}");
-        // The same weights prepared beforehand, as `prepare_model` does for dense layers.
         let mut prepared = vec![0u8; k.prepared_len(n, depth)];
         let ready = k.prepare(bv, &mut prepared);
-        let got = product(&k, av, Rhs::Prepared(Prepared::new(bv, &prepared)));
-        assert_eq!(
-            got, want,
-            "prepared ({ready}) gemm m {m} n {n} depth {depth}"
-        );
+        let zero_point = rng.range(0, 255) as u8;
+        for av in [
+            Lhs::I8(MatRef::new(&a, m, depth, lda).expect("a")),
+            Lhs::U8 {
+                values: MatRef::new(&au8, m, depth, lda).expect("a"),
+                zero_point,
+            },
+        ] {
+            let want = product(&microbert::Scalar, av, Rhs::Channels(bv));
+            let got = product(k, av, Rhs::Channels(bv));
+            assert_eq!(got, want, "{}: gemm m {m} n {n} depth {depth}", k.name());
+            // The same weights prepared beforehand, as `prepare_model` does for dense layers.
+            let got = product(k, av, Rhs::Prepared(Prepared::new(bv, &prepared)));
+            assert_eq!(
+                got,
+                want,
+                "{}: prepared ({ready}) gemm m {m} n {n} depth {depth}",
+                k.name()
+            );
+        }
     }
     let mut prng = microbert::kernels::testing::Rng::new(8);
-    for &(keys, width, ldv) in &[
-        (128usize, 32usize, 384usize),
-        (1024, 32, 384),
-        (700, 48, 50),
+    for &(rows, keys, width, ldv) in &[
+        (1usize, 128usize, 32usize, 384usize),
+        (24, 128, 32, 384),
+        (24, 1024, 32, 384),
+        (13, 1023, 32, 384),
+        (5, 700, 48, 50),
+        (3, 9, 67, 70),
     ] {
         // Arbitrary u16 probabilities (not summing to 65,535): the sums still agree
         // modulo 2^32, as the scalar reference's wrapping release arithmetic does.
-        let p: Vec<u16> = (0..keys).map(|_| prng.range(0, 65_535) as u16).collect();
+        let p: Vec<u16> = (0..rows * keys)
+            .map(|i| match i % 13 {
+                0 => u16::MAX,
+                1 => 0,
+                _ => prng.range(0, 65_535) as u16,
+            })
+            .collect();
         let v: Vec<i8> = (0..(keys - 1) * ldv + width)
             .map(|i| if i % 7 == 0 { -128 } else { prng.i8() })
             .collect();
-        let pm = Lhs::U16(MatRef::contiguous(&p, 1, keys).expect("p"));
+        let pm = Lhs::U16(MatRef::contiguous(&p, rows, keys).expect("p"));
         let vm = Rhs::Depths(MatRef::new(&v, keys, width, ldv).expect("v"));
-        let got = product(&k, pm, vm);
+        let got = product(k, pm, vm);
         // The reference in wrapping arithmetic, written out independently.
-        let want: Vec<i32> = (0..width)
-            .map(|t| {
-                p.iter().enumerate().fold(0i32, |s, (j, &pj)| {
-                    s.wrapping_add(i32::from(pj) * i32::from(v[j * ldv + t]))
+        let want: Vec<i32> = (0..rows * width)
+            .map(|i| {
+                let (r, t) = (i / width, i % width);
+                (0..keys).fold(0i32, |s, j| {
+                    s.wrapping_add(
+                        i32::from(p[r * keys + j]).wrapping_mul(i32::from(v[j * ldv + t])),
+                    )
                 })
             })
             .collect();
-        assert_eq!(got, want, "weighted sums keys {keys} width {width}");
+        assert_eq!(
+            got,
+            want,
+            "{}: weighted sums rows {rows} keys {keys} width {width}",
+            k.name()
+        );
         assert_eq!(got, product(&microbert::Scalar, pm, vm));
     }
 }
@@ -133,28 +216,41 @@ fn both_backends_agree(bytes: &[u8], what: &str) {
          the pooled vector. Long documents read through hierarchical positions.",
         "",
     ];
-    let k = detected();
-    let prepared = k.prepare_model(&model);
-    for text in texts {
-        let mut ids = vec![0u32; model.max_tokens().min(256)];
-        let enc = tokenizer.encode(text, &mut ids).expect("tokenizes");
-        let ids = &ids[..enc.len];
-        let want = pooled(&model, microbert::Scalar, ids);
-        let got = pooled(&model, k, ids);
-        assert_eq!(
-            got,
-            want,
-            "{what}: {} differs from scalar on {text:?}",
-            k.name()
+    // The reference once per text, then every tier against it.
+    let cases: Vec<(&str, Vec<u32>, Vec<i32>)> = texts
+        .iter()
+        .map(|&text| {
+            let mut ids = vec![0u32; model.max_tokens().min(256)];
+            let enc = tokenizer.encode(text, &mut ids).expect("tokenizes");
+            ids.truncate(enc.len);
+            let want = pooled(&model, microbert::Scalar, &ids);
+            (text, ids, want)
+        })
+        .collect();
+    for k in tiers(what, false) {
+        let prepared = k.prepare_model(&model);
+        for (text, ids, want) in &cases {
+            let got = pooled(&model, k, ids);
+            assert_eq!(
+                &got,
+                want,
+                "{what}: {} differs from scalar on {text:?}",
+                k.name()
+            );
+            let got = pooled_prepared(&model, &prepared, ids);
+            assert_eq!(
+                &got,
+                want,
+                "{what}: {} prepared weights differ on {text:?}",
+                k.name()
+            );
+        }
+        eprintln!(
+            "conformance: {what}: {} == scalar on {} texts",
+            k.name(),
+            cases.len()
         );
-        let got = pooled_prepared(&model, &prepared, ids);
-        assert_eq!(got, want, "{what}: prepared weights differ on {text:?}");
     }
-    eprintln!(
-        "conformance: {what}: {} == scalar on {} texts",
-        k.name(),
-        texts.len()
-    );
 }
 
 /// The masked-language-model head (transform and the decoder over the word embeddings,
@@ -184,16 +280,18 @@ fn tiny_fixture_mlm_logits_are_identical() {
             .mlm_logits(ids, &positions, a, o)
             .expect("mlm")
     });
-    let prepared = detected().prepare_model(&model);
-    let got = logits(&|a, o| {
-        prepared
-            .encoder(&model)
-            .expect("prepared for this model")
-            .mlm_logits(ids, &positions, a, o)
-            .expect("mlm")
-    });
-    let name = prepared.kernels().name();
-    assert_eq!(got, want, "{name} MLM logits differ from scalar");
+    for k in tiers("MLM logits", false) {
+        let prepared = k.prepare_model(&model);
+        let got = logits(&|a, o| {
+            prepared
+                .encoder(&model)
+                .expect("prepared for this model")
+                .mlm_logits(ids, &positions, a, o)
+                .expect("mlm")
+        });
+        let name = prepared.kernels().name();
+        assert_eq!(got, want, "{name} MLM logits differ from scalar");
+    }
 }
 
 #[test]
@@ -227,7 +325,12 @@ fn minilm_embeddings_are_identical() {
 /// short parameter slices and the power-of-two key quantisation.
 #[test]
 fn row_passes_match_scalar_on_encoder_rows() {
-    let k = detected();
+    for k in tiers("row passes", false) {
+        row_passes(&k);
+    }
+}
+
+fn row_passes(k: &HostKernels) {
     let s = microbert::Scalar;
     let mut rng = microbert::kernels::testing::Rng::new(11);
     for case in 0..400usize {
