@@ -501,3 +501,81 @@ fn help_says_how_lines_and_errors_work() {
         }
     }
 }
+
+/// `--kernels` runs every tier by name; each tier this CPU has gives the scalar
+/// reference's hashes, and one it lacks is an error naming the CPU (not a silent fallback).
+#[test]
+fn every_kernel_tier_gives_the_same_hashes() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    let input = b"the cat sat on the mat\nhello world\n".to_vec();
+    let reference = run(
+        &["embed", "--model", blob, "--hash", "--kernels", "scalar"],
+        input.clone(),
+    );
+    assert!(reference.status.success(), "{}", text(&reference.stderr));
+    for tier in microbert_host::Tier::ALL {
+        let out = run(
+            &["embed", "--model", blob, "--hash", "--kernels", tier.name()],
+            input.clone(),
+        );
+        if tier.supported() {
+            assert!(out.status.success(), "{tier}: {}", text(&out.stderr));
+            assert_eq!(
+                text(&out.stdout),
+                text(&reference.stdout),
+                "--kernels {tier}"
+            );
+        } else {
+            assert!(
+                !out.status.success(),
+                "--kernels {tier} on a CPU without it"
+            );
+            assert!(text(&out.stderr).contains("lacks"), "{}", text(&out.stderr));
+            eprintln!(
+                "cli: --kernels {tier} not run here: {}",
+                text(&out.stderr).trim()
+            );
+        }
+    }
+    let auto = run(
+        &["embed", "--model", blob, "--hash", "--kernels", "auto"],
+        input,
+    );
+    assert_eq!(
+        text(&auto.stdout),
+        text(&reference.stdout),
+        "--kernels auto"
+    );
+}
+
+/// `inspect --cpu` names the CPU, its features, every tier and the one chosen.
+#[test]
+fn inspect_cpu_names_the_chosen_tier() {
+    let out = run(&["inspect", "--cpu"], Vec::new());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("cpu: "), "{s}");
+    assert!(s.contains("\nfeatures: "), "{s}");
+    for tier in microbert_host::Tier::ALL {
+        assert!(
+            s.contains(&format!("  {:<12} ", tier.name())),
+            "{tier} missing: {s}"
+        );
+    }
+    let chosen = microbert_host::HostKernels::detect().tier();
+    assert!(
+        s.contains(&format!("chosen (--kernels auto): {chosen}\n")),
+        "{s}"
+    );
+    // With a blob, the blob's description follows.
+    let blob = fixture();
+    let out = run(
+        &["inspect", "--cpu", blob.to_str().expect("UTF-8 path")],
+        Vec::new(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("\nconfig:\n"));
+    // Without either, a usage error.
+    assert!(!run(&["inspect"], Vec::new()).status.success());
+}

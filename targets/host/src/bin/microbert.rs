@@ -6,6 +6,7 @@
 //! microbert tokenize --model minilm.blob < texts.txt   # {"ids": [...]} per line
 //! microbert inspect minilm.blob                        # config, tensors, checksum
 //! microbert inspect minilm.blob --fit --tokens 128      # flash and RAM a device needs
+//! microbert inspect --cpu                               # CPU features and kernel tier
 //! ```
 //!
 //! The verbs that read lines share one driver ([`batch`]): every input line gives one
@@ -52,8 +53,13 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Print a blob's config, its tensor table with sizes, and whether its checksum holds.
     Inspect {
-        /// The model blob.
-        blob: PathBuf,
+        /// The model blob (optional with --cpu).
+        #[arg(required_unless_present = "cpu")]
+        blob: Option<PathBuf>,
+        /// Print the CPU model, the x86 features the kernel tiers are selected by, each
+        /// tier with whether this CPU runs it, and the tier `--kernels auto` chooses.
+        #[arg(long)]
+        cpu: bool,
         /// Also print what a device needs to run this blob at --tokens N: flash for the
         /// blob, RAM for the scratch arena (embeddings, and MLM logits when the blob has an
         /// MLM head) and for the prepared weights of each backend.
@@ -107,7 +113,12 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Tokenize(args) => tokenize::run(args),
-        Command::Inspect { blob, fit, tokens } => inspect::run(blob, tokens.filter(|_| *fit)),
+        Command::Inspect {
+            blob,
+            cpu,
+            fit,
+            tokens,
+        } => inspect::run(blob.as_deref(), *cpu, tokens.filter(|_| *fit)),
     };
     match result {
         Ok(Finish::Closed) => ExitCode::SUCCESS,

@@ -9,7 +9,7 @@ use core::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microbert::blob::{ModelView, Pooling, PositionMode};
 use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
-use microbert_host::{HostKernels, PreparedModel};
+use microbert_host::{HostKernels, PreparedModel, Tier};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,9 @@ pub(crate) struct EmbedArgs {
     /// Add "hash": FNV-1a 64 of the pooled fixed-point vector's little-endian bytes.
     #[arg(long)]
     hash: bool,
-    /// Kernels: `auto` picks AVX2 when the CPU has it (else scalar); `scalar` forces the
-    /// reference. Both give bit-identical results.
+    /// Kernels: `auto` picks the best tier this CPU has (`microbert inspect --cpu` shows
+    /// which); a tier's name forces it (an error when the CPU lacks it). Every tier gives
+    /// bit-identical results.
     #[arg(long, value_enum, default_value_t = KernelsArg::Auto)]
     kernels: KernelsArg,
     #[command(flatten)]
@@ -51,8 +52,38 @@ enum PoolingArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum KernelsArg {
+    /// The best tier this CPU has.
     Auto,
+    /// The portable scalar reference.
     Scalar,
+    /// AVX2 (`vpmaddwd`).
+    Avx2,
+    /// AVX-VNNI (`vpdpbusd` on ymm).
+    #[value(name = "avx-vnni")]
+    AvxVnni,
+    /// AVX-512 VNNI (`vpdpbusd` on zmm).
+    #[value(name = "avx512-vnni")]
+    Avx512Vnni,
+}
+
+impl KernelsArg {
+    /// The kernels, or an error naming what this CPU lacks.
+    fn kernels(self) -> Result<HostKernels> {
+        let tier = match self {
+            Self::Auto => return Ok(HostKernels::detect()),
+            Self::Scalar => Tier::Scalar,
+            Self::Avx2 => Tier::Avx2,
+            Self::AvxVnni => Tier::AvxVnni,
+            Self::Avx512Vnni => Tier::Avx512Vnni,
+        };
+        HostKernels::with_tier(tier).with_context(|| {
+            format!(
+                "--kernels {tier}: this CPU ({}) lacks one of {}",
+                microbert_host::cpu::model_name(),
+                tier.features().join(", ")
+            )
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -83,11 +114,8 @@ struct Truncations {
 pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
     let bytes = read_blob(&args.model)?;
     let model = crate::parse_model(&args.model, &bytes)?;
-    let kernels = match args.kernels {
-        KernelsArg::Auto => HostKernels::detect(),
-        KernelsArg::Scalar => HostKernels::scalar(),
-    };
-    // The dense weights prepared once for the AVX2 GEMM (nothing on the scalar backend).
+    let kernels = args.kernels.kernels()?;
+    // The dense weights prepared once for the tier's GEMM (nothing on the scalar backend).
     let prepared = kernels.prepare_model(&model);
     let mut embedder = Embedder::new(args, &model, &prepared)?;
     let mut truncations = Truncations::default();

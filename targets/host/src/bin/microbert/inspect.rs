@@ -6,14 +6,22 @@ use crate::{Finish, parse_model, read_blob};
 use anyhow::{Result, bail};
 use core::fmt::Write as _;
 use microbert::blob;
-use microbert_host::HostKernels;
+use microbert_host::{HostKernels, Tier};
 use std::path::Path;
 
-/// `microbert inspect BLOB`.
-pub(crate) fn run(path: &Path, fit_tokens: Option<usize>) -> Result<Finish> {
-    let bytes = read_blob(path)?;
+/// `microbert inspect [BLOB] [--cpu]`.
+pub(crate) fn run(path: Option<&Path>, cpu: bool, fit_tokens: Option<usize>) -> Result<Finish> {
     let mut o = String::new();
-    let corrupt = describe(path, &bytes, fit_tokens, &mut o);
+    if cpu {
+        describe_cpu(&mut o)?;
+    }
+    let corrupt = match path {
+        Some(path) => {
+            let bytes = read_blob(path)?;
+            describe(path, &bytes, fit_tokens, &mut o)
+        }
+        None => Ok(()),
+    };
     // What was found is printed before the error (a checksum that does not hold).
     let mut out = Output::new(std::io::stdout().lock());
     if out.text(&o)?.is_err() || out.flush()?.is_err() {
@@ -21,6 +29,39 @@ pub(crate) fn run(path: &Path, fit_tokens: Option<usize>) -> Result<Finish> {
     }
     corrupt?;
     Ok(Finish::from(Outcome::Done(Report::default())))
+}
+
+/// The CPU, its features, the tiers it runs and the one `--kernels auto` picks.
+fn describe_cpu(o: &mut String) -> Result<()> {
+    writeln!(o, "cpu: {}", microbert_host::cpu::model_name())?;
+    writeln!(o, "features: {}", microbert_host::cpu::features_line())?;
+    writeln!(o, "tiers:")?;
+    for tier in Tier::ALL {
+        let geometry = tier.geometry().map_or(String::from("reference"), |g| {
+            format!("{} x {} tiles, {} depths per step", g.mr, g.nr, g.ku)
+        });
+        writeln!(
+            o,
+            "  {:<12} {:<13} needs {:<36} {geometry}",
+            tier.name(),
+            if tier.supported() {
+                "runs here"
+            } else {
+                "not this CPU"
+            },
+            if tier.features().is_empty() {
+                "nothing".to_owned()
+            } else {
+                tier.features().join(" ")
+            },
+        )?;
+    }
+    writeln!(
+        o,
+        "chosen (--kernels auto): {}",
+        HostKernels::detect().tier()
+    )?;
+    Ok(())
 }
 
 /// Writes the description of the blob to `o` (with what a device needs at `fit_tokens`);
