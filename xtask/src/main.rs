@@ -17,6 +17,7 @@ mod fetch;
 mod firmware;
 mod fixture;
 mod long;
+mod peers;
 mod quantize;
 mod recipe;
 mod tables;
@@ -94,6 +95,11 @@ enum Command {
     /// Wall time and peak RSS of `microbert embed` at 512 to 16,384 tokens and of the candle
     /// f32 reference up to 8,192; checks the 16,384-token peak against 64 MiB + the blob.
     BenchLong,
+    /// microbert (every tier the CPU has), ONNX Runtime f32 and dynamic int8 and candle f32
+    /// on the same token ids, one thread: ms per text at 128 and 512 tokens, texts/s over
+    /// 10,000 movie reviews, ratios; each tier's measured int8 peak and the dense GEMM's
+    /// fraction of it. Installs onnxruntime into a venv under the cache on first use.
+    BenchPeers(peers::BenchPeersArgs),
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -151,6 +157,7 @@ fn main() -> Result<()> {
         Command::Firmware(args) => firmware::run(&root, &args),
         Command::Accuracy { long } => long::accuracy(long),
         Command::BenchLong => long::bench_long(&root),
+        Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

@@ -255,6 +255,14 @@ tools! {
         install: Install::Debian(&["python3-pip"], None),
         optional: None,
     };
+    /// Virtual environments (`python3 -m venv`) for the Python peers of `bench-peers`.
+    Venv = Spec {
+        name: "python3 venv",
+        probe: Probe::Command("python3", &["-m", "venv", "--help"]),
+        min: None,
+        install: Install::Debian(&["python3-venv"], None),
+        optional: None,
+    };
     /// Downloads npm packages.
     Npm = Spec {
         name: "npm",

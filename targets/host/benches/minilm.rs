@@ -17,9 +17,9 @@
 //! stops after the GEMM part. Besides criterion's report, the bench prints a markdown table (also written to
 //! `target/bench-table.md`) from its own medians.
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as CandleConfig};
+mod common;
+
+use common::{Candle, cpu_time, measure_clock_ghz, times};
 use core::fmt::Write as _;
 use core::hint::black_box;
 use core::time::Duration;
@@ -59,109 +59,6 @@ fn long_text() -> String {
         })
 }
 
-/// Median and fastest wall time of `f` over at least `runs` runs and `min` of total time
-/// (on a shared machine the fastest run is the least disturbed one).
-fn times(mut f: impl FnMut(), runs: usize, min: Duration) -> (Duration, Duration) {
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < runs || start.elapsed() < min {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed());
-    }
-    times.sort();
-    (times[times.len() / 2], times[0])
-}
-
-/// This process's user + system CPU time (from `/proc/self/stat`, in clock ticks of 10 ms).
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15 (1-based).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
-}
-
-/// The core clock in GHz, measured: a chain of dependent 64-bit `add`s retires one per
-/// cycle on every x86-64 core, so `adds / seconds` is the frequency while it runs.
-#[cfg(target_arch = "x86_64")]
-fn measure_clock_ghz() -> f64 {
-    let chain = |iters: u64| {
-        let mut x = 0u64;
-        let mut n = iters;
-        // SAFETY: the assembly only adds to and decrements the two registers it is given,
-        // touches no memory and no stack, and ends with `n == 0`.
-        unsafe {
-            std::arch::asm!(
-                "2:",
-                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
-                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
-                "dec {n}",
-                "jnz 2b",
-                x = inout(reg) x,
-                n = inout(reg) n,
-                options(nomem, nostack),
-            );
-        }
-        black_box((x, n));
-    };
-    // The fastest of many short runs: on a shared machine preemption and a busy sibling
-    // hyperthread only ever make a run slower, so the minimum is the undisturbed clock.
-    let iters = 2_000_000u64;
-    chain(iters);
-    let t = (0..50)
-        .map(|_| {
-            let t = Instant::now();
-            chain(iters);
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or(Duration::MAX);
-    (iters * 10) as f64 / t.as_secs_f64() / 1e9
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn measure_clock_ghz() -> f64 {
-    f64::NAN
-}
-
-struct Candle {
-    model: BertModel,
-    input: Tensor,
-    types: Tensor,
-}
-
-impl Candle {
-    fn load(ids: &[u32]) -> Option<Self> {
-        let dir = microbert_tests::corpus::cache_dir().join("models/minilm");
-        let config: CandleConfig =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).ok()?).ok()?;
-        let device = Device::Cpu;
-        let tensors =
-            candle_core::safetensors::load(dir.join("model.safetensors"), &device).ok()?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = BertModel::load(vb, &config).ok()?;
-        let input = Tensor::new(ids, &device).ok()?.unsqueeze(0).ok()?;
-        let types = input.zeros_like().ok()?;
-        Some(Self {
-            model,
-            input,
-            types,
-        })
-    }
-
-    /// Hidden states and mean pooling, as a sentence embedding needs.
-    fn embed(&self) -> Tensor {
-        self.model
-            .forward(&self.input, &self.types, None)
-            .and_then(|h| h.mean(1))
-            .expect("candle forward")
-    }
-}
-
 fn embed<K: Kernels>(enc: &Encoder<'_, '_, K>, ids: &[u32], arena: &mut [u8], pooled: &mut [i32]) {
     enc.embed(ids, arena, pooled).expect("microbert embeds");
 }
@@ -197,7 +94,7 @@ fn main() {
     let _ = writeln!(
         table,
         "One thread; CPU: {}; AVX2 detected: {}; clock {ghz:.2} GHz measured (fastest of 50 dependent-add chains); AVX2 int8 peak 32 MAC/cycle = {peak:.1} GMAC/s.\n",
-        cpu_model(),
+        microbert_host::cpu::model_name(),
         host.name() == "avx2",
     );
 
@@ -389,18 +286,6 @@ fn main() {
         );
     }
     finish(&mut c, &table);
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn finish(c: &mut Criterion, table: &str) {
