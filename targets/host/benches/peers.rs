@@ -16,11 +16,12 @@
 //! `MICROBERT_PEERS_BLOB` (the microbert blob), `MICROBERT_PEERS_CHECKPOINT` (the
 //! checkpoint directory for candle; optional), `MICROBERT_PEERS_OUT` (JSON lines written
 //! here, one per measurement). `cargo bench -p microbert-host --bench peers` with them set
-//! runs it alone.
+//! runs it alone; `MICROBERT_PEERS_TIERS=avx2,avx512-vnni` limits the tiers, and
+//! `MICROBERT_PEERS_SKIP=reviews,candle,gemm` skips parts (for quick iterations).
 
 mod common;
 
-use common::{Candle, measure_clock_ghz, process_cpu_ns, times, times_cpu};
+use common::{Candle, measure_clock_ghz, process_cpu_ns, times_cpu};
 use core::hint::black_box;
 use core::time::Duration;
 use microbert::kernels::{Gemm, Lhs, MatMut, MatRef, Prepared, Rhs};
@@ -84,6 +85,15 @@ fn main() {
     let bytes = std::fs::read(env("MICROBERT_PEERS_BLOB")).expect("blob");
     let model = microbert::parse(&bytes).expect("blob parses");
     let mut out = std::fs::File::create(env("MICROBERT_PEERS_OUT")).expect("output file");
+    let tiers: Vec<Tier> = match std::env::var("MICROBERT_PEERS_TIERS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| Tier::from_name(n.trim()).unwrap_or_else(|| panic!("no tier {n}")))
+            .collect(),
+        Err(_) => Tier::ALL.to_vec(),
+    };
+    let skip = std::env::var("MICROBERT_PEERS_SKIP").unwrap_or_default();
+    let skip = |part: &str| skip.split(',').any(|s| s.trim() == part);
     let mut emit = |v: Value| {
         eprintln!("peers: {v}");
         writeln!(out, "{v}").expect("write results");
@@ -104,7 +114,7 @@ fn main() {
         (BLOCK_ROWS, d, ffn),
         (BLOCK_ROWS, d, d),
     ];
-    for tier in Tier::ALL {
+    for &tier in tiers.iter().filter(|_| !skip("gemm")) {
         let Some(k) = HostKernels::with_tier(tier) else {
             emit(json!({"kind": "tier", "tier": tier.name(), "supported": false}));
             continue;
@@ -133,12 +143,19 @@ fn main() {
                 let o = MatMut::contiguous(&mut acc, m, n).expect("out");
                 k.gemm(Gemm::new(Lhs::I8(black_box(av)), rhs, o).expect("shapes"));
             };
-            let (median, fastest) = times(&mut run, 200, Duration::from_millis(300));
-            let macs = (m * n * depth) as f64;
+            // Batches of calls, so that reading the CPU clock costs nothing measurable.
+            const CALLS: usize = 20;
+            let (wall, _, median, fastest) = times_cpu(
+                || (0..CALLS).for_each(|_| run()),
+                20,
+                Duration::from_millis(300),
+            );
+            let macs = (CALLS * m * n * depth) as f64;
             let g = |t: Duration| macs / t.as_secs_f64() / 1e9;
             emit(json!({
                 "kind": "gemm", "tier": tier.name(), "m": m, "n": n, "k": depth,
                 "gmacs_median": g(median), "gmacs_fastest": g(fastest),
+                "gmacs_wall_median": g(wall),
                 "of_peak_median": peak.map(|p| g(median) * 1e9 / p.1),
                 "of_peak_fastest": peak.map(|p| g(fastest) * 1e9 / p.1),
             }));
@@ -152,7 +169,7 @@ fn main() {
         .max(reviews.iter().map(Vec::len).max().unwrap_or(0));
     let mut arena = vec![0u8; microbert::scratch_bytes(&model, max)];
     let mut pooled = vec![0i32; d];
-    for tier in Tier::AUTO {
+    for tier in Tier::AUTO.into_iter().filter(|t| tiers.contains(t)) {
         let Some(k) = HostKernels::with_tier(tier) else {
             continue;
         };
@@ -175,7 +192,7 @@ fn main() {
             Duration::from_secs(1),
         );
         // The scalar reference would take minutes over the reviews: not run.
-        let per_s = (!scalar).then(|| throughput(&reviews, |r| embed(r)));
+        let per_s = (!scalar && !skip("reviews")).then(|| throughput(&reviews, |r| embed(r)));
         emit(json!({
             "kind": "engine", "engine": format!("microbert {}", k.name()), "tier": k.name(),
             "ms128": ms(t128), "ms512": ms(t512), "reviews_per_s": per_s,
@@ -184,7 +201,9 @@ fn main() {
     }
 
     // candle f32.
-    if let Ok(dir) = std::env::var("MICROBERT_PEERS_CHECKPOINT") {
+    if let Ok(dir) = std::env::var("MICROBERT_PEERS_CHECKPOINT")
+        && !skip("candle")
+    {
         let dir = std::path::PathBuf::from(dir);
         let (Some(c128), Some(c512)) = (
             Candle::load_from(&dir, &ids128),
@@ -213,14 +232,18 @@ mod peak {
     /// Iterations of one timed loop (12 instructions each).
     const ITERS: u64 = 2_000_000;
 
-    /// Runs `f` (one loop of `ITERS` iterations) 20 times; the fastest run's seconds.
+    /// Runs `f` (one loop of `ITERS` iterations) 20 times; the fastest run's seconds, by
+    /// this process's CPU time (wall time if it cannot be read).
     fn fastest(f: impl Fn()) -> f64 {
         f();
         (0..20)
             .map(|_| {
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), super::process_cpu_ns());
                 f();
-                t.elapsed().as_secs_f64()
+                match (c, super::process_cpu_ns()) {
+                    (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
+                    _ => t.elapsed().as_secs_f64(),
+                }
             })
             .fold(f64::INFINITY, f64::min)
     }

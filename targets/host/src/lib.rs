@@ -50,6 +50,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod cpu;
 pub mod lines;
 #[cfg(target_arch = "x86_64")]
@@ -377,6 +379,13 @@ impl Kernels for HostKernels {
 
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F and AVX2 (`Tier::supported`); the body checks
+            // every length itself.
+            unsafe { avx512::requantize_row(acc, amax, rq, out) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (every SIMD tier needs it, see `Tier::supported`);
             // the body checks every length itself.
@@ -387,6 +396,12 @@ impl Kernels for HostKernels {
     }
 
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
+            // length itself.
+            return unsafe { avx512::quantize_row_i8(row, out) };
+        }
         #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
@@ -406,6 +421,13 @@ impl Kernels for HostKernels {
 
     fn attention_logits_row(&self, acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
         #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F and AVX2 (`Tier::supported`); the body checks
+            // every length itself.
+            unsafe { avx512::attention_logits_row(acc, q_amax, k_exp, scale) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             unsafe { avx2::attention_logits_row(acc, q_amax, k_exp, scale) };
@@ -415,6 +437,12 @@ impl Kernels for HostKernels {
     }
 
     fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> PvScale {
+        #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
+            // length itself.
+            return unsafe { avx512::softmax_row(logits, v_amax, p) };
+        }
         #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.

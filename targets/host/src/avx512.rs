@@ -1,0 +1,365 @@
+//! AVX-512 bodies of the per-row passes that cost most once the GEMM runs on `zmm`
+//! (requantisation of every dense output, the int8 quantisation of every dense input, and
+//! the attention logits and softmax of every score), for the AVX-512 VNNI tier; bit-identical to `microbert::kernels::scalar` and
+//! `microbert::quant`. The other passes stay on AVX2 (`avx2/rows.rs`).
+//!
+//! They follow the AVX2 bodies step for step on 16 lanes instead of 8, with what AVX-512 F
+//! adds: a native 64-bit arithmetic shift with per-lane counts (`vpsravq`), 64-bit
+//! minimum and maximum for the saturations, and lane masks for the blends. A chunk of 16
+//! channels with a shift the vector path does not cover, and the tail past the last whole
+//! chunk, go to the AVX2 body (which hands its own rare cases to the reference).
+
+use core::arch::x86_64::{
+    __m512i, _mm_loadu_si128, _mm_storeu_si128, _mm512_abs_epi32, _mm512_add_epi32,
+    _mm512_add_epi64, _mm512_cmpgt_epi32_mask, _mm512_cmplt_epi32_mask, _mm512_cvtepi32_epi8,
+    _mm512_cvtepu8_epi32, _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_max_epi32,
+    _mm512_max_epi64, _mm512_max_epu32, _mm512_min_epi32, _mm512_min_epi64, _mm512_mul_epi32,
+    _mm512_reduce_max_epu32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_setzero_si512,
+    _mm512_slli_epi64, _mm512_sllv_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srav_epi64,
+    _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi32, _mm512_sub_epi64, _mm512_xor_si512,
+};
+use core::arch::x86_64::{
+    _mm256_storeu_si256, _mm512_and_si512, _mm512_cvtepi32_epi16, _mm512_i32gather_epi32,
+    _mm512_min_epu32, _mm512_mul_epu32, _mm512_reduce_add_epi64, _mm512_srli_epi32,
+    _mm512_srlv_epi32,
+};
+use core::cell::Cell;
+use microbert::kernels::tables::{EXP2_FRAC_BITS, EXP2_Q16};
+use microbert::kernels::{LogitScale, Requant, scalar};
+use microbert::quant::FRAC_BITS;
+use microbert::quant::{self, I8_MAX, normalize};
+
+/// The odd 32-bit lanes moved down into the even positions (for `vpmuldq`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn odd(v: __m512i) -> __m512i {
+    _mm512_srli_epi64::<32>(v)
+}
+
+/// Sixteen i32 results from the low halves of the even and odd 64-bit lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn join(even: __m512i, odd: __m512i) -> __m512i {
+    _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
+}
+
+/// `sat_i32` of eight i64 lanes (as i64 lanes).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn sat_i32_64(x: __m512i) -> __m512i {
+    _mm512_max_epi64(
+        _mm512_min_epi64(x, _mm512_set1_epi64(i32::MAX.into())),
+        _mm512_set1_epi64(i32::MIN.into()),
+    )
+}
+
+/// `sat_i32(round_shift_i64(x, s))` on eight i64 lanes, counts `s` in `1..=62` and
+/// `|x| < 2^62` (so adding half cannot overflow).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn round_shift_sat(x: __m512i, s: __m512i) -> __m512i {
+    let one = _mm512_set1_epi64(1);
+    let half = _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one));
+    sat_i32_64(_mm512_srav_epi64(_mm512_add_epi64(x, half), s))
+}
+
+/// See `microbert::kernels::scalar::requantize_row`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and AVX2.
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
+    let n = acc.len().min(out.len());
+    let (mult, shift, bias) = (rq.multiplier().as_bytes(), rq.shift(), rq.bias());
+    // `Requant` guarantees one multiplier, shift (and bias) per channel.
+    let nv = n.min(rq.channels()) & !15;
+    let (am, ea) = normalize(u64::from(amax));
+    debug_assert!((0..1 << 31).contains(&am));
+    let amv = _mm512_set1_epi64(am);
+    let base = _mm512_set1_epi32(i32::from(scalar::REQUANT_PRE_SHIFT) + ea);
+    let pre_half = _mm512_set1_epi64(1 << (scalar::REQUANT_PRE_SHIFT - 1));
+    let low32 = _mm512_set1_epi64(0xFFFF_FFFF);
+    // `t = sat_i32(round(acc * m / 2^26))`: |acc * m| < 2^62 is exact in i64.
+    let step1 = |a: __m512i, m: __m512i| -> __m512i {
+        let p = _mm512_add_epi64(_mm512_mul_epi32(a, m), pre_half);
+        sat_i32_64(_mm512_srai_epi64::<{ scalar::REQUANT_PRE_SHIFT as u32 }>(p))
+    };
+    let mut c0 = 0;
+    while c0 < nv {
+        // SAFETY: `c0 + 16 <= nv`, and `nv` is at most the number of channels covered by
+        // `acc`, `out`, `shift` (one byte each), `multiplier` and `bias` (four bytes each),
+        // so every load and the store stay inside their slices.
+        unsafe {
+            let s16 = _mm512_cvtepu8_epi32(_mm_loadu_si128(shift.as_ptr().add(c0).cast()));
+            let sh = _mm512_sub_epi32(s16, base);
+            let in_range = _mm512_cmpgt_epi32_mask(sh, _mm512_setzero_si512())
+                & _mm512_cmplt_epi32_mask(sh, _mm512_set1_epi32(63));
+            if in_range != 0xFFFF {
+                crate::avx2::requantize_row(
+                    &acc[c0..c0 + 16],
+                    amax,
+                    &rq.from(c0),
+                    &mut out[c0..c0 + 16],
+                );
+                c0 += 16;
+                continue;
+            }
+            let a = _mm512_loadu_si512(acc.as_ptr().add(c0).cast());
+            let m = _mm512_loadu_si512(mult.as_ptr().add(c0 * 4).cast());
+            let t_e = step1(a, m);
+            let t_o = step1(odd(a), odd(m));
+            let y_e = round_shift_sat(_mm512_mul_epi32(t_e, amv), _mm512_and_si512(sh, low32));
+            let y_o = round_shift_sat(_mm512_mul_epi32(t_o, amv), odd(sh));
+            let mut y = join(y_e, y_o);
+            if let Some(bias) = bias {
+                let b = _mm512_loadu_si512(bias.as_bytes().as_ptr().add(c0 * 4).cast());
+                // Saturating i32 add: overflow iff both operands differ in sign from the sum.
+                let s = _mm512_add_epi32(y, b);
+                let ov = _mm512_and_si512(_mm512_xor_si512(s, y), _mm512_xor_si512(s, b));
+                let ov = _mm512_cmplt_epi32_mask(ov, _mm512_setzero_si512());
+                let sat = _mm512_xor_si512(_mm512_srai_epi32::<31>(y), _mm512_set1_epi32(i32::MAX));
+                y = _mm512_mask_blend_epi32(ov, s, sat);
+            }
+            _mm512_storeu_si512(out.as_mut_ptr().add(c0).cast(), y);
+        }
+        c0 += 16;
+    }
+    if nv < n {
+        // SAFETY: AVX2 is the caller's guarantee.
+        unsafe { crate::avx2::requantize_row(&acc[nv..n], amax, &rq.from(nv), &mut out[nv..n]) };
+    }
+}
+
+/// `quant::amax`: the largest magnitude, saturated to `i32::MAX`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn amax(row: &[i32]) -> u32 {
+    let chunks = row.chunks_exact(16);
+    let tail = quant::amax(chunks.remainder());
+    let mut mx = _mm512_setzero_si512();
+    for c in chunks {
+        // SAFETY: `c` holds exactly 16 i32.
+        let v = unsafe { _mm512_loadu_si512(c.as_ptr().cast()) };
+        // |i32::MIN| is 2^31 as an unsigned lane, as `unsigned_abs` gives.
+        mx = _mm512_max_epu32(mx, _mm512_abs_epi32(v));
+    }
+    _mm512_reduce_max_epu32(mx).min(i32::MAX as u32).max(tail)
+}
+
+/// See `microbert::quant::quantize_row_i8`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn quantize_row_i8(row: &[i32], out: &mut [i8]) -> u32 {
+    let a = amax(row);
+    let r = quant::i8_reciprocal(a);
+    let n = row.len().min(out.len());
+    // `vpmuldq` needs the reciprocal in a signed 32-bit lane (amax > 254); smaller ranges
+    // take the scalar path.
+    let nv = if r < 1 << 31 { n & !15 } else { 0 };
+    let rv = _mm512_set1_epi64(r);
+    let half = _mm512_set1_epi64(1 << 31);
+    let (lo, hi) = (_mm512_set1_epi32(-I8_MAX), _mm512_set1_epi32(I8_MAX));
+    let mut i = 0;
+    while i < nv {
+        // SAFETY: `i + 16 <= nv <= row.len()`, and as many bytes of `out`.
+        unsafe {
+            let v = _mm512_loadu_si512(row.as_ptr().add(i).cast());
+            // |x * r| < 2^62; the high half of `x * r + 2^31` is the rounded quotient.
+            let pe = _mm512_add_epi64(_mm512_mul_epi32(v, rv), half);
+            let po = _mm512_add_epi64(_mm512_mul_epi32(odd(v), rv), half);
+            let q = _mm512_mask_blend_epi32(0xAAAA, odd(pe), po);
+            let q = _mm512_max_epi32(_mm512_min_epi32(q, hi), lo);
+            _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(q));
+        }
+        i += 16;
+    }
+    for (o, &x) in out[nv..n].iter_mut().zip(&row[nv..n]) {
+        *o = quant::quantize_i8(x, r);
+    }
+    a
+}
+
+/// See `microbert::kernels::scalar::attention_logits_row`.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and AVX2.
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn attention_logits_row(
+    acc: &mut [i32],
+    q_amax: u32,
+    k_exp: &[u32],
+    scale: LogitScale,
+) {
+    let n = acc.len().min(k_exp.len());
+    let nv = n & !15;
+    let (cm, ce) = normalize(u64::from(q_amax) * scale.multiplier.unsigned_abs() as u64);
+    debug_assert!((0..1 << 31).contains(&cm));
+    let cmv = _mm512_set1_epi64(cm);
+    let base = _mm512_set1_epi32(i32::from(scale.shift) - ce);
+    let low32 = _mm512_set1_epi64(0xFFFF_FFFF);
+    let mut c0 = 0;
+    while c0 < nv {
+        // SAFETY: `c0 + 16 <= nv <= min(acc.len(), k_exp.len())`.
+        unsafe {
+            let e = _mm512_loadu_si512(k_exp.as_ptr().add(c0).cast());
+            let sh = _mm512_sub_epi32(base, _mm512_min_epu32(e, _mm512_set1_epi32(31)));
+            let in_range = _mm512_cmpgt_epi32_mask(sh, _mm512_setzero_si512())
+                & _mm512_cmplt_epi32_mask(sh, _mm512_set1_epi32(63));
+            if in_range != 0xFFFF {
+                crate::avx2::attention_logits_row(
+                    &mut acc[c0..c0 + 16],
+                    q_amax,
+                    &k_exp[c0..c0 + 16],
+                    scale,
+                );
+                c0 += 16;
+                continue;
+            }
+            let a = _mm512_loadu_si512(acc.as_ptr().add(c0).cast());
+            let y_e = round_shift_sat(_mm512_mul_epi32(a, cmv), _mm512_and_si512(sh, low32));
+            let y_o = round_shift_sat(_mm512_mul_epi32(odd(a), cmv), odd(sh));
+            _mm512_storeu_si512(acc.as_mut_ptr().add(c0).cast(), join(y_e, y_o));
+        }
+        c0 += 16;
+    }
+    if nv < n {
+        // SAFETY: AVX2 is the caller's guarantee.
+        unsafe { crate::avx2::attention_logits_row(&mut acc[nv..n], q_amax, &k_exp[nv..n], scale) };
+    }
+}
+
+/// The scalar reference's `exp2_neg_q16(max - z)` on sixteen lanes (see the AVX2 body:
+/// distances from 17 * 256 on give 0 in both).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_neg(maxv: __m512i, z: __m512i) -> __m512i {
+    let d = _mm512_min_epu32(
+        _mm512_sub_epi32(maxv, z),
+        _mm512_set1_epi32(17 << EXP2_FRAC_BITS),
+    );
+    let idx = _mm512_and_si512(d, _mm512_set1_epi32((1 << EXP2_FRAC_BITS) - 1));
+    // SAFETY: every index is in 0..256, inside the 256-entry table of u32.
+    let t = unsafe { _mm512_i32gather_epi32::<4>(idx, EXP2_Q16.as_ptr().cast()) };
+    _mm512_srlv_epi32(t, _mm512_srli_epi32::<EXP2_FRAC_BITS>(d))
+}
+
+/// `(e * va) >> 16` as u64 lanes: the even 32-bit lanes, then the odd ones.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn weights(e: __m512i, va: __m512i) -> (__m512i, __m512i) {
+    let we = _mm512_srli_epi64::<16>(_mm512_mul_epu32(e, va));
+    let wo = _mm512_srli_epi64::<16>(_mm512_mul_epu32(odd(e), odd(va)));
+    (we, wo)
+}
+
+std::thread_local! {
+    /// The exponentials of a softmax row, kept from the first pass for the second.
+    static EXP_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+/// See `microbert::kernels::scalar::softmax_row` (the AVX2 body on 16 lanes).
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
+    crate::avx2::with_buffer(&EXP_ROW, |e_buf| {
+        // SAFETY: AVX-512 F is the caller's guarantee.
+        unsafe { softmax_row_with(logits, v_amax, p, e_buf) }
+    })
+}
+
+/// [`softmax_row`] with `e_buf` as room for the row's exponentials.
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_row_with(
+    logits: &[i32],
+    v_amax: &[u32],
+    p: &mut [u16],
+    e_buf: &mut Vec<u32>,
+) -> scalar::PvScale {
+    let max = logits.iter().copied().max().unwrap_or(0);
+    let maxv = _mm512_set1_epi32(max);
+    let n = logits.len().min(v_amax.len());
+    let nv = n & !15;
+    // The first pass writes all `nv` entries before the second reads them.
+    e_buf.resize(nv, 0);
+    let low32 = _mm512_set1_epi64(0xFFFF_FFFF);
+    let mut e_acc = _mm512_setzero_si512();
+    let mut w_acc = _mm512_setzero_si512();
+    let mut i = 0;
+    while i < nv {
+        // SAFETY: `i + 16 <= nv <= min(logits.len(), v_amax.len())`, and `nv == e_buf.len()`.
+        unsafe {
+            let z = _mm512_loadu_si512(logits.as_ptr().add(i).cast());
+            let va = _mm512_loadu_si512(v_amax.as_ptr().add(i).cast());
+            let e = exp2_neg(maxv, z);
+            _mm512_storeu_si512(e_buf.as_mut_ptr().add(i).cast(), e);
+            e_acc = _mm512_add_epi64(e_acc, _mm512_and_si512(e, low32));
+            e_acc = _mm512_add_epi64(e_acc, odd(e));
+            let (we, wo) = weights(e, va);
+            w_acc = _mm512_add_epi64(w_acc, _mm512_add_epi64(we, wo));
+        }
+        i += 16;
+    }
+    let mut e_sum = _mm512_reduce_add_epi64(e_acc) as u64;
+    let mut w_sum = _mm512_reduce_add_epi64(w_acc) as u64;
+    for (&z, &va) in logits[nv..n].iter().zip(&v_amax[nv..n]) {
+        let e = scalar::exp2_neg_q16(i64::from(max) - i64::from(z));
+        e_sum = e_sum.wrapping_add(e);
+        w_sum = w_sum.wrapping_add((e * u64::from(va)) >> 16);
+    }
+    if w_sum == 0 {
+        p.fill(0);
+        return scalar::PvScale::default();
+    }
+    let reciprocal = (scalar::P_ONE << 32) / w_sum;
+    // w * reciprocal modulo 2^64 (as the reference's u64 product) from two 32 x 32 -> 64
+    // products: w * lo + (w * hi) << 32.
+    let r_lo = _mm512_set1_epi64((reciprocal & 0xFFFF_FFFF) as i64);
+    let r_hi = _mm512_set1_epi64((reciprocal >> 32) as i64);
+    let half = _mm512_set1_epi64(1 << 31);
+    let scale = |w: __m512i| -> __m512i {
+        let prod = _mm512_add_epi64(
+            _mm512_mul_epu32(w, r_lo),
+            _mm512_slli_epi64::<32>(_mm512_mul_epu32(w, r_hi)),
+        );
+        _mm512_srli_epi64::<32>(_mm512_add_epi64(prod, half))
+    };
+    let np = n.min(p.len());
+    let npv = np & !15;
+    let mut i = 0;
+    while i < npv {
+        // SAFETY: `i + 16 <= npv <= min(nv, p.len())`, and `nv` is at most `v_amax.len()`
+        // and `e_buf.len()`.
+        unsafe {
+            let e = _mm512_loadu_si512(e_buf.as_ptr().add(i).cast());
+            let va = _mm512_loadu_si512(v_amax.as_ptr().add(i).cast());
+            let (we, wo) = weights(e, va);
+            let q = join(scale(we), scale(wo));
+            let q = _mm512_min_epu32(q, _mm512_set1_epi32(scalar::P_ONE as i32));
+            _mm256_storeu_si256(p.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(q));
+        }
+        i += 16;
+    }
+    for ((pj, &z), &va) in p[npv..np]
+        .iter_mut()
+        .zip(&logits[npv..np])
+        .zip(&v_amax[npv..np])
+    {
+        let e = scalar::exp2_neg_q16(i64::from(max) - i64::from(z));
+        let w = (e * u64::from(va)) >> 16;
+        let q = (w.wrapping_mul(reciprocal).wrapping_add(1 << 31)) >> 32;
+        *pj = q.min(scalar::P_ONE) as u16;
+    }
+    let num = u128::from(w_sum) << (FRAC_BITS + 32);
+    let den = u128::from(scalar::P_ONE) * 127 * u128::from(e_sum);
+    let factor = num / den;
+    scalar::PvScale {
+        factor_q32: i64::try_from(factor).unwrap_or(i64::MAX),
+    }
+}
