@@ -1,6 +1,6 @@
 //! AVX-512 bodies of the per-row passes that cost most once the GEMM runs on `zmm`
 //! (requantisation of every dense output, the int8 quantisation of every dense input, and
-//! the attention logits and softmax of every score), for the AVX-512 VNNI tier; bit-identical to `microbert::kernels::scalar` and
+//! the attention logits and softmax of every score, GELU), for the AVX-512 VNNI tier; bit-identical to `microbert::kernels::scalar` and
 //! `microbert::quant`. The other passes stay on AVX2 (`avx2/rows.rs`).
 //!
 //! They follow the AVX2 bodies step for step on 16 lanes instead of 8, with what AVX-512 F
@@ -23,8 +23,14 @@ use core::arch::x86_64::{
     _mm512_min_epu32, _mm512_mul_epu32, _mm512_reduce_add_epi64, _mm512_srli_epi32,
     _mm512_srlv_epi32,
 };
+use core::arch::x86_64::{
+    _mm512_castsi512_si256, _mm512_extracti64x4_epi64, _mm512_i32gather_epi64,
+    _mm512_maskz_mov_epi32, _mm512_mullo_epi32, _mm512_permutex2var_epi32, _mm512_setr_epi32,
+};
 use core::cell::Cell;
-use microbert::kernels::tables::{EXP2_FRAC_BITS, EXP2_Q16};
+use microbert::kernels::tables::{
+    EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS,
+};
 use microbert::kernels::{LogitScale, Requant, scalar};
 use microbert::quant::FRAC_BITS;
 use microbert::quant::{self, I8_MAX, normalize};
@@ -361,5 +367,60 @@ unsafe fn softmax_row_with(
     let factor = num / den;
     scalar::PvScale {
         factor_q32: i64::try_from(factor).unwrap_or(i64::MAX),
+    }
+}
+
+/// See `microbert::kernels::scalar::gelu_row` (the AVX2 body on 16 lanes: each lane's two
+/// neighbouring table entries as one 64-bit gather, de-interleaved with one permute each).
+///
+/// # Safety
+/// The CPU must support AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn gelu_row(row: &mut [i32]) {
+    let nv = row.len() & !15;
+    let limit = _mm512_set1_epi32(GELU_LIMIT_Q16);
+    let top = _mm512_set1_epi32(GELU_LIMIT_Q16 - 1);
+    let bottom = _mm512_set1_epi32(-GELU_LIMIT_Q16);
+    let step = FRAC_BITS - GELU_STEP_BITS;
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd_lanes = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut i = 0;
+    while i < nv {
+        // SAFETY: `i + 16 <= nv <= row.len()`.
+        let x = unsafe { _mm512_loadu_si512(row.as_ptr().add(i).cast()) };
+        // Clamped into the table's domain so that every gather index is in range; the
+        // lanes outside are replaced below.
+        let xc = _mm512_max_epi32(_mm512_min_epi32(x, top), bottom);
+        let u = _mm512_add_epi32(xc, limit);
+        let idx = _mm512_srli_epi32::<{ FRAC_BITS - GELU_STEP_BITS }>(u);
+        let frac = _mm512_and_si512(u, _mm512_set1_epi32((1 << step) - 1));
+        // SAFETY: `u` is in [0, 2 * GELU_LIMIT_Q16), so `idx + 1 <= 1024`: the 8 bytes read
+        // at entry `idx` are inside the 1025-entry table.
+        let (lo, hi) = unsafe {
+            let base = GELU_Q16.as_ptr().cast::<i64>();
+            (
+                _mm512_i32gather_epi64::<4>(_mm512_castsi512_si256(idx), base),
+                _mm512_i32gather_epi64::<4>(_mm512_extracti64x4_epi64::<1>(idx), base),
+            )
+        };
+        let t0 = _mm512_permutex2var_epi32(lo, even, hi);
+        let t1 = _mm512_permutex2var_epi32(lo, odd_lanes, hi);
+        // |t1 - t0| * frac < 2^31: the table's steps are a few thousand at most.
+        let d = _mm512_mullo_epi32(_mm512_sub_epi32(t1, t0), frac);
+        let r = _mm512_srai_epi32::<{ FRAC_BITS - GELU_STEP_BITS }>(_mm512_add_epi32(
+            d,
+            _mm512_set1_epi32(1 << (step - 1)),
+        ));
+        let y = _mm512_add_epi32(t0, r);
+        let above = _mm512_cmpgt_epi32_mask(x, top);
+        let below = _mm512_cmplt_epi32_mask(x, bottom);
+        let y = _mm512_mask_blend_epi32(above, y, x);
+        let y = _mm512_maskz_mov_epi32(!below, y);
+        // SAFETY: as the load.
+        unsafe { _mm512_storeu_si512(row.as_mut_ptr().add(i).cast(), y) };
+        i += 16;
+    }
+    for x in &mut row[nv..] {
+        *x = scalar::gelu_q16(*x);
     }
 }

@@ -463,6 +463,12 @@ impl Kernels for HostKernels {
 
     fn gelu_row(&self, row: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F (`Tier::supported`).
+            unsafe { avx512::gelu_row(row) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (`Tier::supported`).
             unsafe { avx2::gelu_row(row) };
