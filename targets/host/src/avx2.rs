@@ -24,7 +24,7 @@ mod packed;
 mod rows;
 pub(crate) use packed::{MR, NR, Panels, pack_channels, panel_len, resize};
 pub(crate) use rows::{
-    attention_logits_row, gelu_row, layer_norm_row, pv_scale_row, quantize_row_i8,
+    attention_logits_row, gelu_row, layer_norm_one, layer_norm_row, pv_scale_row, quantize_row_i8,
     quantize_row_pow2, requantize_row, softmax_row,
 };
 

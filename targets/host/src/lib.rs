@@ -479,6 +479,13 @@ impl Kernels for HostKernels {
 
     fn layer_norm_row(&self, row: &mut [i32], ln: &LayerNormParams<'_>) {
         #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
+            // length itself.
+            unsafe { avx512::layer_norm_row(row, ln) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
             // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
             unsafe { avx2::layer_norm_row(row, ln) };

@@ -572,7 +572,7 @@ pub(crate) unsafe fn gelu_row(row: &mut [i32]) {
 
 /// One element of the reference LayerNorm's last pass (`mean` and `r` from the row).
 #[inline]
-fn layer_norm_one(x: i32, mean: i64, r: u128, gamma: i32, beta: i32) -> i32 {
+pub(crate) fn layer_norm_one(x: i32, mean: i64, r: u128, gamma: i32, beta: i32) -> i32 {
     let centred = i128::from(i64::from(x) - mean);
     let z = quant::round_shift_i128(centred * r as i128, 32);
     let y = quant::round_shift_i128(z * i128::from(gamma), FRAC_BITS as u8) + i128::from(beta);
