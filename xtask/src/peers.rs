@@ -427,8 +427,8 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
          time; MAC/cycle at the measured clock. GEMM: batches of 20 calls on prepared weights, \
          random int8, `BLOCK_ROWS` rows.\n\n\
          | tier | tile (MR x NR x KU) | peak instruction | peak GMAC/s | MAC/cycle | dense GEMM \
-         (m x n x k, prepared) | GMAC/s by CPU time, median / fastest | of peak median / fastest |\n\
-         |---|---|---|---:|---:|---|---:|---:|"
+         (m x n x k, prepared) | activations | GMAC/s by CPU time, median / fastest | of peak \
+         median / fastest |\n|---|---|---|---:|---:|---|---|---:|---:|"
     );
     for p in results.iter().filter(|r| r["kind"] == "peak") {
         let tier = p["tier"].as_str().unwrap_or("?");
@@ -451,7 +451,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
             };
             let _ = writeln!(
                 o,
-                "| {tier} | {geometry} | {} | {} | {} | {} x {} x {} | {:.1} / {:.1} | {} / {} |",
+                "| {tier} | {geometry} | {} | {} | {} | {} x {} x {} | {} | {:.1} / {:.1} | {} / {} |",
                 p["instruction"].as_str().unwrap_or("-"),
                 p["gmacs"]
                     .as_f64()
@@ -462,6 +462,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
                 g["m"],
                 g["n"],
                 g["k"],
+                g["lhs"].as_str().unwrap_or("i8"),
                 f(&g["gmacs_median"]),
                 f(&g["gmacs_fastest"]),
                 pct("of_peak_median"),

@@ -9,7 +9,8 @@
 //!   tier's multiply-accumulate instruction (`vpmaddwd` + `vpaddd` for AVX2, `vpdpbusd` for
 //!   the VNNI tiers), as multiply-accumulates per second and per cycle of the measured
 //!   clock; and the dense GEMM at the encoder's row block (`BLOCK_ROWS` rows, prepared
-//!   weights, the model's three dense shapes) as a fraction of it.
+//!   weights, the model's three dense shapes, int8 activations; the first shape also with
+//!   u8 activations with a zero point and with int16 ones) as a fraction of it.
 //!
 //! Inputs from the environment (`cargo xtask bench-peers` sets them):
 //! `MICROBERT_PEERS_IDS` (JSON: `ids128`, `ids512`, `reviews`: token ids),
@@ -126,11 +127,26 @@ fn main() {
             "geometry": tier.geometry().map(|g| [g.mr, g.nr, g.ku]),
         }));
         let mut rng = microbert::kernels::testing::Rng::new(42);
-        for (m, n, depth) in shapes {
+        // The dense shapes with int8 activations, and the first one with the other
+        // activation kinds a product may get (u8 with a zero point, int16).
+        let cases = shapes
+            .iter()
+            .map(|&s| (s, "i8"))
+            .chain([(shapes[0], "u8"), (shapes[0], "i16")]);
+        for ((m, n, depth), lhs) in cases {
             let a: Vec<i8> = (0..m * depth).map(|_| rng.i8()).collect();
+            let au8: Vec<u8> = a.iter().map(|&x| x as u8).collect();
+            let a16: Vec<i16> = a.iter().map(|&x| i16::from(x) * 31).collect();
             let b: Vec<i8> = (0..n * depth).map(|_| rng.i8()).collect();
-            let av = MatRef::contiguous(&a, m, depth).expect("a");
             let bv = MatRef::contiguous(&b, n, depth).expect("b");
+            let av = match lhs {
+                "u8" => Lhs::U8 {
+                    values: MatRef::contiguous(&au8, m, depth).expect("a"),
+                    zero_point: 128,
+                },
+                "i16" => Lhs::I16(MatRef::contiguous(&a16, m, depth).expect("a")),
+                _ => Lhs::I8(MatRef::contiguous(&a, m, depth).expect("a")),
+            };
             let mut prepared = vec![0u8; k.prepared_len(n, depth)];
             k.prepare(bv, &mut prepared);
             let rhs = if prepared.is_empty() {
@@ -141,7 +157,7 @@ fn main() {
             let mut acc = vec![0i32; m * n];
             let mut run = || {
                 let o = MatMut::contiguous(&mut acc, m, n).expect("out");
-                k.gemm(Gemm::new(Lhs::I8(black_box(av)), rhs, o).expect("shapes"));
+                k.gemm(Gemm::new(black_box(av), rhs, o).expect("shapes"));
             };
             // Batches of calls, so that reading the CPU clock costs nothing measurable.
             const CALLS: usize = 20;
@@ -153,7 +169,7 @@ fn main() {
             let macs = (CALLS * m * n * depth) as f64;
             let g = |t: Duration| macs / t.as_secs_f64() / 1e9;
             emit(json!({
-                "kind": "gemm", "tier": tier.name(), "m": m, "n": n, "k": depth,
+                "kind": "gemm", "tier": tier.name(), "m": m, "n": n, "k": depth, "lhs": lhs,
                 "gmacs_median": g(median), "gmacs_fastest": g(fastest),
                 "gmacs_wall_median": g(wall),
                 "of_peak_median": peak.map(|p| g(median) * 1e9 / p.1),

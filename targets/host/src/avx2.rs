@@ -83,6 +83,82 @@ pub(crate) unsafe fn gemm_prepared(a: MatRef<'_, i8>, b: Panels<'_>, out: MatMut
     });
 }
 
+/// Activations other than int8 that the `vpmaddwd` GEMM takes as i16 pairs: u8 with a zero
+/// point (`q - zero_point`, in [-255, 255]) and int16. Each product of an i16 by a
+/// sign-extended int8 weight is at most 2^15 * 2^7 in magnitude, and `vpmaddwd` saturates
+/// only a pair of two `-32768 * -32768` products: exact, as for int8.
+#[derive(Clone, Copy)]
+pub(crate) enum Wide<'a> {
+    /// u8 with a zero point.
+    U8(MatRef<'a, u8>, u8),
+    /// int16.
+    I16(MatRef<'a, i16>),
+}
+
+impl Wide<'_> {
+    /// The rows as i16 pairs (`gemm_pairs`' left operand), zero past the depth.
+    fn pairs(&self, out: &mut Vec<i32>) -> usize {
+        match *self {
+            Self::U8(a, zp) => pairs_of(a, out, |q| i16::from(q) - i16::from(zp)),
+            Self::I16(a) => pairs_of(a, out, |x| x),
+        }
+    }
+}
+
+/// Rows of `a` mapped to i16 by `f`, as pairs `f(a[r][2p]) | f(a[r][2p + 1]) << 16`.
+fn pairs_of<T: microbert::kernels::Element>(
+    a: MatRef<'_, T>,
+    out: &mut Vec<i32>,
+    f: impl Fn(T) -> i16,
+) -> usize {
+    let (m, depth) = (a.rows(), a.cols());
+    let pairs = depth.div_ceil(2);
+    // Every word is written below.
+    resize(out, m * pairs, true);
+    for (r, dst) in out.chunks_exact_mut(pairs.max(1)).take(m).enumerate() {
+        let row = a.row(r);
+        for (p, d) in dst.iter_mut().enumerate() {
+            let at = |k: usize| row.get(k).map_or(0, |&x| u32::from(f(x) as u16));
+            *d = (at(2 * p) | at(2 * p + 1) << 16) as i32;
+        }
+    }
+    pairs
+}
+
+/// `out = a x b^T` for u8 or int16 activations on the packed `vpmaddwd` GEMM: `b` prepared
+/// (`prepared`, when it holds the packing) or packed by the call.
+///
+/// # Safety
+/// The CPU must support AVX2; `a`'s depth is `b.cols()`, `out` is `a.rows() x b.rows()`.
+pub(crate) unsafe fn gemm_wide(
+    a: Wide<'_>,
+    b: MatRef<'_, i8>,
+    prepared: Option<&[i8]>,
+    out: MatMut<'_, i32>,
+) {
+    let (n, depth) = (b.rows(), b.cols());
+    with_buffer(&A_PAIRS, |words| {
+        a.pairs(words);
+        match prepared.and_then(|p| Panels::new(p, n, depth)) {
+            // SAFETY: the caller's; `words` holds the rows' pairs, `p` has `b`'s shape.
+            Some(p) => unsafe { packed::gemm_pairs(words, p, out) },
+            None => with_buffer(&B_PACKED, |packed| {
+                let Some(len) = panel_len(n, depth) else {
+                    return;
+                };
+                // `pack_channels` writes every byte (padding included).
+                resize(packed, len, true);
+                // SAFETY: the caller's guarantees AVX2; `packed` holds `len` bytes.
+                unsafe { pack_channels(b, packed) };
+                if let Some(p) = Panels::new(packed, n, depth) {
+                    // SAFETY: as above.
+                    unsafe { packed::gemm_pairs(words, p, out) };
+                }
+            }),
+        }
+    });
+}
+
 /// `out[r][t] = sum_j p[r][j] * v[j][t]` for a block of rows (attention P.V), as one packed
 /// GEMM: the values are packed transposed (channels = features, depth = keys), the
 /// probabilities enter as the i16 `p - 32768`, and one extra row of ones gives

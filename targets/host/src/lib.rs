@@ -23,9 +23,12 @@
 //! logits, softmax, the P.V scale, LayerNorm, GELU) with AVX2 on every SIMD tier:
 //! `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of the 64-bit arithmetic shift
 //! and table gathers (see `avx2/rows.rs`). Each pass hands the reference the rare chunks
-//! or rows whose shifts or ranges its vector path does not cover, and every tail. Products
-//! of other operand kinds (int16 activations; int8 or u8 activations times depth-major
-//! values) go to the scalar reference.
+//! or rows whose shifts or ranges its vector path does not cover, and every tail. The
+//! AVX-512 VNNI tier runs requantisation, int8 quantisation, attention logits, softmax,
+//! GELU and LayerNorm on `zmm` (`avx512.rs`). Every SIMD tier takes int8, u8 (with a zero
+//! point) and int16 activations on channel-major or prepared weights, and u16
+//! probabilities on depth-major values (P.V); the other combinations (int8, u8 or int16
+//! times depth-major values, which the encoder does not use) go to the scalar reference.
 //!
 //! [`lines`] is the `microbert` command's line decoding (raw bytes to numbered UTF-8 lines,
 //! one error per bad line, bounded memory), a library module so fuzz targets can reach it.
@@ -65,12 +68,12 @@ use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 /// An instruction-set tier of the host backend: what its GEMM runs on. Every tier gives
 /// results bit-identical to the scalar reference.
 ///
-/// | tier | int8 GEMM | attention P.V | per-row passes |
-/// |---|---|---|---|
-/// | `scalar` | the reference | the reference | the reference |
-/// | `avx2` | `vpmaddwd` on i16 pairs, 6 x 16 tiles | `vpmaddwd` | AVX2 |
-/// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 tiles | AVX2 `vpmaddwd` | AVX2 |
-/// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 tiles | `vpdpwssd` on `zmm`, 12 x 32 | AVX2 |
+/// | tier | int8 and u8 GEMM | int16 GEMM | attention P.V | per-row passes |
+/// |---|---|---|---|---|
+/// | `scalar` | the reference | the reference | the reference | the reference |
+/// | `avx2` | `vpmaddwd` on i16 pairs, 6 x 16 tiles | the same | `vpmaddwd` | AVX2 |
+/// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 | `vpdpwssd` `ymm`, 3 x 16 | AVX2 `vpmaddwd` | AVX2 |
+/// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 | `vpdpwssd` `zmm`, 4 x 48 | `vpdpwssd` `zmm`, 12 x 32 | mostly AVX-512 |
 ///
 /// AMX-INT8 (`tdpbssd` on tiles) is not implemented: no CPU with AMX was available to
 /// verify it. It would be one more variant here, one more module, and an entry in
@@ -526,7 +529,23 @@ fn avx2_gemm<'a, 'o>(
             // SAFETY: as above.
             unsafe { avx2::weighted_sums(p, v, out) };
         }
-        (a, b) => return Some((a, b, out)),
+        (a, b) => {
+            let wide = match a {
+                Lhs::U8 { values, zero_point } => Some(avx2::Wide::U8(values, zero_point)),
+                Lhs::I16(x) => Some(avx2::Wide::I16(x)),
+                _ => None,
+            };
+            let (w, prepared) = match b {
+                Rhs::Channels(w) => (Some(w), None),
+                Rhs::Prepared(p) => (Some(p.raw()), Some(bytemuck::cast_slice(p.bytes()))),
+                _ => (None, None),
+            };
+            match (wide, w) {
+                // SAFETY: as above.
+                (Some(wide), Some(w)) => unsafe { avx2::gemm_wide(wide, w, prepared, out) },
+                _ => return Some((a, b, out)),
+            }
+        }
     }
     None
 }
@@ -543,6 +562,7 @@ fn vnni_gemm<'a, 'o, T: vnni::VnniTier>(
     let act = match a {
         Lhs::I8(x) => Some(vnni::Act::I8(x)),
         Lhs::U8 { values, zero_point } => Some(vnni::Act::U8(values, zero_point)),
+        Lhs::I16(x) => Some(vnni::Act::I16(x)),
         _ => None,
     };
     match (act, a, b) {

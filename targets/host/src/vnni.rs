@@ -68,6 +68,21 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The tier's instruction set.
     unsafe fn dpwssd(acc: Self, a: Self, b: Self) -> Self;
+    /// All 64-bit halves `x` (four i16 activations).
+    ///
+    /// # Safety
+    /// The tier's instruction set.
+    unsafe fn splat64(x: i64) -> Self;
+    /// `2 * LANES` int8 from `p` sign-extended to `2 * LANES` i16 (unaligned).
+    ///
+    /// # Safety
+    /// The tier's instruction set; `p` readable for `2 * LANES` bytes.
+    unsafe fn load_widened(p: *const u8) -> Self;
+    /// The sums of adjacent lane pairs: `a`'s pairs, then `b`'s, in order.
+    ///
+    /// # Safety
+    /// The tier's instruction set.
+    unsafe fn pair_sums(a: Self, b: Self) -> Self;
     /// Stores the first `n <= LANES` lanes at `p`.
     ///
     /// # Safety
@@ -314,6 +329,119 @@ pub(crate) unsafe fn fill_sums<V: Simd, D: Dot, const NV: usize>(
     }
 }
 
+/// The int16 tile (`Lhs::I16` on the int8 quads): each group's `4 * LANES` weight bytes of
+/// a register of channels are sign-extended into two registers (channel `j` of a half in
+/// lanes `2j` and `2j + 1`: depths 0-1 and 2-3), the row's four i16 activations are
+/// broadcast as one 64-bit word, and `vpdpwssd` accumulates both pairs; the adjacent lanes
+/// are summed at the end. Signed x signed: no offset, no channel sums. Every step wraps
+/// like the reference's `i32` sums.
+///
+/// # Safety
+/// The tier's instruction set for `V`; `a` readable for `R` rows of `2 * t.groups` words
+/// (`t.lda` apart, two words per group), the panel as in [`tile`], and `out` writable at
+/// `r * t.ldo + c` for every `r < R`, `c < t.cols`.
+#[inline(always)]
+pub(crate) unsafe fn tile_i16<V: Simd, const R: usize, const NV: usize, const NA: usize>(
+    t: &Tile,
+    out: *mut i32,
+) {
+    debug_assert!(NA == 2 * NV);
+    let lanes = V::LANES;
+    let group_bytes = NV * 4 * lanes;
+    // SAFETY: the caller's guarantees cover every pointer formed and read below.
+    unsafe {
+        let mut acc = [[V::splat(0); NA]; R];
+        let rows: [*const u32; R] = core::array::from_fn(|r| t.a.add(r * t.lda));
+        let mut bp = t.panel;
+        for g in 0..t.groups {
+            let w: [V; NA] = core::array::from_fn(|h| V::load_widened(bp.add(h * 2 * lanes)));
+            bp = bp.add(group_bytes);
+            for r in 0..R {
+                let x = V::splat64(rows[r].add(2 * g).cast::<i64>().read_unaligned());
+                for h in 0..NA {
+                    acc[r][h] = V::dpwssd(acc[r][h], x, w[h]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let dst = out.add(r * t.ldo);
+            for v in 0..NV {
+                let c = v * lanes;
+                if c < t.cols {
+                    let sums = V::pair_sums(acc_r[2 * v], acc_r[2 * v + 1]);
+                    V::store(dst.add(c), sums, (t.cols - c).min(lanes));
+                }
+            }
+        }
+    }
+}
+
+/// `out = a x b^T` for int16 activations `a` (as [`quads_of_i16`] words, `lda` per row) on
+/// a quad packing `b` of `NV * V::LANES` channels per panel, tiles of `mr` rows; `tile`
+/// runs one tile of the given row count (`1..=mr`).
+///
+/// # Safety
+/// The tier's instruction set for `V`; `b` packed with `NV * V::LANES` channels per panel;
+/// `a.len() >= (out.rows() - 1) * lda + 2 * b.groups()` when there are rows;
+/// `out.cols() == b.n()`; `tile` as [`tile_i16`] for its row count.
+#[inline(always)]
+pub(crate) unsafe fn gemm_i16_panels(
+    a: &[u32],
+    lda: usize,
+    b: Panels<'_>,
+    nr: usize,
+    mr: usize,
+    mut out: MatMut<'_, i32>,
+    tile: impl Fn(usize, &Tile, *mut i32),
+) {
+    let (m, n, groups) = (out.rows(), b.n(), b.groups());
+    debug_assert!(b.group() == Group::Quad && out.cols() == n && lda >= 2 * groups);
+    debug_assert!(m == 0 || a.len() >= (m - 1) * lda + 2 * groups);
+    let ldo = out.ld();
+    let out = out.data_mut();
+    for q in 0..n.div_ceil(nr) {
+        let panel = b.panel(q);
+        debug_assert!(panel.len() >= groups * 4 * nr);
+        let c0 = q * nr;
+        for r0 in (0..m).step_by(mr) {
+            let t = Tile {
+                a: a.as_ptr().wrapping_add(r0 * lda),
+                lda,
+                groups,
+                panel: panel.as_ptr(),
+                sums: panel.as_ptr(),
+                factor: 0,
+                cols: nr.min(n - c0),
+                ldo,
+            };
+            // The tile stores inside rows `r0..r0 + rows` of `out` (the `MatMut` invariant:
+            // stride `ldo`, `c0 + cols <= n <= ldo`).
+            tile(
+                (m - r0).min(mr),
+                &t,
+                out.as_mut_ptr().wrapping_add(r0 * ldo + c0),
+            );
+        }
+    }
+}
+
+/// Rows of int16 activations as pairs of words per group of four depths (`x0 | x1 << 16`,
+/// `x2 | x3 << 16`), zero past the depth. Returns the words per row (twice the groups).
+pub(crate) fn quads_of_i16(a: MatRef<'_, i16>, out: &mut Vec<u32>) -> usize {
+    let (m, depth) = (a.rows(), a.cols());
+    let words = 2 * depth.div_ceil(4);
+    // Every word is written below.
+    resize(out, m * words, true);
+    for (r, dst) in out.chunks_exact_mut(words.max(1)).take(m).enumerate() {
+        let row = a.row(r);
+        for (i, d) in dst.iter_mut().enumerate() {
+            let at = |k: usize| u32::from(row.get(k).copied().unwrap_or(0) as u16);
+            *d = at(2 * i) | at(2 * i + 1) << 16;
+        }
+    }
+    words
+}
+
 std::thread_local! {
     /// The left operand as words of groups, reused across calls on this thread.
     static A_WORDS: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
@@ -389,6 +517,8 @@ pub(crate) enum Act<'a> {
     I8(MatRef<'a, i8>),
     /// u8 with a zero point.
     U8(MatRef<'a, u8>, u8),
+    /// int16 (`vpdpwssd` on the widened weights; no offset).
+    I16(MatRef<'a, i16>),
 }
 
 impl Act<'_> {
@@ -397,6 +527,7 @@ impl Act<'_> {
         match *self {
             Self::I8(a) => (quads_of_i8(a, out), -128),
             Self::U8(a, zp) => (quads_of_u8(a, out), -i32::from(zp)),
+            Self::I16(a) => (quads_of_i16(a, out), 0),
         }
     }
 }
@@ -410,6 +541,11 @@ pub(crate) trait VnniTier {
     /// # Safety
     /// As [`gemm_panels`] for the tier's kernel, on a CPU with the tier's features.
     unsafe fn gemm_quads(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, out: MatMut<'_, i32>);
+    /// `out = a x b` for int16 activations ([`quads_of_i16`] words) on the same panels.
+    ///
+    /// # Safety
+    /// As [`gemm_i16_panels`] for the tier's kernel, on a CPU with the tier's features.
+    unsafe fn gemm_i16(a: &[u32], lda: usize, b: Panels<'_>, out: MatMut<'_, i32>);
     /// Packs `b` for [`Self::gemm_quads`] into `out`, sums included; false when too short.
     ///
     /// # Safety
@@ -440,7 +576,7 @@ pub(crate) unsafe fn gemm<T: VnniTier>(
         let ready = prepared.and_then(|bytes| Panels::new(bytes, n, depth, T::NR, Group::Quad));
         match ready {
             // SAFETY: the caller's; `words` holds `rows` rows of `lda` words.
-            Some(p) => unsafe { T::gemm_quads(words, lda, p, factor, out) },
+            Some(p) => unsafe { run::<T>(act, words, lda, p, factor, out) },
             None => with_buffer(&B_PACKED, |packed| {
                 let Some(len) = prepared_len::<T>(n, depth) else {
                     return;
@@ -452,11 +588,32 @@ pub(crate) unsafe fn gemm<T: VnniTier>(
                     && let Some(p) = Panels::new(packed, n, depth, T::NR, Group::Quad)
                 {
                     // SAFETY: as above.
-                    unsafe { T::gemm_quads(words, lda, p, factor, out) };
+                    unsafe { run::<T>(act, words, lda, p, factor, out) };
                 }
             }),
         }
     });
+}
+
+/// The tier's kernel for the activation kind.
+///
+/// # Safety
+/// As [`VnniTier::gemm_quads`] / [`VnniTier::gemm_i16`].
+unsafe fn run<T: VnniTier>(
+    act: Act<'_>,
+    words: &[u32],
+    lda: usize,
+    b: Panels<'_>,
+    factor: i32,
+    out: MatMut<'_, i32>,
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        match act {
+            Act::I16(_) => T::gemm_i16(words, lda, b, out),
+            _ => T::gemm_quads(words, lda, b, factor, out),
+        }
+    }
 }
 
 /// `out[r][t] = sum_j p[r][j] * v[j][t]` (attention P.V) with `vpdpwssd` on the `zmm`

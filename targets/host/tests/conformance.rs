@@ -70,7 +70,7 @@ fn tiers_by_name() {
 
 /// The shapes the encoder uses, at full size: dense layers (m up to 24, k 384 and 1536),
 /// strided attention Q.K (depth 32, stride 384), P.V over long rows, the MLM head (m = 1),
-/// as int8 and as u8 with a zero point (the GELU output of later recipes).
+/// as int8, as u8 with a zero point (the GELU output of later recipes) and as int16.
 #[test]
 fn encoder_shapes_match_scalar() {
     for k in tiers("encoder shapes", false) {
@@ -104,6 +104,13 @@ fn encoder_shapes(k: &HostKernels) {
                 }
             })
             .collect();
+        let a16: Vec<i16> = (0..(m - 1) * lda + depth)
+            .map(|i| match i % 9 {
+                0 => 8191,
+                1 => -8191,
+                _ => rng.range(-8191, 8191) as i16,
+            })
+            .collect();
         let b: Vec<i8> = (0..(n - 1) * ldb + depth)
             .map(|i| if i % 11 == 0 { -128 } else { rng.i8() })
             .collect();
@@ -117,6 +124,7 @@ fn encoder_shapes(k: &HostKernels) {
                 values: MatRef::new(&au8, m, depth, lda).expect("a"),
                 zero_point,
             },
+            Lhs::I16(MatRef::new(&a16, m, depth, lda).expect("a")),
         ] {
             let want = product(&microbert::Scalar, av, Rhs::Channels(bv));
             let got = product(k, av, Rhs::Channels(bv));
