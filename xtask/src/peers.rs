@@ -85,6 +85,10 @@ pub struct BenchPeersArgs {
     /// Only this model (default: every model of the table).
     #[arg(long)]
     model: Option<String>,
+    /// Print the table again from the last run's results (target/bench-peers/), measuring
+    /// nothing.
+    #[arg(long)]
+    report_only: bool,
 }
 
 /// `cargo xtask bench-peers`.
@@ -96,6 +100,30 @@ pub fn bench_peers(root: &Path, args: &BenchPeersArgs) -> Result<()> {
     if models.is_empty() {
         let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
         bail!("unknown model; known: {}", names.join(", "));
+    }
+    if args.report_only {
+        for m in models {
+            let work = root.join("target").join("bench-peers").join(m.recipe);
+            let meta: Value = serde_json::from_str(
+                &std::fs::read_to_string(work.join("meta.json"))
+                    .with_context(|| format!("no results in {} yet", work.display()))?,
+            )?;
+            let mut results = read_lines(&work.join("rust.jsonl"))?;
+            results.extend(read_lines(&work.join("onnx.jsonl"))?);
+            let text = |k: &str| meta[k].as_str().unwrap_or("?").to_owned();
+            let reviews = meta["reviews"].as_u64().unwrap_or(0) as usize;
+            println!(
+                "{}",
+                report(
+                    m,
+                    &results,
+                    &text("load_before"),
+                    &text("load_after"),
+                    reviews
+                )
+            );
+        }
+        return Ok(());
     }
     ensure(&[Tool::Python3, Tool::Pip, Tool::Venv])?;
     let python = venv()?;
@@ -312,6 +340,13 @@ fn bench_model(
         "peers_onnx.py (onnxruntime f32 and dynamic int8)",
     )?;
     let load_after = uptime();
+    std::fs::write(
+        work.join("meta.json"),
+        serde_json::json!({
+            "load_before": load_before, "load_after": load_after, "reviews": review_ids.len(),
+        })
+        .to_string(),
+    )?;
 
     let mut results = read_lines(&rust_out)?;
     results.extend(read_lines(&onnx_out)?);
@@ -360,20 +395,18 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
         m.name
     );
     let engines: Vec<&Value> = results.iter().filter(|r| r["kind"] == "engine").collect();
-    let find = |suffix: &str| {
+    // An ONNX Runtime engine by the end of its name (candle's name ends in " f32" too).
+    let ort = |suffix: &str| {
         engines
             .iter()
-            .find(|e| e["engine"].as_str().is_some_and(|n| n.ends_with(suffix)))
+            .find(|e| {
+                e["engine"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("onnxruntime") && n.ends_with(suffix))
+            })
             .copied()
     };
-    let (ort_int8, ort_f32) = (
-        find("dynamic int8"),
-        find(" f32").filter(|e| {
-            e["engine"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("onnxruntime"))
-        }),
-    );
+    let (ort_int8, ort_f32) = (ort(" dynamic int8"), ort(" f32"));
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     // Speed of `e` relative to `base`: base time over e's time, by `stat`.
     let ratio = |base: Option<&Value>, e: &Value, key: &str, stat: &str| {
@@ -386,8 +419,8 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
         o,
         "| engine | 128 tokens: ms CPU | ms wall median / fastest | 512 tokens: ms CPU | \
          ms wall median / fastest | {reviews} reviews: texts/s CPU / wall | 128: speed vs ORT \
-         int8, CPU / wall fastest | 128: vs ORT f32, CPU | 512: vs ORT int8, CPU | reviews: vs \
-         ORT int8, CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+         int8, CPU median / CPU fastest / wall fastest | 128: vs ORT f32, CPU | 512: vs ORT int8, \
+         CPU | reviews: vs ORT int8, CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for e in &engines {
         let reviews_cell = match (per_s(e, "cpu"), per_s(e, "wall")) {
@@ -399,7 +432,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
         };
         let _ = writeln!(
             o,
-            "| {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {reviews_cell} | {} / {} | {} | {} | {} |",
+            "| {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {reviews_cell} | {} / {} / {} | {} | {} | {} |",
             e["engine"].as_str().unwrap_or("?"),
             f(&e["ms128"]["cpu_median"]),
             f(&e["ms128"]["median"]),
@@ -408,6 +441,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
             f(&e["ms512"]["median"]),
             f(&e["ms512"]["fastest"]),
             ratio(ort_int8, e, "ms128", "cpu_median"),
+            ratio(ort_int8, e, "ms128", "cpu_fastest"),
             ratio(ort_int8, e, "ms128", "fastest"),
             ratio(ort_f32, e, "ms128", "cpu_median"),
             ratio(ort_int8, e, "ms512", "cpu_median"),
@@ -419,11 +453,12 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
     }
     let _ = writeln!(
         o,
-        "\nCPU: the process's CPU time per text (all its threads, /proc schedstat or \
-         time.process_time), median; it leaves out the time spent waiting for a core on a \
+        "\nCPU: the process's CPU time per text (all its threads: \
+         clock_gettime(CLOCK_PROCESS_CPUTIME_ID), Python's time.process_time), median; it leaves out the time spent waiting for a core on a \
          shared machine. Ratios are speed: the ONNX Runtime time over the engine's (above 1: \
-         the engine is faster). The scalar reference skips the reviews (minutes).\n\n\
-         Peaks: 12 independent chains of the instruction, the fastest of 20 runs by CPU \
+         the engine is faster). The Rust half runs first, then the ONNX Runtime half: the load can differ \
+         between them. The scalar reference skips the reviews (minutes).\n\n\
+         Peaks: 12 independent chains of the instruction, the fastest of 50 runs by CPU \
          time; MAC/cycle at the measured clock. GEMM: batches of 20 calls on prepared weights, \
          random int8, `BLOCK_ROWS` rows.\n\n\
          | tier | tile (MR x NR x KU) | peak instruction | peak GMAC/s | MAC/cycle | dense GEMM \

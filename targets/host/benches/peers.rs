@@ -248,11 +248,11 @@ mod peak {
     /// Iterations of one timed loop (12 instructions each).
     const ITERS: u64 = 2_000_000;
 
-    /// Runs `f` (one loop of `ITERS` iterations) 20 times; the fastest run's seconds, by
+    /// Runs `f` (one loop of `ITERS` iterations) 50 times; the fastest run's seconds, by
     /// this process's CPU time (wall time if it cannot be read).
     fn fastest(f: impl Fn()) -> f64 {
         f();
-        (0..20)
+        (0..50)
             .map(|_| {
                 let (t, c) = (Instant::now(), super::process_cpu_ns());
                 f();

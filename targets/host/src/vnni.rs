@@ -21,8 +21,13 @@
 //! **Attention P.V** (`Lhs::U16 x Rhs::Depths`, on the `zmm` tier): u16 probabilities
 //! times int8 values with `vpdpwssd` (i16 x i16 pairs, wrapping): `p = p' + 32768` with
 //! `p' = p ^ 0x8000` as i16, the values widened to i16 when packed, and the accumulators
-//! start at `32768 * sum_j v[j][t]`. On Zen 5 `vpdpwssd zmm` issues two per cycle, as
-//! `vpmaddwd` does, and saves the separate add (see the crate docs for the measurements).
+//! start at `32768 * sum_j v[j][t]`. Measured on the AMD EPYC (Zen 5) this tier was
+//! verified on: `vpdpwssd zmm`, `vpmaddwd zmm` and `vpdpbusd zmm` each issue two per cycle
+//! (12 independent chains), so the fused form saves `vpmaddwd` + `vpaddd`'s separate add.
+//!
+//! **int16 activations** (`Lhs::I16`) run on the same prepared int8 quads: [`tile_i16`]
+//! sign-extends each group's weights in the loop and uses `vpdpwssd`, at half the
+//! multiply-accumulates per instruction of `vpdpbusd`.
 //!
 //! Tile geometry is in each [`MicroKernel`] (`MR` rows x `NR` channels, `KU` depths per
 //! group); the driver [`gemm_panels`] runs every panel over the row tiles of the call, the

@@ -3,9 +3,10 @@
 //!
 //! int8 GEMM ([`Ymm6x16`]): tiles of 6 rows by 16 channels (two registers): 12
 //! accumulators, two weight registers and a broadcast fill the 16 registers, as the AVX2
-//! tile does. Attention P.V stays on the AVX2 path (`vpmaddwd` + `vpaddd`): the same
-//! multiply rate as `vpdpwssd ymm` where both issue two per cycle, and on the Intel cores
-//! whose `vpdpwssd` runs at half rate it is the faster one.
+//! tile does. Attention P.V stays on the AVX2 path (`vpmaddwd` + `vpaddd`): on the Zen 5
+//! this was measured on, `vpdpwssd ymm` and `vpmaddwd ymm` both issue two per cycle (the
+//! adds go to other ports), and issue 14 reports `vpdpwssd` at half rate on the Intel Xeon
+//! it was measured on (not verified here), where `vpmaddwd` would be the faster one.
 
 use super::{Quads, Simd, micro_kernel};
 use core::arch::x86_64::{
