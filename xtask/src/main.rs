@@ -5,6 +5,7 @@
 
 mod blobs;
 mod cache;
+mod calibrate;
 mod capi;
 mod checkpoint;
 mod ci;
@@ -19,6 +20,7 @@ mod fixture;
 mod long;
 mod quantize;
 mod recipe;
+mod reference;
 mod tables;
 mod toolchain;
 mod unicode;
