@@ -41,6 +41,7 @@ const CONVERTER_SOURCES: &[(&str, &[u8])] = &[
         "xtask/src/convert/provenance.rs",
         include_bytes!("convert/provenance.rs"),
     ),
+    ("xtask/src/recipe.rs", include_bytes!("recipe.rs")),
     // The calibration texts' split.
     (
         "tests/src/corpus.rs",
