@@ -29,7 +29,7 @@
 //! The Debian packages (rustc/cargo with the std sources for `-Zbuild-std`, the Arm GNU
 //! toolchain and newlib, qemu from bookworm-backports) are installed when missing and root.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use core::fmt::Write as _;
 use core::time::Duration;
 use std::path::{Path, PathBuf};
@@ -86,19 +86,7 @@ fn render_header(root: &Path) -> Result<String> {
 /// `cargo xtask gen-header [--check]`.
 pub fn gen_header(root: &Path, check: bool) -> Result<()> {
     let want = render_header(root)?;
-    let path = root.join(HEADER);
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    if have == want {
-        println!("{HEADER} is up to date");
-        return Ok(());
-    }
-    if check {
-        bail!("{HEADER} is stale: run `cargo xtask gen-header` and commit the result");
-    }
-    std::fs::create_dir_all(path.parent().unwrap_or(root))?;
-    std::fs::write(&path, want).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {HEADER}");
-    Ok(())
+    crate::generated::write_or_check(root, HEADER, &want, "cargo xtask gen-header", check)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ mod exec;
 mod fetch;
 mod firmware;
 mod fixture;
+mod generated;
 mod long;
 mod quantize;
 mod recipe;
