@@ -702,9 +702,10 @@ fn c_firmware(root: &Path, lib: &Path, blob: &Path, out: &Path) -> Result<PathBu
     let bytes = std::fs::read(blob)?;
     let model = microbert::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hidden = model.config.hidden_size as usize;
-    // `microbert_scratch_bytes`: the runtime's arena plus the pooled vector (targets/capi
-    // src/glue.rs); the firmware checks it again with the library at run time.
-    let arena = microbert::scratch_bytes(&model, FIRMWARE_TOKENS) + 4 * hidden;
+    // `microbert_scratch_bytes`: the runtime's arena plus the pooled vector and its 3
+    // alignment bytes (targets/capi src/glue.rs); the firmware checks it again with the
+    // library at run time.
+    let arena = microbert::scratch_bytes(&model, FIRMWARE_TOKENS) + 4 * hidden + 3;
     output(
         Command::new("make")
             .current_dir(root.join("targets/cortex-m-c"))
