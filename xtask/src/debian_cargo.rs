@@ -123,4 +123,16 @@ mod tests {
         );
         assert_eq!(cmd.get_current_dir(), Some(Path::new("/w")));
     }
+
+    /// Under `cargo xtask ci` the builds (and the tests they run) see `CI=true`.
+    #[test]
+    fn ci_mode_reaches_debian_cargo() {
+        crate::exec::set_ci();
+        let cmd = DebianCargo::new(Path::new("/w"), Path::new("/t")).command();
+        let ci = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "CI")
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()));
+        assert_eq!(ci.as_deref(), Some("true"));
+    }
 }
