@@ -8,8 +8,10 @@
 //!    ([`crate::blobs`]);
 //! 2. the firmware is built with [`crate::debian_cargo`] (`-Zbuild-std=core`,
 //!    shared/toolchain.md) and the rustup toolchain's `rust-lld` on PATH, with
-//!    `MICROBERT_FIRMWARE_BLOB` naming the blob (its `build.rs` copies it into `OUT_DIR` for
-//!    `include_bytes!`), into the cache's `cross-target/firmware/cortex-m`;
+//!    `MICROBERT_FIRMWARE_BLOB` naming a content-named copy of the blob in the target
+//!    directory (its `build.rs` copies it into `OUT_DIR` for `include_bytes!`; the copy keeps
+//!    an unchanged blob from rebuilding the firmware), into the cache's
+//!    `cross-target/firmware/cortex-m`;
 //! 3. it runs under `qemu-system-arm -machine mps2-an386 -cpu cortex-m4` with semihosting
 //!    (and a timeout); its `hash:` line is compared with `microbert embed --model <blob>
 //!    --hash` on the host for the text the firmware printed (`text:`), and one line
@@ -270,10 +272,11 @@ fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<Run> {
     let t = Instant::now();
     let project = root.join("targets").join(fw.project);
     let target_dir = crate::cache::cross_target_dir(root, &format!("firmware/{}", fw.project));
+    let staged = stage_blob(&target_dir, blob)?;
     let mut cmd = DebianCargo::new(&project, &target_dir)
         .rust_lld()?
         .command();
-    cmd.env("MICROBERT_FIRMWARE_BLOB", blob).args([
+    cmd.env("MICROBERT_FIRMWARE_BLOB", &staged).args([
         "build",
         "--release",
         "-Zbuild-std=core",
@@ -296,6 +299,20 @@ fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<Run> {
         elf.display()
     );
     boot(fw, &elf)
+}
+
+/// A copy of `blob` in the firmware's target directory, named by its content and written
+/// only when missing. The build script reruns when the blob's modification time changes
+/// (`rerun-if-changed`), and the cache of derived artefacts marks every reused blob as
+/// just used by that time: given the cached file, each run (and `cargo xtask capi` after
+/// `firmware` in CI) would rebuild every firmware.
+fn stage_blob(target_dir: &Path, blob: &Path) -> Result<PathBuf> {
+    let hash = crate::cache::sha256_file(blob)?;
+    let staged = target_dir
+        .join("blobs")
+        .join(format!("{}.blob", &hash[..16]));
+    crate::cache::publish(blob, &staged)?;
+    Ok(staged)
 }
 
 /// Runs an ELF on the board of `fw` under qemu (with a timeout) and echoes its console
