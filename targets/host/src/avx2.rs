@@ -20,9 +20,11 @@ use core::cell::Cell;
 use microbert::kernels::{MatMut, MatRef};
 use std::thread::LocalKey;
 
+mod inputs;
 mod packed;
 mod rows;
-pub(crate) use packed::{MR, NR, Panels, pack_channels, panel_len, resize};
+pub(crate) use inputs::{quantize_row_i8_scaled, quantize_row_i16, quantize_row_u8_offset};
+pub(crate) use packed::{Activations, MR, NR, Panels, pack_channels, panel_len, resize};
 pub(crate) use rows::{
     attention_logits_row, gelu_row, layer_norm_one, layer_norm_row, pv_scale_row, quantize_row_i8,
     quantize_row_pow2, requantize_row, softmax_row,
@@ -41,8 +43,8 @@ std::thread_local! {
 /// first.
 ///
 /// # Safety
-/// The CPU must support AVX2; `a.cols() == b.cols()`, `out` is `a.rows() x b.rows()`.
-pub(crate) unsafe fn gemm_channels(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
+/// The CPU must support AVX2; `a`'s depth is `b.cols()`, `out` is `a.rows() x b.rows()`.
+pub(crate) unsafe fn gemm_channels(a: Activations<'_>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     let Some(len) = panel_len(b.rows(), b.cols()) else {
         return;
     };
@@ -75,87 +77,11 @@ pub(crate) fn with_buffer<T: Default, R>(
 /// `out[r][c] = sum_k a[r][k] * b[c][k]` with `b` packed (its depth is `a.cols()`).
 ///
 /// # Safety
-/// The CPU must support AVX2; `b` has `a.cols()` depths and `out` is `a.rows() x b.n()`.
-pub(crate) unsafe fn gemm_prepared(a: MatRef<'_, i8>, b: Panels<'_>, out: MatMut<'_, i32>) {
+/// The CPU must support AVX2; `b` has `a`'s depth and `out` is `a.rows() x b.n()`.
+pub(crate) unsafe fn gemm_prepared(a: Activations<'_>, b: Panels<'_>, out: MatMut<'_, i32>) {
     // SAFETY: the caller's guarantees.
     with_buffer(&A_PAIRS, |buf| unsafe {
         packed::gemm_packed(a, b, out, buf)
-    });
-}
-
-/// Activations other than int8 that the `vpmaddwd` GEMM takes as i16 pairs: u8 with a zero
-/// point (`q - zero_point`, in [-255, 255]) and int16. Each product of an i16 by a
-/// sign-extended int8 weight is at most 2^15 * 2^7 in magnitude, and `vpmaddwd` saturates
-/// only a pair of two `-32768 * -32768` products: exact, as for int8.
-#[derive(Clone, Copy)]
-pub(crate) enum Wide<'a> {
-    /// u8 with a zero point.
-    U8(MatRef<'a, u8>, u8),
-    /// int16.
-    I16(MatRef<'a, i16>),
-}
-
-impl Wide<'_> {
-    /// The rows as i16 pairs (`gemm_pairs`' left operand), zero past the depth.
-    fn pairs(&self, out: &mut Vec<i32>) -> usize {
-        match *self {
-            Self::U8(a, zp) => pairs_of(a, out, |q| i16::from(q) - i16::from(zp)),
-            Self::I16(a) => pairs_of(a, out, |x| x),
-        }
-    }
-}
-
-/// Rows of `a` mapped to i16 by `f`, as pairs `f(a[r][2p]) | f(a[r][2p + 1]) << 16`.
-fn pairs_of<T: microbert::kernels::Element>(
-    a: MatRef<'_, T>,
-    out: &mut Vec<i32>,
-    f: impl Fn(T) -> i16,
-) -> usize {
-    let (m, depth) = (a.rows(), a.cols());
-    let pairs = depth.div_ceil(2);
-    // Every word is written below.
-    resize(out, m * pairs, true);
-    for (r, dst) in out.chunks_exact_mut(pairs.max(1)).take(m).enumerate() {
-        let row = a.row(r);
-        for (p, d) in dst.iter_mut().enumerate() {
-            let at = |k: usize| row.get(k).map_or(0, |&x| u32::from(f(x) as u16));
-            *d = (at(2 * p) | at(2 * p + 1) << 16) as i32;
-        }
-    }
-    pairs
-}
-
-/// `out = a x b^T` for u8 or int16 activations on the packed `vpmaddwd` GEMM: `b` prepared
-/// (`prepared`, when it holds the packing) or packed by the call.
-///
-/// # Safety
-/// The CPU must support AVX2; `a`'s depth is `b.cols()`, `out` is `a.rows() x b.rows()`.
-pub(crate) unsafe fn gemm_wide(
-    a: Wide<'_>,
-    b: MatRef<'_, i8>,
-    prepared: Option<&[i8]>,
-    out: MatMut<'_, i32>,
-) {
-    let (n, depth) = (b.rows(), b.cols());
-    with_buffer(&A_PAIRS, |words| {
-        a.pairs(words);
-        match prepared.and_then(|p| Panels::new(p, n, depth)) {
-            // SAFETY: the caller's; `words` holds the rows' pairs, `p` has `b`'s shape.
-            Some(p) => unsafe { packed::gemm_pairs(words, p, out) },
-            None => with_buffer(&B_PACKED, |packed| {
-                let Some(len) = panel_len(n, depth) else {
-                    return;
-                };
-                // `pack_channels` writes every byte (padding included).
-                resize(packed, len, true);
-                // SAFETY: the caller's guarantees AVX2; `packed` holds `len` bytes.
-                unsafe { pack_channels(b, packed) };
-                if let Some(p) = Panels::new(packed, n, depth) {
-                    // SAFETY: as above.
-                    unsafe { packed::gemm_pairs(words, p, out) };
-                }
-            }),
-        }
     });
 }
 

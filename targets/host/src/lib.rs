@@ -20,7 +20,8 @@
 //! What is accelerated: the GEMM (dense layers, attention Q.K and P.V, the MLM head) on
 //! weights packed in panels (prepared once per model by [`HostKernels::prepare_model`], or
 //! packed by the call); the per-row passes (quantisation, requantisation, attention
-//! logits, softmax, the P.V scale, LayerNorm, GELU) with AVX2 on every SIMD tier:
+//! logits, softmax, the P.V scale, LayerNorm, GELU, and the calibrated blobs' dense-input
+//! quantisers: SmoothQuant-scaled int8, int16, u8 with an offset) with AVX2 on every SIMD tier:
 //! `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of the 64-bit arithmetic shift
 //! and table gathers (see `avx2/rows.rs`). Each pass hands the reference the rare chunks
 //! or rows whose shifts or ranges its vector path does not cover, and every tail. The
@@ -61,7 +62,7 @@ pub mod lines;
 mod vnni;
 
 use microbert::kernels::{
-    Gemm, Kernels, LayerNormParams, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
+    Gemm, Kernels, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
 };
 use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 
@@ -413,6 +414,39 @@ impl Kernels for HostKernels {
         microbert::quant::quantize_row_i8(row, out)
     }
 
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
+            return unsafe { avx2::quantize_row_i8_scaled(row, factors, out) };
+        }
+        scalar::quantize_row_i8_scaled(row, factors, out)
+    }
+
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
+            return unsafe { avx2::quantize_row_i16(row, factors, qmax, out) };
+        }
+        scalar::quantize_row_i16(row, factors, qmax, out)
+    }
+
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if simd_rows(self.tier) {
+            // SAFETY: AVX2 was detected (`Tier::supported`); the body checks every length.
+            return unsafe { avx2::quantize_row_u8_offset(row, offset, out) };
+        }
+        scalar::quantize_row_u8_offset(row, offset, out)
+    }
+
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
         #[cfg(target_arch = "x86_64")]
         if simd_rows(self.tier) {
@@ -508,13 +542,19 @@ fn avx2_gemm<'a, 'o>(
     b: Rhs<'a>,
     out: microbert::kernels::MatMut<'o, i32>,
 ) -> Unhandled<'a, 'o> {
-    match (a, b) {
-        (Lhs::I8(a), Rhs::Channels(b)) => {
+    let acts = match a {
+        Lhs::I8(m) => Some(avx2::Activations::I8(m)),
+        Lhs::U8 { values, zero_point } => Some(avx2::Activations::U8(values, zero_point)),
+        Lhs::I16(m) => Some(avx2::Activations::I16(m)),
+        _ => None,
+    };
+    match (acts, a, b) {
+        (Some(a), _, Rhs::Channels(b)) => {
             // SAFETY: the tier is AVX2 only after `Tier::supported` found it; `Gemm::new`
             // checked that the shapes agree.
             unsafe { avx2::gemm_channels(a, b, out) };
         }
-        (Lhs::I8(a), Rhs::Prepared(p)) => {
+        (Some(a), _, Rhs::Prepared(p)) => {
             let raw = p.raw();
             let bytes: &[i8] = bytemuck::cast_slice(p.bytes());
             match avx2::Panels::new(bytes, raw.rows(), raw.cols()) {
@@ -525,27 +565,11 @@ fn avx2_gemm<'a, 'o>(
                 None => unsafe { avx2::gemm_channels(a, raw, out) },
             }
         }
-        (Lhs::U16(p), Rhs::Depths(v)) => {
+        (None, Lhs::U16(p), Rhs::Depths(v)) => {
             // SAFETY: as above.
             unsafe { avx2::weighted_sums(p, v, out) };
         }
-        (a, b) => {
-            let wide = match a {
-                Lhs::U8 { values, zero_point } => Some(avx2::Wide::U8(values, zero_point)),
-                Lhs::I16(x) => Some(avx2::Wide::I16(x)),
-                _ => None,
-            };
-            let (w, prepared) = match b {
-                Rhs::Channels(w) => (Some(w), None),
-                Rhs::Prepared(p) => (Some(p.raw()), Some(bytemuck::cast_slice(p.bytes()))),
-                _ => (None, None),
-            };
-            match (wide, w) {
-                // SAFETY: as above.
-                (Some(wide), Some(w)) => unsafe { avx2::gemm_wide(wide, w, prepared, out) },
-                _ => return Some((a, b, out)),
-            }
-        }
+        (_, a, b) => return Some((a, b, out)),
     }
     None
 }
