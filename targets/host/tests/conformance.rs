@@ -359,6 +359,49 @@ fn row_passes(k: &HostKernels) {
         let we = s.quantize_row_pow2(&row, &mut wq);
         assert_eq!((ge, &gq), (we, &wq), "quantize_row_pow2 case {case}");
 
+        // The calibrated dense-input quantisers: SmoothQuant factors (Q.16) near 1 as
+        // calibration gives them, with a few negative or large ones; int16 at the q/k/v
+        // `qmax` and others; u8 of `x + offset` as the GELU output into FFN2.
+        let factors: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let f = match (case + i) % 61 {
+                    0 => i32::MAX,
+                    1 => -(1 << 16),
+                    _ => rng.range(1 << 13, 1 << 19) as i32,
+                };
+                f.to_le_bytes()
+            })
+            .collect();
+        let f4 = LeI32s::new(&factors).expect("factors");
+        let ga = k.quantize_row_i8_scaled(&row, f4, &mut gq);
+        let wa = s.quantize_row_i8_scaled(&row, f4, &mut wq);
+        assert_eq!((ga, &gq), (wa, &wq), "quantize_row_i8_scaled case {case}");
+        let (mut g16, mut w16) = (vec![1i16; n], vec![2i16; n]);
+        for (qmax, f) in [
+            (32_767, None),
+            (32_767, Some(f4)),
+            (8_191, Some(f4)),
+            (255, None),
+        ] {
+            let ga = k.quantize_row_i16(&row, f, qmax, &mut g16);
+            let wa = s.quantize_row_i16(&row, f, qmax, &mut w16);
+            assert_eq!(
+                (ga, &g16),
+                (wa, &w16),
+                "quantize_row_i16 qmax {qmax} case {case}"
+            );
+        }
+        let (mut gu, mut wu) = (vec![1u8; n], vec![2u8; n]);
+        for offset in [0, 11_141, 1 << 16, -(1 << 12), i32::MAX] {
+            let ga = k.quantize_row_u8_offset(&row, offset, &mut gu);
+            let wa = s.quantize_row_u8_offset(&row, offset, &mut wu);
+            assert_eq!(
+                (ga, &gu),
+                (wa, &wu),
+                "quantize_row_u8_offset offset {offset} case {case}"
+            );
+        }
+
         // Requantisation: multipliers near 2^30, shifts that keep the second step a right
         // shift (as real layers do), a few out-of-range ones, and sometimes short slices.
         let mult: Vec<u8> = (0..n)
