@@ -127,12 +127,13 @@ fn main() {
             "geometry": tier.geometry().map(|g| [g.mr, g.nr, g.ku]),
         }));
         let mut rng = microbert::kernels::testing::Rng::new(42);
-        // The dense shapes with int8 activations, and the first one with the other
-        // activation kinds a product may get (u8 with a zero point, int16).
+        // The dense shapes with int8 activations, and the other activation kinds at the
+        // shapes the calibrated encoder gives them: u8 with a zero point into FFN2
+        // (depth = FFN width), int16 into the q/k/v projections (hidden x hidden).
         let cases = shapes
             .iter()
             .map(|&s| (s, "i8"))
-            .chain([(shapes[0], "u8"), (shapes[0], "i16")]);
+            .chain([(shapes[1], "u8"), (shapes[2], "i16")]);
         for ((m, n, depth), lhs) in cases {
             let a: Vec<i8> = (0..m * depth).map(|_| rng.i8()).collect();
             let au8: Vec<u8> = a.iter().map(|&x| x as u8).collect();
