@@ -80,21 +80,26 @@ enum Backend {
     HostPacked(HostKernels),
 }
 
-/// One line per output: `model kind index tokens hash`, computed with `backend`.
-fn outputs(backend: Backend) -> String {
-    let mut out = String::new();
-    let models = [
+/// The blobs, read once: every backend sees the same bytes even if the shared cache's
+/// copy is replaced while the test runs.
+fn models() -> [(&'static str, Vec<u8>); 3] {
+    [
         ("minilm", blob_bytes("minilm")),
         ("bert-tiny", blob_bytes("bert-tiny")),
         ("fixture", fixture()),
-    ];
+    ]
+}
+
+/// One line per output: `model kind index tokens hash`, computed with `backend`.
+fn outputs(models: &[(&str, Vec<u8>)], backend: Backend) -> String {
+    let mut out = String::new();
     let texts = texts();
     let long = corpus::sotu()
         .into_iter()
         .max_by_key(|(_, t)| t.len())
         .map(|(_, t)| t)
         .expect("SOTU addresses");
-    for (name, bytes) in &models {
+    for (name, bytes) in models {
         let model = microbert::parse(bytes).expect("blob parses");
         match backend {
             Backend::Scalar => {
@@ -159,7 +164,8 @@ fn model_outputs<K: Kernels + Copy>(
 
 #[test]
 fn outputs_equal_the_committed_hashes() {
-    let scalar = outputs(Backend::Scalar);
+    let models = models();
+    let scalar = outputs(&models, Backend::Scalar);
     // Every tier against the reference first: a tier's own bug shows as such even while
     // the file awaits a re-bless for new numerics.
     let cpu = microbert_host::cpu::model_name();
@@ -171,7 +177,7 @@ fn outputs_equal_the_committed_hashes() {
         };
         for backend in [Backend::Host(k), Backend::HostPacked(k)] {
             assert_eq!(
-                outputs(backend),
+                outputs(&models, backend),
                 scalar,
                 "{tier} ({backend:?}) outputs differ from scalar"
             );
