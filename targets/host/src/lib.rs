@@ -73,8 +73,8 @@ use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 /// |---|---|---|---|---|
 /// | `scalar` | the reference | the reference | the reference | the reference |
 /// | `avx2` | `vpmaddwd` on i16 pairs, 6 x 16 tiles | the same | `vpmaddwd` | AVX2 |
-/// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 | `vpdpwssd` `ymm`, 3 x 16 | AVX2 `vpmaddwd` | AVX2 |
-/// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 | `vpdpwssd` `zmm`, 4 x 48 | `vpdpwssd` `zmm`, 12 x 32 | mostly AVX-512 |
+/// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 | two `vpdpbusd` products (high, low bytes) | AVX2 `vpmaddwd` | AVX2 |
+/// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 | two `vpdpbusd` products (high, low bytes) | `vpdpwssd` `zmm`, 12 x 32 | mostly AVX-512 |
 ///
 /// AMX-INT8 (`tdpbssd` on tiles) is not implemented: no CPU with AMX was available to
 /// verify it. It would be one more variant here, one more module, and an entry in
@@ -90,7 +90,7 @@ pub enum Tier {
     Avx2,
     /// AVX-VNNI (VEX `vpdpbusd` on `ymm`), with AVX2 for the rest.
     AvxVnni,
-    /// AVX-512 VNNI (`vpdpbusd` and `vpdpwssd` on `zmm`; needs AVX-512 F and BW), with
+    /// AVX-512 VNNI (`vpdpbusd`, and `vpdpwssd` for P.V, on `zmm`; needs AVX-512 F and BW), with
     /// AVX2 for the per-row passes.
     Avx512Vnni,
 }

@@ -25,9 +25,13 @@
 //! verified on: `vpdpwssd zmm`, `vpmaddwd zmm` and `vpdpbusd zmm` each issue two per cycle
 //! (12 independent chains), so the fused form saves `vpmaddwd` + `vpaddd`'s separate add.
 //!
-//! **int16 activations** (`Lhs::I16`) run on the same prepared int8 quads: [`tile_i16`]
-//! sign-extends each group's weights in the loop and uses `vpdpwssd`, at half the
-//! multiply-accumulates per instruction of `vpdpbusd`.
+//! **int16 activations** (`Lhs::I16`, the calibrated blobs' q/k/v inputs) run as two
+//! `vpdpbusd` products on the same prepared int8 quads: `x = 256 hi + lo` with the high
+//! byte `hi = x >> 8` (int8, offset by 128 as above) and the low byte `lo = x & 0xff` (u8,
+//! no offset), and `sum x w = 256 sum hi w + sum lo w` modulo 2^32 ([`split_i16`]). Twice
+//! the int8 work, at the int8 tile's rate: measured faster than one `vpdpwssd` product on
+//! the weights sign-extended in the loop (the previous form: 50 GMAC/s on `ymm` and 167 on
+//! `zmm` against about 233 and 450 for int8, AMD EPYC Zen 5).
 //!
 //! Tile geometry is in each [`MicroKernel`] (`MR` rows x `NR` channels, `KU` depths per
 //! group); the driver [`gemm_panels`] runs every panel over the row tiles of the call, the
@@ -73,21 +77,6 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The tier's instruction set.
     unsafe fn dpwssd(acc: Self, a: Self, b: Self) -> Self;
-    /// All 64-bit halves `x` (four i16 activations).
-    ///
-    /// # Safety
-    /// The tier's instruction set.
-    unsafe fn splat64(x: i64) -> Self;
-    /// `2 * LANES` int8 from `p` sign-extended to `2 * LANES` i16 (unaligned).
-    ///
-    /// # Safety
-    /// The tier's instruction set; `p` readable for `2 * LANES` bytes.
-    unsafe fn load_widened(p: *const u8) -> Self;
-    /// The sums of adjacent lane pairs: `a`'s pairs, then `b`'s, in order.
-    ///
-    /// # Safety
-    /// The tier's instruction set.
-    unsafe fn pair_sums(a: Self, b: Self) -> Self;
     /// Stores the first `n <= LANES` lanes at `p`.
     ///
     /// # Safety
@@ -334,124 +323,15 @@ pub(crate) unsafe fn fill_sums<V: Simd, D: Dot, const NV: usize>(
     }
 }
 
-/// The int16 tile (`Lhs::I16` on the int8 quads): each group's `4 * LANES` weight bytes of
-/// a register of channels are sign-extended into two registers (channel `j` of a half in
-/// lanes `2j` and `2j + 1`: depths 0-1 and 2-3), the row's four i16 activations are
-/// broadcast as one 64-bit word, and `vpdpwssd` accumulates both pairs; the adjacent lanes
-/// are summed at the end. Signed x signed: no offset, no channel sums. Every step wraps
-/// like the reference's `i32` sums.
-///
-/// # Safety
-/// The tier's instruction set for `V`; `a` readable for `R` rows of `2 * t.groups` words
-/// (`t.lda` apart, two words per group), the panel as in [`tile`], and `out` writable at
-/// `r * t.ldo + c` for every `r < R`, `c < t.cols`.
-#[inline(always)]
-pub(crate) unsafe fn tile_i16<V: Simd, const R: usize, const NV: usize, const NA: usize>(
-    t: &Tile,
-    out: *mut i32,
-) {
-    debug_assert!(NA == 2 * NV);
-    let lanes = V::LANES;
-    let group_bytes = NV * 4 * lanes;
-    // SAFETY: the caller's guarantees cover every pointer formed and read below.
-    unsafe {
-        let mut acc = [[V::splat(0); NA]; R];
-        let rows: [*const u32; R] = core::array::from_fn(|r| t.a.add(r * t.lda));
-        let mut bp = t.panel;
-        for g in 0..t.groups {
-            let w: [V; NA] = core::array::from_fn(|h| V::load_widened(bp.add(h * 2 * lanes)));
-            bp = bp.add(group_bytes);
-            for r in 0..R {
-                let x = V::splat64(rows[r].add(2 * g).cast::<i64>().read_unaligned());
-                for h in 0..NA {
-                    acc[r][h] = V::dpwssd(acc[r][h], x, w[h]);
-                }
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            let dst = out.add(r * t.ldo);
-            for v in 0..NV {
-                let c = v * lanes;
-                if c < t.cols {
-                    let sums = V::pair_sums(acc_r[2 * v], acc_r[2 * v + 1]);
-                    V::store(dst.add(c), sums, (t.cols - c).min(lanes));
-                }
-            }
-        }
-    }
-}
-
-/// `out = a x b^T` for int16 activations `a` (as [`quads_of_i16`] words, `lda` per row) on
-/// a quad packing `b` of `NV * V::LANES` channels per panel, tiles of `mr` rows; `tile`
-/// runs one tile of the given row count (`1..=mr`).
-///
-/// # Safety
-/// The tier's instruction set for `V`; `b` packed with `NV * V::LANES` channels per panel;
-/// `a.len() >= (out.rows() - 1) * lda + 2 * b.groups()` when there are rows;
-/// `out.cols() == b.n()`; `tile` as [`tile_i16`] for its row count.
-#[inline(always)]
-pub(crate) unsafe fn gemm_i16_panels(
-    a: &[u32],
-    lda: usize,
-    b: Panels<'_>,
-    nr: usize,
-    mr: usize,
-    mut out: MatMut<'_, i32>,
-    tile: impl Fn(usize, &Tile, *mut i32),
-) {
-    let (m, n, groups) = (out.rows(), b.n(), b.groups());
-    debug_assert!(b.group() == Group::Quad && out.cols() == n && lda >= 2 * groups);
-    debug_assert!(m == 0 || a.len() >= (m - 1) * lda + 2 * groups);
-    let ldo = out.ld();
-    let out = out.data_mut();
-    for q in 0..n.div_ceil(nr) {
-        let panel = b.panel(q);
-        debug_assert!(panel.len() >= groups * 4 * nr);
-        let c0 = q * nr;
-        for r0 in (0..m).step_by(mr) {
-            let t = Tile {
-                a: a.as_ptr().wrapping_add(r0 * lda),
-                lda,
-                groups,
-                panel: panel.as_ptr(),
-                sums: panel.as_ptr(),
-                factor: 0,
-                cols: nr.min(n - c0),
-                ldo,
-            };
-            // The tile stores inside rows `r0..r0 + rows` of `out` (the `MatMut` invariant:
-            // stride `ldo`, `c0 + cols <= n <= ldo`).
-            tile(
-                (m - r0).min(mr),
-                &t,
-                out.as_mut_ptr().wrapping_add(r0 * ldo + c0),
-            );
-        }
-    }
-}
-
-/// Rows of int16 activations as pairs of words per group of four depths (`x0 | x1 << 16`,
-/// `x2 | x3 << 16`), zero past the depth. Returns the words per row (twice the groups).
-pub(crate) fn quads_of_i16(a: MatRef<'_, i16>, out: &mut Vec<u32>) -> usize {
-    let (m, depth) = (a.rows(), a.cols());
-    let words = 2 * depth.div_ceil(4);
-    // Every word is written below.
-    resize(out, m * words, true);
-    for (r, dst) in out.chunks_exact_mut(words.max(1)).take(m).enumerate() {
-        let row = a.row(r);
-        for (i, d) in dst.iter_mut().enumerate() {
-            let at = |k: usize| u32::from(row.get(k).copied().unwrap_or(0) as u16);
-            *d = at(2 * i) | at(2 * i + 1) << 16;
-        }
-    }
-    words
-}
-
 std::thread_local! {
     /// The left operand as words of groups, reused across calls on this thread.
     static A_WORDS: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
     /// A right operand packed by the call itself (when it was not prepared beforehand).
     static B_PACKED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The low bytes of int16 activations as words ([`split_i16`]).
+    static A_LOW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    /// The product of the low bytes.
+    static LOW_OUT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Rows of int8 activations as `vpdpbusd` words: four bytes `x ^ 0x80` per word, zero
@@ -469,6 +349,57 @@ pub(crate) fn quads_of_i8(a: MatRef<'_, i8>, out: &mut Vec<u32>) -> usize {
 /// Rows of u8 activations as `vpdpbusd` words, as they are.
 pub(crate) fn quads_of_u8(a: MatRef<'_, u8>, out: &mut Vec<u32>) -> usize {
     words_of(a, out, 4, |w| w, u32::from)
+}
+
+/// Rows of int16 activations split into bytes as `vpdpbusd` words, `x = 256 hi + lo`: the
+/// high bytes `hi = x >> 8` (int8) offset by 128 as [`quads_of_i8`] writes them, into `hi`,
+/// and the low bytes `lo = x & 0xff` (u8) as they are, into `lo`; zero past the depth (the
+/// packed weights are zero there). Returns the words per row.
+pub(crate) fn split_i16(a: MatRef<'_, i16>, hi: &mut Vec<u32>, lo: &mut Vec<u32>) -> usize {
+    use core::arch::x86_64::{
+        _mm_and_si128, _mm_loadu_si128, _mm_packs_epi16, _mm_packus_epi16, _mm_set1_epi8,
+        _mm_set1_epi16, _mm_srai_epi16, _mm_storeu_si128, _mm_xor_si128,
+    };
+    let (m, depth) = (a.rows(), a.cols());
+    let words = depth.div_ceil(4);
+    // Every word is written below.
+    resize(hi, m * words, true);
+    resize(lo, m * words, true);
+    let k16 = depth & !15;
+    let rows = hi
+        .chunks_exact_mut(words.max(1))
+        .zip(lo.chunks_exact_mut(words.max(1)));
+    for (r, (h, l)) in rows.take(m).enumerate() {
+        let row = a.row(r);
+        for k in (0..k16).step_by(16) {
+            // SAFETY: SSE2 is part of x86-64; `k + 16 <= depth` elements of the row are
+            // read, and 16 bytes (words `k / 4..k / 4 + 4`, inside the row's `words`) are
+            // written to each of `h` and `l`. The shift leaves i8 values and the mask u8
+            // ones, so the packs do not saturate.
+            unsafe {
+                let x0 = _mm_loadu_si128(row.as_ptr().add(k).cast());
+                let x1 = _mm_loadu_si128(row.as_ptr().add(k + 8).cast());
+                let high = _mm_packs_epi16(_mm_srai_epi16::<8>(x0), _mm_srai_epi16::<8>(x1));
+                let mask = _mm_set1_epi16(0xff);
+                let low = _mm_packus_epi16(_mm_and_si128(x0, mask), _mm_and_si128(x1, mask));
+                let offset = _mm_xor_si128(high, _mm_set1_epi8(0x80u8 as i8));
+                _mm_storeu_si128(h.as_mut_ptr().add(k / 4).cast(), offset);
+                _mm_storeu_si128(l.as_mut_ptr().add(k / 4).cast(), low);
+            }
+        }
+        let tail = row.get(k16..).unwrap_or_default();
+        let ws = h.iter_mut().zip(l.iter_mut()).skip(k16 / 4);
+        for ((hw, lw), quad) in ws.zip(tail.chunks(4)) {
+            let byte = |f: fn(i16) -> u8| {
+                quad.iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (i, &x)| acc | u32::from(f(x)) << (8 * i))
+            };
+            *hw = byte(|x| (x >> 8) as u8 ^ 0x80);
+            *lw = byte(|x| x as u8);
+        }
+    }
+    words
 }
 
 /// Rows of u16 probabilities as `vpdpwssd` words: `p ^ 0x8000` (`p - 32768` as i16) in
@@ -514,27 +445,15 @@ fn words_of<T: microbert::kernels::Element + bytemuck::Pod>(
     words
 }
 
-/// The activations of a VNNI product and the factor of the channel sums that corrects
-/// them.
+/// The activations of a VNNI product.
 #[derive(Clone, Copy)]
 pub(crate) enum Act<'a> {
     /// int8: offset by 128.
     I8(MatRef<'a, i8>),
     /// u8 with a zero point.
     U8(MatRef<'a, u8>, u8),
-    /// int16 (`vpdpwssd` on the widened weights; no offset).
+    /// int16: two products, of the high and the low bytes ([`split_i16`]).
     I16(MatRef<'a, i16>),
-}
-
-impl Act<'_> {
-    /// Writes the `vpdpbusd` words; returns the words per row and the sums' factor.
-    fn words(&self, out: &mut Vec<u32>) -> (usize, i32) {
-        match *self {
-            Self::I8(a) => (quads_of_i8(a, out), -128),
-            Self::U8(a, zp) => (quads_of_u8(a, out), -i32::from(zp)),
-            Self::I16(a) => (quads_of_i16(a, out), 0),
-        }
-    }
 }
 
 /// What a VNNI tier provides to the shared drivers below.
@@ -546,11 +465,6 @@ pub(crate) trait VnniTier {
     /// # Safety
     /// As [`gemm_panels`] for the tier's kernel, on a CPU with the tier's features.
     unsafe fn gemm_quads(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, out: MatMut<'_, i32>);
-    /// `out = a x b` for int16 activations ([`quads_of_i16`] words) on the same panels.
-    ///
-    /// # Safety
-    /// As [`gemm_i16_panels`] for the tier's kernel, on a CPU with the tier's features.
-    unsafe fn gemm_i16(a: &[u32], lda: usize, b: Panels<'_>, out: MatMut<'_, i32>);
     /// Packs `b` for [`Self::gemm_quads`] into `out`, sums included; false when too short.
     ///
     /// # Safety
@@ -576,49 +490,66 @@ pub(crate) unsafe fn gemm<T: VnniTier>(
     out: MatMut<'_, i32>,
 ) {
     let (n, depth) = (b.rows(), b.cols());
-    with_buffer(&A_WORDS, |words| {
-        let (lda, factor) = act.words(words);
-        let ready = prepared.and_then(|bytes| Panels::new(bytes, n, depth, T::NR, Group::Quad));
-        match ready {
-            // SAFETY: the caller's; `words` holds `rows` rows of `lda` words.
-            Some(p) => unsafe { run::<T>(act, words, lda, p, factor, out) },
-            None => with_buffer(&B_PACKED, |packed| {
-                let Some(len) = prepared_len::<T>(n, depth) else {
-                    return;
-                };
-                // `pack` writes every byte.
-                resize(packed, len, true);
-                // SAFETY: the caller's.
-                if unsafe { T::pack(b, packed) }
-                    && let Some(p) = Panels::new(packed, n, depth, T::NR, Group::Quad)
-                {
-                    // SAFETY: as above.
-                    unsafe { run::<T>(act, words, lda, p, factor, out) };
-                }
-            }),
-        }
-    });
+    match prepared.and_then(|bytes| Panels::new(bytes, n, depth, T::NR, Group::Quad)) {
+        // SAFETY: the caller's.
+        Some(p) => unsafe { run::<T>(act, p, out) },
+        None => with_buffer(&B_PACKED, |packed| {
+            let Some(len) = prepared_len::<T>(n, depth) else {
+                return;
+            };
+            // `pack` writes every byte.
+            resize(packed, len, true);
+            // SAFETY: the caller's.
+            if unsafe { T::pack(b, packed) }
+                && let Some(p) = Panels::new(packed, n, depth, T::NR, Group::Quad)
+            {
+                // SAFETY: as above.
+                unsafe { run::<T>(act, p, out) };
+            }
+        }),
+    }
 }
 
-/// The tier's kernel for the activation kind.
+/// `out = act x b^T` on panels `b` of the tier: one `vpdpbusd` product for int8 and u8,
+/// two for int16 (the high bytes into `out`, the low ones into a buffer, then
+/// `out = 256 out + low`, wrapping like the reference's sums).
 ///
 /// # Safety
-/// As [`VnniTier::gemm_quads`] / [`VnniTier::gemm_i16`].
-unsafe fn run<T: VnniTier>(
-    act: Act<'_>,
-    words: &[u32],
-    lda: usize,
-    b: Panels<'_>,
-    factor: i32,
-    out: MatMut<'_, i32>,
-) {
-    // SAFETY: the caller's.
-    unsafe {
-        match act {
-            Act::I16(_) => T::gemm_i16(words, lda, b, out),
-            _ => T::gemm_quads(words, lda, b, factor, out),
-        }
-    }
+/// As [`VnniTier::gemm_quads`]: a CPU with the tier's features, `act`'s depth `b`'s and
+/// `out` `act.rows() x b.n()`.
+unsafe fn run<T: VnniTier>(act: Act<'_>, b: Panels<'_>, mut out: MatMut<'_, i32>) {
+    with_buffer(&A_WORDS, |words| {
+        let (lda, factor) = match act {
+            Act::I8(a) => (quads_of_i8(a, words), -128),
+            Act::U8(a, zp) => (quads_of_u8(a, words), -i32::from(zp)),
+            Act::I16(a) => {
+                return with_buffer(&A_LOW, |lo| {
+                    with_buffer(&LOW_OUT, |low| {
+                        let lda = split_i16(a, words, lo);
+                        let (m, n) = (out.rows(), out.cols());
+                        // `gemm_quads` writes every element.
+                        resize(low, m * n, true);
+                        let Some(low_out) = MatMut::contiguous(low, m, n) else {
+                            return;
+                        };
+                        // SAFETY: the caller's; `words` and `lo` hold `m` rows of `lda`
+                        // words.
+                        unsafe {
+                            T::gemm_quads(words, lda, b, -128, out.reborrow());
+                            T::gemm_quads(lo, lda, b, 0, low_out);
+                        }
+                        for (r, l) in low.chunks_exact(n.max(1)).take(m).enumerate() {
+                            for (o, &l) in out.row_mut(r).iter_mut().zip(l) {
+                                *o = o.wrapping_mul(256).wrapping_add(l);
+                            }
+                        }
+                    })
+                });
+            }
+        };
+        // SAFETY: the caller's; `words` holds the rows, `lda` words each.
+        unsafe { T::gemm_quads(words, lda, b, factor, out) }
+    });
 }
 
 /// `out[r][t] = sum_j p[r][j] * v[j][t]` (attention P.V) with `vpdpwssd` on the `zmm`

@@ -108,6 +108,9 @@ fn encoder_shapes(k: &HostKernels) {
             .map(|i| match i % 9 {
                 0 => 8191,
                 1 => -8191,
+                // The extremes (the high byte -128 and 127 of the VNNI tiers' split).
+                2 if i % 4 == 0 => i16::MIN,
+                3 if i % 4 == 1 => i16::MAX,
                 _ => rng.range(-8191, 8191) as i16,
             })
             .collect();

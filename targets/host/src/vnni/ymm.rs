@@ -14,10 +14,6 @@ use core::arch::x86_64::{
     _mm256_loadu_si256, _mm256_maskstore_epi32, _mm256_mullo_epi32, _mm256_set1_epi32,
     _mm256_setr_epi32, _mm256_storeu_si256,
 };
-use core::arch::x86_64::{
-    _mm_loadu_si128, _mm256_cvtepi8_epi16, _mm256_hadd_epi32, _mm256_permute4x64_epi64,
-    _mm256_set1_epi64x,
-};
 use microbert::kernels::{MatMut, MatRef};
 
 /// A `ymm` register of 8 i32 lanes.
@@ -50,22 +46,6 @@ impl Simd for Ymm {
     unsafe fn dpwssd(acc: Self, a: Self, b: Self) -> Self {
         // SAFETY: AVX-VNNI.
         Self(unsafe { _mm256_dpwssd_avx_epi32(acc.0, a.0, b.0) })
-    }
-    #[inline(always)]
-    unsafe fn splat64(x: i64) -> Self {
-        // SAFETY: AVX.
-        Self(unsafe { _mm256_set1_epi64x(x) })
-    }
-    #[inline(always)]
-    unsafe fn load_widened(p: *const u8) -> Self {
-        // SAFETY: the caller's (AVX2, 16 readable bytes).
-        Self(unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) })
-    }
-    #[inline(always)]
-    unsafe fn pair_sums(a: Self, b: Self) -> Self {
-        // SAFETY: AVX2. `vphaddd` sums the pairs within each 128-bit half (a's, then b's);
-        // the 64-bit permute puts the halves in order.
-        Self(unsafe { _mm256_permute4x64_epi64::<0b1101_1000>(_mm256_hadd_epi32(a.0, b.0)) })
     }
     #[inline(always)]
     unsafe fn store(p: *mut i32, v: Self, n: usize) {
@@ -104,24 +84,6 @@ impl super::VnniTier for AvxVnni {
     ) {
         // SAFETY: the features are enabled here; the rest is the caller's.
         unsafe { super::gemm_panels::<Ymm6x16>(a, lda, b, factor, out) };
-    }
-
-    #[target_feature(enable = "avx2,avxvnni")]
-    unsafe fn gemm_i16(a: &[u32], lda: usize, b: super::Panels<'_>, out: MatMut<'_, i32>) {
-        // 3 rows x 16 channels: 12 accumulators (two per 8 channels), 4 widened weights.
-        let tile = |rows: usize, t: &super::Tile, out: *mut i32| {
-            // SAFETY: the features are enabled here; `gemm_i16_panels` passes tiles that
-            // satisfy `tile_i16` for `rows` rows.
-            unsafe {
-                match rows {
-                    1 => super::tile_i16::<Ymm, 1, 2, 4>(t, out),
-                    2 => super::tile_i16::<Ymm, 2, 2, 4>(t, out),
-                    _ => super::tile_i16::<Ymm, 3, 2, 4>(t, out),
-                }
-            }
-        };
-        // SAFETY: the features are enabled here; the rest is the caller's.
-        unsafe { super::gemm_i16_panels(a, lda, b, Self::NR, 3, out, tile) };
     }
 
     #[target_feature(enable = "avx2,avxvnni")]

@@ -16,10 +16,6 @@ use core::arch::x86_64::{
     __m512i, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32, _mm512_loadu_si512,
     _mm512_mask_storeu_epi32, _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_storeu_si512,
 };
-use core::arch::x86_64::{
-    _mm256_loadu_si256, _mm512_add_epi32, _mm512_cvtepi8_epi16, _mm512_permutex2var_epi32,
-    _mm512_set1_epi64, _mm512_setr_epi32,
-};
 use microbert::kernels::{MatMut, MatRef};
 
 /// A `zmm` register of 16 i32 lanes.
@@ -54,28 +50,6 @@ impl Simd for Zmm {
         Self(unsafe { _mm512_dpwssd_epi32(acc.0, a.0, b.0) })
     }
     #[inline(always)]
-    unsafe fn splat64(x: i64) -> Self {
-        // SAFETY: AVX-512 F.
-        Self(unsafe { _mm512_set1_epi64(x) })
-    }
-    #[inline(always)]
-    unsafe fn load_widened(p: *const u8) -> Self {
-        // SAFETY: the caller's (AVX-512 BW, 32 readable bytes).
-        Self(unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast())) })
-    }
-    #[inline(always)]
-    unsafe fn pair_sums(a: Self, b: Self) -> Self {
-        // SAFETY: AVX-512 F.
-        unsafe {
-            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-            Self(_mm512_add_epi32(
-                _mm512_permutex2var_epi32(a.0, even, b.0),
-                _mm512_permutex2var_epi32(a.0, odd, b.0),
-            ))
-        }
-    }
-    #[inline(always)]
     unsafe fn store(p: *mut i32, v: Self, n: usize) {
         // SAFETY: the caller's (AVX-512 F, `n` writable i32; masked lanes are not
         // written and do not fault).
@@ -99,9 +73,6 @@ micro_kernel! {
     ZmmPv12x32: Zmm, Pairs, mr = 12, nv = 2, short = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 }
 
-/// Rows per tile of the int16 GEMM (`Lhs::I16`).
-pub(crate) const I16_MR: usize = 4;
-
 /// Channels per panel of the P.V packing.
 pub(crate) const PV_NR: usize = 32;
 
@@ -121,25 +92,6 @@ impl super::VnniTier for Avx512Vnni {
     ) {
         // SAFETY: the features are enabled here; the rest is the caller's.
         unsafe { super::gemm_panels::<Zmm8x48>(a, lda, b, factor, out) };
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-    unsafe fn gemm_i16(a: &[u32], lda: usize, b: super::Panels<'_>, out: MatMut<'_, i32>) {
-        // 4 rows x 48 channels: 24 accumulators (two per 16 channels), 6 widened weights.
-        let tile = |rows: usize, t: &super::Tile, out: *mut i32| {
-            // SAFETY: the features are enabled here; `gemm_i16_panels` passes tiles that
-            // satisfy `tile_i16` for `rows` rows.
-            unsafe {
-                match rows {
-                    1 => super::tile_i16::<Zmm, 1, 3, 6>(t, out),
-                    2 => super::tile_i16::<Zmm, 2, 3, 6>(t, out),
-                    3 => super::tile_i16::<Zmm, 3, 3, 6>(t, out),
-                    _ => super::tile_i16::<Zmm, 4, 3, 6>(t, out),
-                }
-            }
-        };
-        // SAFETY: the features are enabled here; the rest is the caller's.
-        unsafe { super::gemm_i16_panels(a, lda, b, Self::NR, I16_MR, out, tile) };
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
