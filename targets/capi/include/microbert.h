@@ -392,8 +392,9 @@ int32_t microbert_embed_q16(const microbert_model *model,
 const char *microbert_status_message(int32_t status);
 
 /**
- * The name of the kernels this library was built with (static, NUL-terminated): "scalar",
- * "avx2" (x86-64 hosts whose CPU has it), "neon", "neon-dotprod" or "rvv".
+ * The name of the kernels this library runs (static, NUL-terminated): "scalar", on x86-64
+ * hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni"), "neon",
+ * "neon-dotprod" or "rvv".
  */
 const char *microbert_kernels(void);
 

@@ -128,6 +128,8 @@ pub(crate) fn kernels_name() -> &'static CStr {
     match kernels().name() {
         "scalar" => c"scalar",
         "avx2" => c"avx2",
+        "avx-vnni" => c"avx-vnni",
+        "avx512-vnni" => c"avx512-vnni",
         "neon" => c"neon",
         "neon-dotprod" => c"neon-dotprod",
         "rvv" => c"rvv",

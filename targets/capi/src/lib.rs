@@ -470,8 +470,9 @@ pub extern "C" fn microbert_status_message(status: i32) -> *const c_char {
     message(status).as_ptr()
 }
 
-/// The name of the kernels this library was built with (static, NUL-terminated): "scalar",
-/// "avx2" (x86-64 hosts whose CPU has it), "neon", "neon-dotprod" or "rvv".
+/// The name of the kernels this library runs (static, NUL-terminated): "scalar", on x86-64
+/// hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni"), "neon",
+/// "neon-dotprod" or "rvv".
 #[unsafe(no_mangle)]
 pub extern "C" fn microbert_kernels() -> *const c_char {
     glue::kernels_name().as_ptr()
