@@ -10,6 +10,7 @@ mod cross;
 mod fetch;
 mod firmware;
 mod fixture;
+mod fuzz;
 mod long;
 mod quantize;
 mod tables;
@@ -71,6 +72,10 @@ enum Command {
     /// Wall time and peak RSS of `microbert embed` at 512 to 16,384 tokens and of the candle
     /// f32 reference up to 8,192; checks the 16,384-token peak against 64 MiB + the blob.
     BenchLong,
+    /// Coverage-guided fuzzing (libFuzzer, AddressSanitizer) of every target in
+    /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
+    /// reproducer's path.
+    Fuzz(fuzz::FuzzArgs),
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -116,6 +121,7 @@ fn main() -> Result<()> {
         Command::Firmware(args) => firmware::run(&root, &args),
         Command::Accuracy { long } => long::accuracy(long),
         Command::BenchLong => long::bench_long(&root),
+        Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
