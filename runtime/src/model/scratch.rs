@@ -134,8 +134,10 @@ impl Plan {
             given,
             needed: usize::MAX,
         })?;
-        let (head, words, _) = bytemuck::pod_align_to_mut::<u8, u32>(arena);
-        let misalignment = head.len();
+        // Bytes before the first 4-byte boundary, also when the arena ends before it (then
+        // `pod_align_to_mut` puts the whole arena in its unaligned head).
+        let misalignment = arena.as_ptr().addr().wrapping_neg() % 4;
+        let (_, words, _) = bytemuck::pod_align_to_mut::<u8, u32>(arena);
         if words.len().saturating_mul(4) < needed {
             return Err(RunError::ScratchTooSmall {
                 given,
