@@ -68,6 +68,9 @@ pub struct FuzzArgs {
     /// Seconds of fuzzing per target (0: none, e.g. only --minimize).
     #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// Also stop a target after this many executions (libFuzzer's -runs).
+    #[arg(long)]
+    runs: Option<u64>,
     /// Only this target (a file name in fuzz/src/bin/ without `.rs`); all of them when
     /// absent, one after the other.
     #[arg(long)]
@@ -84,6 +87,7 @@ pub struct FuzzArgs {
 /// What one libFuzzer run did.
 #[derive(Debug, Default)]
 struct Stats {
+    seconds: u64,
     executions: u64,
     per_second: u64,
     new_units: u64,
@@ -118,6 +122,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
             .arg(&committed)
             .arg(&seeds)
             .arg(format!("-max_total_time={}", args.seconds))
+            .args(args.runs.map(|n| format!("-runs={n}")))
             .arg("-print_final_stats=1")
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .args(LIBFUZZER_FLAGS);
@@ -135,7 +140,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
             log.display()
         );
         let stats = libfuzzer(&mut cmd, &log)?;
-        record(root, target, args.seconds, &stats, &cpu)?;
+        record(root, target, &stats, &cpu)?;
         if args.minimize && stats.crash.is_none() {
             minimize(root, &bins, target, &seeds, &[&work, &committed])?;
         }
@@ -150,7 +155,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
         println!(
             "{:<12} {:>8} {:>14} {:>9} {:>10} {:>8}",
             target,
-            args.seconds,
+            s.seconds,
             s.executions,
             s.per_second,
             s.new_units,
@@ -289,6 +294,7 @@ fn libfuzzer(cmd: &mut Command, log: &Path) -> Result<Stats> {
         .stderr(Stdio::piped())
         .spawn()
         .context("starting the fuzz target")?;
+    let start = Instant::now();
     let mut stats = Stats::default();
     let mut reproducer = None;
     let stderr = child.stderr.take().context("fuzz target stderr")?;
@@ -319,6 +325,7 @@ fn libfuzzer(cmd: &mut Command, log: &Path) -> Result<Stats> {
         }
     }
     let status = child.wait()?;
+    stats.seconds = start.elapsed().as_secs();
     if !status.success() {
         stats.crash = Some(reproducer.unwrap_or_else(|| {
             format!(
@@ -488,7 +495,7 @@ fn cpu_model() -> String {
 }
 
 /// Appends a run to `fuzz/target/runs.tsv`.
-fn record(root: &Path, target: &str, seconds: u64, s: &Stats, cpu: &str) -> Result<()> {
+fn record(root: &Path, target: &str, s: &Stats, cpu: &str) -> Result<()> {
     let path = root.join("fuzz/target/runs.tsv");
     let new = !path.exists();
     let mut f = std::fs::OpenOptions::new()
@@ -507,7 +514,8 @@ fn record(root: &Path, target: &str, seconds: u64, s: &Stats, cpu: &str) -> Resu
         .unwrap_or(0);
     writeln!(
         f,
-        "{now}\t{target}\t{seconds}\t{}\t{}\t{}\t{cpu}",
+        "{now}\t{target}\t{}\t{}\t{}\t{}\t{cpu}",
+        s.seconds,
         s.executions,
         s.per_second,
         u8::from(s.crash.is_some())
