@@ -7,26 +7,25 @@
 //! the pooled Q.16 vector, as `microbert embed --hash`), and the pooled vector itself.
 //!
 //! Memory: the model blob is `include_bytes!`-ed into the image (`.rodata`) and parsed
-//! zero-copy; the arena is one `static` handed out once as `&'static mut` by a
-//! `static_cell::ConstStaticCell` (no `static mut`, no heap, no `unsafe`); its size is
-//! `scratch_bytes(model, MAX_TOKENS)`, computed by the build script with the runtime itself.
+//! zero-copy; the arena is one `static` `microbert::Arena` handed out once as
+//! `&'static mut` by a `static_cell::ConstStaticCell` (no `static mut`, no heap, no
+//! `unsafe`). Its size is a `const fn` of the board's declared plan (`crate::PLAN`: the
+//! model's dimensions and [`MAX_TOKENS`]), so no build script has to parse the blob; at run
+//! time `Plan::check` confirms the blob fits what was declared.
 
 use core::fmt::{self, Write};
+use microbert::{Arena, Plan};
 use static_cell::ConstStaticCell;
 
-/// Constants the build script derived from the blob.
-mod consts {
-    include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
-}
-use consts::{ARENA_BYTES, HIDDEN};
-
 /// Longest token sequence accepted, `[CLS]` and `[SEP]` included (longer texts are
-/// truncated by the tokenizer). The arena is sized for it by the build script.
+/// truncated by the tokenizer). The board's `PLAN` sizes the arena for it.
 pub(crate) const MAX_TOKENS: usize = 128;
-const _: () = assert!(
-    MAX_TOKENS == consts::BUILD_MAX_TOKENS,
-    "keep the build script in step"
-);
+
+/// Hidden width (length of the pooled vector) of the declared plan.
+const HIDDEN: usize = crate::PLAN.dims().hidden;
+/// Bytes of the static arena.
+const ARENA_BYTES: usize = crate::PLAN.arena_bytes();
+const _: () = assert!(crate::PLAN.tokens() == MAX_TOKENS, "the plan's token count");
 
 /// The sentence the firmware embeds (printed as `text:` so the host side uses the same).
 pub(crate) const TEXT: &str =
@@ -35,29 +34,39 @@ pub(crate) const TEXT: &str =
 /// The model, in flash.
 static BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.blob"));
 
-/// The scratch arena: 4-byte aligned as `microbert::scratch_bytes` asks.
-#[repr(C, align(4))]
-struct Arena([u8; ARENA_BYTES]);
+/// The scratch arena. All zero, so it lands in `.bss` (zeroed at start-up, no image bytes).
+static ARENA: ConstStaticCell<Arena<ARENA_BYTES>> = ConstStaticCell::new(Arena::new());
 
-/// All zero, so it lands in `.bss` (zeroed at start-up, no image bytes).
-static ARENA: ConstStaticCell<Arena> = ConstStaticCell::new(Arena([0; ARENA_BYTES]));
-
-/// Everything that can fail, for one message.
+/// Everything that can fail, for one message: the runtime's error or the console.
 pub(crate) enum Error {
-    Blob(microbert::BlobError),
-    Tokenize(microbert::TokenizeError),
-    Run(microbert::RunError),
+    Microbert(microbert::Error),
     Console,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Blob(e) => write!(f, "blob: {e}"),
-            Self::Tokenize(e) => write!(f, "tokenizer: {e}"),
-            Self::Run(e) => write!(f, "encoder: {e}"),
+            Self::Microbert(e) => write!(f, "{e}"),
             Self::Console => f.write_str("console write failed"),
         }
+    }
+}
+
+impl From<microbert::BlobError> for Error {
+    fn from(e: microbert::BlobError) -> Self {
+        Self::Microbert(e.into())
+    }
+}
+
+impl From<microbert::TokenizeError> for Error {
+    fn from(e: microbert::TokenizeError) -> Self {
+        Self::Microbert(e.into())
+    }
+}
+
+impl From<microbert::RunError> for Error {
+    fn from(e: microbert::RunError) -> Self {
+        Self::Microbert(e.into())
     }
 }
 
@@ -97,7 +106,7 @@ pub(crate) fn run<K: microbert::Kernels>(
     out: &mut impl Write,
 ) -> Result<u64, Error> {
     writeln!(out, "microbert {board}: {} kernels", kernels.name())?;
-    let model = microbert::parse(BLOB).map_err(Error::Blob)?;
+    let model = microbert::parse(BLOB)?;
     writeln!(
         out,
         "model: {} layers, hidden {}, vocab {}, blob {} bytes",
@@ -107,22 +116,20 @@ pub(crate) fn run<K: microbert::Kernels>(
         BLOB.len()
     )?;
     let mut ids = [0u32; MAX_TOKENS];
-    let enc = microbert::Tokenizer::new(&model)
-        .encode(TEXT, &mut ids)
-        .map_err(Error::Tokenize)?;
+    let enc = microbert::Tokenizer::new(&model).encode(TEXT, &mut ids)?;
     writeln!(out, "text: {TEXT}")?;
     let truncated = if enc.truncated { " (truncated)" } else { "" };
     writeln!(out, "tokens: {}{truncated}", enc.len)?;
-    let arena = &mut ARENA.take().0;
+    // The blob must fit the plan the arena was declared for.
+    crate::PLAN.check(&Plan::for_model(&model, MAX_TOKENS))?;
+    let arena = ARENA.take().bytes();
     writeln!(
         out,
         "arena: {ARENA_BYTES} bytes static (scratch for {MAX_TOKENS} tokens), {} needed for this text",
         microbert::scratch_bytes(&model, enc.len)
     )?;
     let mut pooled = [0i32; HIDDEN];
-    microbert::Encoder::new(&model, kernels)
-        .embed(&ids[..enc.len], arena, &mut pooled)
-        .map_err(Error::Run)?;
+    microbert::Encoder::new(&model, kernels).embed(&ids[..enc.len], arena, &mut pooled)?;
     let hash = microbert::output::hash(&pooled);
     writeln!(out, "hash: {hash:016x}")?;
     write!(out, "pooled (Q.16, {HIDDEN}):")?;

@@ -1,54 +1,76 @@
 //! Shared by the backend crates' `tests/minilm.rs` (included with `#[path]`).
 //!
 //! End to end: MiniLM sentence embeddings computed with this backend must hash exactly as
-//! the host's scalar reference computed them (`cargo xtask cross` runs it under qemu).
+//! the scalar reference computes them.
 //!
-//! Inputs come from the environment: `MICROBERT_BLOB` (the MiniLM blob), `MICROBERT_TEXTS`
-//! (a file, one text per line), `MICROBERT_EXPECT` (the host's `microbert::output::hash` of
-//! each pooled Q.16 vector, hex, comma-separated) and `MICROBERT_MAX_TOKENS` (truncation,
-//! default 128). Without `MICROBERT_BLOB` the test has nothing to compare and passes.
+//! Under `cargo xtask cross` (qemu) the inputs come from the environment: `MICROBERT_BLOB`
+//! (the MiniLM blob), `MICROBERT_TEXTS` (a file, one text per line), `MICROBERT_EXPECT`
+//! (the host's `microbert::output::hash` of each pooled Q.16 vector, hex, comma-separated)
+//! and `MICROBERT_MAX_TOKENS` (truncation, default 128); with `MICROBERT_BLOB` set the
+//! other two must be set as well.
+//!
+//! Without `MICROBERT_BLOB` (a plain `cargo test` on the build machine, where the backend
+//! is its portable fallback) the test embeds [`LOCAL_TEXTS`] with the blob that
+//! `cargo xtask prepare` converts into the cache and compares with `microbert::Scalar` in
+//! the same process. When that blob is missing, the rule of `microbert_tests::require`
+//! applies (`tests/src/require.rs`, included below): a failure under `CI=true`, a one-line
+//! skip elsewhere.
 
-use microbert::{Encoder, Kernels, Tokenizer};
+#[path = "../../tests/src/require.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod require;
+
+use microbert::{Encoder, Kernels, ModelView, Tokenizer};
+
+/// Texts of the local run (without `MICROBERT_TEXTS`): short, accented and CJK, a longer
+/// sentence, and the empty text.
+pub(crate) const LOCAL_TEXTS: [&str; 4] = [
+    "Hello world.",
+    "Ça coûte 12,50 € — naïve café déjà vu? 東京は日本の首都です。",
+    "Attention streams by query rows: keys and values for the whole sequence are kept as \
+     int8, so memory grows with n and never with n squared.",
+    "",
+];
 
 /// Runs the comparison with `kernels`; call it from a `#[test]` of each backend crate.
 pub(crate) fn run<K: Kernels + Copy>(kernels: K) {
-    let Some(blob_path) = std::env::var_os("MICROBERT_BLOB") else {
-        println!("minilm: MICROBERT_BLOB not set, skipped");
-        return;
-    };
-    let blob = std::fs::read(&blob_path).expect("cannot read MICROBERT_BLOB");
-    let model = microbert::parse(&blob).expect("invalid blob");
-    let texts_path = std::env::var_os("MICROBERT_TEXTS").expect("MICROBERT_TEXTS not set");
-    let texts = std::fs::read_to_string(texts_path).expect("cannot read MICROBERT_TEXTS");
-    let expect: Vec<u64> = std::env::var("MICROBERT_EXPECT")
-        .expect("MICROBERT_EXPECT not set")
-        .split(',')
-        .map(|h| u64::from_str_radix(h.trim(), 16).expect("MICROBERT_EXPECT: hex hashes"))
-        .collect();
     let max_tokens = std::env::var("MICROBERT_MAX_TOKENS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(128usize);
-
-    let encoder = Encoder::new(&model, kernels);
-    let tokenizer = Tokenizer::new(&model);
-    let mut got = Vec::new();
-    for text in texts.lines() {
-        let mut ids = vec![0u32; max_tokens];
-        let enc = tokenizer.encode(text, &mut ids).expect("tokenize");
-        let mut arena = vec![0u32; microbert::scratch_bytes(&model, enc.len).div_ceil(4)];
-        let mut pooled = vec![0i32; model.config.hidden_size as usize];
-        encoder
-            .embed(&ids[..enc.len], microbert::arena(&mut arena), &mut pooled)
-            .expect("embed");
-        let hash = microbert::output::hash(&pooled);
-        println!(
-            "minilm {}: {:3} tokens, hash {hash:016x}",
-            kernels.name(),
-            enc.len
-        );
-        got.push(hash);
-    }
+    let (blob, texts, expect) = match std::env::var_os("MICROBERT_BLOB") {
+        Some(blob_path) => {
+            let blob = std::fs::read(&blob_path).expect("cannot read MICROBERT_BLOB");
+            let texts_path = std::env::var_os("MICROBERT_TEXTS").expect("MICROBERT_TEXTS not set");
+            let texts = std::fs::read_to_string(texts_path).expect("cannot read MICROBERT_TEXTS");
+            let texts: Vec<String> = texts.lines().map(str::to_owned).collect();
+            let expect: Vec<u64> = std::env::var("MICROBERT_EXPECT")
+                .expect("MICROBERT_EXPECT not set")
+                .split(',')
+                .map(|h| u64::from_str_radix(h.trim(), 16).expect("MICROBERT_EXPECT: hex hashes"))
+                .collect();
+            (blob, texts, Some(expect))
+        }
+        None => {
+            let path = require::cache_dir().join("blobs").join("minilm.blob");
+            let Some(blob) = require::require(
+                std::fs::read(&path),
+                format!(
+                    "MICROBERT_BLOB is not set (`cargo xtask cross` sets it) and {}",
+                    path.display()
+                ),
+                "cargo xtask prepare",
+            ) else {
+                return;
+            };
+            let texts = LOCAL_TEXTS.map(str::to_owned).to_vec();
+            (blob, texts, None)
+        }
+    };
+    let model = microbert::parse(&blob).expect("invalid blob");
+    let got = hashes(&model, kernels, &texts, max_tokens);
+    let expect = expect.unwrap_or_else(|| hashes(&model, microbert::Scalar, &texts, max_tokens));
+    assert_eq!(expect.len(), texts.len(), "one expected hash per text");
     let matching = got.iter().zip(&expect).filter(|(g, e)| g == e).count();
     println!(
         "minilm {}: {matching}/{} texts match the host scalar hashes",
@@ -59,4 +81,33 @@ pub(crate) fn run<K: Kernels + Copy>(kernels: K) {
         got, expect,
         "pooled vectors differ from the host scalar reference"
     );
+}
+
+/// `microbert::output::hash` of each text's pooled vector, at most `max_tokens` tokens.
+fn hashes<K: Kernels + Copy>(
+    model: &ModelView<'_>,
+    kernels: K,
+    texts: &[String],
+    max_tokens: usize,
+) -> Vec<u64> {
+    let encoder = Encoder::new(model, kernels);
+    let tokenizer = Tokenizer::new(model);
+    let mut out = Vec::new();
+    for text in texts {
+        let mut ids = vec![0u32; max_tokens];
+        let enc = tokenizer.encode(text, &mut ids).expect("tokenize");
+        let mut arena = vec![0u8; microbert::scratch_bytes(model, enc.len)];
+        let mut pooled = vec![0i32; model.config.hidden_size as usize];
+        encoder
+            .embed(&ids[..enc.len], &mut arena, &mut pooled)
+            .expect("embed");
+        let hash = microbert::output::hash(&pooled);
+        println!(
+            "minilm {}: {:3} tokens, hash {hash:016x}",
+            kernels.name(),
+            enc.len
+        );
+        out.push(hash);
+    }
+    out
 }

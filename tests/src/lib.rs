@@ -1,8 +1,12 @@
-//! Shared helpers of the integration tests: the corpus loaders ([`corpus`]) and an owned
-//! tokenizer section built straight from a Hugging Face `tokenizer.json` ([`OwnedVocab`]),
-//! so tokenizer tests need no blob.
+//! Shared helpers of the integration tests: the corpus loaders ([`corpus`]), the rule for
+//! a missing test input ([`require`]: a failure under `CI=true`, a one-line skip elsewhere)
+//! and an owned tokenizer section built straight from a Hugging Face `tokenizer.json`
+//! ([`OwnedVocab`]), so tokenizer tests need no blob.
 
 pub mod corpus;
+pub mod require;
+#[cfg(test)]
+mod require_tests;
 
 use anyhow::{Context, Result, bail};
 use microbert::blob::TokenizerSection;

@@ -78,6 +78,7 @@ fn bert_tiny_mlm_matches_f32_oracle() {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
 
     let (mut agree, mut total) = (0usize, 0usize);
+    let (mut margins, mut gaps) = (Vec::new(), Vec::new());
     let mut cosines = Vec::new();
     for text in sentences(200) {
         let mut ids = ids_cut(&tok, &text, 128);
@@ -102,10 +103,10 @@ fn bert_tiny_mlm_matches_f32_oracle() {
             .and_then(|t| t.to_vec2::<f32>())
             .expect("oracle forward");
 
-        let mut arena = vec![0u32; mlm_scratch_bytes(&model, n).div_ceil(4)];
+        let mut arena = vec![0u8; mlm_scratch_bytes(&model, n)];
         let mut logits = vec![0i32; masked.len() * vocab];
         encoder
-            .mlm_logits(&ids, &masked, microbert::arena(&mut arena), &mut logits)
+            .mlm_logits(&ids, &masked, &mut arena, &mut logits)
             .expect("runtime MLM logits");
         for (row, &p) in logits.chunks_exact(vocab).zip(&masked) {
             let ours: Vec<f32> = row.iter().map(|&x| x as f32 / 65536.0).collect();
@@ -117,12 +118,31 @@ fn bert_tiny_mlm_matches_f32_oracle() {
                     .map(|(i, _)| i)
                     .unwrap_or(0)
             };
-            agree += usize::from(argmax(&ours) == argmax(theirs));
+            let (a, b) = (argmax(&ours), argmax(theirs));
+            agree += usize::from(a == b);
             total += 1;
+            // The f32 logits' margin between their top token and ours: how close a call
+            // each disagreement is.
+            if a != b {
+                margins.push(f64::from(theirs[b] - theirs[a]));
+            }
+            let mut sorted = theirs.clone();
+            sorted.sort_by(|x, y| y.total_cmp(x));
+            gaps.push(f64::from(sorted[0] - sorted[1]));
             cosines.push(cosine(&ours, theirs));
         }
     }
     let top1 = agree as f64 / total as f64;
+    margins.sort_by(f64::total_cmp);
+    gaps.sort_by(f64::total_cmp);
+    let close = gaps.iter().filter(|&&g| g < 0.05).count();
+    println!(
+        "disagreements: {} (f32 margin of f32's top token over ours: median {:.4}, max {:.4}); positions whose f32 top-2 gap is under 0.05: {close} of {total} (median gap {:.4})",
+        margins.len(),
+        margins.get(margins.len() / 2).copied().unwrap_or(0.0),
+        margins.last().copied().unwrap_or(0.0),
+        gaps.get(gaps.len() / 2).copied().unwrap_or(0.0),
+    );
     let (min, p1, p50, mean) = summary(&cosines);
     println!(
         "bert-tiny MLM, {total} masked positions: top-1 agreement {:.2}%, logit cosine min {min:.5} p1 {p1:.5} p50 {p50:.5} mean {mean:.5}",

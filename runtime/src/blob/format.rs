@@ -1,16 +1,23 @@
-//! The wire types of the blob body, shared by the runtime's parser and xtask's writer.
+//! The wire types of the blob, shared by the runtime's parser and xtask's writer.
 //!
 //! `docs/blob-format.md` is the normative description; this module is its executable form.
-//! After the fixed header, the body is a sequence of postcard values, in this order:
-//! [`Config`], [`TokenizerSection`], [`EmbeddingsSection`], `num_hidden_layers` x
-//! [`LayerSection`], [`HeadSection`]. Tensors are borrowed byte slices ([`Tensor`]).
+//! After the fixed [`Header`], a format-2 body is a sequence of tagged sections, each a
+//! [`SectionHeader`] (kind, flags, payload length) and a postcard payload; [`SectionKind`]
+//! lists the kinds this runtime knows, with the rules each follows. The payload types are
+//! [`Config`], [`TokenizerSection`], [`EmbeddingsSection`], [`LayerSection`] (one section per
+//! encoder layer), [`MlmHead`] and [`Provenance`]. A format-1 body (the legacy layout) is the
+//! same values without section headers: `Config`, `TokenizerSection`, `EmbeddingsSection`,
+//! `num_hidden_layers` x `LayerSection`, [`HeadSection`]. Tensors are borrowed byte slices
+//! ([`Tensor`]).
 
 use serde::{Deserialize, Serialize};
 
 /// Magic bytes that open every blob.
 pub const MAGIC: [u8; 8] = *b"uBERTq8\0";
-/// The format version this runtime reads and xtask writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version xtask writes, and the newest this runtime reads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this runtime reads (the legacy layout without sections).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes in the fixed header: magic, version (u32 LE), total length (u64 LE), checksum (u64 LE).
 pub const HEADER_LEN: usize = 8 + 4 + 8 + 8;
 
@@ -118,6 +125,18 @@ pub struct Config {
     pub attention_logit_multiplier: i32,
     /// Shift paired with `attention_logit_multiplier`.
     pub attention_logit_shift: u8,
+}
+
+impl Config {
+    /// The number of positions the model addresses in a position mode: the trained table's
+    /// `n` rows (absolute) or `n * n` (hierarchical).
+    pub const fn max_positions(&self, mode: PositionMode) -> usize {
+        let n = self.max_position_embeddings as usize;
+        match mode {
+            PositionMode::Absolute => n,
+            PositionMode::Hierarchical => n.saturating_mul(n),
+        }
+    }
 }
 
 /// Vocabulary and normalisation settings of the WordPiece tokenizer.
@@ -276,12 +295,362 @@ pub struct MlmHead<'a> {
     pub decoder_bias: Tensor<'a>,
 }
 
-/// Heads after the encoder.
+/// Heads after the encoder: in format 1 the last value of the body; in format 2 a view
+/// assembled from the head sections present ([`SectionKind::MlmHead`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadSection<'a> {
     /// Present for `BertForMaskedLM` checkpoints.
     #[serde(borrow)]
     pub mlm: Option<MlmHead<'a>>,
+}
+
+/// Where a converted checkpoint came from, how it was converted, and its licence: the
+/// payload of the optional [`SectionKind::Provenance`] section. Informative only: nothing
+/// in inference reads it. Every string is free of control characters except the `\n`
+/// that separates the lines of [`Self::settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance<'a> {
+    /// The registry package the checkpoint was unpacked from, when the converter knew it.
+    #[serde(borrow)]
+    pub package: Option<Package<'a>>,
+    /// The checkpoint: its path inside [`Self::package`], or the directory it was read from.
+    pub checkpoint: &'a str,
+    /// SHA-256 of the checkpoint's `model.safetensors` as read (before any vocabulary
+    /// reduction).
+    pub safetensors_sha256: [u8; 32],
+    /// The program that wrote the blob (`xtask`).
+    pub converter: &'a str,
+    /// Its version (the xtask package version).
+    pub converter_version: &'a str,
+    /// The source revision it was built from (`git rev-parse HEAD`, `-dirty` appended when
+    /// the working tree had uncommitted changes), when known.
+    pub converter_commit: Option<&'a str>,
+    /// The conversion settings: one or more `key=value` lines joined by `\n` (no trailing
+    /// newline; keys are lower-case ASCII letters, digits and `_`).
+    pub settings: &'a str,
+    /// The licence the checkpoint states, when it states one.
+    #[serde(borrow)]
+    pub licence: Option<Licence<'a>>,
+}
+
+impl<'a> Provenance<'a> {
+    /// The `(key, value)` pairs of [`Self::settings`], in order.
+    pub fn settings(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.settings
+            .split('\n')
+            .map(|l| l.split_once('=').unwrap_or((l, "")))
+    }
+
+    /// The SHA-256 of the safetensors file as 64 lower-case hex digits.
+    pub fn safetensors_sha256_hex(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(self.safetensors_sha256) {
+            for (o, nibble) in pair.iter_mut().zip([b >> 4, b & 15]) {
+                *o = char::from_digit(u32::from(nibble), 16).map_or(b'0', |c| c as u8);
+            }
+        }
+        out
+    }
+}
+
+/// One line per item, each indented by two spaces, no final newline: what `cargo xtask
+/// convert` and `microbert inspect` print under `provenance:`.
+impl core::fmt::Display for Provenance<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.package {
+            Some(p) => write!(
+                f,
+                "  checkpoint          {} in {} package {} {}",
+                self.checkpoint, p.registry, p.name, p.version
+            )?,
+            None => write!(f, "  checkpoint          {}", self.checkpoint)?,
+        }
+        let hex = self.safetensors_sha256_hex();
+        let hex = core::str::from_utf8(&hex).unwrap_or_default();
+        write!(f, "\n  safetensors sha256  {hex}")?;
+        write!(
+            f,
+            "\n  converter           {} {}",
+            self.converter, self.converter_version
+        )?;
+        match self.converter_commit {
+            Some(c) => write!(f, ", commit {c}")?,
+            None => f.write_str(", commit not recorded")?,
+        }
+        match &self.licence {
+            Some(l) => write!(
+                f,
+                "\n  licence             {} (stated in {})",
+                l.name, l.source
+            )?,
+            None => f.write_str("\n  licence             not stated by the checkpoint")?,
+        }
+        f.write_str("\n  settings:")?;
+        for (key, value) in self.settings() {
+            write!(f, "\n    {key:<18} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A registry package (`registry` `pypi` or `npm`, its `name` and `version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package<'a> {
+    /// `pypi` or `npm`.
+    pub registry: &'a str,
+    /// Package name in that registry.
+    pub name: &'a str,
+    /// Pinned version.
+    pub version: &'a str,
+}
+
+/// A licence and where the converter read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Licence<'a> {
+    /// As stated (e.g. `Apache-2.0`, `apache-2.0`, `MIT`).
+    pub name: &'a str,
+    /// Where it was stated (`config.json`, `README.md`, `models/minilm.toml`).
+    pub source: &'a str,
+}
+
+/// Bytes of a [`SectionHeader`].
+pub const SECTION_HEADER_LEN: usize = 2 + 2 + 4;
+
+/// Section flag: a reader that does not know the section's kind must refuse the blob
+/// (PNG's critical chunks); without it, such a reader skips the section (ancillary).
+pub const FLAG_REQUIRED: u16 = 1;
+
+/// The flag bits format 2 defines. The others are reserved: writers set them to 0 and
+/// readers refuse a section that has one set (a new flag is a format version change).
+pub const DEFINED_FLAGS: u16 = FLAG_REQUIRED;
+
+/// The fixed header of a section: kind (u16 LE), flags (u16 LE), payload length in bytes
+/// (u32 LE). The payload follows immediately; the next section starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionHeader {
+    /// The section kind ([`SectionKind::code`] for the known ones).
+    pub kind: u16,
+    /// [`FLAG_REQUIRED`] and reserved bits.
+    pub flags: u16,
+    /// Payload bytes.
+    pub len: u32,
+}
+
+impl SectionHeader {
+    /// The header the writer puts before `kind`'s payload of `len` bytes, with the flags
+    /// the kind is defined with; `None` when `len` does not fit in a u32.
+    pub fn new(kind: SectionKind, len: usize) -> Option<Self> {
+        Some(Self {
+            kind: kind.code(),
+            flags: kind.flags(),
+            len: u32::try_from(len).ok()?,
+        })
+    }
+
+    /// Little-endian encoding.
+    pub fn to_bytes(self) -> [u8; SECTION_HEADER_LEN] {
+        let mut out = [0u8; SECTION_HEADER_LEN];
+        let (kind, rest) = out.split_at_mut(2);
+        let (flags, len) = rest.split_at_mut(2);
+        kind.copy_from_slice(&self.kind.to_le_bytes());
+        flags.copy_from_slice(&self.flags.to_le_bytes());
+        len.copy_from_slice(&self.len.to_le_bytes());
+        out
+    }
+
+    /// Decodes the little-endian encoding.
+    pub fn from_bytes(b: [u8; SECTION_HEADER_LEN]) -> Self {
+        let [k0, k1, f0, f1, l0, l1, l2, l3] = b;
+        Self {
+            kind: u16::from_le_bytes([k0, k1]),
+            flags: u16::from_le_bytes([f0, f1]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+        }
+    }
+
+    /// Whether [`FLAG_REQUIRED`] is set.
+    pub const fn required(self) -> bool {
+        self.flags & FLAG_REQUIRED != 0
+    }
+}
+
+/// The section kinds this runtime knows. Codes are never reused; 0 is never assigned.
+/// A blob lists its sections in increasing code order (a repeatable kind's sections are
+/// therefore consecutive), so the canonical blob of a model is unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SectionKind {
+    /// [`Config`]: required, exactly once (and so always the first section).
+    Config,
+    /// [`TokenizerSection`] (WordPiece): required, exactly once.
+    WordPieceTokenizer,
+    /// [`EmbeddingsSection`]: required, exactly once.
+    Embeddings,
+    /// [`LayerSection`]: required, repeatable: exactly `num_hidden_layers` sections, in layer
+    /// order.
+    EncoderLayer,
+    /// [`MlmHead`]: optional (an embedding reader may skip it), at most once.
+    MlmHead,
+    /// [`Provenance`]: optional, at most once.
+    Provenance,
+    /// [`NumericsSection`]: how each layer quantises its dense inputs (int16, unsigned with
+    /// an offset); required when present (ignoring it would misread the multipliers), at
+    /// most once. Without it every dense input is int8.
+    Numerics,
+}
+
+impl SectionKind {
+    /// Every known kind, in code order.
+    pub const ALL: [Self; 7] = [
+        Self::Config,
+        Self::WordPieceTokenizer,
+        Self::Embeddings,
+        Self::EncoderLayer,
+        Self::MlmHead,
+        Self::Provenance,
+        Self::Numerics,
+    ];
+
+    /// The kind's code in [`SectionHeader::kind`].
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::Config => 1,
+            Self::WordPieceTokenizer => 2,
+            Self::Embeddings => 3,
+            Self::EncoderLayer => 4,
+            Self::MlmHead => 5,
+            Self::Provenance => 6,
+            Self::Numerics => 16,
+        }
+    }
+
+    /// The known kind with this code.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// Name for messages and reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::WordPieceTokenizer => "wordpiece tokenizer",
+            Self::Embeddings => "embeddings",
+            Self::EncoderLayer => "encoder layer",
+            Self::MlmHead => "mlm head",
+            Self::Provenance => "provenance",
+            Self::Numerics => "numerics",
+        }
+    }
+
+    /// Whether a reader that did not know this kind would have to refuse the blob: true when
+    /// ignoring the section would change what the rest of the blob computes. The writer sets
+    /// [`FLAG_REQUIRED`] exactly when this is true, and readers check that it is.
+    pub const fn required(self) -> bool {
+        matches!(
+            self,
+            Self::Config
+                | Self::WordPieceTokenizer
+                | Self::Embeddings
+                | Self::EncoderLayer
+                | Self::Numerics
+        )
+    }
+
+    /// Whether the kind may occur more than once (consecutively).
+    pub const fn repeatable(self) -> bool {
+        matches!(self, Self::EncoderLayer)
+    }
+
+    /// The flags a section of this kind carries.
+    pub const fn flags(self) -> u16 {
+        if self.required() { FLAG_REQUIRED } else { 0 }
+    }
+}
+
+/// The dense inputs of an encoder layer whose quantisation a blob may choose (the attention
+/// output's input, the context, is always int8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum QuantizedInput {
+    /// The LayerNorm output read by the query, key and value projections (one input).
+    Attention,
+    /// The attention block's LayerNorm output read by `intermediate.dense` (FFN1).
+    Intermediate,
+    /// The GELU output read by `output.dense` (FFN2).
+    Output,
+}
+
+impl QuantizedInput {
+    /// Every input, in storage order.
+    pub const ALL: [Self; 3] = [Self::Attention, Self::Intermediate, Self::Output];
+
+    /// Index in a layer's entries.
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Attention => 0,
+            Self::Intermediate => 1,
+            Self::Output => 2,
+        }
+    }
+}
+
+/// How one dense input is quantised per row (token). In every format the row's range
+/// `amax` (Q.16) sets the step, and the layer's multipliers were written for that format's
+/// step (`amax / 127`, `amax / qmax`, `amax / 255`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InputFormat {
+    /// Symmetric int8 in [-127, 127] (the default).
+    Int8,
+    /// Symmetric int16 in `[-qmax, qmax]`, `qmax = crate::quant::i16_qmax(depth)` (W8A16).
+    Int16,
+    /// Unsigned 8-bit of `x + offset` (Q.16 offset, non-negative), for one-sided inputs such
+    /// as the GELU output (at least -0.17): `q = round(255 (x + offset) / amax)` with
+    /// `amax = max(x + offset)`. The offset's contribution to the product,
+    /// `-offset * sum_k w[c][k]`, was folded into the layer's bias by the converter.
+    Uint8Offset {
+        /// Added before quantising, Q.16.
+        offset_q16: i32,
+    },
+}
+
+/// Bytes of one [`NumericsSection`] entry: a format code and an i32 LE offset.
+pub const NUMERICS_ENTRY_LEN: usize = 5;
+
+/// Per layer, the [`InputFormat`] of each [`QuantizedInput`]: `num_hidden_layers * 3`
+/// entries of [`NUMERICS_ENTRY_LEN`] bytes (format code 0 int8, 1 int16, 2 uint8 with
+/// offset; then the offset, i32 LE, 0 unless the code is 2), layer by layer in
+/// [`QuantizedInput::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumericsSection<'a> {
+    /// The entries.
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub inputs: &'a [u8],
+}
+
+impl NumericsSection<'_> {
+    /// The entry of `input` in `layer` (int8 past the entries, which validation rules out).
+    pub fn format(&self, layer: usize, input: QuantizedInput) -> InputFormat {
+        let at = (layer * QuantizedInput::ALL.len() + input.index()) * NUMERICS_ENTRY_LEN;
+        match self.inputs.get(at..at + NUMERICS_ENTRY_LEN) {
+            Some(&[1, ..]) => InputFormat::Int16,
+            Some(&[2, a, b, c, d]) => InputFormat::Uint8Offset {
+                offset_q16: i32::from_le_bytes([a, b, c, d]),
+            },
+            _ => InputFormat::Int8,
+        }
+    }
+
+    /// Encodes entries (the writer's side).
+    pub fn entry(format: InputFormat) -> [u8; NUMERICS_ENTRY_LEN] {
+        let (code, offset) = match format {
+            InputFormat::Int8 => (0u8, 0i32),
+            InputFormat::Int16 => (1, 0),
+            InputFormat::Uint8Offset { offset_q16 } => (2, offset_q16),
+        };
+        let o = offset.to_le_bytes();
+        [code, o[0], o[1], o[2], o[3]]
+    }
 }
 
 /// FNV-1a, 64-bit: the blob checksum (over every byte after the header) and the hash of
@@ -314,12 +683,18 @@ pub struct Header {
 }
 
 impl Header {
-    /// Encodes the header for a body, as the writer does.
+    /// Encodes the header for a body of the current [`FORMAT_VERSION`], as the writer does.
     pub fn seal(body: &[u8]) -> [u8; HEADER_LEN] {
+        Self::seal_version(FORMAT_VERSION, body)
+    }
+
+    /// Encodes the header for a body of format `version` (tests re-seal modified legacy
+    /// blobs with it; xtask writes only [`FORMAT_VERSION`]).
+    pub fn seal_version(version: u32, body: &[u8]) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let total = (HEADER_LEN + body.len()) as u64;
         out[..8].copy_from_slice(&MAGIC);
-        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[8..12].copy_from_slice(&version.to_le_bytes());
         out[12..20].copy_from_slice(&total.to_le_bytes());
         out[20..28].copy_from_slice(&fnv1a64(body).to_le_bytes());
         out

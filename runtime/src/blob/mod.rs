@@ -1,21 +1,33 @@
 //! Model blobs: parse and validate once, then borrow every tensor zero-copy.
 //!
-//! [`parse`] checks, in order: the header length, magic, format version, total length, the
-//! checksum over the body, then decodes each postcard section and validates every length,
-//! shape and value range against the config. Only a blob that passes all of it becomes a
-//! [`ModelView`]; inference never re-checks and never panics on a parsed view.
-//! The wire format is specified in `docs/blob-format.md`.
+//! [`parse`] checks, in order: the header length, magic, format version (1 or 2), total
+//! length, the checksum over the body; then, for format 2, the structure of every section
+//! (`section.rs`: bounds, flags, order, duplicates, unknown required kinds, required kinds
+//! present) before any payload is decoded, and then each payload in a fixed order (config,
+//! tokenizer, embeddings, encoder layers, MLM head, provenance), each fully consumed and
+//! validated against the config (`validate.rs`). Format 1, the legacy layout without
+//! sections, is decoded value by value (`legacy.rs`) through the same validation. Only a blob
+//! that passes all of it becomes a [`ModelView`]; inference never re-checks and never panics
+//! on a parsed view. The wire format is specified in `docs/blob-format.md`.
 
 pub mod format;
+mod legacy;
+mod section;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, FORMAT_VERSION, HEADER_LEN,
-    HeadSection, Header, LayerNorm, LayerSection, MAGIC, MlmHead, Pooling, PositionMode, Tensor,
-    TokenizerSection, fnv1a64,
+    HeadSection, Header, InputFormat, LayerNorm, LayerSection, Licence, MAGIC, MlmHead,
+    NumericsSection, OLDEST_FORMAT_VERSION, Package, Pooling, PositionMode, Provenance,
+    QuantizedInput, SECTION_HEADER_LEN, SectionHeader, SectionKind, Tensor, TokenizerSection,
+    fnv1a64,
 };
+pub use section::{Section, Sections, sections};
 
 use crate::error::BlobError;
+use section::{Layout, decode};
 
 /// A parsed, validated model: configuration and borrowed tensors.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +40,15 @@ pub struct ModelView<'a> {
     pub embeddings: EmbeddingsSection<'a>,
     /// Heads after the encoder.
     pub head: HeadSection<'a>,
-    /// The encoded layer sections, validated; decoded one at a time by [`Self::layers`].
+    /// Where the model came from and how it was converted (format 2 blobs written with a
+    /// provenance section; `None` for format 1).
+    pub provenance: Option<Provenance<'a>>,
+    /// How each layer quantises its dense inputs; `None`: every input int8.
+    pub numerics: Option<NumericsSection<'a>>,
+    /// The encoded layers, validated; decoded one at a time by [`Self::layers`].
     layers: &'a [u8],
+    /// Whether each layer in `layers` is wrapped in a section header (format 2).
+    framed: bool,
     /// The blob's header.
     pub header: Header,
 }
@@ -40,6 +59,7 @@ impl<'a> ModelView<'a> {
         Layers {
             rest: self.layers,
             left: self.config.num_hidden_layers,
+            framed: self.framed,
         }
     }
 
@@ -79,9 +99,15 @@ impl<'a> ModelView<'a> {
         }
     }
 
+    /// The format of a dense input of layer `layer` (int8 without a numerics section).
+    pub fn input_format(&self, layer: usize, input: QuantizedInput) -> InputFormat {
+        self.numerics
+            .map_or(InputFormat::Int8, |n| n.format(layer, input))
+    }
+
     /// The largest number of tokens the model reads in the position mode of its config.
     pub fn max_tokens(&self) -> usize {
-        crate::model::position::max_positions(&self.config, self.config.position_mode)
+        self.config.max_positions(self.config.position_mode)
     }
 }
 
@@ -100,6 +126,7 @@ fn dense_tensors<'a>(d: &Dense<'a>, f: &mut impl FnMut(&Tensor<'a>)) {
 pub struct Layers<'a> {
     rest: &'a [u8],
     left: u32,
+    framed: bool,
 }
 
 impl<'a> Iterator for Layers<'a> {
@@ -111,14 +138,26 @@ impl<'a> Iterator for Layers<'a> {
         }
         // Every layer was decoded and validated by `parse`, so this cannot fail; a failure
         // would end the iteration early, which `Encoder` reports as an error.
-        let (layer, rest) = postcard::take_from_bytes::<LayerSection<'a>>(self.rest).ok()?;
-        self.rest = rest;
+        let payload = if self.framed {
+            let (head, rest) = self.rest.split_first_chunk::<SECTION_HEADER_LEN>()?;
+            let len = usize::try_from(SectionHeader::from_bytes(*head).len).ok()?;
+            let (payload, rest) = rest.split_at_checked(len)?;
+            self.rest = rest;
+            payload
+        } else {
+            self.rest
+        };
+        let (layer, rest) = postcard::take_from_bytes::<LayerSection<'a>>(payload).ok()?;
+        if !self.framed {
+            self.rest = rest;
+        }
         self.left -= 1;
         Some(layer)
     }
 }
 
-/// Reads and checks the fixed header: length, magic, version, total length, checksum.
+/// Reads and checks the fixed header: length, magic, version (one this runtime reads:
+/// [`OLDEST_FORMAT_VERSION`] to [`FORMAT_VERSION`]), total length, checksum.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, BlobError> {
     let Some((head, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(BlobError::TooShort {
@@ -133,7 +172,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, BlobError> {
     let (version, rest) = rest.split_at(4);
     let (total, checksum) = rest.split_at(8);
     let version = u32::from_le_bytes(le_array(version));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(BlobError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -169,43 +208,64 @@ fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-fn take<'a, T: serde::Deserialize<'a>>(
-    bytes: &'a [u8],
-    section: &'static str,
-) -> Result<(T, &'a [u8]), BlobError> {
-    postcard::take_from_bytes(bytes).map_err(|_| BlobError::Decode { section })
-}
-
-/// Parses and validates a blob. The returned view borrows from `bytes`.
+/// Parses and validates a blob of format 1 or 2. The returned view borrows from `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
     let header = parse_header(bytes)?;
     let body = bytes.get(HEADER_LEN..).unwrap_or_default();
-    let (config, rest) = take::<Config>(body, "config")?;
+    if header.version == 1 {
+        return legacy::parse(body, header);
+    }
+    let layout = Layout::read(body)?;
+    let config: Config = decode(layout.config, SectionKind::Config)?;
     validate::config(&config)?;
-    let (tokenizer, rest) = take::<TokenizerSection<'_>>(rest, "tokenizer")?;
+    if layout.layer_count != config.num_hidden_layers {
+        return Err(BlobError::SectionCount {
+            section: SectionKind::EncoderLayer.name(),
+            found: layout.layer_count,
+            expected: config.num_hidden_layers,
+        });
+    }
+    let tokenizer: TokenizerSection<'_> =
+        decode(layout.tokenizer, SectionKind::WordPieceTokenizer)?;
     validate::tokenizer(&tokenizer, &config)?;
-    let (embeddings, rest) = take::<EmbeddingsSection<'_>>(rest, "embeddings")?;
+    let embeddings: EmbeddingsSection<'_> = decode(layout.embeddings, SectionKind::Embeddings)?;
     validate::embeddings(&embeddings, &config)?;
-    let layers_start = rest;
-    let mut rest = rest;
-    for _ in 0..config.num_hidden_layers {
-        let (layer, r) = take::<LayerSection<'_>>(rest, "layer")?;
+    for s in Sections::of_body(layout.layers, 0) {
+        let layer: LayerSection<'_> = decode(s?.payload, SectionKind::EncoderLayer)?;
         validate::layer(&layer, &config)?;
-        rest = r;
     }
-    let layers_len = layers_start.len() - rest.len();
-    let layers = layers_start.get(..layers_len).unwrap_or_default();
-    let (head, rest) = take::<HeadSection<'_>>(rest, "head")?;
+    let head = HeadSection {
+        mlm: match layout.mlm {
+            Some(payload) => Some(decode(payload, SectionKind::MlmHead)?),
+            None => None,
+        },
+    };
     validate::head(&head, &config)?;
-    if !rest.is_empty() {
-        return Err(BlobError::TrailingBytes { count: rest.len() });
-    }
+    let provenance = match layout.provenance {
+        Some(payload) => {
+            let p: Provenance<'_> = decode(payload, SectionKind::Provenance)?;
+            validate::provenance(&p)?;
+            Some(p)
+        }
+        None => None,
+    };
+    let numerics = match layout.numerics {
+        Some(payload) => {
+            let n: NumericsSection<'_> = decode(payload, SectionKind::Numerics)?;
+            validate::numerics(&n, &config)?;
+            Some(n)
+        }
+        None => None,
+    };
     Ok(ModelView {
         config,
         tokenizer,
         embeddings,
         head,
-        layers,
+        provenance,
+        numerics,
+        layers: layout.layers,
+        framed: true,
         header,
     })
 }

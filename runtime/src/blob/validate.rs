@@ -4,7 +4,8 @@
 
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
-    MAX_SHIFT, Tensor, TokenizerSection,
+    MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, Tensor,
+    TokenizerSection,
 };
 use crate::error::BlobError;
 
@@ -285,6 +286,89 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
     }
     if t.max_input_chars_per_word == 0 {
         return Err(vocab_err("max_input_chars_per_word is 0"));
+    }
+    Ok(())
+}
+
+fn provenance_err(reason: &'static str) -> BlobError {
+    BlobError::BadProvenance { reason }
+}
+
+/// A non-empty string without control characters.
+fn printable(s: &str, reason: &'static str) -> Result<(), BlobError> {
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return Err(provenance_err(reason));
+    }
+    Ok(())
+}
+
+/// One entry per layer and quantised input, each a known format code with an offset only
+/// for the unsigned format (non-negative, below 2^24 in Q.16, i.e. 256).
+pub(super) fn numerics(n: &NumericsSection<'_>, c: &Config) -> Result<(), BlobError> {
+    let entries = (c.num_hidden_layers as usize) * QuantizedInput::ALL.len();
+    let expected = entries * NUMERICS_ENTRY_LEN;
+    if n.inputs.len() != expected {
+        return Err(BlobError::WrongShape {
+            tensor: "numerics",
+            expected,
+            found: n.inputs.len(),
+        });
+    }
+    for (index, e) in n.inputs.chunks_exact(NUMERICS_ENTRY_LEN).enumerate() {
+        let offset = i32::from_le_bytes([e[1], e[2], e[3], e[4]]);
+        let ok = match e[0] {
+            0 | 1 => offset == 0,
+            2 => (0..1 << 24).contains(&offset),
+            _ => false,
+        };
+        if !ok {
+            return Err(BlobError::BadValue {
+                tensor: "numerics",
+                index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Provenance strings are non-empty and printable (so reports can show them as they are),
+/// and every settings line is `key=value` with a key of lower-case ASCII letters, digits
+/// and `_`.
+pub(super) fn provenance(p: &Provenance<'_>) -> Result<(), BlobError> {
+    if let Some(pkg) = &p.package {
+        printable(pkg.registry, "package registry is empty or unprintable")?;
+        printable(pkg.name, "package name is empty or unprintable")?;
+        printable(pkg.version, "package version is empty or unprintable")?;
+    }
+    printable(p.checkpoint, "checkpoint is empty or unprintable")?;
+    printable(p.converter, "converter is empty or unprintable")?;
+    printable(
+        p.converter_version,
+        "converter version is empty or unprintable",
+    )?;
+    if let Some(commit) = p.converter_commit {
+        printable(commit, "converter commit is empty or unprintable")?;
+    }
+    if let Some(l) = &p.licence {
+        printable(l.name, "licence is empty or unprintable")?;
+        printable(l.source, "licence source is empty or unprintable")?;
+    }
+    for line in p.settings.split('\n') {
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(provenance_err("a settings line is not `key=value`"));
+        };
+        let key_ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(provenance_err(
+                "a settings key is not lower-case ASCII letters, digits and `_`",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(provenance_err("a settings value is unprintable"));
+        }
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! does better: base-2 softmax by table with u16 probabilities, table GELU with linear
 //! interpolation, LayerNorm with an integer square root. Formats are in `docs/numerics.md`.
 
-use super::Requant;
+use super::mat::{Element, Gemm, Lhs, MatMut, MatRef, Rhs};
+use super::params::{LayerNormParams, LeI32s, LogitScale, Requant};
 use super::tables::{EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS};
 use crate::quant::{
     FRAC_BITS, isqrt_u64, normalize, round_shift_i64, round_shift_i128, sat_i32, sat_i32_from_i64,
@@ -22,44 +23,134 @@ pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
     }
 }
 
-/// See [`super::Kernels::gemm_i8`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_i8(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
+/// See [`super::Kernels::gemm`]: every operand kind, accumulated modulo 2^32.
+pub fn gemm(g: Gemm<'_, '_>) {
+    let (a, b, mut out) = g.parts();
+    let b_channels = match b {
+        Rhs::Channels(m) => Some(m),
+        Rhs::Prepared(p) => Some(p.raw()),
+        Rhs::Depths(_) => None,
+    };
+    match (a, b_channels, b) {
+        (Lhs::I8(a), Some(b), _) => dot_rows(a, 0, b, &mut out),
+        (Lhs::U8 { values, zero_point }, Some(b), _) => {
+            dot_rows(values, i32::from(zero_point), b, &mut out);
+        }
+        (Lhs::I16(a), Some(b), _) => dot_rows(a, 0, b, &mut out),
+        (Lhs::U16(a), Some(b), _) => dot_rows(a, 0, b, &mut out),
+        (Lhs::I8(a), None, Rhs::Depths(v)) => weighted_rows(a, 0, v, &mut out),
+        (Lhs::U8 { values, zero_point }, None, Rhs::Depths(v)) => {
+            weighted_rows(values, i32::from(zero_point), v, &mut out);
+        }
+        (Lhs::I16(a), None, Rhs::Depths(v)) => weighted_rows(a, 0, v, &mut out),
+        (Lhs::U16(a), None, Rhs::Depths(v)) => weighted_rows(a, 0, v, &mut out),
+        // `b_channels` is `None` only for `Rhs::Depths`.
+        _ => {}
+    }
+}
+
+/// `out[r][c] = sum_k (a[r][k] - zp) * b[c][k]`: one dot product per output.
+fn dot_rows<T: Element + Into<i32>>(
+    a: MatRef<'_, T>,
+    zp: i32,
+    b: MatRef<'_, i8>,
+    out: &mut MatMut<'_, i32>,
 ) {
-    for (r, out_row) in out.chunks_mut(n.max(1)).take(m).enumerate() {
-        let a_row = a.get(r * lda..).unwrap_or_default();
-        let a_row = a_row.get(..depth).unwrap_or(a_row);
-        for (c, o) in out_row.iter_mut().enumerate() {
-            let b_row = b.get(c * ldb..).unwrap_or_default();
-            *o = a_row
-                .iter()
-                .zip(b_row)
-                .map(|(&x, &w)| i32::from(x) * i32::from(w))
-                .sum();
+    for r in 0..a.rows() {
+        let a_row = a.row(r);
+        for (c, o) in out.row_mut(r).iter_mut().enumerate() {
+            *o = a_row.iter().zip(b.row(c)).fold(0i32, |s, (&x, &w)| {
+                s.wrapping_add((x.into() - zp).wrapping_mul(i32::from(w)))
+            });
         }
     }
 }
 
-/// See [`super::Kernels::weighted_sum_u16_i8`].
-pub fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-    out.fill(0);
-    for (j, &pj) in p.iter().enumerate() {
-        if pj == 0 {
-            continue;
-        }
-        let row = v.get(j * ldv..).unwrap_or_default();
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o += i32::from(pj) * i32::from(x);
+/// `out[r][c] = sum_k (a[r][k] - zp) * v[k][c]`: rows of `v` weighted and summed (zero
+/// weights skipped).
+fn weighted_rows<T: Element + Into<i32>>(
+    a: MatRef<'_, T>,
+    zp: i32,
+    v: MatRef<'_, i8>,
+    out: &mut MatMut<'_, i32>,
+) {
+    for r in 0..a.rows() {
+        let o = out.row_mut(r);
+        o.fill(0);
+        for (k, &x) in a.row(r).iter().enumerate() {
+            let w = x.into() - zp;
+            if w == 0 {
+                continue;
+            }
+            for (o, &y) in o.iter_mut().zip(v.row(k)) {
+                *o = o.wrapping_add(w.wrapping_mul(i32::from(y)));
+            }
         }
     }
+}
+
+/// A Q.16 value times a Q.16 SmoothQuant factor: `sat(round(x * f / 2^16))`.
+#[inline]
+pub fn smoothed(x: i32, f: i32) -> i32 {
+    sat_i32_from_i64(round_shift_i64(i64::from(x) * i64::from(f), FRAC_BITS))
+}
+
+/// Symmetric int8 quantisation of a Q.16 row multiplied element by element by SmoothQuant
+/// factors (Q.16): `t = smoothed(x, f)`, `amax = max |t|`, `out = round(127 t / amax)`.
+/// Returns `amax`. Elements past `factors` use factor 0 (validated blobs have one factor
+/// per element).
+pub fn quantize_row_i8_scaled(row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+    let t = |i: usize, x: i32| smoothed(x, factors.at(i));
+    let amax = row
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| t(i, x).unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .min(i32::MAX as u32);
+    let r = crate::quant::i8_reciprocal(amax);
+    for (i, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+        *o = crate::quant::quantize_i8(t(i, x), r);
+    }
+    amax
+}
+
+/// Symmetric int16 quantisation of a Q.16 row (W8A16), optionally smoothed as in
+/// [`quantize_row_i8_scaled`]: `out = round(qmax t / amax)` in `[-qmax, qmax]`
+/// (`qmax` from [`crate::quant::i16_qmax`]). Returns `amax`.
+pub fn quantize_row_i16(
+    row: &[i32],
+    factors: Option<LeI32s<'_>>,
+    qmax: i32,
+    out: &mut [i16],
+) -> u32 {
+    let t = |i: usize, x: i32| factors.map_or(x, |f| smoothed(x, f.at(i)));
+    let amax = row
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| t(i, x).unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .min(i32::MAX as u32);
+    let qmax = qmax.clamp(1, i32::from(i16::MAX));
+    let r = crate::quant::reciprocal(qmax, amax);
+    for (i, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+        *o = crate::quant::quantize_level(t(i, x), r, -qmax, qmax) as i16;
+    }
+    amax
+}
+
+/// Unsigned 8-bit quantisation of a Q.16 row shifted by `offset` (Q.16, non-negative):
+/// `t = max(sat(x + offset), 0)`, `amax = max t`, `out = round(255 t / amax)`. Returns
+/// `amax`. (For the GELU output, which is at least -0.17, with `offset` 0.17.)
+pub fn quantize_row_u8_offset(row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+    let t = |x: i32| x.saturating_add(offset).max(0);
+    let amax = row.iter().map(|&x| t(x) as u32).max().unwrap_or(0);
+    let r = crate::quant::reciprocal(255, amax);
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = crate::quant::quantize_level(t(x), r, 0, 255) as u8;
+    }
+    amax
 }
 
 /// First rounding shift of [`requantize_row`]: keeps `acc * multiplier / 2^26` within
@@ -72,35 +163,25 @@ pub const REQUANT_PRE_SHIFT: u8 = 26;
 /// (a left shift when that is negative), saturated, plus `bias_c`, saturated.
 pub fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
     let (am, ea) = normalize(u64::from(amax));
+    let (multiplier, shifts, bias) = (rq.multiplier(), rq.shift(), rq.bias());
     for (c, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
-        let mult = i64::from(le_i32(rq.multiplier, c));
-        let shift = i32::from(rq.shift.get(c).copied().unwrap_or(0));
+        let mult = i64::from(multiplier.at(c));
+        let shift = i32::from(shifts.get(c).copied().unwrap_or(0));
         let t = sat_i32_from_i64(round_shift_i64(
             i64::from(a) * mult,
             REQUANT_PRE_SHIFT.into(),
         ));
         let y = shift_round_sat(i64::from(t) * am, shift - i32::from(REQUANT_PRE_SHIFT) - ea);
-        let bias = if rq.bias.is_empty() {
-            0
-        } else {
-            le_i32(rq.bias, c)
-        };
-        *o = y.saturating_add(bias);
+        *o = y.saturating_add(bias.map_or(0, |b| b.at(c)));
     }
 }
 
 /// See [`super::Kernels::attention_logits_row`]: with `q_amax * multiplier = cm * 2^ce`
 /// (`cm` in `[2^30, 2^31)`), `z[j] = round(acc[j] * cm / 2^(shift - ce - k_exp[j]))`,
 /// saturated. `|acc| < 2^27` keeps the product below 2^58.
-pub fn attention_logits_row(
-    acc: &mut [i32],
-    q_amax: u32,
-    k_exp: &[u32],
-    multiplier: i32,
-    shift: u8,
-) {
-    let (cm, ce) = normalize(u64::from(q_amax) * multiplier.unsigned_abs() as u64);
-    let base = i32::from(shift) - ce;
+pub fn attention_logits_row(acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
+    let (cm, ce) = normalize(u64::from(q_amax) * scale.multiplier.unsigned_abs() as u64);
+    let base = i32::from(scale.shift) - ce;
     for (z, &e) in acc.iter_mut().zip(k_exp) {
         *z = shift_round_sat(i64::from(*z) * cm, base - e.min(31) as i32);
     }
@@ -190,7 +271,8 @@ pub fn exp2_neg_q16(d: i64) -> u64 {
 /// deviation by integer square root (Q.16), one reciprocal per row
 /// (`r = floor(2^48 / std)`), then per element `z = round((x - mean) * r / 2^32)` (Q.16)
 /// and `y = round(z * gamma / 2^16) + beta`, saturated.
-pub fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
+pub fn layer_norm_row(row: &mut [i32], ln: &LayerNormParams<'_>) {
+    let (gamma, beta, eps_q32) = (ln.gamma(), ln.beta(), ln.eps_q32());
     let d = row.len() as i64;
     if d == 0 {
         return;
@@ -210,8 +292,8 @@ pub fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) 
     for (c, x) in row.iter_mut().enumerate() {
         let centred = i128::from(i64::from(*x) - mean);
         let z = round_shift_i128(centred * r as i128, 32);
-        let y = round_shift_i128(z * i128::from(le_i32(gamma, c)), FRAC_BITS as u8)
-            + i128::from(le_i32(beta, c));
+        let y =
+            round_shift_i128(z * i128::from(gamma.at(c)), FRAC_BITS as u8) + i128::from(beta.at(c));
         *x = sat_i32(y);
     }
 }
@@ -343,7 +425,7 @@ mod tests {
             .enumerate()
             .flat_map(|(i, _)| q16(i as f64 * 0.01 - 0.02).to_le_bytes())
             .collect();
-        layer_norm_row(&mut row, &gamma, &beta, 1);
+        layer_norm_row(&mut row, &ln(&gamma, &beta, 1));
         let mean = xs.iter().sum::<f64>() / 8.0;
         let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / 8.0;
         for (i, (&x, &got)) in xs.iter().zip(&row).enumerate() {
@@ -357,25 +439,49 @@ mod tests {
         let mut row = [i32::MAX, i32::MIN, i32::MAX, i32::MIN];
         let g = 65536i32.to_le_bytes().repeat(4);
         let b = 0i32.to_le_bytes().repeat(4);
-        layer_norm_row(&mut row, &g, &b, 1);
+        layer_norm_row(&mut row, &ln(&g, &b, 1));
         assert!(row[0] > 65000 && row[1] < -65000, "{row:?}");
         let mut flat = [5i32; 4];
-        layer_norm_row(&mut flat, &g, &b, 1);
+        layer_norm_row(&mut flat, &ln(&g, &b, 1));
         assert_eq!(flat, [0; 4]);
     }
 
+    fn ln<'a>(g: &'a [u8], b: &'a [u8], eps: u64) -> LayerNormParams<'a> {
+        let (g, b) = (LeI32s::new(g).unwrap(), LeI32s::new(b).unwrap());
+        LayerNormParams::new(g, b, eps).unwrap()
+    }
+
+    /// Every operand kind against a naive sum over `value(r, k) * at(c, k)`.
     #[test]
     fn gemm_matches_naive() {
-        let a: vec::Vec<i8> = (0..12).map(|i| (i * 37 % 255 - 127) as i8).collect();
+        let a8: vec::Vec<i8> = (0..12).map(|i| (i * 37 % 255 - 127) as i8).collect();
+        let au8: vec::Vec<u8> = (0..12).map(|i| (i * 53 % 256) as u8).collect();
+        let a16: vec::Vec<i16> = (0..12).map(|i| (i * 3001 % 20000 - 10000) as i16).collect();
+        let au16: vec::Vec<u16> = (0..12).map(|i| (i * 7919 % 65536) as u16).collect();
         let b: vec::Vec<i8> = (0..20).map(|i| (i * 91 % 255 - 127) as i8).collect();
-        let mut out = [0i32; 15];
-        gemm_i8(3, 5, 4, &a, 4, &b, 4, &mut out);
-        for r in 0..3 {
-            for c in 0..5 {
-                let want: i32 = (0..4)
-                    .map(|k| i32::from(a[r * 4 + k]) * i32::from(b[c * 4 + k]))
-                    .sum();
-                assert_eq!(out[r * 5 + c], want);
+        let lhs = [
+            Lhs::I8(MatRef::contiguous(&a8, 3, 4).unwrap()),
+            Lhs::U8 {
+                values: MatRef::contiguous(&au8, 3, 4).unwrap(),
+                zero_point: 77,
+            },
+            Lhs::I16(MatRef::contiguous(&a16, 3, 4).unwrap()),
+            Lhs::U16(MatRef::contiguous(&au16, 3, 4).unwrap()),
+        ];
+        let rhs = [
+            Rhs::Channels(MatRef::contiguous(&b, 5, 4).unwrap()),
+            Rhs::Depths(MatRef::contiguous(&b, 4, 5).unwrap()),
+        ];
+        for a in lhs {
+            for b in rhs {
+                let mut out = [0i32; 15];
+                gemm(Gemm::new(a, b, MatMut::contiguous(&mut out, 3, 5).unwrap()).unwrap());
+                for r in 0..3 {
+                    for c in 0..5 {
+                        let want: i32 = (0..4).map(|k| a.value(r, k) * i32::from(b.at(c, k))).sum();
+                        assert_eq!(out[r * 5 + c], want, "{a:?} {b:?} ({r}, {c})");
+                    }
+                }
             }
         }
     }

@@ -2,57 +2,108 @@
 //! i32 accumulation, and per-output-channel requantisation back to Q.16 (bias included).
 //! The formula is on [`crate::blob::Dense`].
 
-use crate::blob::Dense;
-use crate::kernels::scalar::le_i32;
-use crate::kernels::{Kernels, Requant};
-use crate::quant::{FRAC_BITS, round_shift_i64, sat_i32_from_i64};
+use super::prepared::weight_matrix;
+use crate::blob::{Dense, InputFormat, LayerNorm, Tensor};
+use crate::kernels::{
+    Gemm, Kernels, LayerNormParams, LeI32s, Lhs, MatMut, MatRef, Prepared, Requant, Rhs,
+};
+use crate::quant::i16_qmax;
 
 /// Temporaries of a dense layer over a block of rows.
 pub(crate) struct DenseScratch<'b> {
-    /// Smoothed input, Q.16 `[rows, in]` (used only with SmoothQuant factors).
-    pub(crate) x_smooth: &'b mut [i32],
     /// int8 input `[rows, in]`.
     pub(crate) x_q: &'b mut [i8],
+    /// int16 input `[rows, in]` (empty unless the model has int16 inputs).
+    pub(crate) x_q16: &'b mut [i16],
+    /// Unsigned 8-bit input `[rows, in]` (empty unless the model has such inputs).
+    pub(crate) x_u8: &'b mut [u8],
     /// Per-row input ranges `[rows]`.
     pub(crate) x_amax: &'b mut [u32],
     /// Accumulators `[rows, out]`.
     pub(crate) acc: &'b mut [i32],
 }
 
-/// The int8 weights of a tensor (bytes reinterpreted as two's complement).
-pub(crate) fn weights_i8(data: &[u8]) -> &[i8] {
-    bytemuck::cast_slice(data)
+/// A tensor's little-endian i32 values (empty for a tensor of another width, which a
+/// validated blob rules out).
+pub(crate) fn le_values<'a>(t: &Tensor<'a>) -> LeI32s<'a> {
+    LeI32s::new(t.data).unwrap_or_default()
 }
 
-/// Quantises `rows` rows of `input` (`[rows, in]`, Q.16) to int8 per row, applying the
-/// layer's SmoothQuant factors first when it has them.
+/// The requantisation parameters of a dense layer.
+pub(crate) fn requant<'a>(layer: &Dense<'a>) -> Option<Requant<'a>> {
+    let bias = le_values(&layer.bias);
+    let bias = (!bias.is_empty()).then_some(bias);
+    Requant::new(le_values(&layer.multiplier), layer.shift.data, bias)
+}
+
+/// The kernel parameters of a LayerNorm.
+pub(crate) fn layer_norm<'a>(ln: &LayerNorm<'a>, eps_q32: u64) -> Option<LayerNormParams<'a>> {
+    LayerNormParams::new(le_values(&ln.gamma), le_values(&ln.beta), eps_q32)
+}
+
+/// The weight operand of a dense layer: its blob weights, with the backend's prepared copy
+/// when there is one.
+pub(crate) fn weights<'a>(w: MatRef<'a, i8>, prepared: &'a [u8]) -> Rhs<'a> {
+    if prepared.is_empty() {
+        Rhs::Channels(w)
+    } else {
+        Rhs::Prepared(Prepared::new(w, prepared))
+    }
+}
+
+/// `rows` rows of a product `a x b` into `acc` (`[rows, b.channels()]`); nothing when the
+/// shapes do not fit the buffers (which the scratch plan rules out).
+pub(crate) fn product<K: Kernels>(k: &K, a: Lhs<'_>, b: Rhs<'_>, acc: &mut [i32]) {
+    let (m, n) = (a.rows(), b.channels());
+    if let Some(g) = m
+        .checked_mul(n)
+        .and_then(|len| acc.get_mut(..len))
+        .and_then(|out| MatMut::contiguous(out, m, n))
+        .and_then(|out| Gemm::new(a, b, out))
+    {
+        k.gemm(g);
+    }
+}
+
+/// Quantises `rows` rows of `input` (`[rows, in]`, Q.16) per row in `format`, applying the
+/// layer's SmoothQuant factors when it has them (inside the quantisation: no extra buffer).
 pub(crate) fn quantize_input<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    format: InputFormat,
     rows: usize,
     input: &[i32],
     s: &mut DenseScratch<'_>,
 ) {
     let width = layer.weight.shape[1] as usize;
+    let factors = layer.input_smoothing.as_ref().map(le_values);
     for r in 0..rows {
         let Some(src) = input.get(r * width..(r + 1) * width) else {
             return;
         };
-        let Some(dst) = s.x_q.get_mut(r * width..(r + 1) * width) else {
-            return;
-        };
-        let amax = match (
-            &layer.input_smoothing,
-            s.x_smooth.get_mut(r * width..(r + 1) * width),
-        ) {
-            (Some(factors), Some(tmp)) => {
-                for (c, (t, &x)) in tmp.iter_mut().zip(src).enumerate() {
-                    let f = i64::from(le_i32(factors.data, c));
-                    *t = sat_i32_from_i64(round_shift_i64(i64::from(x) * f, FRAC_BITS));
+        let span = r * width..(r + 1) * width;
+        let amax = match format {
+            InputFormat::Int8 => {
+                let Some(dst) = s.x_q.get_mut(span) else {
+                    return;
+                };
+                match factors {
+                    Some(f) => k.quantize_row_i8_scaled(src, f, dst),
+                    None => k.quantize_row_i8(src, dst),
                 }
-                k.quantize_row_i8(tmp, dst)
             }
-            _ => k.quantize_row_i8(src, dst),
+            InputFormat::Int16 => {
+                let Some(dst) = s.x_q16.get_mut(span) else {
+                    return;
+                };
+                k.quantize_row_i16(src, factors, i16_qmax(width), dst)
+            }
+            InputFormat::Uint8Offset { offset_q16 } => {
+                let Some(dst) = s.x_u8.get_mut(span) else {
+                    return;
+                };
+                k.quantize_row_u8_offset(src, offset_q16, dst)
+            }
         };
         if let Some(a) = s.x_amax.get_mut(r) {
             *a = amax;
@@ -60,17 +111,20 @@ pub(crate) fn quantize_input<K: Kernels>(
     }
 }
 
-/// `out = requant(quantize(input) W^T) + b` for `rows` rows; `out` is `[rows, out_dim]` Q.16.
+/// `out = requant(quantize(input) W^T) + b` for `rows` rows; `out` is `[rows, out_dim]`
+/// Q.16. The input is quantised in `format`; `prepared` is the backend's copy of the
+/// weights (empty: the blob's).
 pub(crate) fn forward<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    (format, prepared): (InputFormat, &[u8]),
     rows: usize,
     input: &[i32],
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
-    quantize_input(k, layer, rows, input, s);
-    forward_quantized(k, layer, rows, s, out);
+    quantize_input(k, layer, format, rows, input, s);
+    forward_quantized(k, layer, (format, prepared), rows, s, out);
 }
 
 /// [`forward`] on the input [`quantize_input`] left in `s` (for layers that read the same
@@ -78,28 +132,36 @@ pub(crate) fn forward<K: Kernels>(
 pub(crate) fn forward_quantized<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    (format, prepared): (InputFormat, &[u8]),
     rows: usize,
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
-    let (out_dim, in_dim) = (
-        layer.weight.shape[0] as usize,
-        layer.weight.shape[1] as usize,
-    );
-    k.gemm_i8(
-        rows,
-        out_dim,
-        in_dim,
-        s.x_q,
-        in_dim,
-        weights_i8(layer.weight.data),
-        in_dim,
-        s.acc,
-    );
-    let rq = Requant {
-        multiplier: layer.multiplier.data,
-        shift: layer.shift.data,
-        bias: layer.bias.data,
+    let w = weight_matrix(&layer.weight);
+    let (out_dim, in_dim) = (w.rows(), w.cols());
+    let n = rows * in_dim;
+    let x = match format {
+        InputFormat::Int8 => {
+            MatRef::contiguous(s.x_q.get(..n).unwrap_or_default(), rows, in_dim).map(Lhs::I8)
+        }
+        InputFormat::Int16 => {
+            MatRef::contiguous(s.x_q16.get(..n).unwrap_or_default(), rows, in_dim).map(Lhs::I16)
+        }
+        InputFormat::Uint8Offset { .. } => {
+            MatRef::contiguous(s.x_u8.get(..n).unwrap_or_default(), rows, in_dim).map(|values| {
+                Lhs::U8 {
+                    values,
+                    zero_point: 0,
+                }
+            })
+        }
+    };
+    let Some(x) = x else {
+        return;
+    };
+    product(k, x, weights(w, prepared), s.acc);
+    let Some(rq) = requant(layer) else {
+        return;
     };
     for r in 0..rows {
         let (Some(acc), Some(dst), Some(&amax)) = (

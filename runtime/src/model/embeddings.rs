@@ -22,6 +22,7 @@ pub(crate) fn embed<K: Kernels>(
     let c = &model.config;
     let e = &model.embeddings;
     let d = c.hidden_size as usize;
+    let ln = super::dense::layer_norm(&e.layer_norm, c.layer_norm_eps_q32);
     for (t, row) in hidden.chunks_exact_mut(d).take(ids.len()).enumerate() {
         let id = ids.get(t).copied().unwrap_or(0) as usize;
         let ty = token_types.and_then(|ts| ts.get(t).copied()).unwrap_or(0) as usize;
@@ -30,12 +31,9 @@ pub(crate) fn embed<K: Kernels>(
             *x = sat_i32_from_i64(w + tt);
         }
         add_position(&e.position, c, positions, t, row)?;
-        k.layer_norm_row(
-            row,
-            e.layer_norm.gamma.data,
-            e.layer_norm.beta.data,
-            c.layer_norm_eps_q32,
-        );
+        if let Some(ln) = &ln {
+            k.layer_norm_row(row, ln);
+        }
     }
     Ok(())
 }

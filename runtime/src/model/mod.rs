@@ -4,26 +4,49 @@
 //! `cls.predictions`). All arithmetic is integer: activations are i32 Q.16, every matrix
 //! product is int8 x int8 with i32 accumulation (see `docs/numerics.md`).
 
+/// The dense-layer temporaries of a carved arena, borrowed field by field (so the other
+/// buffers stay usable).
+macro_rules! dense_scratch {
+    ($b:expr) => {
+        DenseScratch {
+            x_q: &mut *$b.x_q,
+            x_q16: &mut *$b.x_q16,
+            x_u8: &mut *$b.x_u8,
+            x_amax: &mut *$b.x_amax,
+            acc: &mut *$b.acc,
+        }
+    };
+}
+
 mod dense;
 pub mod embeddings;
 pub mod layer;
 pub mod position;
+pub mod prepared;
 pub mod scratch;
 
-use crate::blob::{ModelView, Pooling, PositionMode};
+use crate::blob::{InputFormat, ModelView, Pooling, PositionMode};
 use crate::error::RunError;
-use crate::kernels::Kernels;
-use crate::kernels::Requant;
-use crate::quant::FRAC_BITS;
-use dense::{DenseScratch, forward, weights_i8};
+use crate::kernels::{Kernels, Lhs, MatRef, Requant};
+use core::ops::ControlFlow;
+use dense::{DenseScratch, forward, layer_norm, le_values, product, weights};
+use layer::LayerWeights;
+use prepared::{PreparedWeights, weight_matrix};
 use scratch::{Buffers, Plan};
 
 /// Runs a model with one kernel backend. Cheap to build; holds no buffers.
+///
+/// Reentrancy: an encoder only reads the model (and the prepared weights, if any); every
+/// call owns the arena it is given. One parsed model may be shared by any number of
+/// encoders and threads (`ModelView` is `Copy` and `Sync`: borrowed bytes), and one encoder
+/// may run calls on several threads at once when its kernels are `Sync`, each call with
+/// its own arena. Nothing is global.
 #[derive(Debug, Clone, Copy)]
 pub struct Encoder<'m, 'a, K> {
     model: &'m ModelView<'a>,
     kernels: K,
     positions: PositionMode,
+    prepared: Option<PreparedWeights<'m>>,
 }
 
 /// How far a forward pass has got: `done` of `total` units (one unit is one block of
@@ -36,6 +59,10 @@ pub struct Progress {
     pub total: usize,
 }
 
+/// A progress callback: called after each unit of work; returning
+/// `ControlFlow::Break(())` stops the pass with [`RunError::Cancelled`].
+pub type ProgressFn<'p> = &'p mut dyn FnMut(Progress) -> ControlFlow<()>;
+
 /// Per-call options of [`Encoder::embed_with`]; `Default` gives token types 0, the blob's
 /// pooling and no progress reports.
 #[derive(Default)]
@@ -44,8 +71,9 @@ pub struct EmbedOptions<'p> {
     pub token_types: Option<&'p [u32]>,
     /// Pooling; the blob's when `None`.
     pub pooling: Option<Pooling>,
-    /// Called after each unit of work, for progress bars on long inputs.
-    pub progress: Option<&'p mut dyn FnMut(Progress)>,
+    /// Called after each unit of work, for progress bars on long inputs; it may stop the
+    /// pass.
+    pub progress: Option<ProgressFn<'p>>,
 }
 
 impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
@@ -55,7 +83,27 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             model,
             kernels,
             positions: model.config.position_mode,
+            prepared: None,
         }
+    }
+
+    /// The same encoder reading the weights `kernels` prepared for this model
+    /// ([`prepared::prepare_weights`]).
+    ///
+    /// # Errors
+    /// [`RunError::PreparedMismatch`] when they were prepared by another backend or for a
+    /// model of another shape.
+    pub fn with_prepared(self, prepared: PreparedWeights<'m>) -> Result<Self, RunError> {
+        if !prepared.matches(&self.kernels, self.model) {
+            return Err(RunError::PreparedMismatch {
+                prepared_for: prepared.backend(),
+                kernels: self.kernels.name(),
+            });
+        }
+        Ok(Self {
+            prepared: Some(prepared),
+            ..self
+        })
     }
 
     /// The same encoder in another position mode: `Absolute` reads at most the trained
@@ -67,7 +115,13 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
 
     /// The largest number of tokens this encoder reads.
     pub fn max_tokens(&self) -> usize {
-        position::max_positions(&self.model.config, self.positions)
+        self.model.config.max_positions(self.positions)
+    }
+
+    /// The scratch plan of a call on `n_tokens` tokens (its arena size is
+    /// [`Plan::arena_bytes`]).
+    pub fn plan(&self, n_tokens: usize) -> Plan {
+        Plan::for_model(self.model, n_tokens)
     }
 
     /// The model.
@@ -129,10 +183,11 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         token_types: Option<&[u32]>,
         scratch: &'s mut [u8],
         with_mlm: bool,
-        mut progress: Option<&mut dyn FnMut(Progress)>,
+        mut progress: Option<ProgressFn<'_>>,
     ) -> Result<(Plan, Buffers<'s>), RunError> {
         self.check_input(ids, token_types)?;
-        let plan = Plan::new(self.model, ids.len(), with_mlm);
+        let plan = self.plan(ids.len());
+        let plan = if with_mlm { plan.with_mlm() } else { plan };
         let mut b = plan.carve(scratch)?;
         embeddings::embed(
             &self.kernels,
@@ -145,20 +200,30 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
         let mut done = 0;
         let mut layers = 0u32;
-        for layer in self.model.layers() {
-            layer::forward_layer(
+        for (index, layer) in self.model.layers().enumerate() {
+            let weights = LayerWeights {
+                layer: &layer,
+                index,
+                prepared: self.prepared,
+                model: self.model,
+            };
+            let flow = layer::forward_layer(
                 &self.kernels,
                 &self.model.config,
-                &layer,
+                &weights,
                 &plan,
                 &mut b,
                 &mut || {
                     done += 1;
-                    if let Some(report) = progress.as_deref_mut() {
-                        report(Progress { done, total });
+                    match progress.as_deref_mut() {
+                        Some(report) => report(Progress { done, total }),
+                        None => ControlFlow::Continue(()),
                     }
                 },
             );
+            if flow.is_break() {
+                return Err(RunError::Cancelled { done, total });
+            }
             layers += 1;
         }
         if layers != self.model.config.num_hidden_layers {
@@ -210,7 +275,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             });
         }
         let (plan, b) = self.encode(ids, options.token_types, scratch, false, options.progress)?;
-        pool(b.hidden, plan.n, d, pooling, pooled);
+        pool(b.hidden, plan.tokens(), d, pooling, pooled);
         Ok(())
     }
 
@@ -246,33 +311,37 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         }
         let (_, b) = self.encode(ids, None, scratch, true, None)?;
         let k = &self.kernels;
-        let mut s = DenseScratch {
-            x_smooth: &mut *b.x_smooth,
-            x_q: &mut *b.x_q,
-            x_amax: &mut *b.x_amax,
-            acc: &mut *b.acc,
+        let mut s = dense_scratch!(b);
+        let (Some(decoder), Some(ln)) = (
+            Requant::new(
+                le_values(&mlm.decoder_multiplier),
+                mlm.decoder_shift.data,
+                Some(le_values(&mlm.decoder_bias)),
+            ),
+            layer_norm(&mlm.layer_norm, c.layer_norm_eps_q32),
+        ) else {
+            return Err(RunError::NoSuchHead {
+                head: "masked-language-model",
+            });
         };
-        let decoder = Requant {
-            multiplier: mlm.decoder_multiplier.data,
-            shift: mlm.decoder_shift.data,
-            bias: mlm.decoder_bias.data,
-        };
+        let prepared = |which| self.prepared.as_ref().map_or(&[][..], |p| p.mlm(which));
+        let table = weights(
+            weight_matrix(&self.model.embeddings.word.weight),
+            prepared(1),
+        );
         for (&p, out) in positions.iter().zip(logits.chunks_exact_mut(vocab.max(1))) {
             let row = b.hidden.get(p * d..(p + 1) * d).unwrap_or_default();
             // BertPredictionHeadTransform: dense, GELU, LayerNorm.
             let y = b.y.get_mut(..d).unwrap_or_default();
-            forward(k, &mlm.transform, 1, row, &mut s, y);
+            let how = (InputFormat::Int8, prepared(0));
+            forward(k, &mlm.transform, how, 1, row, &mut s, y);
             k.gelu_row(y);
-            k.layer_norm_row(
-                y,
-                mlm.layer_norm.gamma.data,
-                mlm.layer_norm.beta.data,
-                c.layer_norm_eps_q32,
-            );
+            k.layer_norm_row(y, &ln);
             // Decoder tied to the word embeddings: one int8 row per vocabulary entry.
             let amax = k.quantize_row_i8(y, s.x_q);
-            let table = weights_i8(self.model.embeddings.word.weight.data);
-            k.gemm_i8(1, vocab, d, s.x_q, d, table, d, b.mlm_acc);
+            if let Some(x) = MatRef::contiguous(s.x_q.get(..d).unwrap_or_default(), 1, d) {
+                product(k, Lhs::I8(x), table, b.mlm_acc);
+            }
             k.requantize_row(b.mlm_acc, amax, &decoder, out);
         }
         Ok(())
@@ -302,6 +371,3 @@ fn pool(hidden: &[i32], n: usize, d: usize, pooling: Pooling, out: &mut [i32]) {
         }
     }
 }
-
-/// Fraction bits of every Q.16 output.
-pub const OUTPUT_FRAC_BITS: u32 = FRAC_BITS;

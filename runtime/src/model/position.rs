@@ -13,16 +13,6 @@ use crate::error::RunError;
 use crate::kernels::scalar::le_i32;
 use crate::quant::{FRAC_BITS, mul_shift, round_shift_i64, sat_i32_from_i64};
 
-/// The number of positions a model addresses in a position mode: `n` (absolute) or
-/// `n * n` (hierarchical).
-pub fn max_positions(c: &Config, mode: PositionMode) -> usize {
-    let n = c.max_position_embeddings as usize;
-    match mode {
-        PositionMode::Absolute => n,
-        PositionMode::Hierarchical => n.saturating_mul(n),
-    }
-}
-
 /// Q.16 values of row `row` of an int8-per-row embedding table, `d` of them (0 past the
 /// table's data): `round(w * multiplier / 2^shift)` with the row's multiplier and shift.
 pub(crate) fn table_row<'t>(
@@ -58,7 +48,7 @@ pub(crate) fn add_position(
     row: &mut [i32],
 ) -> Result<(), RunError> {
     let n = c.max_position_embeddings as usize;
-    let limit = max_positions(c, mode);
+    let limit = c.max_positions(mode);
     if k >= limit {
         return Err(RunError::PositionOutOfRange { position: k, limit });
     }

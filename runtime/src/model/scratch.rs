@@ -1,260 +1,450 @@
 //! The scratch arena: how much memory a forward pass needs, and carving it into buffers.
 //!
-//! One `Plan` lists every buffer of a forward pass with its element count; the same plan
-//! computes [`scratch_bytes`] and carves the caller's arena, so the two cannot disagree.
-//! Buffers are either kept for the whole sequence (the residual stream, K and V: linear
-//! in `n`) or sized by a block of [`BLOCK_ROWS`] query rows; nothing is `n x n`.
+//! A [`Plan`] says what a pass needs memory for (the model's [`Dims`], the number of tokens,
+//! the heads asked for). One list, in the `layout!` invocation below, names every region
+//! with its element type and count; from it the macro generates the carved `Buffers`, the
+//! `const fn` that sizes the arena and the code that carves it, so sizing and carving
+//! cannot disagree and a region cannot be taken in the wrong order. Regions a pass does not
+//! use have a count of zero and take no bytes.
 //!
-//! The arena must be 4-byte aligned for [`scratch_bytes`] to be exact (a `Vec<u32>` or a
-//! `static [u32; N]` viewed as bytes); a misaligned one needs up to 3 bytes more, and the
-//! error says exactly how many.
+//! Buffers are either kept for the whole sequence (the residual stream, K and V: linear in
+//! `n`) or sized by a block of [`BLOCK_ROWS`] query rows; nothing is `n x n`. Each region
+//! starts on a [`REGION_ALIGN`]-byte boundary. The arena may start at any address: its size
+//! includes `REGION_ALIGN - 1` bytes of slack for moving to the first boundary, so a plain
+//! `[u8; N]`, a `Vec<u8>` or an [`crate::Arena`] of [`Plan::arena_bytes`] all work.
 
-use crate::blob::ModelView;
+use crate::blob::{Config, InputFormat, ModelView, QuantizedInput};
 use crate::error::RunError;
 
 /// Query rows processed together: the row block of attention and the feed-forward layers.
-/// Every product of a layer has this many rows (`m` of `Kernels::gemm_i8`), so the weights
-/// stream through the caches once per block; 24 is a multiple of the AVX2 GEMM's 6-row
-/// tile and measured about 2% faster end to end than 16 on the host (MiniLM, 128 tokens).
+/// Every product of a layer has this many rows (`m` of the GEMM), so the weights stream
+/// through the caches once per block; 24 is a multiple of the AVX2 GEMM's 6-row tile and
+/// measured about 2% faster end to end than 16 on the host (MiniLM, 128 tokens).
 pub const BLOCK_ROWS: usize = 24;
 
-/// Element counts of every buffer, for a model and a sequence length.
+/// Alignment of every region of the arena, in bytes.
+pub const REGION_ALIGN: usize = 16;
+
+/// The model dimensions that size the arena (see [`Dims::of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Plan {
-    pub(crate) n: usize,
-    pub(crate) d: usize,
-    pub(crate) heads: usize,
-    pub(crate) block: usize,
-    wide: usize,
-    mlm_vocab: usize,
+#[non_exhaustive]
+pub struct Dims {
+    /// Width of the hidden states (`hidden_size`).
+    pub hidden: usize,
+    /// Attention heads (`num_attention_heads`).
+    pub heads: usize,
+    /// Width of the feed-forward block (`intermediate_size`).
+    pub intermediate: usize,
+    /// Tokens in the vocabulary (sizes the MLM logits).
+    pub vocab: usize,
 }
 
-/// The carved arena.
-pub(crate) struct Buffers<'s> {
-    /// Residual stream, Q.16 `[n, d]`.
-    pub(crate) hidden: &'s mut [i32],
-    /// Keys, int8 `[n, d]`, quantised per (token, head) with power-of-two scales.
-    pub(crate) k_q: &'s mut [i8],
-    /// Values, int8 `[n, d]`, quantised per (token, head).
-    pub(crate) v_q: &'s mut [i8],
-    /// Key scale exponents (power-of-two scales), `[heads, n]` (head-major so one head's
-    /// are contiguous).
-    pub(crate) k_exp: &'s mut [u32],
-    /// Value ranges, `[heads, n]`.
-    pub(crate) v_amax: &'s mut [u32],
-    /// Queries of a block, int8 `[block, d]`.
-    pub(crate) q_q: &'s mut [i8],
-    /// Query ranges of a block, `[block, heads]`.
-    pub(crate) q_amax: &'s mut [u32],
-    /// Dense-layer int8 inputs, `[block, max(d, ffn)]`.
-    pub(crate) x_q: &'s mut [i8],
-    /// Ranges of the dense inputs, `[block]`.
-    pub(crate) x_amax: &'s mut [u32],
-    /// Smoothed dense inputs, Q.16 `[block, max(d, ffn)]`.
-    pub(crate) x_smooth: &'s mut [i32],
-    /// Accumulators of products, `[block, max(d, ffn, n)]`.
-    pub(crate) acc: &'s mut [i32],
-    /// Dense outputs (attention context, FFN intermediate), Q.16 `[block, max(d, ffn)]`.
-    pub(crate) y: &'s mut [i32],
-    /// Second dense output, Q.16 `[block, d]`.
-    pub(crate) z: &'s mut [i32],
-    /// Probabilities of a block of query rows for one head, `[block, n]`.
-    pub(crate) p: &'s mut [u16],
-    /// `p . v` accumulators of a block for one head, `[block, d / heads]`.
-    pub(crate) pv: &'s mut [i32],
-    /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
-    pub(crate) mlm_acc: &'s mut [i32],
+impl Dims {
+    /// Dimensions given by hand, e.g. for a `static` arena: `Dims::new(128, 2, 512, 20_000)`
+    /// for a bert-tiny with a 20,000-token vocabulary.
+    pub const fn new(hidden: usize, heads: usize, intermediate: usize, vocab: usize) -> Self {
+        Self {
+            hidden,
+            heads,
+            intermediate,
+            vocab,
+        }
+    }
+
+    /// The dimensions of a model's config.
+    pub const fn of(c: &Config) -> Self {
+        Self::new(
+            c.hidden_size as usize,
+            c.num_attention_heads as usize,
+            c.intermediate_size as usize,
+            c.vocab_size as usize,
+        )
+    }
 }
 
-fn words_for(count: usize, elem: usize) -> Option<usize> {
-    count.checked_mul(elem)?.checked_add(3).map(|b| b / 4)
+/// What one forward pass needs memory for: the model's dimensions, the number of tokens
+/// and the outputs asked for. Built in a `const` for a `static` arena
+/// (`Plan::new(Dims::new(..), 128)`), or from a parsed model ([`Plan::for_model`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    dims: Dims,
+    tokens: usize,
+    mlm: bool,
+    int16: bool,
+    uint8: bool,
 }
 
 impl Plan {
-    pub(crate) fn new(model: &ModelView<'_>, n: usize, with_mlm: bool) -> Self {
-        let c = &model.config;
-        let d = c.hidden_size as usize;
-        let ffn = c.intermediate_size as usize;
-        let block = n.clamp(1, BLOCK_ROWS);
+    /// A pass over `tokens` tokens of a model with `dims`, sentence embeddings only.
+    pub const fn new(dims: Dims, tokens: usize) -> Self {
         Self {
-            n,
-            d,
-            heads: c.num_attention_heads as usize,
-            block,
-            wide: d.max(ffn),
-            mlm_vocab: if with_mlm { c.vocab_size as usize } else { 0 },
+            dims,
+            tokens,
+            mlm: false,
+            int16: false,
+            uint8: false,
+        }
+    }
+
+    /// The plan of `model` for `tokens` tokens (with the buffers its input formats need).
+    pub fn for_model(model: &ModelView<'_>, tokens: usize) -> Self {
+        let layers = model.config.num_hidden_layers as usize;
+        let formats = (0..layers)
+            .flat_map(|l| QuantizedInput::ALL.map(|i| model.input_format(l, i)))
+            .fold((false, false), |(i16s, u8s), f| match f {
+                InputFormat::Int8 => (i16s, u8s),
+                InputFormat::Int16 => (true, u8s),
+                InputFormat::Uint8Offset { .. } => (i16s, true),
+            });
+        Self {
+            int16: formats.0,
+            uint8: formats.1,
+            ..Self::new(Dims::of(&model.config), tokens)
+        }
+    }
+
+    /// The same plan with int16 dense inputs (a blob whose numerics section asks for them).
+    pub const fn with_int16_inputs(self) -> Self {
+        Self {
+            int16: true,
+            ..self
+        }
+    }
+
+    /// The same plan with unsigned 8-bit dense inputs (the GELU output with an offset).
+    pub const fn with_uint8_inputs(self) -> Self {
+        Self {
+            uint8: true,
+            ..self
+        }
+    }
+
+    /// The same plan with the masked-language-model logits ([`crate::Encoder::mlm_logits`]).
+    pub const fn with_mlm(self) -> Self {
+        Self { mlm: true, ..self }
+    }
+
+    /// The model dimensions.
+    pub const fn dims(&self) -> Dims {
+        self.dims
+    }
+
+    /// The number of tokens.
+    pub const fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// Query rows per block.
+    pub(crate) const fn block(&self) -> usize {
+        if self.tokens == 0 {
+            1
+        } else if self.tokens < BLOCK_ROWS {
+            self.tokens
+        } else {
+            BLOCK_ROWS
         }
     }
 
     /// Row blocks in one layer's pass.
-    pub(crate) fn blocks(&self) -> usize {
-        self.n.div_ceil(self.block)
+    pub(crate) const fn blocks(&self) -> usize {
+        self.tokens.div_ceil(self.block())
     }
 
-    /// `(element count, element size)` of each buffer, in carving order.
-    fn regions(&self) -> Option<[(usize, usize); 16]> {
-        let (n, d, h, b, w) = (self.n, self.d, self.heads, self.block, self.wide);
-        let nd = n.checked_mul(d)?;
-        let nh = n.checked_mul(h)?;
-        let bw = b.checked_mul(w)?;
-        let acc = b.checked_mul(w.max(n))?;
-        Some([
-            (nd, 4),
-            (nd, 1),
-            (nd, 1),
-            (nh, 4),
-            (nh, 4),
-            (b * d, 1),
-            (b * h, 4),
-            (bw, 1),
-            (b, 4),
-            (bw, 4),
-            (acc, 4),
-            (bw, 4),
-            (b * d, 4),
-            (b.checked_mul(n)?, 2),
-            (b * (d / h.max(1)), 4),
-            (self.mlm_vocab, 4),
-        ])
-    }
-
-    /// Total bytes, each buffer rounded up to whole 4-byte words; `None` on overflow.
-    pub(crate) fn bytes(&self) -> Option<usize> {
-        let mut words = 0usize;
-        for (count, elem) in self.regions()? {
-            words = words.checked_add(words_for(count, elem)?)?;
+    /// Bytes of an arena for this plan (any start address), or `None` when the size does
+    /// not fit in `usize`.
+    pub const fn checked_arena_bytes(&self) -> Option<usize> {
+        match self.region_bytes() {
+            Some(b) => b.checked_add(REGION_ALIGN - 1),
+            None => None,
         }
-        words.checked_mul(4)
     }
 
-    /// Splits the arena into the buffers, or says how many bytes it lacks.
-    pub(crate) fn carve<'s>(&self, arena: &'s mut [u8]) -> Result<Buffers<'s>, RunError> {
-        let given = arena.len();
-        let needed = self.bytes().ok_or(RunError::ScratchTooSmall {
-            given,
-            needed: usize::MAX,
-        })?;
-        // Bytes before the first 4-byte boundary, also when the arena ends before it (then
-        // `pod_align_to_mut` puts the whole arena in its unaligned head).
-        let misalignment = arena.as_ptr().addr().wrapping_neg() % 4;
-        let (_, words, _) = bytemuck::pod_align_to_mut::<u8, u32>(arena);
-        if words.len().saturating_mul(4) < needed {
-            return Err(RunError::ScratchTooSmall {
-                given,
-                needed: needed.saturating_add(misalignment),
+    /// Bytes of an arena for this plan (any start address); `usize::MAX` when the size does
+    /// not fit (no arena can be that large, so carving then fails with
+    /// [`RunError::ScratchTooSmall`]). A `const fn`, so a firmware can declare
+    /// `static ARENA: Arena<{ PLAN.arena_bytes() }>`.
+    pub const fn arena_bytes(&self) -> usize {
+        match self.checked_arena_bytes() {
+            Some(b) => b,
+            None => usize::MAX,
+        }
+    }
+
+    /// Checks that an arena declared for this plan serves `needed` (the plan of a parsed
+    /// model, e.g. [`Plan::for_model`]): [`RunError::PlanTooSmall`] otherwise.
+    pub fn check(&self, needed: &Plan) -> Result<(), RunError> {
+        let (declared, need) = (self.arena_bytes(), needed.arena_bytes());
+        if need > declared {
+            return Err(RunError::PlanTooSmall {
+                declared,
+                needed: need,
             });
         }
-        let regions = self.regions().ok_or(RunError::ScratchTooSmall {
-            given,
-            needed: usize::MAX,
-        })?;
-        let mut rest: &'s mut [u32] = words;
-        let mut next = |(count, elem): (usize, usize)| -> &'s mut [u32] {
-            let w = words_for(count, elem).unwrap_or(0);
-            let taken = core::mem::take(&mut rest);
-            // The size check above makes `w <= taken.len()`; `min` keeps this panic-free
-            // regardless (a short buffer would give wrong numbers, never a fault).
-            let (this, tail) = taken.split_at_mut(w.min(taken.len()));
-            rest = tail;
-            this
-        };
-        let [
-            r0,
-            r1,
-            r2,
-            r3,
-            r4,
-            r5,
-            r6,
-            r7,
-            r8,
-            r9,
-            r10,
-            r11,
-            r12,
-            r13,
-            r14,
-            r15,
-        ] = regions;
-        let hidden = i32s(next(r0), r0.0);
-        let k_q = i8s(next(r1), r1.0);
-        let v_q = i8s(next(r2), r2.0);
-        let k_exp = u32s(next(r3), r3.0);
-        let v_amax = u32s(next(r4), r4.0);
-        let q_q = i8s(next(r5), r5.0);
-        let q_amax = u32s(next(r6), r6.0);
-        let x_q = i8s(next(r7), r7.0);
-        let x_amax = u32s(next(r8), r8.0);
-        let x_smooth = i32s(next(r9), r9.0);
-        let acc = i32s(next(r10), r10.0);
-        let y = i32s(next(r11), r11.0);
-        let z = i32s(next(r12), r12.0);
-        let p = u16s(next(r13), r13.0);
-        let pv = i32s(next(r14), r14.0);
-        let mlm_acc = i32s(next(r15), r15.0);
-        Ok(Buffers {
-            hidden,
-            k_q,
-            v_q,
-            k_exp,
-            v_amax,
-            q_q,
-            q_amax,
-            x_q,
-            x_amax,
-            x_smooth,
-            acc,
-            y,
-            z,
-            p,
-            pv,
-            mlm_acc,
-        })
+        Ok(())
     }
 }
 
-fn i32s(words: &mut [u32], count: usize) -> &mut [i32] {
-    let all: &mut [i32] = bytemuck::cast_slice_mut(words);
-    let len = count.min(all.len());
-    all.get_mut(..len).unwrap_or_default()
+/// A scratch arena of `BYTES` bytes whose size is fixed at compile time (a `static` on a
+/// microcontroller: `Arena<{ PLAN.arena_bytes() }>`), aligned to [`REGION_ALIGN`]. Zeroed,
+/// so a `static` of it lands in `.bss`.
+#[derive(Debug, Clone)]
+#[repr(C, align(16))]
+pub struct Arena<const BYTES: usize>([u8; BYTES]);
+
+impl<const BYTES: usize> Arena<BYTES> {
+    /// A zeroed arena.
+    pub const fn new() -> Self {
+        Self([0; BYTES])
+    }
+
+    /// The arena's bytes, for [`crate::Encoder::embed`].
+    pub fn bytes(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
 }
 
-fn u32s(words: &mut [u32], count: usize) -> &mut [u32] {
-    let len = count.min(words.len());
-    words.get_mut(..len).unwrap_or_default()
+impl<const BYTES: usize> Default for Arena<BYTES> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-fn i8s(words: &mut [u32], count: usize) -> &mut [i8] {
-    let all: &mut [i8] = bytemuck::cast_slice_mut(words);
-    let len = count.min(all.len());
-    all.get_mut(..len).unwrap_or_default()
+const _: () = assert!(align_of::<Arena<1>>() == REGION_ALIGN);
+
+/// `count` elements of `size` bytes, rounded up to [`REGION_ALIGN`].
+const fn region_len(count: usize, size: usize) -> Option<usize> {
+    match count.checked_mul(size) {
+        Some(b) => match b.checked_add(REGION_ALIGN - 1) {
+            Some(r) => Some(r / REGION_ALIGN * REGION_ALIGN),
+            None => None,
+        },
+        None => None,
+    }
 }
 
-fn u16s(words: &mut [u32], count: usize) -> &mut [u16] {
-    let all: &mut [u16] = bytemuck::cast_slice_mut(words);
-    let len = count.min(all.len());
-    all.get_mut(..len).unwrap_or_default()
+/// `a * b` in a `const` context, `None` on overflow.
+const fn mul(a: usize, b: usize) -> Option<usize> {
+    a.checked_mul(b)
 }
 
-/// Views a word buffer as a scratch arena: `u32` storage is 4-byte aligned, which is what
-/// [`scratch_bytes`] assumes (`vec![0u32; scratch_bytes(&model, n).div_ceil(4)]`, or a
-/// `static` array on a microcontroller).
-pub fn arena(words: &mut [u32]) -> &mut [u8] {
-    bytemuck::cast_slice_mut(words)
+/// Unwraps an `Option` in a `const fn` (returning `None` from it).
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return None,
+        }
+    };
 }
 
-/// Bytes of scratch [`crate::Encoder::embed`] needs for `n_tokens` tokens (4-byte aligned
-/// arena; see the module docs). Grows linearly in `n_tokens`. Saturates at `usize::MAX`
-/// for absurd lengths.
+/// Generates [`Buffers`], `Plan::region_bytes` and `Plan::carve` from one list of
+/// regions: `name: type = count;` with `count` an `Option<usize>` expression of the plan
+/// `$p` (and its derived sizes).
+macro_rules! layout {
+    (|$p:ident| { $( $(#[$doc:meta])* $name:ident : $ty:ty = $count:expr; )* }) => {
+        /// The carved arena: one buffer per region of the layout.
+        pub(crate) struct Buffers<'s> {
+            $( $(#[$doc])* pub(crate) $name: &'s mut [$ty], )*
+        }
+
+        impl Plan {
+            /// Bytes of all regions from an aligned start.
+            const fn region_bytes(&self) -> Option<usize> {
+                let $p = Sizes::of(self);
+                let mut total = 0usize;
+                $(
+                    let n = tri!(region_len(tri!($count), size_of::<$ty>()));
+                    total = tri!(total.checked_add(n));
+                )*
+                Some(total)
+            }
+
+            /// Splits the arena into the buffers, or says how many bytes it lacks.
+            pub(crate) fn carve<'s>(&self, arena: &'s mut [u8]) -> Result<Buffers<'s>, RunError> {
+                let given = arena.len();
+                let needed = self.arena_bytes();
+                if given < needed {
+                    return Err(RunError::ScratchTooSmall { given, needed });
+                }
+                let skip = arena.as_ptr().align_offset(REGION_ALIGN).min(REGION_ALIGN - 1);
+                let (_, mut rest) = arena.split_at_mut(skip);
+                let $p = Sizes::of(self);
+                $(
+                    let count = ($count).unwrap_or(0);
+                    let len = region_len(count, size_of::<$ty>()).unwrap_or(0);
+                    let taken = core::mem::take(&mut rest);
+                    let (region, tail) = taken.split_at_mut(len.min(taken.len()));
+                    rest = tail;
+                    let $name: &mut [$ty] = cast_region(region, count);
+                )*
+                // What follows the last region is not used.
+                let _ = rest;
+                Ok(Buffers { $( $name, )* })
+            }
+        }
+    };
+}
+
+/// Sizes derived from a plan, every product checked.
+#[derive(Clone, Copy)]
+struct Sizes {
+    /// Tokens.
+    n: usize,
+    /// Hidden width.
+    d: usize,
+    /// Heads.
+    h: usize,
+    /// Rows per block.
+    b: usize,
+    /// `max(hidden, intermediate)`: the widest dense input or output.
+    w: usize,
+    /// Vocabulary when MLM logits are asked for, else 0.
+    mlm_vocab: usize,
+    /// Whether some dense input is int16.
+    int16: bool,
+    /// Whether some dense input is unsigned 8-bit.
+    uint8: bool,
+}
+
+impl Sizes {
+    const fn of(p: &Plan) -> Self {
+        let d = p.dims.hidden;
+        let w = if p.dims.intermediate > d {
+            p.dims.intermediate
+        } else {
+            d
+        };
+        Self {
+            n: p.tokens,
+            d,
+            h: p.dims.heads,
+            b: p.block(),
+            w,
+            mlm_vocab: if p.mlm { p.dims.vocab } else { 0 },
+            int16: p.int16,
+            uint8: p.uint8,
+        }
+    }
+
+    /// Head width.
+    const fn dh(&self) -> usize {
+        match self.d.checked_div(self.h) {
+            Some(x) => x,
+            None => 0,
+        }
+    }
+
+    /// Widest row of product accumulators: a dense output or a row of Q.K scores.
+    const fn acc_width(&self) -> usize {
+        if self.n > self.w { self.n } else { self.w }
+    }
+}
+
+layout!(|s| {
+    /// Residual stream, Q.16 `[n, d]`.
+    hidden: i32 = mul(s.n, s.d);
+    /// Keys, int8 `[n, d]`, quantised per (token, head) with power-of-two scales.
+    k_q: i8 = mul(s.n, s.d);
+    /// Values, int8 `[n, d]`, quantised per (token, head).
+    v_q: i8 = mul(s.n, s.d);
+    /// Key scale exponents (power-of-two scales), `[heads, n]` (head-major so one head's
+    /// are contiguous).
+    k_exp: u32 = mul(s.n, s.h);
+    /// Value ranges, `[heads, n]`.
+    v_amax: u32 = mul(s.n, s.h);
+    /// Queries of a block, int8 `[block, d]`.
+    q_q: i8 = mul(s.b, s.d);
+    /// Query ranges of a block, `[block, heads]`.
+    q_amax: u32 = mul(s.b, s.h);
+    /// Dense-layer int8 inputs, `[block, max(d, ffn)]`.
+    x_q: i8 = mul(s.b, s.w);
+    /// Ranges of the dense inputs, `[block]`.
+    x_amax: u32 = Some(s.b);
+    /// int16 dense inputs, `[block, max(d, ffn)]` (only for blobs with int16 inputs).
+    x_q16: i16 = if s.int16 { mul(s.b, s.w) } else { Some(0) };
+    /// Unsigned 8-bit dense inputs, `[block, max(d, ffn)]` (only for blobs that ask).
+    x_u8: u8 = if s.uint8 { mul(s.b, s.w) } else { Some(0) };
+    /// Accumulators of products, `[block, max(d, ffn, n)]`.
+    acc: i32 = mul(s.b, s.acc_width());
+    /// Dense outputs (attention context, FFN intermediate), Q.16 `[block, max(d, ffn)]`.
+    y: i32 = mul(s.b, s.w);
+    /// Second dense output, Q.16 `[block, d]`.
+    z: i32 = mul(s.b, s.d);
+    /// Probabilities of a block of query rows for one head, `[block, n]`.
+    p: u16 = mul(s.b, s.n);
+    /// `p . v` accumulators of a block for one head, `[block, d / heads]`.
+    pv: i32 = mul(s.b, s.dh());
+    /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
+    mlm_acc: i32 = Some(s.mlm_vocab);
+});
+
+/// `count` elements of `T` at the start of an aligned region (empty if the region is
+/// shorter, which `carve`'s size check rules out).
+fn cast_region<T: bytemuck::Pod>(region: &mut [u8], count: usize) -> &mut [T] {
+    let size = size_of::<T>();
+    let bytes = count.saturating_mul(size).min(region.len()) / size * size;
+    bytemuck::try_cast_slice_mut(region.get_mut(..bytes).unwrap_or_default()).unwrap_or_default()
+}
+
+/// Bytes of scratch [`crate::Encoder::embed`] needs for `n_tokens` tokens of `model` (an
+/// arena at any address; see the module docs). Grows linearly in `n_tokens`. Saturates at
+/// `usize::MAX` for absurd lengths.
 pub fn scratch_bytes(model: &ModelView<'_>, n_tokens: usize) -> usize {
-    Plan::new(model, n_tokens, false)
-        .bytes()
-        .unwrap_or(usize::MAX)
+    Plan::for_model(model, n_tokens).arena_bytes()
 }
 
 /// Bytes of scratch [`crate::Encoder::mlm_logits`] needs for `n_tokens` tokens.
 pub fn mlm_scratch_bytes(model: &ModelView<'_>, n_tokens: usize) -> usize {
-    Plan::new(model, n_tokens, true)
-        .bytes()
-        .unwrap_or(usize::MAX)
+    Plan::for_model(model, n_tokens).with_mlm().arena_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: Dims = Dims::new(32, 2, 64, 222);
+
+    #[test]
+    fn arena_bytes_is_a_const_fn() {
+        const BYTES: usize = Plan::new(TINY, 9).arena_bytes();
+        let arena = [0u8; BYTES];
+        const { assert!(BYTES > 9 * 32 * 4) };
+        assert_eq!(arena.len(), BYTES);
+        assert_eq!(Plan::new(TINY, usize::MAX).arena_bytes(), usize::MAX);
+    }
+
+    #[test]
+    fn carving_any_alignment_of_exactly_the_size_succeeds() {
+        let plan = Plan::new(TINY, 9);
+        let need = plan.arena_bytes();
+        let mut storage = [0u8; 16384];
+        for start in 0..REGION_ALIGN {
+            let arena = &mut storage[start..start + need];
+            let b = plan.carve(arena).expect("exact size carves");
+            assert_eq!(b.hidden.len(), 9 * 32);
+            assert_eq!(b.p.len(), 9 * 9);
+            assert!(b.mlm_acc.is_empty() && b.x_q16.is_empty() && b.x_u8.is_empty());
+            assert_eq!(b.hidden.as_ptr() as usize % REGION_ALIGN, 0);
+        }
+        let short = &mut storage[..need - 1];
+        assert_eq!(
+            plan.carve(short).err(),
+            Some(RunError::ScratchTooSmall {
+                given: need - 1,
+                needed: need
+            })
+        );
+    }
+
+    #[test]
+    fn unused_regions_take_no_bytes() {
+        let plain = Plan::new(TINY, 9);
+        let mlm = plain.with_mlm();
+        assert_eq!(
+            mlm.arena_bytes() - plain.arena_bytes(),
+            region_len(222, 4).unwrap()
+        );
+        let big = Plan::new(TINY, 100);
+        assert!(plain.check(&big).is_err() && big.check(&plain).is_ok());
+    }
 }

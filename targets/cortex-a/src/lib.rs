@@ -3,14 +3,14 @@
 //! The Cortex-A backend of microbert: [`NeonKernels`] implements [`microbert::Kernels`]
 //! with AArch64 Advanced SIMD (NEON), bit-identical to [`microbert::Scalar`].
 //!
-//! - Built with `-C target-feature=+dotprod` (Cortex-A55, A76 and later), `gemm_i8` runs
+//! - Built with `-C target-feature=+dotprod` (Cortex-A55, A76 and later), the int8 GEMM runs
 //!   an `sdot` micro-kernel on 8x4 (or 4x4) register tiles over a small packed copy of the
 //!   left operand: 32 `sdot` per 16 bytes of depth, about 0.08 instructions per
 //!   multiply-accumulate in the inner loop (`cargo xtask asm-report`).
-//! - Without it (Cortex-A53, A72), `gemm_i8` runs 4x4 tiles of `smull`/`smlal2`/`sadalp`:
+//! - Without it (Cortex-A53, A72), the int8 GEMM runs 4x4 tiles of `smull`/`smlal2`/`sadalp`:
 //!   two int8 products in [-127, 127] sum to at most 32,258, so an i16 lane holds them
 //!   exactly before the pairwise widening add into i32.
-//! - `weighted_sum_u16_i8` offsets the int8 values by 128 to make both operands unsigned
+//! - The P.V product (u16 probabilities x int8 values, row by row) offsets the int8 values by 128 to make both operands unsigned
 //!   (`umlal` by element) and subtracts `128 * sum(p)` at the end: exact modulo 2^32, as the
 //!   scalar i32 sum is.
 //!
@@ -26,6 +26,8 @@
 mod neon;
 
 use microbert::Kernels;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+use microbert::kernels::{Gemm, Lhs, Rhs, scalar};
 
 /// The backend's name in logs: which code path this build runs.
 const NAME: &str = if cfg!(all(
@@ -60,22 +62,21 @@ impl Kernels for NeonKernels {
     }
 
     #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-    fn gemm_i8(
-        &self,
-        m: usize,
-        n: usize,
-        depth: usize,
-        a: &[i8],
-        lda: usize,
-        b: &[i8],
-        ldb: usize,
-        out: &mut [i32],
-    ) {
-        neon::gemm_i8(m, n, depth, a, lda, b, ldb, out);
-    }
-
-    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-    fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-        neon::weighted_sum_u16_i8(p, v, ldv, out);
+    fn gemm(&self, g: Gemm<'_, '_>) {
+        if g.rows() == 0 || g.channels() == 0 || g.depth() == 0 {
+            return scalar::gemm(g);
+        }
+        let (a, b, out) = g.parts();
+        match (a, b) {
+            // These kernels prepare nothing: prepared operands are the blob's weights.
+            (Lhs::I8(a), Rhs::Channels(b)) => neon::gemm(a, b, out),
+            (Lhs::I8(a), Rhs::Prepared(p)) => neon::gemm(a, p.raw(), out),
+            (Lhs::U16(p), Rhs::Depths(v)) => neon::weighted_sums(p, v, out),
+            (a, b) => {
+                if let Some(g) = Gemm::new(a, b, out) {
+                    scalar::gemm(g);
+                }
+            }
+        }
     }
 }

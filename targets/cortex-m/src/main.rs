@@ -10,8 +10,9 @@
 //! - the model blob is `include_bytes!`-ed into flash (`.rodata`) and parsed zero-copy;
 //! - the scratch arena is one `static` in `.bss`, handed out once as `&'static mut` by a
 //!   `static_cell::ConstStaticCell` (no `static mut`, no heap, no `unsafe` for it; a second
-//!   `take` would panic). Its size is computed by `build.rs` with the runtime itself:
-//!   `scratch_bytes(model, MAX_TOKENS)`. Keeping it out of the stack keeps the stack small
+//!   `take` would panic). Its size is `PLAN.arena_bytes()`, a `const fn` of the model's
+//!   dimensions and `MAX_TOKENS` (no build script parses the blob). Keeping it out of the
+//!   stack keeps the stack small
 //!   and makes both show up separately in the memory report;
 //! - token ids and the pooled vector are small arrays on the stack.
 //!
@@ -27,6 +28,14 @@ use cortex_m_semihosting::{debug, hio, hprintln};
 
 #[cfg(feature = "defmt")]
 use defmt_semihosting as _;
+
+/// What the scratch arena is declared for: bert-tiny with the vocabulary `cargo xtask firmware` keeps (`--keep-vocab 20000`) (hidden, heads, intermediate,
+/// vocabulary), up to `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the
+/// calibrated numerics (the recipes' default). The application checks the blob against it.
+const PLAN: microbert::Plan =
+    microbert::Plan::new(microbert::Dims::new(128, 2, 512, 20_000), app::MAX_TOKENS)
+        .with_int16_inputs()
+        .with_uint8_inputs();
 
 #[path = "../../firmware-common/app.rs"]
 mod app;

@@ -24,6 +24,7 @@ use core::fmt::Write as _;
 use core::hint::black_box;
 use core::time::Duration;
 use criterion::Criterion;
+use microbert::kernels::{Gemm, Lhs, MatMut, MatRef, Prepared, Rhs};
 use microbert::model::scratch::BLOCK_ROWS;
 use microbert::{Encoder, Kernels, ModelView, Tokenizer};
 use microbert_host::HostKernels;
@@ -161,9 +162,15 @@ impl Candle {
     }
 }
 
-fn embed<K: Kernels>(enc: &Encoder<'_, '_, K>, ids: &[u32], arena: &mut [u32], pooled: &mut [i32]) {
-    enc.embed(ids, microbert::arena(arena), pooled)
-        .expect("microbert embeds");
+fn embed<K: Kernels>(enc: &Encoder<'_, '_, K>, ids: &[u32], arena: &mut [u8], pooled: &mut [i32]) {
+    enc.embed(ids, arena, pooled).expect("microbert embeds");
+}
+
+/// One product `a x b` into `out` with `k`.
+fn gemm<K: Kernels>(k: &K, a: MatRef<'_, i8>, b: Rhs<'_>, out: &mut [i32]) {
+    let (m, n) = (a.rows(), b.channels());
+    let out = MatMut::contiguous(out, m, n).expect("output shape");
+    k.gemm(Gemm::new(Lhs::I8(a), b, out).expect("shapes agree"));
 }
 
 fn main() {
@@ -218,18 +225,25 @@ fn main() {
         let mut out = vec![0i32; m * n];
         let macs = (m * n * k) as f64;
         let mut group = c.benchmark_group(format!("gemm_i8 {m}x{n}x{k}/{ld}"));
-        // The weights as the encoder meets them: packed once (`HostKernels::pack_model`).
-        let packed = host.clone().pack([(&b[..], n, k, ld)]);
-        for (kern, name) in [
-            (&scalar, "scalar"),
-            (&host, "avx2"),
-            (&packed, "avx2, packed b"),
+        let av = MatRef::new(&a, m, k, ld).expect("a");
+        let bv = MatRef::new(&b, n, k, ld).expect("b");
+        // The weights as the encoder meets them: prepared once (`HostKernels::prepare_model`).
+        let mut prepared = vec![0u8; host.prepared_len(n, k)];
+        host.prepare(bv, &mut prepared);
+        for (kern, name, rhs) in [
+            (&scalar, "scalar", Rhs::Channels(bv)),
+            (&host, "avx2", Rhs::Channels(bv)),
+            (
+                &host,
+                "avx2, prepared b",
+                Rhs::Prepared(Prepared::new(bv, &prepared)),
+            ),
         ] {
             group.bench_function(name, |bch| {
-                bch.iter(|| kern.gemm_i8(m, n, k, black_box(&a), ld, &b, ld, &mut out))
+                bch.iter(|| gemm(kern, black_box(av), rhs, &mut out))
             });
             let (t, best) = times(
-                || kern.gemm_i8(m, n, k, black_box(&a), ld, &b, ld, &mut out),
+                || gemm(kern, black_box(av), rhs, &mut out),
                 50,
                 Duration::from_millis(500),
             );
@@ -275,11 +289,12 @@ fn main() {
         enc.len, TOKENS,
         "the text must have at least {TOKENS} tokens"
     );
-    let mut arena = vec![0u32; microbert::scratch_bytes(&model, TOKENS).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::scratch_bytes(&model, TOKENS)];
     let mut pooled = vec![0i32; model.config.hidden_size as usize];
     if let Some(secs) = profile_secs {
         // Profiling hook: only the AVX2 end-to-end run, for `perf record`.
-        let enc = Encoder::new(&model, host.clone().pack_model(&model));
+        let prepared = host.prepare_model(&model);
+        let enc = prepared.encoder(&model).expect("prepared for this model");
         let start = Instant::now();
         let mut runs = Vec::new();
         while start.elapsed() < Duration::from_secs(secs) {
@@ -312,11 +327,18 @@ fn main() {
         eprintln!("candle: models/minilm checkpoint missing: candle row skipped");
     }
     let packing = Instant::now();
-    let packed = host.clone().pack_model(&model);
+    let prepared = host.prepare_model(&model);
     let packing = packing.elapsed();
-    eprintln!("packing the dense weights for AVX2: {packing:.2?}");
-    for kern in [scalar, packed] {
-        let enc = Encoder::new(&model, kern.clone());
+    eprintln!(
+        "preparing the dense weights for AVX2: {packing:.2?} ({} bytes)",
+        prepared.len()
+    );
+    for kern in [scalar, host] {
+        let enc = if kern == host {
+            prepared.encoder(&model).expect("prepared for this model")
+        } else {
+            Encoder::new(&model, kern)
+        };
         group.bench_function(format!("microbert {}", kern.name()), |bch| {
             bch.iter(|| embed(&enc, &ids, &mut arena, &mut pooled))
         });

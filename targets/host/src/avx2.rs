@@ -6,30 +6,25 @@
 //! which wraps modulo 2^32: the scalar reference's `i32` sums (which the trait contract
 //! keeps in range) equal the true sums, and so do these.
 //!
-//! `gemm_i8` runs on weights packed in panels of 16 output channels (`packed.rs`): packed
-//! once per model for the dense layers (`HostKernels::pack_model`), or by the call itself
+//! The GEMM runs on weights packed in panels of 16 output channels (`packed.rs`): prepared
+//! once per model for the dense layers (`HostKernels::prepare_model`), or by the call itself
 //! (SIMD transposes, a few per cent of the product's time) for every other operand, such
 //! as the keys of attention Q.K. (An earlier kernel on the unpacked layout, 4 x 2 tiles of
 //! 16-lane dot products reduced horizontally, reached about half the throughput.)
 //!
-//! `avx2_weighted_sum_u16_i8`: probabilities `p` in [0, 65535] do not fit i16, so each is
-//! split as `p = p' + 32768` with `p' = p - 32768` in i16: `sum p v = sum p' v + 32768 sum v`.
-//! Two keys are interleaved per `vpmaddwd`; `sum v` is kept in i16 lanes (at most 256
-//! additions of a value in [-128, 127] per lane, so exact) and folded into i32 lanes
-//! before it could overflow.
+//! `weighted_sums` (attention P.V): probabilities `p` in [0, 65535] do not fit i16, so each
+//! is split as `p = p' + 32768` with `p' = p - 32768` in i16:
+//! `sum p v = sum p' v + 32768 sum v`, the packed GEMM computing both.
 
-use core::arch::x86_64::{
-    __m256i, _mm_loadu_si128, _mm256_add_epi16, _mm256_add_epi32, _mm256_cvtepi8_epi16,
-    _mm256_madd_epi16, _mm256_permute2x128_si256, _mm256_set1_epi16, _mm256_set1_epi32,
-    _mm256_setzero_si256, _mm256_slli_epi32, _mm256_storeu_si256, _mm256_unpackhi_epi16,
-    _mm256_unpacklo_epi16,
-};
 use core::cell::Cell;
+use microbert::kernels::{MatMut, MatRef};
 use std::thread::LocalKey;
 
+mod inputs;
 mod packed;
 mod rows;
-pub(crate) use packed::PackedB;
+pub(crate) use inputs::{quantize_row_i8_scaled, quantize_row_i16, quantize_row_u8_offset};
+pub(crate) use packed::{Activations, Panels, pack_channels, panel_len};
 pub(crate) use rows::{
     attention_logits_row, gelu_row, layer_norm_row, pv_scale_row, quantize_row_i8,
     quantize_row_pow2, requantize_row, softmax_row,
@@ -38,34 +33,29 @@ pub(crate) use rows::{
 std::thread_local! {
     /// The rows of `a` widened to i16 pairs, reused across calls on this thread.
     static A_PAIRS: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
-    /// `b` packed by the call itself (when it was not packed beforehand).
-    static B_PACKED: Cell<PackedB> = Cell::new(PackedB::default());
-    /// The products of `weighted_sum_block` before the correction.
+    /// `b` packed by the call itself (when it was not prepared beforehand).
+    static B_PACKED: Cell<Vec<i8>> = const { Cell::new(Vec::new()) };
+    /// The products of `weighted_sums` before the correction.
     static BLOCK_OUT: Cell<Vec<i32>> = const { Cell::new(Vec::new()) };
 }
 
-/// `out[r * n + c] = sum_k a[r * lda + k] * b[c * ldb + k]` (see `Kernels::gemm_i8`),
-/// packing `b` first.
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` (`b`: one row per output channel), packing `b`
+/// first.
 ///
 /// # Safety
-/// The CPU must support AVX2; `m, n, depth > 0`; `a` must hold `(m - 1) * lda + depth`
-/// elements, `b` `(n - 1) * ldb + depth` and `out` `m * n`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_i8(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
-) {
+/// The CPU must support AVX2; `a`'s depth is `b.cols()`, `out` is `a.rows() x b.rows()`.
+pub(crate) unsafe fn gemm_channels(a: Activations<'_>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
+    let Some(len) = panel_len(b.rows(), b.cols()) else {
+        return;
+    };
     with_buffer(&B_PACKED, |packed| {
-        // SAFETY: the caller guarantees AVX2.
-        if unsafe { packed.repack(n, depth, b, ldb) } {
-            // SAFETY: the caller's guarantees; `packed` has this call's `n` and `depth`.
-            unsafe { gemm_i8_packed(m, a, lda, packed, out) };
+        // `pack_channels` writes every byte (padding included).
+        packed::resize(packed, len, true);
+        // SAFETY: the caller guarantees AVX2; `packed` holds `len` bytes.
+        unsafe { pack_channels(b, packed) };
+        if let Some(panels) = Panels::new(packed, b.rows(), b.cols()) {
+            // SAFETY: the caller's guarantees; `panels` has `b`'s shape.
+            unsafe { gemm_prepared(a, panels, out) };
         }
     });
 }
@@ -84,210 +74,89 @@ pub(crate) fn with_buffer<T: Default, R>(
     result
 }
 
-/// `out[r * n + c] = sum_k a[r * lda + k] * b[c][k]` with `b` packed (`n` and `depth` are
-/// the packing's; see `Kernels::gemm_i8`).
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` with `b` packed (its depth is `a.cols()`).
 ///
 /// # Safety
-/// The CPU must support AVX2; `m > 0`; `a` must hold `(m - 1) * lda + depth` elements and
-/// `out` `m * n`.
-pub(crate) unsafe fn gemm_i8_packed(m: usize, a: &[i8], lda: usize, b: &PackedB, out: &mut [i32]) {
+/// The CPU must support AVX2; `b` has `a`'s depth and `out` is `a.rows() x b.n()`.
+pub(crate) unsafe fn gemm_prepared(a: Activations<'_>, b: Panels<'_>, out: MatMut<'_, i32>) {
     // SAFETY: the caller's guarantees.
     with_buffer(&A_PAIRS, |buf| unsafe {
-        packed::gemm_packed(m, a, lda, b, out, buf)
+        packed::gemm_packed(a, b, out, buf)
     });
 }
 
-/// `out[r * width + t] = sum_j p[r * keys + j] * v[j * ldv + t]` for a block of rows (see
-/// `Kernels::weighted_sum_block`), as one packed GEMM: the values are packed transposed
-/// (channels = features, depth = keys), the probabilities enter as the i16 `p - 32768`
-/// (as in [`weighted_sum_u16_i8`]), and one extra row of ones gives `sum_j v[j][t]` for the
-/// `32768 * sum v` correction, all modulo 2^32 like the reference's sums.
+/// `out[r][t] = sum_j p[r][j] * v[j][t]` for a block of rows (attention P.V), as one packed
+/// GEMM: the values are packed transposed (channels = features, depth = keys), the
+/// probabilities enter as the i16 `p - 32768`, and one extra row of ones gives
+/// `sum_j v[j][t]` for the `32768 * sum v` correction, all modulo 2^32 like the reference's
+/// sums.
 ///
 /// # Safety
-/// The CPU must support AVX2; `rows, keys, width > 0`; `p` must hold `rows * keys`
-/// elements, `v` `(keys - 1) * ldv + width` and `out` `rows * width`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn weighted_sum_block(
-    rows: usize,
-    keys: usize,
-    p: &[u16],
-    v: &[i8],
-    ldv: usize,
-    width: usize,
-    out: &mut [i32],
-) {
+/// The CPU must support AVX2; `p.cols() == v.rows()`, `out` is `p.rows() x v.cols()`.
+pub(crate) unsafe fn weighted_sums(p: MatRef<'_, u16>, v: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     with_buffer(&B_PACKED, |packed| {
         with_buffer(&A_PAIRS, |a| {
             with_buffer(&BLOCK_OUT, |sums| {
                 // SAFETY: the caller's guarantees.
-                unsafe { block_product(rows, keys, p, v, ldv, width, out, packed, a, sums) }
+                unsafe { block_product(p, v, out, packed, a, sums) }
             })
         })
     });
 }
 
-/// [`weighted_sum_block`] with its buffers.
+/// [`weighted_sums`] with its buffers.
 ///
 /// # Safety
-/// As [`weighted_sum_block`].
-#[allow(clippy::too_many_arguments)]
+/// As [`weighted_sums`].
+#[target_feature(enable = "avx2")]
 unsafe fn block_product(
-    rows: usize,
-    keys: usize,
-    p: &[u16],
-    v: &[i8],
-    ldv: usize,
-    width: usize,
-    out: &mut [i32],
-    packed: &mut PackedB,
+    p: MatRef<'_, u16>,
+    v: MatRef<'_, i8>,
+    mut out: MatMut<'_, i32>,
+    packed: &mut Vec<i8>,
     a: &mut Vec<i32>,
     sums: &mut Vec<i32>,
 ) {
-    // SAFETY: AVX2 is the caller's guarantee.
-    if unsafe { packed.repack_columns(keys, width, v, ldv) } {
-        let pairs = packed.pairs();
-        // Every word is written below.
-        packed::resize(a, (rows + 1) * pairs, true);
-        for (words, pr) in a.chunks_exact_mut(pairs).zip(p.chunks_exact(keys)) {
-            let two = pr.chunks_exact(2);
-            // Past an odd last key the packed values are 0, so any high half works.
-            let last = two.remainder().first().map(|&x| u32::from(x) ^ 0x8000);
-            for (w, two) in words.iter_mut().zip(two) {
-                let pair = u32::from(two[0]) | u32::from(two[1]) << 16;
-                *w = (pair ^ 0x8000_8000) as i32;
-            }
-            if let (Some(w), Some(x)) = (words.last_mut(), last) {
-                *w = x as i32;
-            }
-        }
-        if let Some(ones) = a.get_mut(rows * pairs..) {
-            ones.fill(0x0001_0001);
-        }
-        // `gemm_pairs` writes every element.
-        packed::resize(sums, (rows + 1) * width, true);
-        // SAFETY: AVX2; `a` holds `rows + 1` rows of `pairs` words, `sums` as many rows of
-        // `width` (the packing's `n`).
-        unsafe { packed::gemm_pairs(rows + 1, a, packed, sums) };
-        let (body, col_sums) = sums.split_at(rows * width);
-        for (o, s) in out.chunks_exact_mut(width).zip(body.chunks_exact(width)) {
-            for ((o, &s), &c) in o.iter_mut().zip(s).zip(col_sums) {
-                *o = s.wrapping_add(c.wrapping_shl(15));
-            }
-        }
-    }
-}
-
-/// `out[t] = sum_j p[j] * v[j * ldv + t]` (see `Kernels::weighted_sum_u16_i8`).
-///
-/// # Safety
-/// The CPU must support AVX2; `p` and `out` non-empty; `v` must hold
-/// `(p.len() - 1) * ldv + out.len()` elements.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-    debug_assert!(!p.is_empty() && !out.is_empty());
-    debug_assert!((p.len() - 1) * ldv + out.len() <= v.len());
-    let width = out.len();
-    let w16 = width & !15;
-    let mut t0 = 0;
-    while t0 + 32 <= w16 {
-        // SAFETY: AVX2 is enabled here; `t0 + 32 <= out.len()`, the caller's bounds on `v`.
-        unsafe { weighted_chunk::<2>(p, v, ldv, t0, out) };
-        t0 += 32;
-    }
-    if t0 < w16 {
-        // SAFETY: as above with `t0 + 16 <= out.len()`.
-        unsafe { weighted_chunk::<1>(p, v, ldv, t0, out) };
-    }
-    for (t, o) in out.iter_mut().enumerate().skip(w16) {
-        let mut total = 0i32;
-        for (j, &pj) in p.iter().enumerate() {
-            let x = v.get(j * ldv + t).copied().unwrap_or(0);
-            total = total.wrapping_add(i32::from(pj).wrapping_mul(i32::from(x)));
-        }
-        *o = total;
-    }
-}
-
-/// `p[j]` as the i16 `p[j] - 32768`, in the low or high half of a 32-bit word.
-#[inline]
-fn biased(p: u16) -> u32 {
-    u32::from(p ^ 0x8000)
-}
-
-/// Outputs `t0..t0 + 16 * H` of [`weighted_sum_u16_i8`].
-///
-/// # Safety
-/// AVX2; `t0 + 16 * H <= out.len()`; `p` non-empty and `v` holding
-/// `(p.len() - 1) * ldv + out.len()` elements.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn weighted_chunk<const H: usize>(
-    p: &[u16],
-    v: &[i8],
-    ldv: usize,
-    t0: usize,
-    out: &mut [i32],
-) {
-    debug_assert!(t0 + 16 * H <= out.len());
-    let vp = v.as_ptr();
-    let ones = _mm256_set1_epi16(1);
-    let zero = _mm256_setzero_si256();
-    // Per 16 outputs, two vectors: [t0..4, t8..12] and [t4..8, t12..16] (the in-lane order
-    // of `vpunpck*wd`), restored at the end.
-    let mut acc = [[zero; 2]; H];
-    let mut sum_v16 = [[zero; 2]; H];
-    let mut sum_v32 = [[zero; 2]; H];
-    let load = |j: usize, h: usize| -> __m256i {
-        // SAFETY: `j < p.len()` and `t0 + 16 * h + 16 <= out.len()`, so the 16 bytes read
-        // end at or before `(p.len() - 1) * ldv + out.len() <= v.len()`.
-        _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(vp.add(j * ldv + t0 + 16 * h).cast()) })
+    let (rows, keys, width) = (p.rows(), v.rows(), v.cols());
+    let Some(len) = panel_len(width, keys) else {
+        return;
     };
-    let mut steps = 0u32;
-    for (pair, keys) in p.chunks(2).enumerate() {
-        let j = pair * 2;
-        let (w, second) = match keys {
-            [p0, p1] => (biased(*p0) | biased(*p1) << 16, true),
-            [p0, ..] => (biased(*p0), false),
-            [] => (0, false),
-        };
-        let pw = _mm256_set1_epi32(w as i32);
-        for h in 0..H {
-            let x0 = load(j, h);
-            let x1 = if second { load(j + 1, h) } else { zero };
-            let lo = _mm256_unpacklo_epi16(x0, x1);
-            let hi = _mm256_unpackhi_epi16(x0, x1);
-            acc[h][0] = _mm256_add_epi32(acc[h][0], _mm256_madd_epi16(lo, pw));
-            acc[h][1] = _mm256_add_epi32(acc[h][1], _mm256_madd_epi16(hi, pw));
-            sum_v16[h][0] = _mm256_add_epi16(sum_v16[h][0], lo);
-            sum_v16[h][1] = _mm256_add_epi16(sum_v16[h][1], hi);
+    packed::resize(packed, len, true);
+    // SAFETY: AVX2 is the caller's guarantee; `packed` holds `len` bytes.
+    unsafe { packed::pack_depths(v, packed) };
+    let Some(panels) = Panels::new(packed, width, keys) else {
+        return;
+    };
+    let pairs = panels.pairs();
+    // Every word is written below.
+    packed::resize(a, (rows + 1) * pairs, true);
+    for (r, words) in a.chunks_exact_mut(pairs).take(rows).enumerate() {
+        let two = p.row(r).chunks_exact(2);
+        // Past an odd last key the packed values are 0, so any high half works.
+        let last = two.remainder().first().map(|&x| u32::from(x) ^ 0x8000);
+        for (w, two) in words.iter_mut().zip(two) {
+            let pair = u32::from(two[0]) | u32::from(two[1]) << 16;
+            *w = (pair ^ 0x8000_8000) as i32;
         }
-        steps += 1;
-        // 256 values in [-128, 127] sum to within [-32768, 32512]: fold before the 257th.
-        if steps == 256 {
-            steps = 0;
-            for h in 0..H {
-                for i in 0..2 {
-                    let s = _mm256_madd_epi16(sum_v16[h][i], ones);
-                    sum_v32[h][i] = _mm256_add_epi32(sum_v32[h][i], s);
-                    sum_v16[h][i] = zero;
-                }
-            }
+        if let (Some(w), Some(x)) = (words.last_mut(), last) {
+            *w = x as i32;
         }
     }
-    for h in 0..H {
-        let mut total = [zero; 2];
-        for i in 0..2 {
-            let s = _mm256_add_epi32(sum_v32[h][i], _mm256_madd_epi16(sum_v16[h][i], ones));
-            // sum p v = sum (p - 32768) v + 32768 sum v, modulo 2^32.
-            total[i] = _mm256_add_epi32(acc[h][i], _mm256_slli_epi32::<15>(s));
-        }
-        let first = _mm256_permute2x128_si256::<0x20>(total[0], total[1]);
-        let second = _mm256_permute2x128_si256::<0x31>(total[0], total[1]);
-        let o = out.as_mut_ptr();
-        // SAFETY: `t0 + 16 * h + 16 <= t0 + 16 * H <= out.len()`.
-        unsafe {
-            _mm256_storeu_si256(o.add(t0 + 16 * h).cast(), first);
-            _mm256_storeu_si256(o.add(t0 + 16 * h + 8).cast(), second);
+    if let Some(ones) = a.get_mut(rows * pairs..) {
+        ones.fill(0x0001_0001);
+    }
+    // `gemm_pairs` writes every element.
+    packed::resize(sums, (rows + 1) * width, true);
+    let Some(all) = MatMut::contiguous(sums, rows + 1, width) else {
+        return;
+    };
+    // SAFETY: AVX2; `a` holds `rows + 1` rows of `pairs` words, `all` as many rows of
+    // `width` (the packing's `n`).
+    unsafe { packed::gemm_pairs(a, panels, all) };
+    let (body, col_sums) = sums.split_at(rows * width);
+    for (r, s) in body.chunks_exact(width.max(1)).enumerate().take(rows) {
+        for ((o, &s), &c) in out.row_mut(r).iter_mut().zip(s).zip(col_sums) {
+            *o = s.wrapping_add(c.wrapping_shl(15));
         }
     }
 }

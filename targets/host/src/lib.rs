@@ -12,34 +12,44 @@
 //! saturate on such inputs; sums wrap modulo 2^32 exactly as the scalar `i32` sums do in
 //! release builds). `tests/conformance.rs` runs the runtime's conformance suite on it.
 //!
-//! What is accelerated: every kernel. `gemm_i8` (dense layers, attention Q.K, the MLM
-//! head), `weighted_sum_block` (attention P.V for a block of query rows) and
-//! `weighted_sum_u16_i8` with `vpmaddwd` on weights packed in 16-channel panels (see
-//! `avx2/packed.rs`: packed once per model by [`HostKernels::pack_model`], or by the call);
+//! What is accelerated: every kernel. The GEMM (dense layers, attention Q.K and P.V, the
+//! MLM head) with `vpmaddwd` on weights packed in 16-channel panels (see `avx2/packed.rs`:
+//! prepared once per model by [`HostKernels::prepare_model`], or packed by the call);
 //! the per-row passes (quantisation, requantisation, attention logits, softmax, the P.V
 //! scale, LayerNorm, GELU) with `vpmuldq` 32 x 32 -> 64-bit products, an exact emulation of
 //! the 64-bit arithmetic shift and table gathers (see `avx2/rows.rs`). Each pass hands the
 //! reference the rare chunks or rows whose shifts or ranges its vector path does not cover,
 //! and every tail.
 //!
-//! ```no_run
+//! [`lines`] is the `microbert` command's line decoding (raw bytes to numbered UTF-8 lines,
+//! one error per bad line, bounded memory), a library module so fuzz targets can reach it.
+//!
+//! ```
 //! use microbert_host::HostKernels;
-//! # let blob: Vec<u8> = Vec::new();
-//! let model = microbert::parse(&blob).expect("a valid blob");
-//! // AVX2 when the CPU has it, with the dense weights packed for its GEMM.
-//! let k = HostKernels::detect().pack_model(&model);
-//! println!("kernels: {}", microbert::Kernels::name(&k));
+//! # fn main() -> Result<(), microbert::Error> {
+//! # let blob = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/fixtures/tiny/model.blob"));
+//! let model = microbert::parse(blob)?;
+//! // AVX2 when the CPU has it, with the dense weights prepared once for its GEMM.
+//! let prepared = HostKernels::detect().prepare_model(&model);
+//! let encoder = prepared.encoder(&model)?;
+//! let mut arena = vec![0u8; microbert::scratch_bytes(&model, 3)];
+//! let mut pooled = vec![0i32; model.config.hidden_size as usize];
+//! encoder.embed(&[2, 7, 3], &mut arena, &mut pooled)?;
+//! println!("kernels: {}", microbert::Kernels::name(encoder.kernels()));
+//! # Ok(())
+//! # }
 //! ```
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+pub mod lines;
 
-use core::marker::PhantomData;
-use microbert::kernels::scalar;
-use microbert::{Kernels, ModelView};
-use std::sync::Arc;
+use microbert::kernels::{
+    Gemm, Kernels, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
+};
+use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 
 /// Which instruction set a [`HostKernels`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,31 +66,16 @@ pub enum Backend {
 /// A value of this type with [`Backend::Avx2`] exists only after a successful run-time
 /// check, which is what makes calling the AVX2 bodies sound.
 ///
-/// With AVX2, [`Self::pack_model`] (or [`Self::pack`]) re-lays a model's dense-layer weights
-/// out in the panels the fastest GEMM reads (a copy the size of the int8 weights, made
-/// once); `'m` is the borrow of the blob they came from. `gemm_i8` calls whose weight
-/// operand is one of those slices then use the packed copy, every other call packs its
-/// operand itself. Clones share the packed weights.
-#[derive(Debug, Clone)]
-pub struct HostKernels<'m> {
+/// With AVX2 the backend prepares weights ([`Kernels::prepare`]): each dense layer's
+/// matrix re-laid out in the panels of 16 output channels its GEMM reads, a copy about the
+/// size of the int8 weights made once per model ([`Self::prepare_model`]); operands that
+/// were not prepared (the keys and values of attention) are packed by each call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostKernels {
     backend: Backend,
-    /// Packed weights, sorted by the address of the slice they were packed from.
-    packed: Arc<[Packed]>,
-    /// The packed slices are borrowed for `'m`: immutable and alive while `self` is.
-    _weights: PhantomData<&'m [i8]>,
 }
 
-/// One weight matrix packed for the AVX2 GEMM, found again by its slice's address.
-#[derive(Debug, Clone)]
-struct Packed {
-    addr: usize,
-    len: usize,
-    ldb: usize,
-    #[cfg(target_arch = "x86_64")]
-    b: avx2::PackedB,
-}
-
-impl HostKernels<'static> {
+impl HostKernels {
     /// The fastest backend this CPU supports (AVX2 if present, else scalar).
     pub fn detect() -> Self {
         Self::avx2().unwrap_or_else(Self::scalar)
@@ -90,111 +85,91 @@ impl HostKernels<'static> {
     pub fn avx2() -> Option<Self> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            return Some(Self::with_backend(Backend::Avx2));
+            return Some(Self {
+                backend: Backend::Avx2,
+            });
         }
         None
     }
 
     /// The scalar reference, whatever the CPU.
-    pub fn scalar() -> Self {
-        Self::with_backend(Backend::Scalar)
-    }
-
-    fn with_backend(backend: Backend) -> Self {
+    pub const fn scalar() -> Self {
         Self {
-            backend,
-            packed: Arc::new([]),
-            _weights: PhantomData,
+            backend: Backend::Scalar,
         }
     }
-}
 
-impl<'m> HostKernels<'m> {
     /// The backend in use.
-    pub fn backend(&self) -> Backend {
+    pub const fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// Packs the weights of every dense layer of `model`'s encoder and, when it has a
-    /// masked-language-model head, of the head's transform and decoder (the word embedding
-    /// table, which the decoder shares); see [`Self::pack`]. A no-op for the scalar
-    /// backend. Takes about as much memory as those int8 weights.
-    pub fn pack_model(self, model: &ModelView<'m>) -> Self {
-        let as_gemm = |t: &microbert::blob::Tensor<'m>| {
-            let [n, depth] = t.shape.map(|x| x as usize);
-            let b: &'m [i8] = bytemuck::cast_slice(t.data);
-            (b, n, depth, depth)
-        };
-        let mut weights = Vec::new();
-        for layer in model.layers() {
-            for dense in [
-                &layer.query,
-                &layer.key,
-                &layer.value,
-                &layer.attention_output,
-                &layer.intermediate,
-                &layer.output,
-            ] {
-                weights.push(as_gemm(&dense.weight));
-            }
+    /// Prepares `model`'s dense weights for these kernels into owned storage (nothing for
+    /// the scalar backend); see [`PreparedModel::encoder`].
+    pub fn prepare_model(&self, model: &ModelView<'_>) -> PreparedModel {
+        let mut bytes = vec![0u8; microbert::prepared_bytes(self, model)];
+        // The storage has exactly the size asked for, so this cannot fail.
+        let written = microbert::prepare_weights(self, model, &mut bytes).is_ok();
+        if !written {
+            bytes.clear();
         }
-        if let Some(mlm) = &model.head.mlm {
-            weights.push(as_gemm(&mlm.transform.weight));
-            weights.push(as_gemm(&model.embeddings.word.weight));
+        PreparedModel {
+            kernels: *self,
+            bytes,
         }
-        self.pack(weights)
-    }
-
-    /// Packs weight matrices given as `(b, n, depth, ldb)` (the `gemm_i8` operands) for the
-    /// AVX2 GEMM. A later `gemm_i8` call with exactly one of these slices (same address
-    /// and length) and the same `n`, `depth` and `ldb` reads the packed copy; the borrow
-    /// `'m` guarantees the slice still holds what was packed. Operands that do not cover
-    /// their shape are skipped. A no-op for the scalar backend.
-    pub fn pack<I>(mut self, weights: I) -> Self
-    where
-        I: IntoIterator<Item = (&'m [i8], usize, usize, usize)>,
-    {
-        if self.backend != Backend::Avx2 {
-            return self;
-        }
-        let mut all = self.packed.to_vec();
-        for (b, n, depth, ldb) in weights {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the backend is AVX2 (checked above), detected at run time.
-            if let Some(packed) = unsafe { avx2::PackedB::new(n, depth, b, ldb) } {
-                all.retain(|p| p.addr != b.as_ptr() as usize);
-                all.push(Packed {
-                    addr: b.as_ptr() as usize,
-                    len: b.len(),
-                    ldb,
-                    b: packed,
-                });
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (b, n, depth, ldb);
-        }
-        all.sort_by_key(|p| p.addr);
-        self.packed = all.into();
-        self
-    }
-
-    /// The packed copy of `b`, if it was packed with this shape.
-    #[cfg(target_arch = "x86_64")]
-    fn packed(&self, n: usize, depth: usize, b: &[i8], ldb: usize) -> Option<&avx2::PackedB> {
-        let addr = b.as_ptr() as usize;
-        let i = self.packed.binary_search_by_key(&addr, |p| p.addr).ok()?;
-        let p = self.packed.get(i)?;
-        (p.len == b.len() && p.ldb == ldb && p.b.n() == n && p.b.depth() == depth).then_some(&p.b)
     }
 }
 
-impl Default for HostKernels<'static> {
+impl Default for HostKernels {
     fn default() -> Self {
         Self::detect()
     }
 }
 
-impl Kernels for HostKernels<'_> {
+/// A model's weights prepared by [`HostKernels::prepare_model`], in owned storage.
+#[derive(Debug, Clone)]
+pub struct PreparedModel {
+    kernels: HostKernels,
+    bytes: Vec<u8>,
+}
+
+impl PreparedModel {
+    /// The kernels they were prepared for.
+    pub const fn kernels(&self) -> HostKernels {
+        self.kernels
+    }
+
+    /// Bytes of prepared weights (0 for the scalar backend).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing was prepared (the scalar backend).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The prepared weights of `model` (the model they were made from).
+    ///
+    /// # Errors
+    /// [`RunError::PreparedMismatch`] for a model of another shape.
+    pub fn weights<'p>(&'p self, model: &ModelView<'_>) -> Result<PreparedWeights<'p>, RunError> {
+        PreparedWeights::from_bytes(&self.kernels, model, &self.bytes)
+    }
+
+    /// An encoder for `model` with these kernels and prepared weights.
+    ///
+    /// # Errors
+    /// As [`Self::weights`].
+    pub fn encoder<'m, 'a>(
+        &'m self,
+        model: &'m ModelView<'a>,
+    ) -> Result<Encoder<'m, 'a, HostKernels>, RunError> {
+        Encoder::new(model, self.kernels).with_prepared(self.weights(model)?)
+    }
+}
+
+impl Kernels for HostKernels {
     fn name(&self) -> &'static str {
         match self.backend {
             Backend::Scalar => "scalar",
@@ -202,85 +177,70 @@ impl Kernels for HostKernels<'_> {
         }
     }
 
-    fn gemm_i8(
-        &self,
-        m: usize,
-        n: usize,
-        depth: usize,
-        a: &[i8],
-        lda: usize,
-        b: &[i8],
-        ldb: usize,
-        out: &mut [i32],
-    ) {
+    fn gemm(&self, g: Gemm<'_, '_>) {
         #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2
-            && microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out)
-        {
-            if let Some(packed) = self.packed(n, depth, b, ldb) {
-                // SAFETY: as below; `packed` has this call's `n` and `depth`.
-                unsafe { avx2::gemm_i8_packed(m, a, lda, packed, out) };
-                return;
+        if self.backend == Backend::Avx2 && g.rows() > 0 && g.channels() > 0 && g.depth() > 0 {
+            let (a, b, out) = g.parts();
+            let acts = match a {
+                Lhs::I8(m) => Some(avx2::Activations::I8(m)),
+                Lhs::U8 { values, zero_point } => Some(avx2::Activations::U8(values, zero_point)),
+                Lhs::I16(m) => Some(avx2::Activations::I16(m)),
+                _ => None,
+            };
+            match (acts, a, b) {
+                (Some(a), _, Rhs::Channels(b)) => {
+                    // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
+                    // (see `avx2()`); `Gemm::new` checked that the shapes agree.
+                    unsafe { avx2::gemm_channels(a, b, out) };
+                }
+                (Some(a), _, Rhs::Prepared(p)) => {
+                    let raw = p.raw();
+                    let bytes: &[i8] = bytemuck::cast_slice(p.bytes());
+                    match avx2::Panels::new(bytes, raw.rows(), raw.cols()) {
+                        // SAFETY: as above; the panels have the weights' shape.
+                        Some(panels) => unsafe { avx2::gemm_prepared(a, panels, out) },
+                        // Prepared bytes too short for the shape: the blob's weights.
+                        // SAFETY: as above.
+                        None => unsafe { avx2::gemm_channels(a, raw, out) },
+                    }
+                }
+                (_, Lhs::U16(p), Rhs::Depths(v)) => {
+                    // SAFETY: as above.
+                    unsafe { avx2::weighted_sums(p, v, out) };
+                }
+                (_, a, b) => {
+                    if let Some(g) = Gemm::new(a, b, out) {
+                        scalar::gemm(g);
+                    }
+                }
             }
-            // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
-            // (see `avx2()`), and `gemm_fits` checked that the shapes are non-empty and that
-            // `a`, `b` and `out` hold every element the shapes and strides address.
-            unsafe { avx2::gemm_i8(m, n, depth, a, lda, b, ldb, out) };
             return;
         }
-        // Empty shapes and slices that do not cover them keep the reference's semantics.
-        scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
+        scalar::gemm(g);
     }
 
-    fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.backend == Backend::Avx2 && !p.is_empty() && !out.is_empty() {
-            let covered = microbert::kernels::strided_covers(p.len(), out.len(), ldv, v.len());
-            if covered {
-                // SAFETY: AVX2 was detected (see `avx2()`), and `covered` checked that `v`
-                // holds `out.len()` values in each of the `p.len()` rows of stride `ldv`.
-                unsafe { avx2::weighted_sum_u16_i8(p, v, ldv, out) };
-                return;
-            }
+    fn prepared_len(&self, channels: usize, depth: usize) -> usize {
+        match self.backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => avx2::panel_len(channels, depth).unwrap_or(usize::MAX),
+            _ => 0,
         }
-        scalar::weighted_sum_u16_i8(p, v, ldv, out);
     }
 
-    fn weighted_sum_block(
-        &self,
-        rows: usize,
-        keys: usize,
-        p: &[u16],
-        v: &[i8],
-        ldv: usize,
-        width: usize,
-        out: &mut [i32],
-    ) {
+    fn prepare(&self, w: MatRef<'_, i8>, out: &mut [u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2
-            && rows > 0
-            && keys > 0
-            && width > 0
-            && rows.checked_mul(keys).is_some_and(|x| x <= p.len())
-            && rows.checked_mul(width).is_some_and(|x| x <= out.len())
-            && microbert::kernels::strided_covers(keys, width, ldv, v.len())
+            && avx2::panel_len(w.rows(), w.cols()).is_some_and(|len| len <= out.len())
         {
-            // SAFETY: AVX2 was detected (see `avx2()`), and the conditions above are the
-            // shapes the body needs.
-            unsafe { avx2::weighted_sum_block(rows, keys, p, v, ldv, width, out) };
-            return;
+            // SAFETY: AVX2 was detected (see `avx2()`); `out` holds the packing.
+            unsafe { avx2::pack_channels(w, bytemuck::cast_slice_mut(out)) };
+            return true;
         }
-        // Short slices and empty shapes keep the per-row semantics of the default.
-        microbert::kernels::weighted_sum_rows(self, rows, keys, p, v, ldv, width, out);
+        let _ = (w, out);
+        false
     }
 
-    fn requantize_row(
-        &self,
-        acc: &[i32],
-        amax: u32,
-        rq: &microbert::kernels::Requant<'_>,
-        out: &mut [i32],
-    ) {
+    fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
             // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
@@ -299,6 +259,39 @@ impl Kernels for HostKernels<'_> {
         microbert::quant::quantize_row_i8(row, out)
     }
 
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_i8_scaled(row, factors, out) };
+        }
+        scalar::quantize_row_i8_scaled(row, factors, out)
+    }
+
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_i16(row, factors, qmax, out) };
+        }
+        scalar::quantize_row_i16(row, factors, qmax, out)
+    }
+
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_u8_offset(row, offset, out) };
+        }
+        scalar::quantize_row_u8_offset(row, offset, out)
+    }
+
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
@@ -308,24 +301,17 @@ impl Kernels for HostKernels<'_> {
         microbert::quant::quantize_row_pow2(row, out)
     }
 
-    fn attention_logits_row(
-        &self,
-        acc: &mut [i32],
-        q_amax: u32,
-        k_exp: &[u32],
-        multiplier: i32,
-        shift: u8,
-    ) {
+    fn attention_logits_row(&self, acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
             // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
-            unsafe { avx2::attention_logits_row(acc, q_amax, k_exp, multiplier, shift) };
+            unsafe { avx2::attention_logits_row(acc, q_amax, k_exp, scale) };
             return;
         }
-        scalar::attention_logits_row(acc, q_amax, k_exp, multiplier, shift);
+        scalar::attention_logits_row(acc, q_amax, k_exp, scale);
     }
 
-    fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
+    fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> PvScale {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
             // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
@@ -334,7 +320,7 @@ impl Kernels for HostKernels<'_> {
         scalar::softmax_row(logits, v_amax, p)
     }
 
-    fn pv_scale_row(&self, acc: &[i32], scale: scalar::PvScale, out: &mut [i32]) {
+    fn pv_scale_row(&self, acc: &[i32], scale: PvScale, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
             // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
@@ -354,13 +340,13 @@ impl Kernels for HostKernels<'_> {
         scalar::gelu_row(row);
     }
 
-    fn layer_norm_row(&self, row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
+    fn layer_norm_row(&self, row: &mut [i32], ln: &LayerNormParams<'_>) {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 {
             // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
-            unsafe { avx2::layer_norm_row(row, gamma, beta, eps_q32) };
+            unsafe { avx2::layer_norm_row(row, ln) };
             return;
         }
-        scalar::layer_norm_row(row, gamma, beta, eps_q32);
+        scalar::layer_norm_row(row, ln);
     }
 }

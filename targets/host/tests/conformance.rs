@@ -1,14 +1,17 @@
 //! The runtime's kernel conformance suite on the host backend, plus end-to-end checks:
-//! the tiny fixture blob and (when it has been prepared) the real MiniLM blob, embedded by
+//! the tiny fixture blob and the real MiniLM blob (`cargo xtask prepare`), embedded by
 //! the scalar reference and by [`HostKernels::detect`], must give byte-identical pooled
 //! Q.16 vectors.
 
+use microbert::kernels::{
+    Gemm, LayerNormParams, LeI32s, Lhs, LogitScale, MatMut, MatRef, Prepared, Requant, Rhs,
+};
 use microbert::{Encoder, Kernels, ModelView, Tokenizer};
-use microbert_host::{Backend, HostKernels};
+use microbert_host::{Backend, HostKernels, PreparedModel};
 use std::path::PathBuf;
 
 /// Says which backend runs, so the test log shows whether AVX2 was exercised.
-fn detected() -> HostKernels<'static> {
+fn detected() -> HostKernels {
     let k = HostKernels::detect();
     match k.backend() {
         Backend::Avx2 => eprintln!("conformance: backend `{}` (AVX2 detected)", k.name()),
@@ -48,16 +51,19 @@ fn encoder_shapes_match_scalar() {
     ] {
         let a = gen_i8((m - 1) * lda + depth);
         let b = gen_i8((n - 1) * ldb + depth);
-        let mut got = vec![-1i32; m * n];
-        let mut want = vec![-2i32; m * n];
-        microbert::Scalar.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut want);
-        k.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut got);
-        assert_eq!(got, want, "gemm_i8 m {m} n {n} depth {depth}");
-        // The same weights packed beforehand, as `pack_model` does for dense layers.
-        let packed = k.clone().pack([(&b[..], n, depth, ldb)]);
-        got.fill(-3);
-        packed.gemm_i8(m, n, depth, &a, lda, &b, ldb, &mut got);
-        assert_eq!(got, want, "packed gemm_i8 m {m} n {n} depth {depth}");
+        let av = Lhs::I8(MatRef::new(&a, m, depth, lda).expect("a"));
+        let bv = MatRef::new(&b, n, depth, ldb).expect("b");
+        let want = product(&microbert::Scalar, av, Rhs::Channels(bv));
+        let got = product(&k, av, Rhs::Channels(bv));
+        assert_eq!(got, want, "gemm m {m} n {n} depth {depth}");
+        // The same weights prepared beforehand, as `prepare_model` does for dense layers.
+        let mut prepared = vec![0u8; k.prepared_len(n, depth)];
+        let ready = k.prepare(bv, &mut prepared);
+        let got = product(&k, av, Rhs::Prepared(Prepared::new(bv, &prepared)));
+        assert_eq!(
+            got, want,
+            "prepared ({ready}) gemm m {m} n {n} depth {depth}"
+        );
     }
     let mut prng = microbert::kernels::testing::Rng::new(8);
     for &(keys, width, ldv) in &[
@@ -71,24 +77,47 @@ fn encoder_shapes_match_scalar() {
         let v: Vec<i8> = (0..(keys - 1) * ldv + width)
             .map(|i| if i % 7 == 0 { -128 } else { prng.i8() })
             .collect();
-        let mut got = vec![-1i32; width];
-        let mut want = vec![-2i32; width];
-        k.weighted_sum_u16_i8(&p, &v, ldv, &mut got);
-        // The reference in wrapping arithmetic (test builds check overflow).
-        for (t, w) in want.iter_mut().enumerate() {
-            *w = p.iter().enumerate().fold(0i32, |s, (j, &pj)| {
-                s.wrapping_add(i32::from(pj) * i32::from(v[j * ldv + t]))
-            });
-        }
-        assert_eq!(got, want, "weighted_sum keys {keys} width {width}");
+        let pm = Lhs::U16(MatRef::contiguous(&p, 1, keys).expect("p"));
+        let vm = Rhs::Depths(MatRef::new(&v, keys, width, ldv).expect("v"));
+        let got = product(&k, pm, vm);
+        // The reference in wrapping arithmetic, written out independently.
+        let want: Vec<i32> = (0..width)
+            .map(|t| {
+                p.iter().enumerate().fold(0i32, |s, (j, &pj)| {
+                    s.wrapping_add(i32::from(pj) * i32::from(v[j * ldv + t]))
+                })
+            })
+            .collect();
+        assert_eq!(got, want, "weighted sums keys {keys} width {width}");
+        assert_eq!(got, product(&microbert::Scalar, pm, vm));
     }
 }
 
+/// `a x b` with kernels `k` into a fresh contiguous output.
+fn product<K: Kernels>(k: &K, a: Lhs<'_>, b: Rhs<'_>) -> Vec<i32> {
+    let (m, n) = (a.rows(), b.channels());
+    let mut out = vec![-7i32; m * n];
+    let g = Gemm::new(a, b, MatMut::contiguous(&mut out, m, n).expect("out")).expect("shapes");
+    k.gemm(g);
+    out
+}
+
 fn pooled<K: Kernels>(model: &ModelView<'_>, k: K, ids: &[u32]) -> Vec<i32> {
-    let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::scratch_bytes(model, ids.len())];
     let mut out = vec![0i32; model.config.hidden_size as usize];
     Encoder::new(model, k)
-        .embed(ids, microbert::arena(&mut arena), &mut out)
+        .embed(ids, &mut arena, &mut out)
+        .expect("embeds");
+    out
+}
+
+fn pooled_prepared(model: &ModelView<'_>, prepared: &PreparedModel, ids: &[u32]) -> Vec<i32> {
+    let mut arena = vec![0u8; microbert::scratch_bytes(model, ids.len())];
+    let mut out = vec![0i32; model.config.hidden_size as usize];
+    prepared
+        .encoder(model)
+        .expect("prepared for this model")
+        .embed(ids, &mut arena, &mut out)
         .expect("embeds");
     out
 }
@@ -105,21 +134,21 @@ fn both_backends_agree(bytes: &[u8], what: &str) {
         "",
     ];
     let k = detected();
-    let packed = k.clone().pack_model(&model);
+    let prepared = k.prepare_model(&model);
     for text in texts {
         let mut ids = vec![0u32; model.max_tokens().min(256)];
         let enc = tokenizer.encode(text, &mut ids).expect("tokenizes");
         let ids = &ids[..enc.len];
         let want = pooled(&model, microbert::Scalar, ids);
-        let got = pooled(&model, &k, ids);
+        let got = pooled(&model, k, ids);
         assert_eq!(
             got,
             want,
             "{what}: {} differs from scalar on {text:?}",
             k.name()
         );
-        let got = pooled(&model, &packed, ids);
-        assert_eq!(got, want, "{what}: packed weights differ on {text:?}");
+        let got = pooled_prepared(&model, &prepared, ids);
+        assert_eq!(got, want, "{what}: prepared weights differ on {text:?}");
     }
     eprintln!(
         "conformance: {what}: {} == scalar on {} texts",
@@ -145,10 +174,9 @@ fn tiny_fixture_mlm_logits_are_identical() {
     let positions: Vec<usize> = (0..n).collect();
     let vocab = model.config.vocab_size as usize;
     let logits = |k: &dyn Fn(&mut [u8], &mut [i32])| {
-        let mut arena =
-            vec![0u32; microbert::model::scratch::mlm_scratch_bytes(&model, n).div_ceil(4)];
+        let mut arena = vec![0u8; microbert::mlm_scratch_bytes(&model, n)];
         let mut out = vec![0i32; n * vocab];
-        k(microbert::arena(&mut arena), &mut out);
+        k(&mut arena, &mut out);
         out
     };
     let want = logits(&|a, o| {
@@ -156,13 +184,16 @@ fn tiny_fixture_mlm_logits_are_identical() {
             .mlm_logits(ids, &positions, a, o)
             .expect("mlm")
     });
-    let packed = detected().pack_model(&model);
+    let prepared = detected().prepare_model(&model);
     let got = logits(&|a, o| {
-        Encoder::new(&model, &packed)
+        prepared
+            .encoder(&model)
+            .expect("prepared for this model")
             .mlm_logits(ids, &positions, a, o)
             .expect("mlm")
     });
-    assert_eq!(got, want, "{} MLM logits differ from scalar", packed.name());
+    let name = prepared.kernels().name();
+    assert_eq!(got, want, "{name} MLM logits differ from scalar");
 }
 
 #[test]
@@ -173,16 +204,18 @@ fn tiny_fixture_embeddings_are_identical() {
     both_backends_agree(&bytes, "tiny fixture");
 }
 
+/// The real MiniLM blob (`cargo xtask prepare` converts it). Missing: a failure under
+/// `CI=true`, a one-line skip elsewhere (`microbert_tests::require`).
 #[test]
-fn minilm_embeddings_are_identical_if_prepared() {
+fn minilm_embeddings_are_identical() {
     let path = microbert_tests::corpus::cache_dir()
         .join("blobs")
         .join("minilm.blob");
-    let Ok(bytes) = std::fs::read(&path) else {
-        eprintln!(
-            "conformance: {} not found (run `cargo xtask prepare`): MiniLM check skipped",
-            path.display()
-        );
+    let Some(bytes) = microbert_tests::require::require(
+        std::fs::read(&path),
+        path.display(),
+        "cargo xtask prepare",
+    ) else {
         return;
     };
     both_backends_agree(&bytes, "MiniLM");
@@ -194,7 +227,6 @@ fn minilm_embeddings_are_identical_if_prepared() {
 /// short parameter slices and the power-of-two key quantisation.
 #[test]
 fn row_passes_match_scalar_on_encoder_rows() {
-    use microbert::kernels::Requant;
     let k = detected();
     let s = microbert::Scalar;
     let mut rng = microbert::kernels::testing::Rng::new(11);
@@ -247,22 +279,11 @@ fn row_passes_match_scalar_on_encoder_rows() {
                 _ => rng.range(-127 * 127 * 1536, 127 * 127 * 1536) as i32,
             })
             .collect();
-        let cut = |b: &[u8], what: usize| -> usize {
-            if case % 7 == what {
-                b.len() / 2
-            } else {
-                b.len()
-            }
-        };
-        let rq = Requant {
-            multiplier: &mult[..cut(&mult, 1)],
-            shift: &shift[..cut(&shift, 2)],
-            bias: if case % 5 == 0 {
-                &[]
-            } else {
-                &bias[..cut(&bias, 3)]
-            },
-        };
+        let (m4, b4) = (
+            LeI32s::new(&mult).expect("mult"),
+            LeI32s::new(&bias).expect("bias"),
+        );
+        let rq = Requant::new(m4, &shift, (case % 5 != 0).then_some(b4)).expect("requant");
         let amax = [ga, 1, 0, i32::MAX as u32, u32::MAX, 65_536][case % 6];
         let (mut got, mut want) = (vec![-1i32; n], vec![-2i32; n]);
         k.requantize_row(&acc, amax, &rq, &mut got);
@@ -279,12 +300,14 @@ fn row_passes_match_scalar_on_encoder_rows() {
                 }
             })
             .collect();
-        let m = rng.range(1 << 30, i32::MAX as i64) as i32;
-        let sh = rng.range(40, 80) as u8;
+        let scale = LogitScale {
+            multiplier: rng.range(1 << 30, i32::MAX as i64) as i32,
+            shift: rng.range(40, 80) as u8,
+        };
         let mut got = acc.clone();
         let mut want = acc.clone();
-        k.attention_logits_row(&mut got, ga, &exps, m, sh);
-        s.attention_logits_row(&mut want, ga, &exps, m, sh);
+        k.attention_logits_row(&mut got, ga, &exps, scale);
+        s.attention_logits_row(&mut want, ga, &exps, scale);
         assert_eq!(got, want, "attention_logits_row case {case}");
 
         // LayerNorm (gamma from the multipliers, beta from the biases, sometimes short),
@@ -303,10 +326,16 @@ fn row_passes_match_scalar_on_encoder_rows() {
         let mut got = ln_row.clone();
         let mut want = ln_row;
         let eps = rng.range(1, 1 << 20) as u64;
-        let gamma = &mult[..cut(&mult, 4)];
-        let beta = &bias[..cut(&bias, 5)];
-        k.layer_norm_row(&mut got, gamma, beta, eps);
-        s.layer_norm_row(&mut want, gamma, beta, eps);
+        // Parameters sometimes shorter than the row (the reference reads 0 past them).
+        let cut = if case % 7 == 4 { n / 2 } else { n };
+        let ln = LayerNormParams::new(
+            LeI32s::new(&mult[..cut * 4]).expect("gamma"),
+            LeI32s::new(&bias[..cut * 4]).expect("beta"),
+            eps,
+        )
+        .expect("layer norm");
+        k.layer_norm_row(&mut got, &ln);
+        s.layer_norm_row(&mut want, &ln);
         assert_eq!(got, want, "layer_norm_row case {case}");
         let mut got = row.clone();
         let mut want = row.clone();

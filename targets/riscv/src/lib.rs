@@ -6,11 +6,11 @@
 //! with `asm!`, since Rust has no stable RVV intrinsics. Built for
 //! `riscv64gc-unknown-linux-gnu` (or a bare-metal riscv64) with `-C target-feature=+v`.
 //!
-//! - `gemm_i8`: 2x2 tiles of row dot products. Under `e16, m2` a `vle8.v` loads VL bytes
+//! - the int8 GEMM: 2x2 tiles of row dot products. Under `e16, m2` a `vle8.v` loads VL bytes
 //!   (EMUL 1) without changing `vtype`, `vsext.vf2` widens them to i16 and `vwmacc.vv`
 //!   accumulates i16 x i16 products into i32 lanes (`m4`), tail-undisturbed so the last
 //!   partial strip keeps the other lanes; one `vredsum.vs` per output at the end.
-//! - `weighted_sum_u16_i8`: over columns, `vwmaccus.vx` (unsigned u16 probability times
+//! - the P.V product (row by row): over columns, `vwmaccus.vx` (unsigned u16 probability times
 //!   signed i16 value) into i32 lanes: exact, no offset trick needed.
 //!
 //! The other per-row passes use the scalar defaults. Without `target_feature = "v"` (or on
@@ -22,6 +22,8 @@
 mod rvv;
 
 use microbert::Kernels;
+#[cfg(all(target_arch = "riscv64", target_feature = "v"))]
+use microbert::kernels::{Gemm, Lhs, Rhs, scalar};
 
 /// RVV 1.0 kernels (the scalar reference on targets without the V extension).
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,22 +45,21 @@ impl Kernels for RvvKernels {
     }
 
     #[cfg(all(target_arch = "riscv64", target_feature = "v"))]
-    fn gemm_i8(
-        &self,
-        m: usize,
-        n: usize,
-        depth: usize,
-        a: &[i8],
-        lda: usize,
-        b: &[i8],
-        ldb: usize,
-        out: &mut [i32],
-    ) {
-        rvv::gemm_i8(m, n, depth, a, lda, b, ldb, out);
-    }
-
-    #[cfg(all(target_arch = "riscv64", target_feature = "v"))]
-    fn weighted_sum_u16_i8(&self, p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-        rvv::weighted_sum_u16_i8(p, v, ldv, out);
+    fn gemm(&self, g: Gemm<'_, '_>) {
+        if g.rows() == 0 || g.channels() == 0 || g.depth() == 0 {
+            return scalar::gemm(g);
+        }
+        let (a, b, out) = g.parts();
+        match (a, b) {
+            // These kernels prepare nothing: prepared operands are the blob's weights.
+            (Lhs::I8(a), Rhs::Channels(b)) => rvv::gemm(a, b, out),
+            (Lhs::I8(a), Rhs::Prepared(p)) => rvv::gemm(a, p.raw(), out),
+            (Lhs::U16(p), Rhs::Depths(v)) => rvv::weighted_sums(p, v, out),
+            (a, b) => {
+                if let Some(g) = Gemm::new(a, b, out) {
+                    scalar::gemm(g);
+                }
+            }
+        }
     }
 }

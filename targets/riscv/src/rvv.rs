@@ -1,13 +1,13 @@
-//! RVV 1.0 kernels. Entry points check once that the shapes fit the slices, then run the
-//! `asm!` loops on raw pointers; empty shapes and short slices go to the scalar reference,
-//! which defines the result for them.
+//! RVV 1.0 kernels. The operands come as `MatRef`/`MatMut` views (every row holds its
+//! columns) whose shapes `RvvKernels::gemm` checked to agree and be non-empty; the `asm!`
+//! loops run on raw pointers within those bounds.
 //!
 //! Register use: `gemm` accumulators v8, v12, v16, v20 (`e32, m4`), widened operands
 //! v24-v31 (`e16, m2`), raw bytes v4-v7, reduction v1-v2. `weighted_sum` accumulators v8
 //! (`e32, m8`), raw bytes v4 (`m2`), widened values v16 (`m4`). No masks (v0 unused).
 
 use core::arch::asm;
-use microbert::kernels::scalar;
+use microbert::kernels::{MatMut, MatRef};
 
 /// Dot products of rows `a0`, `a1` with rows `b0`, `b1` over `depth` bytes:
 /// `[a0.b0, a0.b1, a1.b0, a1.b1]`, wrapping modulo 2^32 as the scalar i32 sum.
@@ -89,22 +89,12 @@ unsafe fn tile_2x2(
     [r00 as i32, r01 as i32, r10 as i32, r11 as i32]
 }
 
-/// See [`microbert::Kernels::gemm_i8`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_i8(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
-) {
-    if !microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out) {
-        scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
-        return;
-    }
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` (`b`: one row per output channel). The caller
+/// (`RvvKernels::gemm`) checked that the shapes agree and are not empty.
+pub(crate) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    let (m, n, depth) = (a.rows(), b.rows(), a.cols());
+    let (lda, ldb, ldo) = (a.ld(), b.ld(), out.ld());
+    let (a, b, out) = (a.data(), b.data(), out.data_mut());
     // A missing second row or column repeats the first; its sums are dropped.
     for r in (0..m).step_by(2) {
         let r1 = (r + 1).min(m - 1);
@@ -113,16 +103,16 @@ pub(crate) fn gemm_i8(
             let c1 = (c + 1).min(n - 1);
             let (b0, b1) = (b[c * ldb..].as_ptr(), b[c1 * ldb..].as_ptr());
             // SAFETY: rows r, r1 < m of `a` and c, c1 < n of `b` each hold `depth >= 1`
-            // bytes from their start (`gemm_fits` above).
+            // bytes from their start (the `MatRef` invariant, checked non-empty by the caller).
             let s = unsafe { tile_2x2(a0, a1, b0, b1, depth) };
-            out[r * n + c] = s[0];
+            out[r * ldo + c] = s[0];
             if c1 != c {
-                out[r * n + c1] = s[1];
+                out[r * ldo + c1] = s[1];
             }
             if r1 != r {
-                out[r1 * n + c] = s[2];
+                out[r1 * ldo + c] = s[2];
                 if c1 != c {
-                    out[r1 * n + c1] = s[3];
+                    out[r1 * ldo + c1] = s[3];
                 }
             }
         }
@@ -184,22 +174,27 @@ unsafe fn weighted_strip(
     vl
 }
 
-/// See [`microbert::Kernels::weighted_sum_u16_i8`].
-pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+/// `out[r][t] = sum_j p[r][j] * v[j][t]` (attention P.V), row by row. The caller checked
+/// that the shapes agree and are not empty.
+pub(crate) fn weighted_sums(p: MatRef<'_, u16>, v: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    for r in 0..p.rows() {
+        weighted_row(p.row(r), v, out.row_mut(r));
+    }
+}
+
+/// One row of [`weighted_sums`]: `v` has `p.len()` rows of at least `out.len()` values.
+fn weighted_row(p: &[u16], v: MatRef<'_, i8>, out: &mut [i32]) {
     let width = out.len();
-    if p.is_empty()
-        || width == 0
-        || !microbert::kernels::strided_covers(p.len(), width, ldv, v.len())
-    {
-        scalar::weighted_sum_u16_i8(p, v, ldv, out);
+    if p.is_empty() || width == 0 || v.rows() < p.len() || v.cols() < width {
         return;
     }
+    let (ldv, v) = (v.ld(), v.data());
     let mut t0 = 0;
     while t0 < width {
         let dst = &mut out[t0..];
         // SAFETY: `avl = width - t0 >= 1` and `p.len() >= 1`; row `j < p.len()` of `v`
-        // from column `t0` holds `width - t0` bytes since `(p.len() - 1) * ldv + width <=
-        // v.len()` (`strided_covers`); `dst` holds `width - t0` i32.
+        // from column `t0` holds `width - t0` bytes (checked above with the `MatRef`
+        // invariant); `dst` holds `width - t0` i32.
         let vl = unsafe {
             weighted_strip(
                 p.as_ptr(),

@@ -110,10 +110,10 @@ impl Oracle {
 /// (bit-identical to the scalar reference: `targets/host/tests/conformance.rs`).
 pub fn runtime_embed(model: &ModelView<'_>, ids: &[u32]) -> Vec<f32> {
     let d = model.config.hidden_size as usize;
-    let mut arena = vec![0u32; microbert::scratch_bytes(model, ids.len()).div_ceil(4)];
+    let mut arena = vec![0u8; microbert::scratch_bytes(model, ids.len())];
     let mut pooled = vec![0i32; d];
     Encoder::new(model, HostKernels::detect())
-        .embed(ids, microbert::arena(&mut arena), &mut pooled)
+        .embed(ids, &mut arena, &mut pooled)
         .expect("runtime embeds");
     let mut out = vec![0f32; d];
     microbert::output::normalize(&pooled, &mut out);

@@ -16,6 +16,7 @@
 //! weight rows v0-v3. All of them are caller-saved, so the asm saves nothing.
 
 use core::arch::asm;
+use microbert::kernels::{MatMut, MatRef};
 
 /// Depth packed per panel: the packed copy of the left operand is `8 * KC` bytes of stack.
 const KC: usize = 512;
@@ -178,11 +179,9 @@ fn run(pack: &[i8], b: [&[i8]; NR], steps: usize, groups: usize, acc: &mut [i32;
 /// Packs rows `r0..r0 + rows` (`rows <= 4 * groups`) and depth `k0..k0 + kc` of `a`: the
 /// byte of row `4 rg + i` at depth `16 s + 4 g + t` goes to
 /// `s * 64 * groups + 64 rg + 16 g + 4 i + t`; missing rows and depth stay zero.
-#[allow(clippy::too_many_arguments)]
 fn pack_a(
     pack: &mut [i8],
-    a: &[i8],
-    lda: usize,
+    a: MatRef<'_, i8>,
     r0: usize,
     rows: usize,
     groups: usize,
@@ -192,7 +191,7 @@ fn pack_a(
     let stride = 64 * groups;
     pack[..kc.div_ceil(16) * stride].fill(0);
     for i in 0..rows {
-        let src = &a[(r0 + i) * lda + k0..][..kc];
+        let src = &a.row(r0 + i)[k0..][..kc];
         let (rg, lane) = (i / 4, i % 4);
         for (q, chunk) in src.chunks(4).enumerate() {
             let at = (q / 4) * stride + rg * 64 + (q % 4) * 16 + lane * 4;
@@ -201,19 +200,12 @@ fn pack_a(
     }
 }
 
-/// `gemm_i8` for shapes that `super::gemm_i8` checked: `m, n, depth >= 1`,
-/// `out.len() >= m * n`, and every row of `a` and `b` holds `depth` bytes.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn gemm(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
-) {
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` for shapes that `super::gemm`'s caller checked:
+/// `m, n, depth >= 1`, `a` is `m x depth`, `b` is `n x depth`, `out` is `m x n`.
+pub(super) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    let (m, n, depth) = (a.rows(), b.rows(), a.cols());
+    let ldo = out.ld();
+    let out = out.data_mut();
     let mut pack = [0i8; MR * KC];
     let mut r0 = 0;
     while r0 < m {
@@ -223,14 +215,14 @@ pub(super) fn gemm(
         while k0 < depth {
             let kc = (depth - k0).min(KC);
             let (full, tail) = (kc / 16, kc % 16);
-            pack_a(&mut pack, a, lda, r0, rows, groups, k0, kc);
+            pack_a(&mut pack, a, r0, rows, groups, k0, kc);
             let mut c0 = 0;
             while c0 < n {
                 let cols = (n - c0).min(NR);
                 let mut acc = [0i32; 32];
                 // Columns past `n` repeat the last one; their sums are dropped.
                 let brow: [&[i8]; NR] =
-                    core::array::from_fn(|j| &b[(c0 + j.min(cols - 1)) * ldb + k0..][..kc]);
+                    core::array::from_fn(|j| &b.row(c0 + j.min(cols - 1))[k0..][..kc]);
                 if full > 0 {
                     run(&pack[..full * 64 * groups], brow, full, groups, &mut acc);
                 }
@@ -249,7 +241,7 @@ pub(super) fn gemm(
                             let row = rg * 4 + i;
                             if row < rows {
                                 let v = acc[(rg * 4 + c) * 4 + i];
-                                let o = &mut out[(r0 + row) * n + c0 + c];
+                                let o = &mut out[(r0 + row) * ldo + c0 + c];
                                 *o = if k0 == 0 { v } else { o.wrapping_add(v) };
                             }
                         }

@@ -1,6 +1,6 @@
-//! NEON kernels. Entry points check that the shapes fit the slices once, then hand raw
-//! pointers to the micro-kernels; anything unusual (empty shapes, short slices) goes to the
-//! scalar reference, which defines the result for those inputs.
+//! NEON kernels. The operands come as `MatRef`/`MatMut` views whose invariant (every row
+//! holds its columns) and the `Gemm` check (the shapes agree) are the micro-kernels' bounds;
+//! `NeonKernels::gemm` sends empty shapes and other operand kinds to the scalar reference.
 
 #[cfg(target_feature = "dotprod")]
 mod dot;
@@ -12,61 +12,46 @@ use core::arch::aarch64::{
     vmlal_high_n_u16, vmlal_n_u16, vmovl_high_u8, vmovl_u8, vreinterpret_u8_s8,
     vreinterpretq_s32_u32, vreinterpretq_u8_s8, vst1q_s32, vsubq_u32,
 };
-use microbert::kernels::scalar;
+use microbert::kernels::{MatMut, MatRef};
 
-/// See [`microbert::Kernels::gemm_i8`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_i8(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
-) {
-    if !microbert::kernels::gemm_fits(m, n, depth, a, lda, b, ldb, out) {
-        scalar::gemm_i8(m, n, depth, a, lda, b, ldb, out);
-        return;
-    }
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` (`b`: one row per output channel). The caller
+/// (`NeonKernels::gemm`) checked that the shapes agree and are not empty.
+pub(crate) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     #[cfg(target_feature = "dotprod")]
-    dot::gemm(m, n, depth, a, lda, b, ldb, out);
+    dot::gemm(a, b, out);
     #[cfg(not(target_feature = "dotprod"))]
     {
         // SAFETY: this module is compiled only with `target_feature = "neon"` (so the CPU
-        // has NEON), and the checks above are `plain::gemm`'s shape contract.
-        unsafe { plain::gemm(m, n, depth, a, lda, b, ldb, out) };
+        // has NEON), and the caller's checks are `plain::gemm`'s shape contract.
+        unsafe { plain::gemm(a, b, out) };
     }
 }
 
-/// See [`microbert::Kernels::weighted_sum_u16_i8`].
+/// `out[r][t] = sum_j p[r][j] * v[j][t]` (attention P.V), row by row.
 ///
 /// `p * v = p * (v + 128) - 128 * p`: with `v + 128` in [1, 255] (any i8 in [0, 255]) both
 /// factors are unsigned, so `umlal` by a broadcast `p` accumulates them in u32; the
 /// correction `128 * sum(p)` is subtracted once. All of it is exact modulo 2^32, which is
-/// what the scalar i32 sum computes.
-pub(crate) fn weighted_sum_u16_i8(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
-    let width = out.len();
-    if p.is_empty()
-        || width == 0
-        || !microbert::kernels::strided_covers(p.len(), width, ldv, v.len())
-    {
-        scalar::weighted_sum_u16_i8(p, v, ldv, out);
-        return;
+/// what the scalar i32 sum computes. The caller checked that the shapes agree and are not
+/// empty.
+pub(crate) fn weighted_sums(p: MatRef<'_, u16>, v: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    for r in 0..p.rows() {
+        // SAFETY: this module is compiled only with `target_feature = "neon"`, so the CPU
+        // running the binary has NEON; `v` has `p.cols()` rows (the `Gemm` check) of
+        // `out.cols()` values (the `MatRef` invariant).
+        unsafe { weighted_neon(p.row(r), v, out.row_mut(r)) };
     }
-    // SAFETY: this module is compiled only with `target_feature = "neon"`, so the CPU
-    // running the binary has NEON; the bounds were checked above.
-    unsafe { weighted_neon(p, v, ldv, out) };
 }
 
-/// The NEON body of [`weighted_sum_u16_i8`].
+/// One row of [`weighted_sums`].
 ///
 /// # Safety
-/// `p` is not empty and `(p.len() - 1) * ldv + out.len() <= v.len()` (no overflow).
+/// `v` has at least `p.len()` rows of at least `out.len()` values.
 #[target_feature(enable = "neon")]
-unsafe fn weighted_neon(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
+unsafe fn weighted_neon(p: &[u16], v: MatRef<'_, i8>, out: &mut [i32]) {
     let width = out.len();
+    debug_assert!(v.rows() >= p.len() && v.cols() >= width);
+    let (ldv, v) = (v.ld(), v.data());
     let correction = p
         .iter()
         .fold(0u32, |s, &x| s.wrapping_add(u32::from(x)))
@@ -76,8 +61,9 @@ unsafe fn weighted_neon(p: &[u16], v: &[i8], ldv: usize, out: &mut [i32]) {
     while t0 + 16 <= width {
         let mut acc = [vdupq_n_u32(0); 4];
         for (j, &pj) in p.iter().enumerate() {
-            // SAFETY: the caller checked `(p.len() - 1) * ldv + width <= v.len()`, and
-            // `j < p.len()`, `t0 + 16 <= width`, so the 16 bytes at `j * ldv + t0` are in `v`.
+            // SAFETY: row `j < p.len()` of `v` holds `width >= t0 + 16` values (the caller's
+            // contract and the `MatRef` invariant), so the 16 bytes at `j * ldv + t0` are in
+            // `v`.
             let x = unsafe { vld1q_s8(v.as_ptr().add(j * ldv + t0)) };
             let u = veorq_u8(vreinterpretq_u8_s8(x), flip);
             let lo = vmovl_u8(vget_low_u8(u));

@@ -7,6 +7,7 @@ use core::arch::aarch64::{
     int8x16_t, int32x4_t, vaddvq_s32, vdupq_n_s8, vdupq_n_s32, vget_low_s8, vld1q_s8,
     vmlal_high_s8, vmull_s8, vpadalq_s16,
 };
+use microbert::kernels::{MatMut, MatRef};
 
 /// Rows and columns of the main tile.
 const T: usize = 4;
@@ -83,23 +84,17 @@ fn rows<const R: usize>(x: &[i8], first: usize, ld: usize) -> [*const i8; R] {
     core::array::from_fn(|i| x.as_ptr().wrapping_add((first + i) * ld))
 }
 
-/// `gemm_i8` on NEON.
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` on NEON.
 ///
 /// # Safety
-/// The shapes that `super::gemm_i8` checks: `m, n, depth >= 1`, `out.len() >= m * n`, and
-/// every row of `a` (stride `lda`) and `b` (stride `ldb`) holds `depth` bytes.
-#[allow(clippy::too_many_arguments)]
+/// The shapes `super::gemm`'s caller checked: `m, n, depth >= 1`, `a` is `m x depth`, `b`
+/// is `n x depth`, `out` is `m x n` (every row of each holds its columns: the view
+/// invariant).
 #[target_feature(enable = "neon")]
-pub(super) unsafe fn gemm(
-    m: usize,
-    n: usize,
-    depth: usize,
-    a: &[i8],
-    lda: usize,
-    b: &[i8],
-    ldb: usize,
-    out: &mut [i32],
-) {
+pub(super) unsafe fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    let (m, n, depth) = (a.rows(), b.rows(), a.cols());
+    let (lda, ldb, ldo) = (a.ld(), b.ld(), out.ld());
+    let (a, b, out) = (a.data(), b.data(), out.data_mut());
     let (m4, n4) = (m - m % T, n - n % T);
     for r in (0..m4).step_by(T) {
         let pa = rows::<T>(a, r, lda);
@@ -108,14 +103,14 @@ pub(super) unsafe fn gemm(
             // bytes (this function's contract).
             let res = unsafe { tile_4x4(pa, rows::<T>(b, c, ldb), depth) };
             for (i, row) in res.iter().enumerate() {
-                out[(r + i) * n + c..][..T].copy_from_slice(row);
+                out[(r + i) * ldo + c..][..T].copy_from_slice(row);
             }
         }
         for c in n4..n {
             // SAFETY: rows r..r+4 of `a` and row c < n of `b` hold `depth` bytes.
             let res = unsafe { tile::<T, 1>(pa, rows::<1>(b, c, ldb), depth) };
             for (i, row) in res.iter().enumerate() {
-                out[(r + i) * n + c] = row[0];
+                out[(r + i) * ldo + c] = row[0];
             }
         }
     }
@@ -124,12 +119,12 @@ pub(super) unsafe fn gemm(
         for c in (0..n4).step_by(T) {
             // SAFETY: row r < m of `a` and rows c..c+4 < n of `b` hold `depth` bytes.
             let res = unsafe { tile::<1, T>(pa, rows::<T>(b, c, ldb), depth) };
-            out[r * n + c..][..T].copy_from_slice(&res[0]);
+            out[r * ldo + c..][..T].copy_from_slice(&res[0]);
         }
         for c in n4..n {
             // SAFETY: row r < m of `a` and row c < n of `b` hold `depth` bytes.
             let res = unsafe { tile::<1, 1>(pa, rows::<1>(b, c, ldb), depth) };
-            out[r * n + c] = res[0][0];
+            out[r * ldo + c] = res[0][0];
         }
     }
 }

@@ -31,18 +31,18 @@ use core::arch::x86_64::{
     _mm256_srli_epi32, _mm256_srlv_epi32,
 };
 use core::cell::Cell;
-use microbert::kernels::Requant;
 use microbert::kernels::scalar;
 use microbert::kernels::tables::{
     EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS,
 };
+use microbert::kernels::{LayerNormParams, LogitScale, Requant};
 use microbert::quant::FRAC_BITS;
 use microbert::quant::{self, I8_MAX, normalize, round_shift_i64};
 
 /// `x >> s` (arithmetic) on four i64 lanes with per-lane counts `s` in `0..=63`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn sra64(x: __m256i, s: __m256i) -> __m256i {
+pub(super) fn sra64(x: __m256i, s: __m256i) -> __m256i {
     let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
     _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sign), s), sign)
 }
@@ -50,7 +50,7 @@ fn sra64(x: __m256i, s: __m256i) -> __m256i {
 /// Saturates four i64 lanes to the i32 range (the result's low 32 bits are the i32).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn sat_i32_64(y: __m256i) -> __m256i {
+pub(super) fn sat_i32_64(y: __m256i) -> __m256i {
     let hi = _mm256_set1_epi64x(i64::from(i32::MAX));
     let lo = _mm256_set1_epi64x(i64::from(i32::MIN));
     let y = _mm256_blendv_epi8(y, hi, _mm256_cmpgt_epi64(y, hi));
@@ -71,14 +71,14 @@ fn round_shift_sat(x: __m256i, s: __m256i) -> __m256i {
 /// `vpmuldq`, which reads only the low half) and the odd ones (moved down).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn odd(v: __m256i) -> __m256i {
+pub(super) fn odd(v: __m256i) -> __m256i {
     _mm256_srli_epi64::<32>(v)
 }
 
 /// Reassembles eight i32 results from the low halves of the even and odd 64-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn join(even: __m256i, odd: __m256i) -> __m256i {
+pub(super) fn join(even: __m256i, odd: __m256i) -> __m256i {
     _mm256_blend_epi32::<0xAA>(even, _mm256_slli_epi64::<32>(odd))
 }
 
@@ -93,21 +93,6 @@ fn shifts_in_range(sh: __m256i) -> bool {
     _mm256_movemask_epi8(ok) == -1
 }
 
-/// The part of `rq` from channel `c0` on (the scalar reference reads missing bytes as 0,
-/// and so does a shorter slice).
-fn requant_from<'a>(rq: &Requant<'a>, c0: usize) -> Requant<'a> {
-    Requant {
-        multiplier: rq.multiplier.get(c0 * 4..).unwrap_or_default(),
-        shift: rq.shift.get(c0..).unwrap_or_default(),
-        bias: if rq.bias.is_empty() {
-            rq.bias
-        } else {
-            // Non-empty but too short: the reference reads 0, and so does an empty bias.
-            rq.bias.get(c0 * 4..).unwrap_or_default()
-        },
-    }
-}
-
 /// See `microbert::kernels::scalar::requantize_row`.
 ///
 /// # Safety
@@ -115,11 +100,9 @@ fn requant_from<'a>(rq: &Requant<'a>, c0: usize) -> Requant<'a> {
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
     let n = acc.len().min(out.len());
-    let mut nv = n.min(rq.multiplier.len() / 4).min(rq.shift.len());
-    if !rq.bias.is_empty() {
-        nv = nv.min(rq.bias.len() / 4);
-    }
-    let nv = nv & !7;
+    let (mult, shift, bias) = (rq.multiplier().as_bytes(), rq.shift(), rq.bias());
+    // `Requant` guarantees one multiplier, shift (and bias) per channel.
+    let nv = n.min(rq.channels()) & !7;
     let (am, ea) = normalize(u64::from(amax));
     debug_assert!((0..1 << 31).contains(&am));
     let amv = _mm256_set1_epi64x(am);
@@ -146,30 +129,25 @@ pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, ou
     let mut c0 = 0;
     while c0 < nv {
         // SAFETY: `c0 + 8 <= nv`, and `nv` is at most the number of channels covered by
-        // `acc`, `out`, `shift` (one byte each), `multiplier` and a non-empty `bias` (four
-        // bytes each), so every load and the store stay inside their slices.
+        // `acc`, `out`, `shift` (one byte each), `multiplier` and `bias` (four bytes each),
+        // so every load and the store stay inside their slices.
         unsafe {
-            let s8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(rq.shift.as_ptr().add(c0).cast()));
+            let s8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(shift.as_ptr().add(c0).cast()));
             let sh = _mm256_sub_epi32(s8, base);
             if !shifts_in_range(sh) {
-                scalar::requantize_row(
-                    &acc[c0..c0 + 8],
-                    amax,
-                    &requant_from(rq, c0),
-                    &mut out[c0..c0 + 8],
-                );
+                scalar::requantize_row(&acc[c0..c0 + 8], amax, &rq.from(c0), &mut out[c0..c0 + 8]);
                 c0 += 8;
                 continue;
             }
             let a8 = _mm256_loadu_si256(acc.as_ptr().add(c0).cast());
-            let m8 = _mm256_loadu_si256(rq.multiplier.as_ptr().add(c0 * 4).cast());
+            let m8 = _mm256_loadu_si256(mult.as_ptr().add(c0 * 4).cast());
             let t_e = step1(a8, m8);
             let t_o = step1(odd(a8), odd(m8));
             let y_e = round_shift_sat(_mm256_mul_epi32(t_e, amv), _mm256_and_si256(sh, low32));
             let y_o = round_shift_sat(_mm256_mul_epi32(t_o, amv), odd(sh));
             let mut y = join(y_e, y_o);
-            if !rq.bias.is_empty() {
-                let b = _mm256_loadu_si256(rq.bias.as_ptr().add(c0 * 4).cast());
+            if let Some(bias) = bias {
+                let b = _mm256_loadu_si256(bias.as_bytes().as_ptr().add(c0 * 4).cast());
                 // Saturating i32 add: overflow iff both operands differ in sign from the sum.
                 let s = _mm256_add_epi32(y, b);
                 let ov = _mm256_and_si256(_mm256_xor_si256(s, y), _mm256_xor_si256(s, b));
@@ -185,14 +163,14 @@ pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, ou
         c0 += 8;
     }
     if nv < n {
-        scalar::requantize_row(&acc[nv..n], amax, &requant_from(rq, nv), &mut out[nv..n]);
+        scalar::requantize_row(&acc[nv..n], amax, &rq.from(nv), &mut out[nv..n]);
     }
 }
 
 /// `quant::amax`: the largest magnitude, saturated to `i32::MAX`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn amax(row: &[i32]) -> u32 {
+pub(super) fn amax(row: &[i32]) -> u32 {
     let mut mx = _mm256_setzero_si256();
     let chunks = row.chunks_exact(8);
     let tail = quant::amax(chunks.remainder());
@@ -311,15 +289,14 @@ pub(crate) unsafe fn attention_logits_row(
     acc: &mut [i32],
     q_amax: u32,
     k_exp: &[u32],
-    multiplier: i32,
-    shift: u8,
+    scale: LogitScale,
 ) {
     let n = acc.len().min(k_exp.len());
     let nv = n & !7;
-    let (cm, ce) = normalize(u64::from(q_amax) * multiplier.unsigned_abs() as u64);
+    let (cm, ce) = normalize(u64::from(q_amax) * scale.multiplier.unsigned_abs() as u64);
     debug_assert!((0..1 << 31).contains(&cm));
     let cmv = _mm256_set1_epi64x(cm);
-    let base = _mm256_set1_epi32(i32::from(shift) - ce);
+    let base = _mm256_set1_epi32(i32::from(scale.shift) - ce);
     let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
     let mut c0 = 0;
     while c0 < nv {
@@ -332,8 +309,7 @@ pub(crate) unsafe fn attention_logits_row(
                     &mut acc[c0..c0 + 8],
                     q_amax,
                     &k_exp[c0..c0 + 8],
-                    multiplier,
-                    shift,
+                    scale,
                 );
                 c0 += 8;
                 continue;
@@ -346,7 +322,7 @@ pub(crate) unsafe fn attention_logits_row(
         c0 += 8;
     }
     if nv < n {
-        scalar::attention_logits_row(&mut acc[nv..n], q_amax, &k_exp[nv..n], multiplier, shift);
+        scalar::attention_logits_row(&mut acc[nv..n], q_amax, &k_exp[nv..n], scale);
     }
 }
 
@@ -613,7 +589,8 @@ fn layer_norm_one(x: i32, mean: i64, r: u128, gamma: i32, beta: i32) -> i32 {
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], eps_q32: u64) {
+pub(crate) unsafe fn layer_norm_row(row: &mut [i32], ln: &LayerNormParams<'_>) {
+    let (gamma, beta, eps_q32) = (ln.gamma(), ln.beta(), ln.eps_q32());
     let d = row.len() as i64;
     let nv = row.len() & !7;
     if d == 0 {
@@ -649,7 +626,7 @@ pub(crate) unsafe fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], 
     let hi = i64::from(mx32.iter().chain(tail).copied().max().unwrap_or(0));
     let mean = sum.div_euclid(d) + i64::from(sum.rem_euclid(d) * 2 >= d);
     if hi - lo >= 1 << 31 {
-        scalar::layer_norm_row(row, gamma, beta, eps_q32);
+        scalar::layer_norm_row(row, ln);
         return;
     }
     // Pass 2: the exact sum of squares, each square (< 2^62) split into 32-bit halves
@@ -684,7 +661,8 @@ pub(crate) unsafe fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], 
     let std = quant::isqrt_u64(var.saturating_add(eps_q32)).max(1);
     let r = (1u128 << 48) / u128::from(std);
     let cmax = (hi - mean).max(mean - lo) as u128;
-    let ng = nv.min(gamma.len() / 4).min(beta.len() / 4) & !7;
+    let ng = nv.min(gamma.len()).min(beta.len()) & !7;
+    let (gamma_bytes, beta_bytes) = (gamma.as_bytes(), beta.as_bytes());
     let ng = if cmax * r < 1 << 62 { ng } else { 0 };
     // Pass 3: z = round(c * r / 2^32) with r = r_hi * 2^31 + r_lo (both fit i32 lanes),
     // y = round(z * gamma / 2^16) + beta, saturated.
@@ -711,8 +689,8 @@ pub(crate) unsafe fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], 
         // in `gamma` and `beta`.
         unsafe {
             let v = _mm256_loadu_si256(row.as_ptr().add(i).cast());
-            let g = _mm256_loadu_si256(gamma.as_ptr().add(i * 4).cast());
-            let b = _mm256_loadu_si256(beta.as_ptr().add(i * 4).cast());
+            let g = _mm256_loadu_si256(gamma_bytes.as_ptr().add(i * 4).cast());
+            let b = _mm256_loadu_si256(beta_bytes.as_ptr().add(i * 4).cast());
             let cv = _mm256_sub_epi32(v, meanv);
             let y = join(lane(cv, g, b), lane(odd(cv), odd(g), odd(b)));
             _mm256_storeu_si256(row.as_mut_ptr().add(i).cast(), y);
@@ -720,12 +698,6 @@ pub(crate) unsafe fn layer_norm_row(row: &mut [i32], gamma: &[u8], beta: &[u8], 
         i += 8;
     }
     for (c, x) in row.iter_mut().enumerate().skip(ng) {
-        *x = layer_norm_one(
-            *x,
-            mean,
-            r,
-            scalar::le_i32(gamma, c),
-            scalar::le_i32(beta, c),
-        );
+        *x = layer_norm_one(*x, mean, r, gamma.at(c), beta.at(c));
     }
 }

@@ -1,0 +1,556 @@
+//! The C contract from Rust: every function against the runtime called directly (the
+//! oracle), and every documented error. The C programs (`examples/embed.c`, the Cortex-M
+//! firmware) test the same through the header; `cargo xtask capi` runs them.
+
+use super::*;
+use core::ffi::CStr;
+use core::ptr::{null, null_mut};
+
+const TEXT: &str = "Integer-only inference runs BERT encoders on microcontrollers.";
+
+fn fixture() -> &'static [u8] {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/fixtures/tiny/model.blob"
+    );
+    let bytes = std::fs::read(path).expect("the committed tiny fixture");
+    Box::leak(bytes.into_boxed_slice())
+}
+
+fn storage() -> microbert_model {
+    microbert_model {
+        opaque: [0; MICROBERT_MODEL_BYTES],
+    }
+}
+
+fn open(blob: &[u8]) -> (i32, microbert_model) {
+    let mut m = storage();
+    // SAFETY: a live slice and a local storage.
+    let s = unsafe { microbert_open(blob.as_ptr(), blob.len(), &mut m) };
+    (s, m)
+}
+
+fn tokenize(m: &microbert_model, text: &[u8], cap: usize) -> (i32, Vec<u32>) {
+    let mut ids = vec![0u32; cap];
+    let mut n = usize::MAX;
+    // SAFETY: live buffers of the lengths given.
+    let s = unsafe {
+        microbert_tokenize(
+            m,
+            text.as_ptr().cast(),
+            text.len(),
+            ids.as_mut_ptr(),
+            cap,
+            &mut n,
+        )
+    };
+    ids.truncate(n);
+    (s, ids)
+}
+
+/// Scratch as `u32` words (4-byte aligned), `bytes` long.
+fn scratch(bytes: usize) -> Vec<u32> {
+    vec![0u32; bytes.div_ceil(4) + 1]
+}
+
+fn embed_q16(
+    m: &microbert_model,
+    ids: &[u32],
+    scratch: &mut [u32],
+    bytes: usize,
+) -> (i32, Vec<i32>) {
+    // SAFETY: a live storage.
+    let d = unsafe { microbert_hidden_size(m) };
+    let mut out = vec![0i32; d];
+    // SAFETY: live buffers; `bytes` is within `scratch`.
+    let s = unsafe {
+        microbert_embed_q16(
+            m,
+            ids.as_ptr(),
+            ids.len(),
+            scratch.as_mut_ptr().cast(),
+            bytes,
+            out.as_mut_ptr(),
+            d,
+        )
+    };
+    (s, out)
+}
+
+fn embed(m: &microbert_model, ids: &[u32], scratch: &mut [u32], bytes: usize) -> (i32, Vec<f32>) {
+    // SAFETY: a live storage.
+    let d = unsafe { microbert_hidden_size(m) };
+    let mut out = vec![0f32; d];
+    // SAFETY: live buffers; `bytes` is within `scratch`.
+    let s = unsafe {
+        microbert_embed(
+            m,
+            ids.as_ptr(),
+            ids.len(),
+            scratch.as_mut_ptr().cast(),
+            bytes,
+            out.as_mut_ptr(),
+            d,
+        )
+    };
+    (s, out)
+}
+
+#[test]
+fn every_status_has_a_distinct_sentence() {
+    let unknown = message(-9999);
+    assert_eq!(unknown, c"unknown microbert status");
+    let mut seen = std::collections::HashSet::new();
+    for s in ALL {
+        assert!(seen.insert(s), "status {s} twice");
+        let m = message(s);
+        assert_ne!(m, unknown, "status {s} has no sentence");
+        // SAFETY: the function returns a static NUL-terminated string.
+        let via_c = unsafe { CStr::from_ptr(microbert_status_message(s)) };
+        assert_eq!(via_c, m);
+        assert!(s <= 0 && s > -400);
+    }
+    assert!(!microbert_status_message(1).is_null());
+}
+
+#[test]
+fn embeddings_equal_the_runtime_called_directly() {
+    let blob = fixture();
+    let (s, m) = open(blob);
+    assert_eq!(s, MICROBERT_OK);
+    let model = microbert::parse(blob).expect("fixture parses");
+    let d = model.config.hidden_size as usize;
+    // SAFETY: an opened storage.
+    unsafe {
+        assert_eq!(microbert_hidden_size(&m), d);
+        assert_eq!(
+            microbert_max_tokens(&m),
+            microbert::Encoder::new(&model, microbert::Scalar).max_tokens()
+        );
+    }
+
+    let (s, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    assert_eq!(s, MICROBERT_OK);
+    let mut want_ids = [0u32; 64];
+    let enc = microbert::Tokenizer::new(&model)
+        .encode(TEXT, &mut want_ids)
+        .expect("tokenizes");
+    assert_eq!(ids, &want_ids[..enc.len]);
+
+    // The oracle: the scalar kernels through the runtime's own API.
+    let mut arena = vec![0u8; microbert::scratch_bytes(&model, ids.len())];
+    let mut want = vec![0i32; d];
+    microbert::Encoder::new(&model, microbert::Scalar)
+        .embed(&ids, &mut arena, &mut want)
+        .expect("embeds");
+    let mut want_f32 = vec![0f32; d];
+    microbert::output::normalize(&want, &mut want_f32);
+
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    // The runtime's arena, the pooled vector, 3 bytes to align it.
+    assert_eq!(
+        bytes,
+        microbert::scratch_bytes(&model, ids.len()) + 4 * d + 3
+    );
+    let mut buf = scratch(bytes);
+    let (s, q16) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    assert_eq!(q16, want);
+    let (s, f) = embed(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&f), bits(&want_f32));
+
+    // A copy of an opened model is an opened model.
+    let copy = m;
+    let (s, again) = embed_q16(&copy, &ids, &mut buf, bytes);
+    assert_eq!((s, again), (MICROBERT_OK, want));
+}
+
+#[test]
+fn null_pointers_are_errors() {
+    let blob = fixture();
+    let (_, m) = open(blob);
+    let mut store = storage();
+    let mut ids = [0u32; 8];
+    let mut n = 7usize;
+    let mut buf = scratch(1 << 16);
+    let mut out = [0f32; 1024];
+    let mut q = [0i32; 1024];
+    let sp = buf.as_mut_ptr().cast::<c_void>();
+    // SAFETY: null pointers, or live buffers of the lengths given.
+    unsafe {
+        assert_eq!(microbert_open(null(), 10, &mut store), MICROBERT_ERR_NULL);
+        assert_eq!(
+            microbert_open(blob.as_ptr(), blob.len(), null_mut()),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(microbert_hidden_size(null()), 0);
+        assert_eq!(microbert_max_tokens(null()), 0);
+        assert_eq!(microbert_scratch_bytes(null(), 4), 0);
+        let t = c"hi".as_ptr();
+        assert_eq!(
+            microbert_tokenize(null(), t, 2, ids.as_mut_ptr(), 8, &mut n),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(n, 0, "n_ids is zeroed on error");
+        assert_eq!(
+            microbert_tokenize(&m, null(), 2, ids.as_mut_ptr(), 8, &mut n),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_tokenize(&m, t, 2, null_mut(), 8, &mut n),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_tokenize(&m, t, 2, ids.as_mut_ptr(), 8, null_mut()),
+            MICROBERT_ERR_NULL
+        );
+        // An empty text may be null.
+        assert_eq!(
+            microbert_tokenize(&m, null(), 0, ids.as_mut_ptr(), 8, &mut n),
+            MICROBERT_OK
+        );
+        assert_eq!(n, 2);
+        let id = ids.as_ptr();
+        assert_eq!(
+            microbert_embed(null(), id, 2, sp, 1 << 16, out.as_mut_ptr(), 1024),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_embed(&m, null(), 2, sp, 1 << 16, out.as_mut_ptr(), 1024),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_embed(&m, id, 2, null_mut(), 1 << 16, out.as_mut_ptr(), 1024),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_embed(&m, id, 2, sp, 1 << 16, null_mut(), 1024),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_embed_q16(&m, id, 2, sp, 1 << 16, null_mut(), 1024),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_embed_q16(&m, id, 2, sp, 1 << 16, q.as_mut_ptr(), 1024),
+            MICROBERT_OK
+        );
+    }
+}
+
+#[test]
+fn unopened_and_failed_storage_is_not_open() {
+    let blob = fixture();
+    let zeroed = storage();
+    let (_, ids) = tokenize(&open(blob).1, b"hello", 8);
+    let mut buf = scratch(1 << 16);
+    assert_eq!(
+        embed(&zeroed, &ids, &mut buf, 1 << 16).0,
+        MICROBERT_ERR_NOT_OPEN
+    );
+    assert_eq!(tokenize(&zeroed, b"hello", 8).0, MICROBERT_ERR_NOT_OPEN);
+    // SAFETY: a live storage.
+    assert_eq!(unsafe { microbert_hidden_size(&zeroed) }, 0);
+
+    // A failed open over an opened storage leaves it not opened.
+    let (s, mut m) = open(blob);
+    assert_eq!(s, MICROBERT_OK);
+    let bad = &blob[..blob.len() - 1];
+    // SAFETY: a live slice and storage.
+    let s = unsafe { microbert_open(bad.as_ptr(), bad.len(), &mut m) };
+    assert_eq!(s, MICROBERT_ERR_BLOB_LENGTH);
+    assert_eq!(
+        embed_q16(&m, &ids, &mut buf, 1 << 16).0,
+        MICROBERT_ERR_NOT_OPEN
+    );
+}
+
+#[test]
+fn bad_blobs_get_their_status() {
+    let blob = fixture();
+    assert_eq!(open(&blob[..10]).0, MICROBERT_ERR_BLOB_TOO_SHORT);
+    assert_eq!(open(&blob[..blob.len() - 1]).0, MICROBERT_ERR_BLOB_LENGTH);
+    let mut magic = blob.to_vec();
+    magic[0] ^= 1;
+    assert_eq!(open(&magic).0, MICROBERT_ERR_BLOB_MAGIC);
+    let mut corrupt = blob.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x40;
+    assert_eq!(open(&corrupt).0, MICROBERT_ERR_BLOB_CHECKSUM);
+    assert_eq!(open(&[]).0, MICROBERT_ERR_BLOB_TOO_SHORT);
+    // The runtime's own verdicts go through the one match.
+    for e in [
+        microbert::BlobError::BadMagic,
+        microbert::BlobError::Decode { section: "config" },
+        microbert::BlobError::BadVocab { reason: "r" },
+    ] {
+        let s = glue::status(e.into());
+        assert!((-199..=-101).contains(&s), "{e:?} -> {s}");
+    }
+}
+
+#[test]
+fn tokenize_truncates_keeps_specials_and_rejects_bad_utf8() {
+    let (_, m) = open(fixture());
+    let (s, full) = tokenize(&m, TEXT.as_bytes(), 64);
+    assert_eq!(s, MICROBERT_OK);
+    assert!(full.len() > 4);
+    let (s, short) = tokenize(&m, TEXT.as_bytes(), 4);
+    assert_eq!(s, MICROBERT_OK);
+    assert_eq!(short.len(), 4);
+    assert_eq!(short[..3], full[..3]);
+    assert_eq!(short[3], *full.last().expect("[SEP]"));
+    assert_eq!(
+        tokenize(&m, TEXT.as_bytes(), 1).0,
+        MICROBERT_ERR_IDS_TOO_SMALL
+    );
+    assert_eq!(tokenize(&m, b"caf\xc3", 8).0, MICROBERT_ERR_UTF8);
+    assert_eq!(tokenize(&m, b"\xff ok", 8).0, MICROBERT_ERR_UTF8);
+    // Capped at the model's limit whatever the capacity.
+    // SAFETY: an opened storage.
+    let max = unsafe { microbert_max_tokens(&m) };
+    let long = "word ".repeat(max + 10);
+    let (s, ids) = tokenize(&m, long.as_bytes(), max + 10);
+    assert_eq!((s, ids.len()), (MICROBERT_OK, max));
+}
+
+#[test]
+fn scratch_and_output_are_checked() {
+    let (_, m) = open(fixture());
+    let (_, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    // SAFETY: an opened storage.
+    let d = unsafe { microbert_hidden_size(&m) };
+    let mut buf = scratch(bytes);
+    assert_eq!(embed(&m, &ids, &mut buf, bytes).0, MICROBERT_OK);
+    // One byte short fails wherever the buffer starts (the alignment bytes are reserved).
+    assert_eq!(
+        embed(&m, &ids, &mut buf, bytes - 1).0,
+        MICROBERT_ERR_SCRATCH_TOO_SMALL
+    );
+    for offset in 1..4 {
+        assert_eq!(
+            embed_at(&m, &ids, &mut buf, offset, bytes - 1).0,
+            MICROBERT_ERR_SCRATCH_TOO_SMALL,
+            "offset {offset}"
+        );
+    }
+    assert_eq!(
+        embed(&m, &ids, &mut buf, 3).0,
+        MICROBERT_ERR_SCRATCH_TOO_SMALL
+    );
+    assert_eq!(
+        embed_q16(&m, &ids, &mut buf, 3).0,
+        MICROBERT_ERR_SCRATCH_TOO_SMALL
+    );
+    assert_eq!(embed(&m, &[], &mut buf, bytes).0, MICROBERT_ERR_EMPTY_INPUT);
+    assert_eq!(
+        embed(&m, &[u32::MAX, 1], &mut buf, bytes).0,
+        MICROBERT_ERR_TOKEN_OUT_OF_VOCAB
+    );
+    // SAFETY: an opened storage.
+    let max = unsafe { microbert_max_tokens(&m) };
+    let too_many = vec![ids[0]; max + 1];
+    assert_eq!(
+        embed(&m, &too_many, &mut buf, bytes).0,
+        MICROBERT_ERR_TOO_MANY_TOKENS
+    );
+    // SAFETY: an opened storage.
+    let huge = unsafe { microbert_scratch_bytes(&m, usize::MAX) };
+    assert_eq!(huge, 0, "overflow gives 0");
+
+    let mut out = vec![0f32; d];
+    // SAFETY: live buffers of the lengths given.
+    unsafe {
+        let sp = buf.as_mut_ptr().cast::<c_void>();
+        assert_eq!(
+            microbert_embed(
+                &m,
+                ids.as_ptr(),
+                ids.len(),
+                sp,
+                bytes,
+                out.as_mut_ptr(),
+                d - 1
+            ),
+            MICROBERT_ERR_OUTPUT_SIZE
+        );
+        assert_eq!(
+            microbert_embed(
+                &m,
+                ids.as_ptr(),
+                ids.len(),
+                sp,
+                usize::MAX,
+                out.as_mut_ptr(),
+                d
+            ),
+            MICROBERT_ERR_LENGTH
+        );
+        let mut store = storage();
+        let odd = (&raw mut store)
+            .cast::<u8>()
+            .wrapping_add(4)
+            .cast::<microbert_model>();
+        let blob = fixture();
+        assert_eq!(
+            microbert_open(blob.as_ptr(), blob.len(), odd),
+            MICROBERT_ERR_ALIGN
+        );
+    }
+}
+
+/// `microbert_embed` with the scratch starting `offset` bytes into `buf`.
+fn embed_at(
+    m: &microbert_model,
+    ids: &[u32],
+    buf: &mut [u32],
+    offset: usize,
+    bytes: usize,
+) -> (i32, Vec<f32>) {
+    assert!(offset + bytes <= buf.len() * 4);
+    // SAFETY: a live storage.
+    let d = unsafe { microbert_hidden_size(m) };
+    let mut out = vec![0f32; d];
+    let scratch = buf.as_mut_ptr().cast::<u8>().wrapping_add(offset).cast();
+    // SAFETY: live buffers; `offset + bytes` is within `buf` (asserted).
+    let s = unsafe {
+        microbert_embed(
+            m,
+            ids.as_ptr(),
+            ids.len(),
+            scratch,
+            bytes,
+            out.as_mut_ptr(),
+            d,
+        )
+    };
+    (s, out)
+}
+
+/// Bits of floats, for exact comparisons.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn scratch_may_have_any_alignment() {
+    let (_, m) = open(fixture());
+    let (_, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    let mut buf = scratch(bytes + 4);
+    let (s, want) = embed_at(&m, &ids, &mut buf, 0, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    for offset in 1..8 {
+        let (s, got) = embed_at(&m, &ids, &mut buf, offset, bytes);
+        assert_eq!(s, MICROBERT_OK, "offset {offset}");
+        assert_eq!(bits(&got), bits(&want), "offset {offset}");
+    }
+}
+
+/// Storage for prepared weights, `offset` bytes into an allocation (any alignment works).
+fn prepared_storage(len: usize, offset: usize) -> Vec<u8> {
+    vec![0u8; len + offset]
+}
+
+fn prepare(m: &mut microbert_model, buf: &mut [u8], offset: usize, len: usize) -> i32 {
+    assert!(offset + len <= buf.len());
+    // SAFETY: a live storage; `offset + len` is within `buf` (asserted).
+    unsafe { microbert_prepare(m, buf.as_mut_ptr().wrapping_add(offset).cast(), len) }
+}
+
+#[test]
+fn prepared_weights_give_the_same_bits() {
+    let blob = fixture();
+    let (_, mut m) = open(blob);
+    let model = microbert::parse(blob).expect("fixture parses");
+    let kernels = microbert_host::HostKernels::detect();
+    // SAFETY: an opened storage.
+    let need = unsafe { microbert_prepared_bytes(&m) };
+    assert_eq!(need, microbert::prepared_bytes(&kernels, &model));
+    // SAFETY: a static NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(microbert_kernels()) };
+    assert_eq!(
+        need > 0,
+        name == c"avx2",
+        "AVX2 prepares panels, scalar nothing"
+    );
+
+    let (_, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    let mut buf = scratch(bytes);
+    let (s, want_q16) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    let (_, want) = embed(&m, &ids, &mut buf, bytes);
+
+    if need == 0 {
+        // Nothing to prepare: succeeds, even with no buffer.
+        // SAFETY: a live storage.
+        let s = unsafe { microbert_prepare(&mut m, null_mut(), 0) };
+        assert_eq!(s, MICROBERT_OK);
+        return;
+    }
+    // Errors leave the model as it was.
+    let mut weights = prepared_storage(need, 3);
+    assert_eq!(
+        prepare(&mut m, &mut weights, 3, need - 1),
+        MICROBERT_ERR_PREPARED_TOO_SMALL
+    );
+    // SAFETY: null pointers and live storages.
+    unsafe {
+        assert_eq!(
+            microbert_prepare(&mut m, null_mut(), need),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_prepare(null_mut(), weights.as_mut_ptr().cast(), need),
+            MICROBERT_ERR_NULL
+        );
+        let mut unopened = storage();
+        assert_eq!(
+            microbert_prepare(&mut unopened, weights.as_mut_ptr().cast(), need),
+            MICROBERT_ERR_NOT_OPEN
+        );
+        assert_eq!(microbert_prepared_bytes(&unopened), 0);
+        assert_eq!(microbert_prepared_bytes(null()), 0);
+    }
+    assert!(weights.iter().all(|&b| b == 0), "nothing written on error");
+
+    // Prepared at an odd address: the same bits, q16 and f32, on the model and on a copy.
+    assert_eq!(prepare(&mut m, &mut weights, 3, need), MICROBERT_OK);
+    assert!(weights.iter().any(|&b| b != 0), "the weights were written");
+    let (s, q16) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!((s, q16), (MICROBERT_OK, want_q16.clone()));
+    // SAFETY: a bitwise copy (C's assignment) of plain bytes; the original stays valid.
+    let copy: microbert_model = unsafe { core::ptr::read(&m) };
+    let (s, f) = embed(&copy, &ids, &mut buf, bytes);
+    assert_eq!((s, bits(&f)), (MICROBERT_OK, bits(&want)));
+
+    // The embed calls read the caller's buffer: other bytes there change the result (the
+    // runtime checks only the length, so this is wrong numbers, never undefined behaviour).
+    for b in weights.iter_mut().skip(3) {
+        *b = b.wrapping_add(1);
+    }
+    let (s, changed) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    assert_ne!(changed, want_q16, "the prepared buffer is what embed reads");
+    // A fresh open forgets the buffer.
+    // SAFETY: a live slice and storage.
+    let s = unsafe { microbert_open(blob.as_ptr(), blob.len(), &mut m) };
+    assert_eq!(s, MICROBERT_OK);
+    let (_, again) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(again, want_q16);
+}
+
+#[test]
+fn kernels_have_a_name() {
+    // SAFETY: a static NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(microbert_kernels()) };
+    assert!(["scalar", "avx2"].contains(&name.to_str().expect("ASCII")));
+}

@@ -1,0 +1,287 @@
+//! `microbert embed`: one JSON object per text (tokens, truncated, optional hash,
+//! the pooled L2-normalised embedding).
+
+use crate::batch::{self, BatchArgs, Outcome, Output, Report};
+use crate::{Finish, read_blob};
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+use core::ops::ControlFlow;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use microbert::blob::{ModelView, Pooling, PositionMode};
+use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
+use microbert_host::{HostKernels, PreparedModel};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+#[command(after_help = batch::HELP)]
+pub(crate) struct EmbedArgs {
+    /// The model blob (`cargo xtask convert` writes one).
+    #[arg(long)]
+    model: PathBuf,
+    /// Embed the whole file as one text instead of reading lines from stdin.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Truncate each text to at most N tokens, [CLS] and [SEP] included (at least 2).
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// Pooling; defaults to the one stored in the blob.
+    #[arg(long)]
+    pooling: Option<PoolingArg>,
+    /// Position mode; defaults to the blob's. `hierarchical` reads up to 512 x 512 tokens
+    /// with a 512-position model; `absolute` truncates at the trained table.
+    #[arg(long)]
+    positions: Option<PositionsArg>,
+    /// Add "hash": FNV-1a 64 of the pooled fixed-point vector's little-endian bytes.
+    #[arg(long)]
+    hash: bool,
+    /// Kernels: `auto` picks AVX2 when the CPU has it (else scalar); `scalar` forces the
+    /// reference. Both give bit-identical results.
+    #[arg(long, value_enum, default_value_t = KernelsArg::Auto)]
+    kernels: KernelsArg,
+    #[command(flatten)]
+    batch: BatchArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PoolingArg {
+    Mean,
+    Cls,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelsArg {
+    Auto,
+    Scalar,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PositionsArg {
+    Absolute,
+    Hierarchical,
+}
+
+/// One line of `embed` output. f32 values print in their shortest round-trip form.
+#[derive(serde::Serialize)]
+struct EmbedLine<'a> {
+    tokens: usize,
+    truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+    embedding: &'a [f32],
+}
+
+/// Texts that were cut to the token limit: how many, and the first.
+#[derive(Default)]
+struct Truncations {
+    count: u64,
+    /// Line, tokens in the text, tokens kept.
+    first: Option<(u64, usize, usize)>,
+}
+
+/// `microbert embed`.
+pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
+    let bytes = read_blob(&args.model)?;
+    let model = crate::parse_model(&args.model, &bytes)?;
+    let kernels = match args.kernels {
+        KernelsArg::Auto => HostKernels::detect(),
+        KernelsArg::Scalar => HostKernels::scalar(),
+    };
+    // The dense weights prepared once for the AVX2 GEMM (nothing on the scalar backend).
+    let prepared = kernels.prepare_model(&model);
+    let mut embedder = Embedder::new(args, &model, &prepared)?;
+    let mut truncations = Truncations::default();
+    let mut embed_line = |n: u64, text: &str, out: &mut Vec<u8>| -> Result<()> {
+        let line = embedder.embed(text)?;
+        if let Some((total, kept)) = line.cut {
+            truncations.count += 1;
+            truncations.first.get_or_insert((n, total, kept));
+        }
+        serde_json::to_writer(out, &line.json(args.hash))?;
+        Ok(())
+    };
+    let outcome = if let Some(path) = &args.file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+        let mut buf = Vec::new();
+        embed_line(1, &text, &mut buf).with_context(|| format!("{}", path.display()))?;
+        let mut out = Output::new(std::io::stdout().lock());
+        if out.line(&buf)?.is_err() || out.flush()?.is_err() {
+            Outcome::Closed
+        } else {
+            Outcome::Done(Report {
+                lines: 1,
+                ..Report::default()
+            })
+        }
+    } else {
+        batch::run(
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            args.batch,
+            embed_line,
+        )?
+    };
+    let mut finish = Finish::from(outcome);
+    if let (Some((line, total, kept)), Finish::Done { notes, .. }) =
+        (truncations.first, &mut finish)
+    {
+        let why = embedder.truncation_reason(args);
+        notes.push(format!(
+            "note: {} {} truncated to the token limit ({why}; first: line {line}, {total} tokens cut to {kept})",
+            truncations.count,
+            if truncations.count == 1 { "text" } else { "texts" },
+        ));
+    }
+    Ok(finish)
+}
+
+/// The model, kernels and buffers of one run.
+struct Embedder<'m, 'a> {
+    model: &'m ModelView<'a>,
+    tokenizer: Tokenizer<'a>,
+    encoder: Encoder<'m, 'a, HostKernels>,
+    pooling: Pooling,
+    model_max: usize,
+    ids: Vec<u32>,
+    arena: Vec<u8>,
+    pooled: Vec<i32>,
+    embedding: Vec<f32>,
+}
+
+/// One embedded text.
+struct Embedded<'a> {
+    tokens: usize,
+    /// `(tokens in the text, tokens kept)` when it was truncated.
+    cut: Option<(usize, usize)>,
+    pooled: &'a [i32],
+    embedding: &'a [f32],
+}
+
+impl Embedded<'_> {
+    fn json(&self, hash: bool) -> EmbedLine<'_> {
+        EmbedLine {
+            tokens: self.tokens,
+            truncated: self.cut.is_some(),
+            hash: hash.then(|| format!("{:016x}", microbert::output::hash(self.pooled))),
+            embedding: self.embedding,
+        }
+    }
+}
+
+impl<'m, 'a> Embedder<'m, 'a> {
+    fn new(
+        args: &EmbedArgs,
+        model: &'m ModelView<'a>,
+        prepared: &'m PreparedModel,
+    ) -> Result<Self> {
+        let mut encoder = prepared.encoder(model)?;
+        match args.positions {
+            Some(PositionsArg::Absolute) => {
+                encoder = encoder.with_positions(PositionMode::Absolute);
+            }
+            Some(PositionsArg::Hierarchical) => {
+                encoder = encoder.with_positions(PositionMode::Hierarchical);
+            }
+            None => {}
+        }
+        let model_max = encoder.max_tokens();
+        let limit = match args.max_tokens {
+            Some(n) if n < 2 => bail!("--max-tokens must be at least 2 ([CLS] and [SEP])"),
+            Some(n) => n.min(model_max),
+            None => model_max,
+        };
+        let pooling = match args.pooling {
+            Some(PoolingArg::Mean) => Pooling::Mean,
+            Some(PoolingArg::Cls) => Pooling::Cls,
+            None => model.config.pooling,
+        };
+        let d = model.config.hidden_size as usize;
+        Ok(Self {
+            model,
+            tokenizer: Tokenizer::new(model),
+            encoder,
+            pooling,
+            model_max,
+            ids: vec![0u32; limit],
+            arena: Vec::new(),
+            pooled: vec![0i32; d],
+            embedding: vec![0f32; d],
+        })
+    }
+
+    /// Why texts are cut, for the truncation note.
+    fn truncation_reason(&self, args: &EmbedArgs) -> &'static str {
+        if args.max_tokens.is_some_and(|n| n < self.model_max) {
+            "--max-tokens"
+        } else if matches!(args.positions, Some(PositionsArg::Absolute)) {
+            "--positions absolute reads only the trained position table"
+        } else {
+            "the model's position limit"
+        }
+    }
+
+    fn embed(&mut self, text: &str) -> Result<Embedded<'_>> {
+        let enc = self.tokenizer.encode(text, &mut self.ids)?;
+        let needed = microbert::scratch_bytes(self.model, enc.len);
+        if self.arena.len() < needed {
+            self.arena.resize(needed, 0);
+        }
+        let ids = self.ids.get(..enc.len).unwrap_or_default();
+        let mut bar = LazyBar::new();
+        let options = EmbedOptions {
+            pooling: Some(self.pooling),
+            progress: Some(&mut |p| {
+                bar.update(p);
+                ControlFlow::Continue(())
+            }),
+            ..EmbedOptions::default()
+        };
+        self.encoder
+            .embed_with(ids, options, &mut self.arena, &mut self.pooled)?;
+        bar.finish();
+        microbert::output::normalize(&self.pooled, &mut self.embedding);
+        Ok(Embedded {
+            tokens: enc.len,
+            cut: enc.truncated.then_some((enc.total, enc.len)),
+            pooled: &self.pooled,
+            embedding: &self.embedding,
+        })
+    }
+}
+
+/// A progress bar on stderr that appears only once a text has taken more than a second.
+struct LazyBar {
+    start: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl LazyBar {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, p: Progress) {
+        if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
+            let bar =
+                ProgressBar::with_draw_target(Some(p.total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{elapsed:>4} [{bar:40}] {percent:>3}% eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(p.done as u64);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! The `microbert` command run as a user runs it (the built binary, the committed fixture
+//! blob): batch verbs lose nothing.
+//!
+//! - 10,000 input lines with 100 corrupt ones spread through them (invalid UTF-8 of several
+//!   kinds, two lines over the 16 MiB limit, the last line corrupt and without `\n`) give
+//!   10,000 output lines: the 9,900 good ones byte-identical to a run without the corrupt
+//!   lines (`--hash` included), each corrupt one `{"line": N, "error": ...}` with its N, a
+//!   non-zero status and one summary line on stderr. For `embed` and `tokenize`.
+//! - `--fail-fast`, a closed stdout (`| head -1`), empty stdin, CRLF, empty lines, a final
+//!   line without `\n`, the truncation note, whole-run errors and `--help`.
+//! - The same 10,000-line case with the real MiniLM blob and movie reviews
+//!   (`MICROBERT_CLI_LINES` lines, 1,000 unless set; needs `cargo xtask prepare`).
+
+use microbert_host::lines::MAX_LINE_BYTES;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_microbert");
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures/tiny/model.blob")
+}
+
+/// Runs `microbert ARGS` with `stdin` fed from a thread.
+fn run(args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("microbert starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    let feeder = std::thread::spawn(move || {
+        // The child may stop reading early (--fail-fast): a broken pipe is fine.
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("microbert runs");
+    feeder.join().expect("feeder thread");
+    out
+}
+
+fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).expect("UTF-8 output")
+}
+
+/// Output lines (each ends with `\n`; no text after the last).
+fn lines(stdout: &[u8]) -> Vec<&str> {
+    let s = text(stdout);
+    assert!(s.is_empty() || s.ends_with('\n'), "output ends mid-line");
+    s.lines().collect()
+}
+
+/// A verb with its model: `embed --hash` or `tokenize`.
+fn verb_args<'a>(verb: &'a str, blob: &'a str) -> Vec<&'a str> {
+    match verb {
+        "embed" => vec!["embed", "--model", blob, "--hash"],
+        _ => vec![verb, "--model", blob],
+    }
+}
+
+/// Short seeded texts over the fixture's vocabulary (and beyond it), a few of them empty
+/// or CRLF-terminated, none long enough to be truncated.
+fn fixture_texts(count: usize) -> Vec<Vec<u8>> {
+    const WORDS: &[&str] = &[
+        "the",
+        "model",
+        "reads",
+        "a",
+        "long",
+        "sentence",
+        "about",
+        "paris",
+        "and",
+        "london",
+        "café",
+        "naive",
+        "über",
+        "中国",
+        "人",
+        "river",
+        "music",
+        "film",
+        "xylophone",
+        "!",
+        "?",
+        "42",
+        "(book)",
+        "water,",
+        "night.",
+        "don't",
+    ];
+    let mut state = 0x5EED_1234_ABCD_0001u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|i| {
+            let n = (next() % 12) as usize + usize::from(i % 97 != 0);
+            let mut line = (0..n)
+                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+                .into_bytes();
+            if i % 13 == 5 {
+                line.push(b'\r');
+            }
+            line
+        })
+        .collect()
+}
+
+/// The corrupt lines' numbers (from 1) among `n` lines: line 2, the last line, and one in
+/// each block of 100 lines between.
+fn corrupt_numbers(n: usize) -> Vec<usize> {
+    assert!(
+        n >= 300 && n.is_multiple_of(100),
+        "{n} lines: a multiple of 100, at least 300"
+    );
+    let count = n / 100;
+    let mut numbers = vec![2];
+    numbers.extend((1..count - 1).map(|k| k * 100 + (k * 37) % 97 + 1));
+    numbers.push(n);
+    numbers
+}
+
+/// The `i`-th corrupt line and the fragment its error must contain.
+fn corrupt_line(i: usize) -> (Vec<u8>, &'static str) {
+    const UTF8: &str = "not valid UTF-8";
+    const LONG: &str = "longer than the 16777216-byte limit";
+    if i % 50 == 49 {
+        // Over the limit (valid UTF-8 otherwise): read to its end and dropped.
+        return (vec![b'a'; MAX_LINE_BYTES + 1 + i], LONG);
+    }
+    let line: Vec<u8> = match i % 10 {
+        0 => b"\x80".to_vec(),
+        1 => b"caf\xc3".to_vec(),
+        2 => b"\xe2\x82 euro sign cut short".to_vec(),
+        3 => b"\xc0\xaf overlong slash".to_vec(),
+        4 => b"\xed\xa0\x80 a surrogate".to_vec(),
+        5 => b"\xf4\x90\x80\x80 past U+10FFFF".to_vec(),
+        6 => b"\xff\xfe utf-16 byte order mark".to_vec(),
+        7 => b"latin-1 caf\xe9 in a good sentence".to_vec(),
+        8 => b"cut emoji \xf0\x9f\x98\r".to_vec(),
+        _ => b"\xf8\x88\x80\x80\x80 five-byte form".to_vec(),
+    };
+    (line, UTF8)
+}
+
+/// Figures of one lose-nothing run.
+struct Figures {
+    lines: usize,
+    failed: usize,
+    seconds: f64,
+}
+
+/// The 10,000-line case for `verb` on `blob`: `good` texts with `n - good.len()` corrupt
+/// lines spread through them, against a run on the good texts alone.
+fn lose_nothing(verb: &str, blob: &Path, good: &[Vec<u8>], n: usize) -> Figures {
+    let blob = blob.to_str().expect("UTF-8 path");
+    let corrupt = corrupt_numbers(n);
+    assert_eq!(good.len() + corrupt.len(), n);
+
+    let mut clean = Vec::new();
+    for line in good {
+        clean.extend_from_slice(line);
+        clean.push(b'\n');
+    }
+    let mut mixed = Vec::new();
+    let mut expected_errors = Vec::new();
+    let (mut g, mut c) = (0, 0);
+    for number in 1..=n {
+        if corrupt.get(c) == Some(&number) {
+            let (line, fragment) = corrupt_line(c);
+            mixed.extend_from_slice(&line);
+            expected_errors.push((number, fragment));
+            c += 1;
+        } else {
+            mixed.extend_from_slice(&good[g]);
+            g += 1;
+        }
+        // The last line (a corrupt one) has no `\n`.
+        if number < n {
+            mixed.push(b'\n');
+        }
+    }
+
+    let reference = run(&verb_args(verb, blob), clean);
+    assert!(
+        reference.status.success(),
+        "{verb} on the good lines failed: {}",
+        text(&reference.stderr)
+    );
+    assert_eq!(
+        text(&reference.stderr),
+        "",
+        "{verb}: stderr of the good lines"
+    );
+    let want = lines(&reference.stdout);
+    assert_eq!(want.len(), good.len());
+
+    let start = Instant::now();
+    let got = run(&verb_args(verb, blob), mixed);
+    let seconds = start.elapsed().as_secs_f64();
+    let got_lines = lines(&got.stdout);
+    assert_eq!(got_lines.len(), n, "{verb}: one output line per input line");
+    let mut want = want.into_iter();
+    let mut errors = expected_errors.iter();
+    let mut next_error = errors.next();
+    for (i, line) in got_lines.iter().enumerate() {
+        let number = i + 1;
+        match next_error {
+            Some(&(bad, fragment)) if bad == number => {
+                let prefix = format!("{{\"line\":{number},\"error\":\"");
+                assert!(line.starts_with(&prefix), "line {number}: {line}");
+                let json: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                let fields = json.as_object().expect("an object");
+                assert_eq!(fields.len(), 2, "line {number}: {line}");
+                let msg = json["error"].as_str().expect("error is a string");
+                assert!(msg.contains(fragment), "line {number}: {msg}");
+                next_error = errors.next();
+            }
+            _ => assert_eq!(
+                Some(*line),
+                want.next(),
+                "{verb}: output line {number} differs from the run without corrupt lines"
+            ),
+        }
+    }
+    assert_eq!(want.next(), None);
+    assert!(next_error.is_none());
+    assert_eq!(
+        got.status.code(),
+        Some(1),
+        "{verb}: status with failed lines"
+    );
+    assert_eq!(
+        text(&got.stderr),
+        format!(
+            "microbert: {} of {n} lines failed (first: line 2: the line is not valid UTF-8 \
+             (first invalid byte at offset 0))\n",
+            corrupt.len()
+        ),
+        "{verb}: stderr"
+    );
+    Figures {
+        lines: n,
+        failed: corrupt.len(),
+        seconds,
+    }
+}
+
+#[test]
+fn embed_loses_no_line() {
+    let good = fixture_texts(9_900);
+    let f = lose_nothing("embed", &fixture(), &good, 10_000);
+    println!(
+        "embed (fixture): {} lines, {} failed, {:.2} s",
+        f.lines, f.failed, f.seconds
+    );
+}
+
+#[test]
+fn tokenize_loses_no_line() {
+    let good = fixture_texts(9_900);
+    let f = lose_nothing("tokenize", &fixture(), &good, 10_000);
+    println!(
+        "tokenize (fixture): {} lines, {} failed, {:.2} s",
+        f.lines, f.failed, f.seconds
+    );
+}
+
+/// The lose-nothing case with all-MiniLM-L6-v2 and movie-review sentences.
+#[test]
+fn embed_loses_no_line_with_minilm() {
+    let blob = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join("minilm.blob");
+    use microbert_tests::require::require;
+    let Some(_) = require(
+        std::fs::metadata(&blob),
+        blob.display(),
+        "cargo xtask prepare",
+    ) else {
+        return;
+    };
+    let Some(reviews) = require(
+        microbert_tests::corpus::try_movie_reviews(),
+        "movie reviews",
+        "cargo xtask prepare",
+    ) else {
+        return;
+    };
+    let n: usize = match std::env::var("MICROBERT_CLI_LINES") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().expect("MICROBERT_CLI_LINES: a number"),
+        _ => 1_000,
+    };
+    let good: Vec<Vec<u8>> = reviews
+        .iter()
+        .take(n - n / 100)
+        .map(|r| r.clone().into_bytes())
+        .collect();
+    assert_eq!(good.len(), n - n / 100, "not enough reviews for {n} lines");
+    let f = lose_nothing("embed", &blob, &good, n);
+    println!(
+        "embed (MiniLM, movie reviews): {} lines ({} corrupt, all reported), {:.1} s, {:.0} lines/s",
+        f.lines,
+        f.failed,
+        f.seconds,
+        f.lines as f64 / f.seconds
+    );
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_bad_line() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    for verb in ["embed", "tokenize"] {
+        let mut args = verb_args(verb, blob);
+        args.push("--fail-fast");
+        let out = run(&args, b"the model\n\xff\nparis\n".to_vec());
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        assert_eq!(lines(&out.stdout).len(), 1, "{verb}: only the line before");
+        assert_eq!(
+            text(&out.stderr),
+            "microbert: error: line 2: the line is not valid UTF-8 (first invalid byte at offset 0)\n",
+            "{verb}"
+        );
+        // Without bad lines, --fail-fast changes nothing.
+        let with = run(&args, b"the model\nparis\n".to_vec());
+        let without = run(&verb_args(verb, blob), b"the model\nparis\n".to_vec());
+        assert!(with.status.success(), "{verb}");
+        assert_eq!(with.stdout, without.stdout, "{verb}");
+    }
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    // Far more output than a pipe holds, so the verb must meet the closed pipe.
+    let input: Vec<u8> = fixture_texts(10_000).join(&b'\n');
+    for verb in ["embed", "tokenize"] {
+        let mut child = Command::new(BIN)
+            .args(verb_args(verb, blob))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("microbert starts");
+        let mut stdin = child.stdin.take().expect("piped");
+        let feed = input.clone();
+        let feeder = std::thread::spawn(move || {
+            let _ = stdin.write_all(&feed);
+        });
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut s = String::new();
+            stderr.read_to_string(&mut s).map(|_| s)
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("one line");
+        assert!(first.starts_with('{') && first.ends_with("}\n"), "{first}");
+        drop(stdout); // `| head -1`
+        let status = child.wait().expect("microbert exits");
+        feeder.join().expect("feeder");
+        let stderr = errors.join().expect("stderr thread").expect("stderr");
+        assert!(status.success(), "{verb}: {status}, stderr {stderr:?}");
+        assert_eq!(stderr, "", "{verb}: stderr");
+    }
+}
+
+#[test]
+fn empty_stdin_gives_nothing() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    for verb in ["embed", "tokenize"] {
+        let out = run(&verb_args(verb, blob), Vec::new());
+        assert!(out.status.success(), "{verb}");
+        assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{verb}");
+    }
+}
+
+#[test]
+fn crlf_empty_lines_and_a_final_line_without_newline() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    for verb in ["embed", "tokenize"] {
+        let args = verb_args(verb, blob);
+        let one = |t: &str| {
+            let out = run(&args, format!("{t}\n").into_bytes());
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{verb} {t:?}"
+            );
+            String::from_utf8(out.stdout).expect("UTF-8")
+        };
+        let out = run(&args, b"the model\r\n\r\n\nparis".to_vec());
+        assert!(out.status.success(), "{verb}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "");
+        let want = [one("the model"), one(""), one(""), one("paris")].concat();
+        assert_eq!(text(&out.stdout), want, "{verb}");
+        // The empty text is [CLS] [SEP].
+        let empty = one("");
+        if verb == "tokenize" {
+            assert_eq!(empty, "{\"ids\":[2,3]}\n");
+        } else {
+            assert!(
+                empty.starts_with("{\"tokens\":2,\"truncated\":false,"),
+                "{empty}"
+            );
+        }
+    }
+}
+
+#[test]
+fn truncation_is_one_note_on_stderr() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    let long = "the model reads a long sentence ".repeat(20);
+    let input = format!("{long}\nparis\n{long}\n");
+    let out = run(
+        &["embed", "--model", blob, "--max-tokens", "16"],
+        input.into_bytes(),
+    );
+    assert!(out.status.success());
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 3);
+    assert!(got[0].contains("\"truncated\":true") && got[1].contains("\"truncated\":false"));
+    assert_eq!(
+        text(&out.stderr),
+        "microbert: note: 2 texts truncated to the token limit (--max-tokens; first: line 1, \
+         142 tokens cut to 16)\n"
+    );
+}
+
+#[test]
+fn whole_run_errors_stop_at_once() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    let missing = run(
+        &["embed", "--model", "/nonexistent/model.blob"],
+        b"a\n".to_vec(),
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(missing.stdout.is_empty());
+    assert!(
+        text(&missing.stderr)
+            .starts_with("microbert: error: cannot read blob /nonexistent/model.blob"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let garbage = std::env::temp_dir().join(format!("microbert-cli-{}.blob", std::process::id()));
+    std::fs::write(&garbage, b"not a blob at all, just some bytes").expect("temp file");
+    let bad = run(
+        &["tokenize", "--model", garbage.to_str().expect("UTF-8")],
+        b"a\n".to_vec(),
+    );
+    std::fs::remove_file(&garbage).ok();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(bad.stdout.is_empty());
+    assert!(
+        text(&bad.stderr).contains("is not a valid model blob"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let flag = run(
+        &["embed", "--model", blob, "--max-tokens", "1"],
+        b"a\n".to_vec(),
+    );
+    assert_eq!(flag.status.code(), Some(1));
+    assert_eq!(
+        text(&flag.stderr),
+        "microbert: error: --max-tokens must be at least 2 ([CLS] and [SEP])\n"
+    );
+    let unknown = run(&["embed", "--model", blob, "--no-such-flag"], Vec::new());
+    assert_eq!(unknown.status.code(), Some(2), "clap's usage error");
+}
+
+#[test]
+fn help_says_how_lines_and_errors_work() {
+    for verb in ["embed", "tokenize"] {
+        let out = run(&[verb, "--help"], Vec::new());
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        for needle in [
+            "--fail-fast",
+            "{\"line\": N, \"error\": \"...\"}",
+            "exits 1 with a count on stderr",
+        ] {
+            assert!(
+                help.contains(needle),
+                "{verb} --help lacks {needle:?}:\n{help}"
+            );
+        }
+    }
+}
