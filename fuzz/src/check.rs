@@ -8,39 +8,99 @@
 //! - the same call twice gives the same output: every call runs at least twice (scalar,
 //!   then the host kernels), and when `twice` is set the scalar reference runs a second
 //!   time as well (the targets set it for one input in four, which keeps them fast);
+//! - a progress callback sees every unit of work in order, and one that stops the pass
+//!   gives `Cancelled` at the same report on every backend;
 //! - `ScratchTooSmall { needed }` names the size that works: an arena of exactly `needed`
 //!   bytes (same start) succeeds and one byte fewer fails the same way;
-//! - `scratch_bytes` and `mlm_scratch_bytes` equal the `u128` layout formula, or
-//!   saturate exactly when that exceeds `usize`.
+//! - `scratch_bytes`, `mlm_scratch_bytes` and `Plan::checked_arena_bytes` equal the `u128`
+//!   layout formula, or saturate (`usize::MAX`, `None`) exactly when that exceeds `usize`.
 
 use crate::oracle::{self, Call, Entry};
 use crate::{Arena, tokens};
+use core::ops::ControlFlow;
 use microbert::blob::{Pooling, PositionMode};
-use microbert::{EmbedOptions, Encoder, Kernels, ModelView, RunError, Scalar, Tokenizer};
-use microbert_host::HostKernels;
+use microbert::{EmbedOptions, Encoder, Kernels, ModelView, Progress, RunError, Scalar, Tokenizer};
+use microbert_host::{HostKernels, PreparedModel};
 
-/// Runs `call` on `kernels` with `arena`; the output is the pooled vector, the hidden
+/// A host backend to compare with the scalar reference: the host kernels reading the
+/// weights as stored, or with the weights they prepared for the model.
+#[derive(Clone, Copy)]
+pub enum Host<'p> {
+    /// Unprepared weights.
+    Plain(HostKernels),
+    /// Weights prepared by [`HostKernels::prepare_model`] for the model under test.
+    Prepared(&'p PreparedModel),
+}
+
+impl Host<'_> {
+    /// Name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Plain(k) => k.name().to_owned(),
+            Self::Prepared(p) => format!("{} prepared", p.kernels().name()),
+        }
+    }
+
+    /// Runs `call` on these kernels (see [`run`]).
+    pub fn run(
+        &self,
+        model: &ModelView<'_>,
+        call: &Call,
+        arena: &mut Arena,
+    ) -> Result<Vec<i32>, RunError> {
+        match self {
+            Self::Plain(k) => run(Encoder::new(model, *k), call, arena),
+            Self::Prepared(p) => run(p.encoder(model)?, call, arena),
+        }
+    }
+}
+
+/// Runs `call` with `encoder` on `arena`; the output is the pooled vector, the hidden
 /// states or the logits.
 pub fn run<K: Kernels>(
-    model: &ModelView<'_>,
-    kernels: K,
+    encoder: Encoder<'_, '_, K>,
     call: &Call,
     arena: &mut Arena,
 ) -> Result<Vec<i32>, RunError> {
-    let encoder = Encoder::new(model, kernels).with_positions(call.positions);
+    let encoder = encoder.with_positions(call.positions);
     let scratch = arena.bytes();
     match &call.entry {
         Entry::Embed {
             pooling,
             pooled_len,
+            cancel_at,
         } => {
             let mut pooled = vec![0i32; *pooled_len];
+            let mut reports = 0usize;
+            let mut last: Option<Progress> = None;
+            let mut progress = |p: Progress| {
+                reports += 1;
+                assert_eq!(p.done, reports, "progress reports count units in order");
+                if let Some(l) = last {
+                    assert_eq!(l.total, p.total, "the total of a pass changed");
+                }
+                assert!(p.done <= p.total, "progress {p:?} past its total");
+                last = Some(p);
+                if Some(reports) == *cancel_at {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
             let options = EmbedOptions {
                 token_types: call.types.as_deref(),
                 pooling: *pooling,
-                progress: None,
+                progress: cancel_at.is_some().then_some(&mut progress as _),
             };
             encoder.embed_with(&call.ids, options, scratch, &mut pooled)?;
+            if cancel_at.is_some() {
+                // A pass that was not stopped reported every unit.
+                assert_eq!(
+                    last.map(|l| l.done),
+                    last.map(|l| l.total),
+                    "missing reports"
+                );
+            }
             Ok(pooled)
         }
         Entry::Hidden => Ok(encoder
@@ -61,14 +121,14 @@ pub fn run<K: Kernels>(
 /// every invariant of the module docs. Returns the scalar outcome.
 pub fn call(
     model: &ModelView<'_>,
-    hosts: &[&HostKernels<'_>],
+    hosts: &[Host<'_>],
     twice: bool,
     call: &Call,
 ) -> Result<Vec<i32>, RunError> {
     let want = oracle::expected(model, call);
+    let scalar = || Encoder::new(model, Scalar);
     let first = run(
-        model,
-        Scalar,
+        scalar(),
         call,
         &mut Arena::new(call.arena_offset, call.arena_len, 0),
     );
@@ -82,18 +142,16 @@ pub fn call(
         Ok(out) => {
             if twice {
                 let again = run(
-                    model,
-                    Scalar,
+                    scalar(),
                     call,
                     &mut Arena::new(call.arena_offset, call.arena_len, 0xa5),
                 );
                 assert_eq!(again.as_ref(), Ok(out), "a second scalar run differs");
             }
-            for (i, &host) in hosts.iter().enumerate() {
+            for (i, host) in hosts.iter().enumerate() {
                 let fill = 0x5a ^ i as u8;
-                let got = run(
+                let got = host.run(
                     model,
-                    host.clone(),
                     call,
                     &mut Arena::new(call.arena_offset, call.arena_len, fill),
                 );
@@ -105,6 +163,17 @@ pub fn call(
                 );
             }
         }
+        Err(RunError::Cancelled { .. }) => {
+            // The host kernels stop at the same report.
+            for host in hosts {
+                let got = host.run(
+                    model,
+                    call,
+                    &mut Arena::new(call.arena_offset, call.arena_len, 0x3c),
+                );
+                assert_eq!(got.as_ref().err(), first.as_ref().err(), "{}", host.name());
+            }
+        }
         Err(RunError::ScratchTooSmall { given, needed }) if *needed != usize::MAX => {
             assert!(
                 needed > given,
@@ -114,15 +183,22 @@ pub fn call(
                 arena_len: *needed,
                 ..call.clone()
             };
+            // With exactly `needed` bytes the call gets past the arena (to its output,
+            // or to a progress callback that stops it).
+            let got = run(
+                scalar(),
+                &exact,
+                &mut Arena::new(exact.arena_offset, *needed, 0),
+            );
+            let want = oracle::expected(model, &exact);
             assert!(
-                run(
-                    model,
-                    Scalar,
-                    &exact,
-                    &mut Arena::new(exact.arena_offset, *needed, 0)
-                )
-                .is_ok(),
-                "an arena of the {needed} bytes ScratchTooSmall asked for fails"
+                !matches!(want, Err(RunError::ScratchTooSmall { .. })),
+                "the oracle needs more than ScratchTooSmall's {needed} bytes: {want:?}"
+            );
+            assert_eq!(
+                got.err(),
+                want.err(),
+                "an arena of the {needed} bytes ScratchTooSmall asked for"
             );
             let short = Call {
                 arena_len: needed - 1,
@@ -130,8 +206,7 @@ pub fn call(
             };
             assert_eq!(
                 run(
-                    model,
-                    Scalar,
+                    scalar(),
                     &short,
                     &mut Arena::new(short.arena_offset, needed - 1, 0)
                 )
@@ -218,6 +293,7 @@ pub fn model(model: &ModelView<'_>, seed: u64) {
                 Pooling::Cls => Pooling::Mean,
             }),
             pooled_len: d,
+            cancel_at: None,
         },
         1 if model.head.mlm.is_some() => Entry::Mlm {
             positions: vec![0, n - 1],
@@ -225,11 +301,13 @@ pub fn model(model: &ModelView<'_>, seed: u64) {
         },
         _ => Entry::Hidden,
     };
-    let host = HostKernels::detect();
+    let kernels = HostKernels::detect();
+    let prepared;
     let host = if (seed >> 4).is_multiple_of(2) {
-        host.pack_model(model)
+        prepared = kernels.prepare_model(model);
+        Host::Prepared(&prepared)
     } else {
-        host
+        Host::Plain(kernels)
     };
     let twice = (seed >> 5).is_multiple_of(4);
     let call_for = |entry: Entry, positions: PositionMode, arena_offset: usize| {
@@ -246,17 +324,20 @@ pub fn model(model: &ModelView<'_>, seed: u64) {
             arena_offset,
             arena_len: 0,
         };
-        call.arena_len = call.arena_needed(c).expect("a few tokens' scratch fits");
+        call.arena_len = call
+            .arena_needed(model)
+            .expect("a few tokens' scratch fits");
         call
     };
     for entry in [
         Entry::Embed {
             pooling: None,
             pooled_len: d,
+            cancel_at: None,
         },
         other,
     ] {
-        let out = call(model, &[&host], twice, &call_for(entry, c.position_mode, 0));
+        let out = call(model, &[host], twice, &call_for(entry, c.position_mode, 0));
         assert!(out.is_ok(), "a parsed model failed on valid input: {out:?}");
     }
     // The other position mode reads the same first positions identically.
@@ -267,7 +348,11 @@ pub fn model(model: &ModelView<'_>, seed: u64) {
         };
         let [a, b] = [c.position_mode, other].map(|mode| {
             let call = call_for(Entry::Hidden, mode, 1);
-            run(model, Scalar, &call, &mut Arena::new(1, call.arena_len, 0))
+            run(
+                Encoder::new(model, Scalar),
+                &call,
+                &mut Arena::new(1, call.arena_len, 0),
+            )
         });
         assert!(a.is_ok(), "hidden states of a parsed model: {a:?}");
         assert_eq!(

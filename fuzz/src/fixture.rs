@@ -3,10 +3,7 @@
 
 use core::ops::Range;
 use microbert::ModelView;
-use microbert::blob::{
-    Config, EmbeddingsSection, HEADER_LEN, HeadSection, LayerSection, TokenizerSection,
-};
-use microbert_host::HostKernels;
+use microbert_host::{HostKernels, PreparedModel};
 use std::sync::OnceLock;
 
 /// The fixture blob's bytes.
@@ -18,52 +15,29 @@ pub fn model() -> &'static ModelView<'static> {
     MODEL.get_or_init(|| microbert::parse(BLOB).expect("the fixture blob parses"))
 }
 
-/// The host kernels (AVX2 when the CPU has it) with the fixture's weights packed.
-pub fn host_kernels() -> &'static HostKernels<'static> {
-    static HOST: OnceLock<HostKernels<'static>> = OnceLock::new();
+/// The host kernels (AVX2 when the CPU has it) with the fixture's weights prepared.
+pub fn prepared() -> &'static PreparedModel {
+    static HOST: OnceLock<PreparedModel> = OnceLock::new();
     HOST.get_or_init(|| {
         let k = HostKernels::detect();
         eprintln!(
             "microbert-fuzz: host kernels {} (differential check against scalar)",
             microbert::Kernels::name(&k)
         );
-        k.pack_model(model())
+        k.prepare_model(model())
     })
 }
 
-/// Byte ranges of the fixture's body sections, in order: config, tokenizer, embeddings,
-/// each encoder layer, head. Together they cover `BLOB[HEADER_LEN..]`.
+/// Byte ranges of the fixture's sections (format 2: each section header and its payload),
+/// in storage order. Together they cover `BLOB[HEADER_LEN..]`.
 pub fn sections() -> &'static [Range<usize>] {
     static SECTIONS: OnceLock<Vec<Range<usize>>> = OnceLock::new();
-    SECTIONS.get_or_init(|| section_ranges(BLOB).expect("the fixture's sections decode"))
+    SECTIONS.get_or_init(|| section_ranges(BLOB).expect("the fixture's sections are whole"))
 }
 
-/// Section ranges of a valid blob (see [`sections`]), `None` if a section does not decode.
+/// Section ranges of a format-2 blob (see [`sections`]), `None` if one is cut short.
 pub fn section_ranges(blob: &[u8]) -> Option<Vec<Range<usize>>> {
-    let mut ends = Vec::new();
-    let body = blob.get(HEADER_LEN..)?;
-    let at = |rest: &[u8]| blob.len() - rest.len();
-    let (config, rest) = postcard::take_from_bytes::<Config>(body).ok()?;
-    ends.push(at(rest));
-    let (_, rest) = postcard::take_from_bytes::<TokenizerSection<'_>>(rest).ok()?;
-    ends.push(at(rest));
-    let (_, mut rest) = postcard::take_from_bytes::<EmbeddingsSection<'_>>(rest).ok()?;
-    ends.push(at(rest));
-    for _ in 0..config.num_hidden_layers {
-        let (_, r) = postcard::take_from_bytes::<LayerSection<'_>>(rest).ok()?;
-        rest = r;
-        ends.push(at(rest));
-    }
-    let (_, rest) = postcard::take_from_bytes::<HeadSection<'_>>(rest).ok()?;
-    ends.push(at(rest));
-    let mut start = HEADER_LEN;
-    Some(
-        ends.into_iter()
-            .map(|end| {
-                let r = start..end;
-                start = end;
-                r
-            })
-            .collect(),
-    )
+    microbert::blob::sections(blob)
+        .map(|s| s.ok().map(|s| s.offset..s.end()))
+        .collect()
 }

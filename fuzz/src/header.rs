@@ -6,7 +6,8 @@ use microbert::BlobError;
 
 const MAGIC: &[u8; 8] = b"uBERTq8\0";
 const HEADER_LEN: usize = 28;
-const VERSION: u32 = 1;
+/// The format versions the runtime reads: 1 (legacy, no sections) to 2 (tagged sections).
+const VERSIONS: core::ops::RangeInclusive<u32> = 1..=2;
 
 /// FNV-1a, 64-bit, as specified (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -32,10 +33,10 @@ pub fn expected_error(blob: &[u8]) -> Option<BlobError> {
         return Some(BlobError::BadMagic);
     }
     let version = u32::from_le_bytes(le(blob, 8));
-    if version != VERSION {
+    if !VERSIONS.contains(&version) {
         return Some(BlobError::UnsupportedVersion {
             found: version,
-            supported: VERSION,
+            supported: *VERSIONS.end(),
         });
     }
     let total = u64::from_le_bytes(le(blob, 12));

@@ -37,37 +37,40 @@ use microbert::blob::Header;
 /// a writer seals it: random edits of the body then get past the checksum into the
 /// section decoders and validators.
 pub fn seal(body: &[u8]) -> Vec<u8> {
-    let mut out = Header::seal(body).to_vec();
+    seal_version(microbert::blob::FORMAT_VERSION, body)
+}
+
+/// [`seal`] with another format version in the header (1: the legacy layout).
+pub fn seal_version(version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Header::seal_version(version, body).to_vec();
     out.extend_from_slice(body);
     out
 }
 
-/// A scratch arena of `len` bytes that starts `offset % 4` bytes past a 4-byte boundary,
-/// every byte set to `fill` (so a run that read scratch it never wrote would differ
-/// between two fills).
+/// A scratch arena of `len` bytes that starts `offset % REGION_ALIGN` bytes past a
+/// `REGION_ALIGN`-byte boundary, every byte set to `fill` (so a run that read scratch it
+/// never wrote would differ between two fills). The runtime takes an arena at any address
+/// and aligns its regions itself; the start residue is a fuzzed choice.
 pub struct Arena {
-    words: Vec<u32>,
-    offset: usize,
+    bytes: Vec<u8>,
+    start: usize,
     len: usize,
 }
 
 impl Arena {
     /// A new arena.
     pub fn new(offset: usize, len: usize, fill: u8) -> Self {
-        let offset = offset % 4;
-        let words = vec![u32::from_ne_bytes([fill; 4]); (offset + len).div_ceil(4)];
-        Self { words, offset, len }
+        let align = microbert::model::scratch::REGION_ALIGN;
+        let bytes = vec![fill; len + align];
+        let base = bytes.as_ptr().addr() % align;
+        let start = (offset % align + align - base) % align;
+        Self { bytes, start, len }
     }
 
     /// The arena's bytes.
     pub fn bytes(&mut self) -> &mut [u8] {
-        let (offset, len) = (self.offset, self.len);
-        &mut microbert::arena(&mut self.words)[offset..offset + len]
-    }
-
-    /// Bytes between the arena's start and the next 4-byte boundary.
-    pub fn misalignment(&self) -> usize {
-        (4 - self.offset) % 4
+        let (start, len) = (self.start, self.len);
+        &mut self.bytes[start..start + len]
     }
 }
 

@@ -3,9 +3,10 @@
 //! `RunError` state them), and the scratch size as a `u128` formula of the layout in
 //! `runtime/src/model/scratch.rs` (which cannot overflow for any `usize` length).
 
+use microbert::blob::format::NUMERICS_ENTRY_LEN;
 use microbert::blob::{Config, Pooling, PositionMode};
-use microbert::model::scratch::BLOCK_ROWS;
-use microbert::{ModelView, RunError};
+use microbert::model::scratch::{BLOCK_ROWS, REGION_ALIGN};
+use microbert::{ModelView, Plan, RunError};
 
 /// Upper bounds a parsed config stays within (`runtime/src/blob/validate.rs`, summarised in
 /// `docs/blob-format.md`): `(field, lowest, highest)`.
@@ -32,49 +33,82 @@ pub fn dims(c: &Config) -> [u32; 7] {
     ]
 }
 
-/// Bytes of scratch for `n` tokens (with the MLM logits buffer when `mlm`): every buffer of
-/// the forward pass rounded up to 4-byte words, in exact `u128` arithmetic.
-pub fn scratch_bytes(c: &Config, n: u128, mlm: bool) -> u128 {
+/// Which dense-input buffers a model's numerics ask for: `(int16, uint8)`, read from
+/// the numerics entries directly (not through `Plan::for_model`).
+pub fn input_buffers(model: &ModelView<'_>) -> (bool, bool) {
+    let codes = model
+        .numerics
+        .map(|n| {
+            n.inputs
+                .chunks_exact(NUMERICS_ENTRY_LEN)
+                .map(|e| e[0])
+                .collect::<Vec<u8>>()
+        })
+        .unwrap_or_default();
+    (codes.contains(&1), codes.contains(&2))
+}
+
+/// Bytes of an arena (at any address) for `n` tokens, with the MLM logits buffer when
+/// `mlm` and the int16 / uint8 input buffers when asked: every region of the layout in
+/// `runtime/src/model/scratch.rs` rounded up to `REGION_ALIGN` bytes, plus
+/// `REGION_ALIGN - 1` bytes of slack for the start, in exact `u128` arithmetic.
+pub fn scratch_bytes(c: &Config, n: u128, mlm: bool, (int16, uint8): (bool, bool)) -> u128 {
     let d = u128::from(c.hidden_size);
     let h = u128::from(c.num_attention_heads);
     let w = d.max(u128::from(c.intermediate_size));
     let b = n.clamp(1, BLOCK_ROWS as u128);
     let vocab = if mlm { u128::from(c.vocab_size) } else { 0 };
-    let words = |count: u128, size: u128| (count * size).div_ceil(4);
-    let total = words(n * d, 4) // residual stream
-        + 2 * words(n * d, 1) // K and V, int8
-        + 2 * words(n * h, 4) // K exponents, V ranges
-        + words(b * d, 1) // Q of a block
-        + words(b * h, 4) // Q ranges
-        + words(b * w, 1) // dense inputs, int8
-        + words(b, 4) // their ranges
-        + words(b * w, 4) // smoothed inputs
-        + words(b * w.max(n), 4) // accumulators
-        + words(b * w, 4) // dense outputs
-        + words(b * d, 4) // second dense output
-        + words(b * n, 2) // probabilities, u16
-        + words(b * (d / h.max(1)), 4) // P.V accumulators
-        + words(vocab, 4); // MLM logits
-    total * 4
+    let align = REGION_ALIGN as u128;
+    let region = |count: u128, size: u128| (count * size).div_ceil(align) * align;
+    region(n * d, 4) // residual stream
+        + 2 * region(n * d, 1) // K and V, int8
+        + 2 * region(n * h, 4) // K exponents, V ranges
+        + region(b * d, 1) // Q of a block
+        + region(b * h, 4) // Q ranges
+        + region(b * w, 1) // dense inputs, int8
+        + region(b, 4) // their ranges
+        + region(if int16 { b * w } else { 0 }, 2) // int16 dense inputs
+        + region(if uint8 { b * w } else { 0 }, 1) // uint8 dense inputs
+        + region(b * w.max(n), 4) // accumulators
+        + region(b * w, 4) // dense outputs
+        + region(b * d, 4) // second dense output
+        + region(b * n, 2) // probabilities, u16
+        + region(b * (d / h.max(1)), 4) // P.V accumulators
+        + region(vocab, 4) // MLM logits
+        + (align - 1)
 }
 
-/// Checks `microbert::scratch_bytes` and `mlm_scratch_bytes` for `n` tokens against
-/// [`scratch_bytes`]: equal, or `usize::MAX` exactly when the true size exceeds `usize`.
+/// Checks `microbert::scratch_bytes`, `mlm_scratch_bytes` and `Plan::checked_arena_bytes`
+/// for `n` tokens against [`scratch_bytes`]: equal, or (`usize::MAX`, `None`) exactly when
+/// the true size exceeds `usize` (a size never wraps).
 pub fn check_scratch_bytes(model: &ModelView<'_>, n: usize) {
+    let buffers = input_buffers(model);
     for mlm in [false, true] {
         let got = if mlm {
-            microbert::model::scratch::mlm_scratch_bytes(model, n)
+            microbert::mlm_scratch_bytes(model, n)
         } else {
             microbert::scratch_bytes(model, n)
         };
-        let want = scratch_bytes(&model.config, n as u128, mlm);
+        let plan = Plan::for_model(model, n);
+        let plan = if mlm { plan.with_mlm() } else { plan };
+        let want = scratch_bytes(&model.config, n as u128, mlm, buffers);
         match usize::try_from(want) {
-            Ok(want) => assert_eq!(got, want, "scratch_bytes(n = {n}, mlm = {mlm})"),
-            Err(_) => assert_eq!(
-                got,
-                usize::MAX,
-                "scratch_bytes(n = {n}, mlm = {mlm}) of {want} bytes must saturate"
-            ),
+            Ok(want) => {
+                assert_eq!(got, want, "scratch_bytes(n = {n}, mlm = {mlm})");
+                assert_eq!(
+                    plan.checked_arena_bytes(),
+                    Some(want),
+                    "checked_arena_bytes"
+                );
+            }
+            Err(_) => {
+                assert_eq!(
+                    got,
+                    usize::MAX,
+                    "scratch_bytes(n = {n}, mlm = {mlm}) of {want} bytes must saturate"
+                );
+                assert_eq!(plan.checked_arena_bytes(), None, "checked_arena_bytes");
+            }
         }
     }
 }
@@ -97,6 +131,8 @@ pub enum Entry {
         pooling: Option<Pooling>,
         /// Length of `pooled`.
         pooled_len: usize,
+        /// The progress callback stops the pass at this report (1 is the first), if any.
+        cancel_at: Option<usize>,
     },
     /// `hidden_states`.
     Hidden,
@@ -120,20 +156,24 @@ pub struct Call {
     pub positions: PositionMode,
     /// Entry point.
     pub entry: Entry,
-    /// Arena start, bytes past a 4-byte boundary (0 to 3).
+    /// Arena start, bytes past a `REGION_ALIGN` boundary (0 to 15).
     pub arena_offset: usize,
     /// Arena length in bytes.
     pub arena_len: usize,
 }
 
 impl Call {
-    /// Bytes the arena needs from its (possibly misaligned) start: the exact scratch size
-    /// plus the bytes up to the first 4-byte boundary. `None` when it exceeds `usize`.
-    pub fn arena_needed(&self, c: &Config) -> Option<usize> {
+    /// Bytes the arena needs (from any start): [`scratch_bytes`] of the model's layout.
+    /// `None` when it exceeds `usize`.
+    pub fn arena_needed(&self, model: &ModelView<'_>) -> Option<usize> {
         let mlm = matches!(self.entry, Entry::Mlm { .. });
-        let need = scratch_bytes(c, self.ids.len() as u128, mlm);
-        let misalignment = ((4 - self.arena_offset % 4) % 4) as u128;
-        usize::try_from(need + misalignment).ok()
+        let need = scratch_bytes(
+            &model.config,
+            self.ids.len() as u128,
+            mlm,
+            input_buffers(model),
+        );
+        usize::try_from(need).ok()
     }
 }
 
@@ -220,11 +260,26 @@ pub fn expected(model: &ModelView<'_>, call: &Call) -> Result<(), RunError> {
             });
         }
     }
-    match call.arena_needed(c) {
-        Some(needed) if call.arena_len >= needed => Ok(()),
-        needed => Err(RunError::ScratchTooSmall {
-            given: call.arena_len,
-            needed: needed.unwrap_or(usize::MAX),
-        }),
+    match call.arena_needed(model) {
+        Some(needed) if call.arena_len >= needed => {}
+        needed => {
+            return Err(RunError::ScratchTooSmall {
+                given: call.arena_len,
+                needed: needed.unwrap_or(usize::MAX),
+            });
+        }
     }
+    // Progress: one report per block of query rows per layer; a `Break` stops the pass.
+    if let Entry::Embed {
+        cancel_at: Some(at),
+        ..
+    } = call.entry
+    {
+        let blocks = n.div_ceil(n.clamp(1, BLOCK_ROWS));
+        let total = blocks * c.num_hidden_layers as usize;
+        if (1..=total).contains(&at) {
+            return Err(RunError::Cancelled { done: at, total });
+        }
+    }
+    Ok(())
 }

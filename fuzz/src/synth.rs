@@ -16,9 +16,11 @@
 use crate::tokens::{Vocab, harness_tokens};
 use crate::{Input, oracle};
 use microbert::BlobError;
+use microbert::blob::format::FLAG_REQUIRED;
 use microbert::blob::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
-    MlmHead, Pooling, PositionMode, Tensor,
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HEADER_LEN, InputFormat, LayerNorm,
+    LayerSection, MlmHead, NumericsSection, Pooling, PositionMode, SectionHeader, SectionKind,
+    Tensor,
 };
 use serde::Serialize;
 
@@ -303,9 +305,99 @@ fn dense_view(d: &(Vec<OwnedTensor>, bool)) -> Dense<'_> {
     }
 }
 
-fn push<T: Serialize>(body: &mut Vec<u8>, value: &T) {
-    let bytes = postcard::to_allocvec(value).expect("postcard serialises a section");
-    body.extend_from_slice(&bytes);
+/// The postcard payload of a section.
+fn payload<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("postcard serialises a section")
+}
+
+/// Appends a section: its header (the kind's flags) and `payload`.
+fn push(body: &mut Vec<u8>, kind: SectionKind, payload: &[u8]) {
+    let header = SectionHeader::new(kind, payload.len()).expect("a small section");
+    body.extend_from_slice(&header.to_bytes());
+    body.extend_from_slice(payload);
+}
+
+/// A structural defect of the section layer (format 2), or an unknown section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// One byte after the config's payload, inside its section.
+    ConfigTrailingByte,
+    /// No embeddings section.
+    MissingEmbeddings,
+    /// The last encoder-layer section left out.
+    MissingLayer,
+    /// A second config section.
+    DuplicateConfig,
+    /// A reserved flag bit on the tokenizer section.
+    ReservedFlag,
+    /// An ancillary section of a kind this runtime does not know, at the end: skipped.
+    UnknownAncillary,
+    /// The same, marked required: the blob needs a newer runtime.
+    UnknownRequired,
+}
+
+/// The numerics entries of `layers` layers from the input: every format, offsets up to
+/// the limit; optionally one bad entry (returned with its index) or a wrong length.
+fn numerics(input: &mut Input<'_>, layers: u32, defect: bool) -> (Vec<u8>, Option<BlobError>) {
+    let entries = layers as usize * 3;
+    let mut bytes: Vec<u8> = (0..entries)
+        .flat_map(|_| {
+            let format = match input.byte() % 4 {
+                0 => InputFormat::Int8,
+                1 => InputFormat::Int16,
+                2 => InputFormat::Uint8Offset {
+                    offset_q16: input.pick(&[0, 11_141, (1 << 24) - 1]),
+                },
+                _ => InputFormat::Uint8Offset {
+                    offset_q16: input.below(1 << 24) as i32,
+                },
+            };
+            NumericsSection::entry(format)
+        })
+        .collect();
+    if !defect {
+        return (bytes, None);
+    }
+    let wrong_len = |found: usize| BlobError::WrongShape {
+        tensor: "numerics",
+        expected: entries * 5,
+        found,
+    };
+    let error = match input.byte() % 3 {
+        0 if entries > 0 => {
+            let index = input.below(entries as u64) as usize;
+            let e = &mut bytes[5 * index..5 * index + 5];
+            match input.byte() % 3 {
+                0 => e[0] = 3 + input.byte() % 253,
+                1 => {
+                    // int8 or int16 with an offset.
+                    e[0] = input.byte() % 2;
+                    e[1] = input.byte().max(1);
+                }
+                _ => {
+                    e[0] = 2;
+                    let offset = input.pick(&[-1, 1 << 24, i32::MIN, i32::MAX]);
+                    e[1..].copy_from_slice(&offset.to_le_bytes());
+                }
+            }
+            BlobError::BadValue {
+                tensor: "numerics",
+                index,
+            }
+        }
+        1 => {
+            bytes.push(0);
+            wrong_len(bytes.len())
+        }
+        _ => {
+            bytes.truncate(bytes.len().saturating_sub(1 + input.below(5) as usize));
+            if bytes.len() == entries * 5 {
+                bytes.push(0);
+            }
+            wrong_len(bytes.len())
+        }
+    };
+    (bytes, Some(error))
 }
 
 /// A valid config of small dimensions drawn from the input.
@@ -529,7 +621,8 @@ pub fn build(input: &mut Input<'_>) -> Built {
     // At most one defect, unless the config already is one.
     let mut vocab_defect = None;
     let mut defect = None;
-    let mut tail_defect = None;
+    let mut framing = None;
+    let mut numerics_defect = false;
     if expect == Expect::Valid {
         match input.byte() % 8 {
             0 => vocab_defect = Some(input.byte() % 6),
@@ -545,7 +638,18 @@ pub fn build(input: &mut Input<'_>) -> Built {
                 ];
                 defect = Some((input.pick(&kinds), input.below(64) as usize));
             }
-            3 => tail_defect = Some(input.chance(1, 2)),
+            3 => {
+                framing = Some(input.pick(&[
+                    Framing::ConfigTrailingByte,
+                    Framing::MissingEmbeddings,
+                    Framing::MissingLayer,
+                    Framing::DuplicateConfig,
+                    Framing::ReservedFlag,
+                    Framing::UnknownAncillary,
+                    Framing::UnknownRequired,
+                ]))
+            }
+            4 => numerics_defect = true,
             _ => {}
         }
     }
@@ -592,8 +696,37 @@ pub fn build(input: &mut Input<'_>) -> Built {
     section.sorted_ids = &sorted_owned;
 
     let mut body = Vec::new();
-    push(&mut body, &config);
-    push(&mut body, &section);
+    let mut config_payload = payload(&config);
+    if framing == Some(Framing::ConfigTrailingByte) {
+        config_payload.push(input.byte());
+        expect = Expect::Exact(BlobError::SectionTrailingBytes {
+            section: SectionKind::Config.name(),
+            count: 1,
+        });
+    }
+    push(&mut body, SectionKind::Config, &config_payload);
+    if framing == Some(Framing::DuplicateConfig) {
+        expect = Expect::Exact(BlobError::DuplicateSection {
+            section: SectionKind::Config.name(),
+            offset: HEADER_LEN + body.len(),
+        });
+        push(&mut body, SectionKind::Config, &config_payload);
+    }
+    let tokenizer_at = body.len();
+    push(
+        &mut body,
+        SectionKind::WordPieceTokenizer,
+        &payload(&section),
+    );
+    if framing == Some(Framing::ReservedFlag) {
+        let flags = FLAG_REQUIRED | 1 << (1 + input.below(15));
+        body[tokenizer_at + 2..tokenizer_at + 4].copy_from_slice(&flags.to_le_bytes());
+        expect = Expect::Exact(BlobError::BadSectionFlags {
+            kind: SectionKind::WordPieceTokenizer.code(),
+            flags,
+            offset: HEADER_LEN + tokenizer_at,
+        });
+    }
 
     let mut g = Gen {
         rng: Rng(input.u64()),
@@ -606,16 +739,20 @@ pub fn build(input: &mut Input<'_>) -> Built {
     let position = g.table(dims.max_position_embeddings, d);
     let token_type = g.table(dims.type_vocab_size, d);
     let ln = g.layer_norm(d);
-    push(
-        &mut body,
-        &EmbeddingsSection {
-            word: table_view(&word),
-            position: table_view(&position),
-            token_type: table_view(&token_type),
-            layer_norm: ln_view(&ln),
-        },
-    );
-    for _ in 0..dims.num_hidden_layers {
+    let embeddings = payload(&EmbeddingsSection {
+        word: table_view(&word),
+        position: table_view(&position),
+        token_type: table_view(&token_type),
+        layer_norm: ln_view(&ln),
+    });
+    if framing == Some(Framing::MissingEmbeddings) {
+        expect = Expect::Exact(BlobError::MissingSection {
+            section: SectionKind::Embeddings.name(),
+        });
+    } else {
+        push(&mut body, SectionKind::Embeddings, &embeddings);
+    }
+    for l in 0..dims.num_hidden_layers {
         let q = g.dense(d, d);
         let k = g.dense(d, d);
         let v = g.dense(d, d);
@@ -624,51 +761,77 @@ pub fn build(input: &mut Input<'_>) -> Built {
         let inter = g.dense(ffn, d);
         let out = g.dense(d, ffn);
         let ln2 = g.layer_norm(d);
-        push(
-            &mut body,
-            &LayerSection {
-                query: dense_view(&q),
-                key: dense_view(&k),
-                value: dense_view(&v),
-                attention_output: dense_view(&o),
-                attention_layer_norm: ln_view(&ln1),
-                intermediate: dense_view(&inter),
-                output: dense_view(&out),
-                output_layer_norm: ln_view(&ln2),
-            },
-        );
+        let layer = payload(&LayerSection {
+            query: dense_view(&q),
+            key: dense_view(&k),
+            value: dense_view(&v),
+            attention_output: dense_view(&o),
+            attention_layer_norm: ln_view(&ln1),
+            intermediate: dense_view(&inter),
+            output: dense_view(&out),
+            output_layer_norm: ln_view(&ln2),
+        });
+        if framing == Some(Framing::MissingLayer) && l + 1 == dims.num_hidden_layers {
+            expect = Expect::Exact(BlobError::SectionCount {
+                section: SectionKind::EncoderLayer.name(),
+                found: l,
+                expected: dims.num_hidden_layers,
+            });
+        } else {
+            push(&mut body, SectionKind::EncoderLayer, &layer);
+        }
     }
     let with_mlm = g.input.chance(1, 2);
-    let mlm = with_mlm.then(|| {
+    if with_mlm {
         let transform = g.dense(d, d);
         let ln = g.layer_norm(d);
         let m = g.tensor(Kind::Multiplier, vocab_size, 1);
         let s = g.tensor(Kind::Shift, vocab_size, 1);
         let b = g.tensor(Kind::Plain, vocab_size, 1);
-        (transform, ln, m, s, b)
-    });
-    let head = HeadSection {
-        mlm: mlm.as_ref().map(|(transform, ln, m, s, b)| MlmHead {
-            transform: dense_view(transform),
-            layer_norm: ln_view(ln),
+        let head = payload(&MlmHead {
+            transform: dense_view(&transform),
+            layer_norm: ln_view(&ln),
             decoder_multiplier: m.view(),
             decoder_shift: s.view(),
             decoder_bias: b.view(),
-        }),
-    };
+        });
+        push(&mut body, SectionKind::MlmHead, &head);
+    }
     if let Some(injected) = g.injected.take() {
         expect = injected;
     }
-    match tail_defect {
-        Some(true) => {
-            push(&mut body, &head);
-            body.push(g.input.byte());
-            expect = Expect::Exact(BlobError::TrailingBytes { count: 1 });
+    let input = g.input;
+    if numerics_defect || input.chance(1, 2) {
+        let (entries, error) = numerics(input, dims.num_hidden_layers, numerics_defect);
+        push(
+            &mut body,
+            SectionKind::Numerics,
+            &payload(&NumericsSection { inputs: &entries }),
+        );
+        if let Some(error) = error {
+            expect = Expect::Exact(error);
         }
-        Some(false) => {
-            expect = Expect::Exact(BlobError::Decode { section: "head" });
+    }
+    if let Some(f @ (Framing::UnknownAncillary | Framing::UnknownRequired)) = framing {
+        // After every known kind (codes increase), so the order holds.
+        let kind = 17 + input.below(u64::from(u16::MAX - 17) + 1) as u16;
+        let required = f == Framing::UnknownRequired;
+        let len = input.byte() as usize;
+        let header = SectionHeader {
+            kind,
+            flags: if required { FLAG_REQUIRED } else { 0 },
+            len: len as u32,
+        };
+        if required {
+            expect = Expect::Exact(BlobError::UnknownRequiredSection {
+                kind,
+                offset: HEADER_LEN + body.len(),
+            });
         }
-        None => push(&mut body, &head),
+        body.extend_from_slice(&header.to_bytes());
+        let bytes = input.take(len).to_vec();
+        body.extend_from_slice(&bytes);
+        body.resize(body.len() + len - bytes.len(), 0);
     }
     Built {
         blob: crate::seal(&body),

@@ -32,11 +32,10 @@
 //! working corpus that grows across runs; a crash's reproducer goes to `fuzz/artifacts/T/`.
 //! Every run appends a line to `fuzz/target/runs.tsv` (the totals per target are printed).
 
+use crate::toolchain::{Tool, ensure};
 use anyhow::{Context, Result, bail};
 use core::fmt::Write as _;
-use microbert::blob::format::{
-    Config, EmbeddingsSection, HEADER_LEN, HeadSection, LayerSection, TokenizerSection,
-};
+use microbert::blob::format::HEADER_LEN;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -181,13 +180,14 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
 /// (`-runs=0`: every input executed, no mutation): for `cargo xtask ci`. Takes a few
 /// seconds after the build.
 pub fn replay(root: &Path) -> Result<()> {
+    let start = Instant::now();
     let targets = selected(root, None)?;
     let bins = build(root)?;
     for target in &targets {
         let seeds = write_seeds(root, target)?;
         let committed = corpus_dir(root, target);
         std::fs::create_dir_all(&committed)?;
-        let start = Instant::now();
+        let replayed = Instant::now();
         let log = root
             .join("fuzz/target/logs")
             .join(format!("{target}-replay.log"));
@@ -211,9 +211,14 @@ pub fn replay(root: &Path) -> Result<()> {
         eprintln!(
             "    {target}: {} inputs replayed in {:.1?}",
             count_files(&committed)? + count_files(&seeds)?,
-            start.elapsed()
+            replayed.elapsed()
         );
     }
+    eprintln!(
+        "    fuzz corpus replay: {} targets, build and replay in {:.1?}",
+        targets.len(),
+        start.elapsed()
+    );
     Ok(())
 }
 
@@ -242,8 +247,17 @@ fn selected(root: &Path, only: Option<&str>) -> Result<Vec<String>> {
     }
 }
 
-/// The instrumented build; returns the directory of the target binaries.
+/// The tools of the instrumented build: the rustup toolchain (its x86-64 Linux build ships
+/// the AddressSanitizer runtime) and the C/C++ compilers `libfuzzer-sys` builds libFuzzer
+/// with (Debian's gcc and g++, installed when missing and root).
+const TOOLS: [Tool; 4] = [Tool::Cargo, Tool::Rustc, Tool::Cc, Tool::Cxx];
+
+/// The instrumented build; returns the directory of the target binaries. The build keeps
+/// its own target directory, `fuzz/target/` (the sanitizer flags differ from the
+/// workspace's, so nothing can be shared with `target/`), which later builds reuse: only
+/// what changed is rebuilt.
 fn build(root: &Path) -> Result<PathBuf> {
+    ensure(&TOOLS)?;
     let host = Command::new("rustc")
         .arg("-vV")
         .output()
@@ -413,6 +427,13 @@ fn write_seeds(root: &Path, target: &str) -> Result<PathBuf> {
             seeds.push(("fixture-resealed".into(), [&[1u8][..], body].concat()));
             seeds.push(("fixture-patched".into(), vec![2]));
             seeds.push(("synthesised".into(), vec![3]));
+            // The legacy format-1 fixture: raw, and its body re-sealed as format 1.
+            let v1 = std::fs::read(root.join(crate::fixture::FIXTURE_DIR).join("model-v1.blob"))?;
+            seeds.push(("fixture-v1-raw".into(), [&[0u8][..], &v1].concat()));
+            seeds.push((
+                "fixture-v1-resealed".into(),
+                [&[5u8][..], &v1[HEADER_LEN..]].concat(),
+            ));
             let ends = section_ends(&blob)?;
             let mut start = HEADER_LEN;
             for (i, &end) in ends.iter().enumerate() {
@@ -447,6 +468,21 @@ fn write_seeds(root: &Path, target: &str) -> Result<PathBuf> {
                 }
             }
         }
+        "tokenizer_lines" => {
+            // Limit and buffer choices, then lines: CRLF, invalid UTF-8, empty, a last
+            // line without `\n`, a long one.
+            let text: &[u8] =
+                b"Hello, World!\r\n\xff\xfe caf\xc3\xa9\n\n[CLS] \xe4\xb8\xad\xe6\x96\x87\r\nlast";
+            for (i, (limit, capacity)) in [(0u8, 0u8), (0, 130), (136, 0), (150, 131)]
+                .into_iter()
+                .enumerate()
+            {
+                seeds.push((
+                    format!("lines-{i}"),
+                    [&[limit, capacity][..], text].concat(),
+                ));
+            }
+        }
         // The encoder target reads choices; the empty input is 0 tokens, and the fuzzer
         // finds the rest.
         _ => seeds.push(("empty".into(), Vec::new())),
@@ -457,28 +493,15 @@ fn write_seeds(root: &Path, target: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Where each body section of a blob ends (config, tokenizer, embeddings, layers, head).
+/// Where each section of a format-2 blob ends (config, tokenizer, embeddings, each
+/// layer, the heads, numerics, in storage order).
 fn section_ends(blob: &[u8]) -> Result<Vec<usize>> {
-    let body = &blob[HEADER_LEN..];
-    let at = |rest: &[u8]| blob.len() - rest.len();
-    let decode = || anyhow::anyhow!("the fixture's sections do not decode");
-    let mut ends = Vec::new();
-    let (config, rest) = postcard::take_from_bytes::<Config>(body).map_err(|_| decode())?;
-    ends.push(at(rest));
-    let (_, rest) =
-        postcard::take_from_bytes::<TokenizerSection<'_>>(rest).map_err(|_| decode())?;
-    ends.push(at(rest));
-    let (_, mut rest) =
-        postcard::take_from_bytes::<EmbeddingsSection<'_>>(rest).map_err(|_| decode())?;
-    ends.push(at(rest));
-    for _ in 0..config.num_hidden_layers {
-        let (_, r) = postcard::take_from_bytes::<LayerSection<'_>>(rest).map_err(|_| decode())?;
-        rest = r;
-        ends.push(at(rest));
-    }
-    let (_, rest) = postcard::take_from_bytes::<HeadSection<'_>>(rest).map_err(|_| decode())?;
-    ends.push(at(rest));
-    Ok(ends)
+    microbert::blob::sections(blob)
+        .map(|s| {
+            s.map(|s| s.end())
+                .map_err(|e| anyhow::anyhow!("the fixture's sections do not walk: {e}"))
+        })
+        .collect()
 }
 
 /// The CPU's model name (for figures: they always state the CPU).

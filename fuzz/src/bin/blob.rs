@@ -5,10 +5,11 @@
 //! carry the right FNV checksum, so most modes re-seal):
 //! - `% 4 == 0` raw: the rest is the blob as it is (header checks);
 //! - `% 4 == 1` re-sealed: the rest is a body behind a freshly sealed header (section
-//!   decoders and validators on arbitrary bytes);
+//!   walker, decoders and validators on arbitrary bytes), of format 2, or of the legacy
+//!   format 1 with bit 2 of the first byte set;
 //! - `% 4 == 2` patched fixture: the rest is a list of edits of the fixture's sections
 //!   (overwrite, insert, delete, set a u32, truncate, drop, repeat, swap or replace a
-//!   section), re-sealed; with bit 2 of the first byte set, one header field is edited
+//!   section, set a section header's kind, flags or length), re-sealed; with bit 2 of the first byte set, one header field is edited
 //!   after sealing (version, length or checksum);
 //! - `% 4 == 3` synthesised: a blob of arbitrary shape built from the input with at most
 //!   one known defect ([`microbert_fuzz::synth`]); the parse must give what it expects.
@@ -19,7 +20,7 @@
 //! entry point, twice, scalar == AVX2, scratch sizes).
 #![no_main]
 
-use microbert_fuzz::{Input, check, fixture, header, seal, synth};
+use microbert_fuzz::{Input, check, fixture, header, seal, seal_version, synth};
 
 /// Applies up to 16 edits from `input` to the fixture's sections; returns the body.
 fn patched_body(input: &mut Input<'_>) -> Vec<u8> {
@@ -31,7 +32,7 @@ fn patched_body(input: &mut Input<'_>) -> Vec<u8> {
         if input.is_empty() || parts.is_empty() {
             break;
         }
-        let op = input.byte() % 10;
+        let op = input.byte() % 11;
         let k = input.below(parts.len() as u64) as usize;
         let len = parts[k].len();
         let at = input.below(len as u64 + 1) as usize;
@@ -83,6 +84,22 @@ fn patched_body(input: &mut Input<'_>) -> Vec<u8> {
                 let n = input.byte() as usize;
                 parts[k] = input.take(n).to_vec();
             }
+            10 => {
+                // A section header field: kind, flags or payload length.
+                let (field, width) = input.pick(&[(0usize, 2usize), (2, 2), (4, 4)]);
+                let value = match input.below(4) {
+                    0 => 0,
+                    1 => u32::MAX,
+                    2 => u32::from(input.byte()),
+                    _ => input.u32(),
+                };
+                let bytes = value.to_le_bytes();
+                for (i, &b) in bytes[..width].iter().enumerate() {
+                    if let Some(x) = parts[k].get_mut(field + i) {
+                        *x = b;
+                    }
+                }
+            }
             _ => {
                 // A postcard varint: a small length or count becomes a huge one.
                 let varint = input.pick(&[
@@ -120,6 +137,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 check::model(&model, seed);
             }
         }
+        // Bit 2: the legacy format 1 (a body without sections).
+        1 if mode & 4 != 0 => check_sealed(&seal_version(1, input.rest()), seed),
         1 => check_sealed(&seal(input.rest()), seed),
         2 => {
             let mut blob = seal(&patched_body(&mut input));

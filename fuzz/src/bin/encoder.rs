@@ -1,20 +1,25 @@
 //! Fuzz target `encoder`: the encoder entry points on the fixture model with arbitrary
 //! token ids (in and out of the vocabulary), token types, lengths (0 to past the limit),
-//! poolings, output buffers and arenas (too small, exact, larger, misaligned start).
+//! poolings, progress callbacks that stop the pass, output buffers and arenas (too small,
+//! exact, larger, any start residue).
 //!
 //! The input is read as a stream of choices ([`microbert_fuzz::Input`]): position mode,
-//! length, one byte per id, token types, the entry point (`embed_with`, `hidden_states`,
-//! `mlm_logits`) and its output length, the arena's start and size. Expensive lengths are
+//! length, one byte per id, token types, the entry point (`embed_with`, with a progress
+//! callback that stops at a chosen report for one call in four, `hidden_states`,
+//! `mlm_logits`) and its output length, the arena's start (0 to 15 bytes past a 16-byte
+//! boundary) and size. Expensive lengths are
 //! rare (the length byte decides): 0 to 16 tokens for 236 in 256, 17 to 80 (across the 64
 //! trained positions) for 15 in 256, 81 to 300 (hierarchical positions) for 1 in 256, just
 //! past the limit for 3 in 256; 1 in 256 asks only for scratch sizes at a huge length.
 //! [`microbert_fuzz::check::call`] checks the outcome against [`microbert_fuzz::oracle`],
-//! compares AVX2 (packed weights for half the inputs, unpacked for the others) with scalar
+//! compares AVX2 (prepared weights for half the inputs, unpacked for the others) with scalar
 //! bit for bit (one input in four runs the scalar reference a second time too), and re-runs
 //! a `ScratchTooSmall` with exactly the size it names and one byte less.
 #![no_main]
 
 use microbert::blob::{Pooling, PositionMode};
+use microbert::model::scratch::REGION_ALIGN;
+use microbert_fuzz::check::Host;
 use microbert_fuzz::oracle::{self, Call, Entry};
 use microbert_fuzz::{Input, check, fixture};
 use microbert_host::HostKernels;
@@ -81,6 +86,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             } else {
                 d
             },
+            // A progress callback for one call in four, stopping the pass at a report
+            // (possibly past the last one, when it runs to the end).
+            cancel_at: input.chance(1, 4).then(|| input.range_usize(1, 8)),
         },
         5 | 6 => Entry::Hidden,
         _ => {
@@ -107,27 +115,25 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         types,
         positions,
         entry,
-        arena_offset: input.below(4) as usize,
+        arena_offset: input.below(REGION_ALIGN as u64) as usize,
         arena_len: 0,
     };
-    let misalignment = (4 - call.arena_offset) % 4;
-    let needed = call.arena_needed(c).unwrap_or(1 << 20);
+    let needed = call.arena_needed(model).unwrap_or(1 << 20);
     call.arena_len = match input.byte() % 8 {
         0..=3 => needed,
         4 => needed - 1 - input.below(needed as u64) as usize,
         5 => needed + input.below(64) as usize,
-        6 => input.below(4) as usize,
-        // The exact scratch size, but from a misaligned start.
-        _ => needed - misalignment,
+        6 => input.below(2 * REGION_ALIGN as u64) as usize,
+        // Without the slack for an unaligned start (enough only from some starts).
+        _ => needed - 1 - input.below(REGION_ALIGN as u64 - 1) as usize,
     };
     // By turns (the input's hash decides): the packed or the unpacked AVX2 GEMM, and one
     // input in four runs the scalar reference twice.
     let hash = microbert_fuzz::header::fnv1a64(data);
-    let unpacked = HostKernels::detect();
     let host = if hash.is_multiple_of(2) {
-        fixture::host_kernels()
+        Host::Prepared(fixture::prepared())
     } else {
-        &unpacked
+        Host::Plain(HostKernels::detect())
     };
     let _outcome = check::call(model, &[host], (hash >> 1).is_multiple_of(4), &call);
 });
