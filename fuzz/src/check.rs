@@ -2,7 +2,7 @@
 //!
 //! - a call returns exactly what [`oracle::expected`] says (the output, or the named
 //!   `RunError` its inputs call for);
-//! - the host kernels (AVX2 when the CPU has it, with and without packed weights) give
+//! - the host kernels (AVX2 when the CPU has it, with and without prepared weights) give
 //!   bit-identical outputs to `microbert::Scalar`, each on an arena filled with other bytes
 //!   (differential fuzzing of the SIMD backend; no run reads scratch it did not write);
 //! - the same call twice gives the same output: every call runs at least twice (scalar,
@@ -235,8 +235,8 @@ const TEXTS: [&str; 4] = [
 /// parses): layer count, config limits, scratch sizes at small, limit and huge lengths,
 /// the tokenizer invariants on a text, and a short inference of the tokenizer's ids with
 /// the blob's pooling plus one other entry point (the other pooling, the hidden states or
-/// the MLM logits), on the scalar reference and the host kernels (packed or not). `seed`
-/// picks the text, the entry point, the packing, whether the scalar run is repeated, and
+/// the MLM logits), on the scalar reference and the host kernels (weights prepared or not). `seed`
+/// picks the text, the entry point, the preparation, whether the scalar run is repeated, and
 /// varies the ids; one blob in eight also compares the two position modes.
 pub fn model(model: &ModelView<'_>, seed: u64) {
     let c = &model.config;

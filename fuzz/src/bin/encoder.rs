@@ -12,7 +12,7 @@
 //! trained positions) for 15 in 256, 81 to 300 (hierarchical positions) for 1 in 256, just
 //! past the limit for 3 in 256; 1 in 256 asks only for scratch sizes at a huge length.
 //! [`microbert_fuzz::check::call`] checks the outcome against [`microbert_fuzz::oracle`],
-//! compares AVX2 (prepared weights for half the inputs, unpacked for the others) with scalar
+//! compares AVX2 (prepared weights for half the inputs, as stored for the others) with scalar
 //! bit for bit (one input in four runs the scalar reference a second time too), and re-runs
 //! a `ScratchTooSmall` with exactly the size it names and one byte less.
 #![no_main]
@@ -127,7 +127,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         // Without the slack for an unaligned start (enough only from some starts).
         _ => needed - 1 - input.below(REGION_ALIGN as u64 - 1) as usize,
     };
-    // By turns (the input's hash decides): the packed or the unpacked AVX2 GEMM, and one
+    // By turns (the input's hash decides): prepared or stored weights for the AVX2 GEMM, and one
     // input in four runs the scalar reference twice.
     let hash = microbert_fuzz::header::fnv1a64(data);
     let host = if hash.is_multiple_of(2) {
