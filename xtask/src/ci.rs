@@ -4,7 +4,8 @@
 //! `prepare` fetches the pinned models and corpora and converts the blobs the tests use into
 //! the cache (reusing converted blobs whose inputs did not change, [`crate::blobs`]). `ci` is
 //! what `.ci/run` runs, as [`STEPS`] in order: generated files are current, formatting,
-//! `prepare`, clippy, every test in the optimised `test-release` profile, the no_std proof
+//! `prepare`, clippy, every test in the optimised `test-release` profile, one replay of each
+//! fuzz target's committed corpus (`cargo xtask fuzz --replay`), the no_std proof
 //! (the runtime built for bare-metal Cortex-M and RISC-V targets with Debian's rustc and
 //! `-Zbuild-std`), the SIMD backends under qemu (`cargo xtask cross`), the firmware
 //! examples on emulated boards (`cargo xtask firmware --report`) and the C API with its C
@@ -106,6 +107,7 @@ const STEPS: &[Step] = &[
             "cargo test (test-release profile)",
         )
     }),
+    ("fuzz corpus replay", crate::fuzz::replay),
     ("no-std", no_std),
     ("cross (qemu-user)", crate::cross::cross),
     ("firmware --report (qemu-system)", |root| {

@@ -17,6 +17,7 @@ mod exec;
 mod fetch;
 mod firmware;
 mod fixture;
+mod fuzz;
 mod generated;
 mod long;
 mod peers;
@@ -104,6 +105,10 @@ enum Command {
     /// 10,000 movie reviews, ratios; each tier's measured int8 peak and the dense GEMM's
     /// fraction of it. Installs onnxruntime into a venv under the cache on first use.
     BenchPeers(peers::BenchPeersArgs),
+    /// Coverage-guided fuzzing (libFuzzer, AddressSanitizer) of every target in
+    /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
+    /// reproducer's path.
+    Fuzz(fuzz::FuzzArgs),
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -163,6 +168,7 @@ fn main() -> Result<()> {
         Command::Accuracy { long } => long::accuracy(long),
         Command::BenchLong => long::bench_long(&root),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
+        Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

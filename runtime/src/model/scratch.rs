@@ -436,6 +436,39 @@ mod tests {
         );
     }
 
+    /// Regression test of a finding of the `encoder` fuzz target (reproducer
+    /// `fuzz/corpus/encoder/regression-scratch-too-small-misaligned`, on the earlier layout
+    /// of 4-byte regions): an arena that started `k` bytes before a boundary and ended
+    /// before reaching it was told it needed `scratch_bytes + len` bytes instead of
+    /// `scratch_bytes + k`, a size that failed again. From every start residue, every short
+    /// arena (the ones shorter than the slack included) is told the same size, and an arena
+    /// of exactly that size carves.
+    #[test]
+    fn scratch_too_small_names_a_size_that_works_from_every_start() {
+        let plan = Plan::new(TINY, 2);
+        let need = plan.arena_bytes();
+        let mut storage = [0u8; 8192];
+        let base = storage.as_ptr().align_offset(REGION_ALIGN);
+        assert!(base + REGION_ALIGN + need <= storage.len());
+        for residue in 0..REGION_ALIGN {
+            let start = base + residue;
+            for len in (0..2 * REGION_ALIGN).chain([need - 1]) {
+                assert_eq!(
+                    plan.carve(&mut storage[start..start + len]).err(),
+                    Some(RunError::ScratchTooSmall {
+                        given: len,
+                        needed: need
+                    }),
+                    "{len} bytes at residue {residue}"
+                );
+            }
+            assert!(
+                plan.carve(&mut storage[start..start + need]).is_ok(),
+                "{need} bytes at residue {residue}"
+            );
+        }
+    }
+
     #[test]
     fn unused_regions_take_no_bytes() {
         let plain = Plan::new(TINY, 9);
