@@ -22,8 +22,31 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// The instruction-set directive for the assembler of the `naked_asm!` kernels (see the
+/// crate's `build.rs`).
+#[cfg(all(target_arch = "arm", feature = "mve"))]
+macro_rules! isa {
+    () => {
+        ".cpu cortex-m55"
+    };
+}
+#[cfg(all(target_arch = "arm", not(feature = "mve"), microbert_armv8m))]
+macro_rules! isa {
+    () => {
+        ".cpu cortex-m33"
+    };
+}
+#[cfg(all(target_arch = "arm", not(feature = "mve"), not(microbert_armv8m)))]
+macro_rules! isa {
+    () => {
+        ""
+    };
+}
+
 #[cfg(all(target_arch = "arm", feature = "dsp"))]
 pub mod dsp;
+#[cfg(all(target_arch = "arm", feature = "mve"))]
+pub mod mve;
 #[cfg(feature = "dsp")]
 pub mod rows;
 
@@ -68,6 +91,9 @@ impl Kernels for CortexMKernels {
 
     #[cfg(all(target_arch = "arm", feature = "dsp"))]
     fn gemm(&self, g: Gemm<'_, '_>) {
+        #[cfg(feature = "mve")]
+        mve::gemm(g);
+        #[cfg(not(feature = "mve"))]
         dsp::gemm(g);
     }
 

@@ -18,13 +18,6 @@ use microbert::quant::{
     shift_round_sat,
 };
 
-/// `round(x / 2^s)` (halves up) for `1 <= s <= 31`, without overflow: the floor shift plus
-/// the bit below it.
-#[inline]
-fn round_shift_i32(x: i32, s: u32) -> i32 {
-    (x >> s) + ((x >> (s - 1)) & 1)
-}
-
 /// `round(a b / 2^32)` (halves up): `SMMULR` on Arm, which the compiler does not pick by
 /// itself once the same expression also appears with a 64-bit operand.
 #[inline(always)]
@@ -211,15 +204,25 @@ pub fn quantize_row_i8(row: &[i32], out: &mut [i8]) -> u32 {
 }
 
 /// See `microbert::quant::quantize_row_pow2`: the same exponent search, then
-/// `round(x / 2^e)` in `i32` ([`round_shift_i32`]).
+/// `round(x / 2^e)` in `i32`.
 pub fn quantize_row_pow2(row: &[i32], out: &mut [i8]) -> u32 {
     let a = i64::from(amax(row));
     let mut e = 0u32;
     while e < 31 && round_shift_i64(a, e) > i64::from(I8_MAX) {
         e += 1;
     }
+    // `round(x / 2^e) = (y >> 1) + (y & 1)` with `y = x >> (e - 1)`: one variable shift.
+    // (Written as two variable shifts of `x`, LLVM 22's Helium auto-vectoriser miscompiles
+    // the loop: it shifts `x` in place with the tied `VSHL Qda, Rm` and then shifts a stale
+    // register for the rounding bit.)
+    let s = e.saturating_sub(1);
     for (o, &x) in out.iter_mut().zip(row) {
-        let q = if e == 0 { x } else { round_shift_i32(x, e) };
+        let q = if e == 0 {
+            x
+        } else {
+            let y = x >> s;
+            (y >> 1) + (y & 1)
+        };
         *o = q.clamp(-I8_MAX, I8_MAX) as i8;
     }
     e

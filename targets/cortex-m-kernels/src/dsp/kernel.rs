@@ -17,26 +17,6 @@
 //! accumulators, r8 odd weights, r9-r12 activation words; the accumulators' address is kept
 //! on the stack during the loop.
 
-/// The instruction-set directive for the assembler (see the crate's `build.rs`).
-#[cfg(feature = "mve")]
-macro_rules! isa {
-    () => {
-        ".cpu cortex-m55"
-    };
-}
-#[cfg(all(not(feature = "mve"), microbert_armv8m))]
-macro_rules! isa {
-    () => {
-        ".cpu cortex-m33"
-    };
-}
-#[cfg(all(not(feature = "mve"), not(microbert_armv8m)))]
-macro_rules! isa {
-    () => {
-        ""
-    };
-}
-
 /// One 4-depth step: `LDR` the weights, split them, 2 `LDM` of activation words, 8 `SMLAD`.
 macro_rules! step {
     () => {
