@@ -83,6 +83,9 @@ impl From<fmt::Error> for Error {
 /// Instructions per kernel method (a board that counts instructions can ask for them).
 #[path = "profile.rs"]
 mod profile;
+/// Every kernel call compared with the scalar reference on the device.
+#[path = "check.rs"]
+mod check;
 
 /// A board's instruction counter (Cortex-M: SysTick under `qemu -icount shift=0`, see
 /// `icount.rs`): a tick source and its calibration (`calibration_insns` instructions took
@@ -112,6 +115,9 @@ pub(crate) struct Counting {
     pub(crate) profile: bool,
     /// [`SWEEP_TEXT`] truncated to each of [`SWEEP_TOKENS`] tokens, counted (and hashed).
     pub(crate) sweep: bool,
+    /// A run of [`TEXT`] through `check::Checked` (`check:` line: kernel calls whose
+    /// outputs differ from the scalar reference's on this core).
+    pub(crate) check: bool,
 }
 
 /// Token counts of the sweep (each at most [`MAX_TOKENS`]).
@@ -226,6 +232,9 @@ fn run<K: microbert::Kernels>(
         if c.sweep {
             sweep(&model, &kernels, c.counter, arena, out)?;
         }
+        if c.check {
+            checked_run(&model, &kernels, &ids[..enc.len], arena, hash, out)?;
+        }
     }
     Ok(hash)
 }
@@ -268,6 +277,29 @@ fn profiled_run<K: microbert::Kernels>(
     writeln!(
         out,
         "profile: hash {again:016x} ({})",
+        if again == hash { "same" } else { "DIFFERS" }
+    )?;
+    Ok(())
+}
+
+/// The embedding of `ids` through `check::Checked`: one `check:` line.
+fn checked_run<K: microbert::Kernels>(
+    model: &microbert::ModelView<'_>,
+    kernels: &K,
+    ids: &[u32],
+    arena: &mut [u8],
+    hash: u64,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let checked = check::Checked::new(kernels);
+    let mut pooled = [0i32; HIDDEN];
+    microbert::Encoder::new(model, &checked).embed(ids, arena, &mut pooled)?;
+    let (calls, unchecked, differ, first) = checked.summary();
+    let again = microbert::output::hash(&pooled);
+    writeln!(
+        out,
+        "check: {calls} kernel calls, {differ} differ from the scalar reference on this core (first: {}), {unchecked} too large to compare; hash {}",
+        first.unwrap_or("none"),
         if again == hash { "same" } else { "DIFFERS" }
     )?;
     Ok(())

@@ -1,4 +1,5 @@
-//! microbert on a Cortex-M4F, bare metal: no heap, no OS, no floating point in inference.
+//! microbert on a Cortex-M4F (and, built by `targets/cortex-m55`, on a Cortex-M55), bare
+//! metal: no heap, no OS, no floating point in inference.
 //!
 //! Embeds `app::TEXT` with the DSP kernels of `microbert-cortex-m-kernels` (feature `dsp`,
 //! the default; the runtime's scalar reference without it) and prints, over semihosting, the
@@ -45,12 +46,20 @@ mod app;
 #[path = "../../firmware-common/icount.rs"]
 mod icount;
 
-/// The kernels of this build.
-#[cfg(feature = "dsp")]
+/// The kernels of this build: DSP (`dsp`) or Helium (`mve`, the Cortex-M55 package), else
+/// the scalar reference.
+#[cfg(any(feature = "dsp", feature = "mve"))]
 const KERNELS: microbert_cortex_m_kernels::CortexMKernels =
     microbert_cortex_m_kernels::CortexMKernels::new();
-#[cfg(not(feature = "dsp"))]
+#[cfg(not(any(feature = "dsp", feature = "mve")))]
 const KERNELS: microbert::Scalar = microbert::Scalar;
+
+/// The board, from the package that builds this program (`targets/cortex-m` or
+/// `targets/cortex-m55`, which shares it).
+const BOARD: &str = match env!("CARGO_PKG_NAME").as_bytes() {
+    b"microbert-cortex-m55" => "cortex-m55",
+    _ => "cortex-m4f",
+};
 
 #[entry]
 fn main() -> ! {
@@ -61,13 +70,14 @@ fn main() -> ! {
             counter: icount::counter(),
             profile: cfg!(feature = "profile"),
             sweep: cfg!(feature = "sweep"),
+            check: cfg!(feature = "check"),
         }
     });
     #[cfg(not(feature = "icount"))]
     let counting = None;
     let status = match hio::hstdout() {
         Ok(mut console) => {
-            let (status, _hash) = app::main_counted(KERNELS, "cortex-m4f", &mut console, counting);
+            let (status, _hash) = app::main_counted(KERNELS, BOARD, &mut console, counting);
             #[cfg(feature = "defmt")]
             match _hash {
                 Some(hash) => defmt::info!("hash {=u64:016x}", hash),
