@@ -115,6 +115,30 @@ impl Source<'_> {
     }
 }
 
+/// The 4 bytes `b0 b1 b2 b3` of `c` (4 bytes, any alignment) as the sign-extended pairs
+/// `[b0, b2]` and `[b1, b3]`: `LDR` (Armv7-M reads unaligned words unless
+/// `CCR.UNALIGN_TRP` is set, which no microbert firmware does) and two `SXTB16`.
+#[inline(always)]
+fn split_i8x4(c: &[i8]) -> (u32, u32) {
+    let p = c[..4].as_ptr();
+    let (even, odd): (u32, u32);
+    // SAFETY: `c` holds at least 4 readable bytes (the slice index above); registers only
+    // otherwise.
+    unsafe {
+        core::arch::asm!(
+            "ldr {w}, [{p}]",
+            "sxtb16 {odd}, {w}, ror #8",
+            "sxtb16 {even}, {w}",
+            p = in(reg) p,
+            w = out(reg) _,
+            even = lateout(reg) even,
+            odd = lateout(reg) odd,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    (even, odd)
+}
+
 /// The 16-bit pair `[lo, hi]` as one word (`lo` in the low halfword).
 #[inline]
 fn pair(lo: i16, hi: i16) -> u32 {
@@ -128,6 +152,22 @@ fn pair(lo: i16, hi: i16) -> u32 {
 fn pack(src: Source<'_>, r0: usize, rows: usize, k0: usize, kc: usize, panel: &mut [u32]) {
     let steps = kc.div_ceil(16);
     panel[..steps * STEP_WORDS].fill(0);
+    if let Source::I8(a) = src {
+        // int8 rows: one unaligned `LDR` and two `SXTB16` per 4 depths (the partial last
+        // step through the general path below).
+        let full = kc / 4;
+        for i in 0..rows {
+            let row = &a.row(r0 + i)[k0..k0 + 4 * full];
+            for (s, c) in row.chunks_exact(4).enumerate() {
+                let (even, odd) = split_i8x4(c);
+                panel[8 * s + 2 * i] = even;
+                panel[8 * s + 2 * i + 1] = odd;
+            }
+        }
+        if full * 4 == kc {
+            return;
+        }
+    }
     let mut row = [0i16; KC];
     for i in 0..rows {
         let vals = &mut row[..kc.div_ceil(4) * 4];
@@ -150,6 +190,16 @@ struct ChannelRows<'a> {
 }
 
 impl ChannelRows<'_> {
+    /// How many channels from the first read `16 * steps` bytes inside the slice.
+    fn in_place(&self, steps: usize) -> usize {
+        let need = self.k0 + 16 * steps;
+        match self.data.len().checked_sub(need) {
+            Some(room) if self.ld > 0 => room / self.ld + 1,
+            Some(_) => usize::MAX,
+            None => 0,
+        }
+    }
+
     /// A pointer to `16 * steps` readable bytes starting at channel `c`, depth `k0`: in
     /// place when the slice holds them, else the row chunk copied into `tail`.
     fn ptr(&self, c: usize, steps: usize, tail: &mut [i8; KC]) -> *const i8 {
@@ -182,10 +232,32 @@ fn panel_products(
         steps >= 1 && panel.len() >= steps * STEP_WORDS && rows <= MR,
         "dsp panel: internal shape invariant"
     );
-    let mut tail = [0i8; KC];
     let ldo = out.ld();
     let o = out.data_mut();
-    for c in 0..channels {
+    // A full panel's first chunk: the channels whose padded reads stay in the slice in one
+    // call that stores the sums itself.
+    let mut c0 = 0;
+    if rows == MR && first {
+        c0 = w.in_place(steps).min(channels);
+        if c0 > 0 {
+            let args = kernel::Panel {
+                panel: panel.as_ptr(),
+                w: w.data[w.k0..].as_ptr(),
+                ldb: w.ld,
+                iterations: steps,
+                channels: c0,
+                out: o[r0 * ldo..].as_mut_ptr(),
+                ldo: 4 * ldo,
+            };
+            // SAFETY: `panel` holds `steps * STEP_WORDS` aligned words (asserted above);
+            // channels `0..c0` read `16 * steps` bytes inside `w.data`
+            // (`ChannelRows::in_place`); rows `r0..r0 + 4` of `out` exist (`rows == MR`)
+            // and hold `channels >= c0` sums each (the `MatMut` invariant).
+            unsafe { kernel::dot_4xn(&args) };
+        }
+    }
+    let mut tail = [0i8; KC];
+    for c in c0..channels {
         let wp = w.ptr(c, steps, &mut tail);
         let mut acc = [0i32; MR];
         // SAFETY: `panel` holds `steps * STEP_WORDS` aligned words (asserted above),
