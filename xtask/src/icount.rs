@@ -42,6 +42,8 @@ const SMALL_FLASH: u64 = 2 << 20;
 struct Variant {
     label: &'static str,
     project: &'static str,
+    /// Target directory under the cache's `cross-target/cross/`, shared by the builds of
+    /// one triple and code generation (cargo keeps each feature set's artefacts apart).
     dir: &'static str,
     triple: &'static str,
     rustflags: &'static str,
@@ -55,7 +57,7 @@ const VARIANTS: [Variant; 5] = [
     Variant {
         label: "Cortex-M4F scalar",
         project: "cortex-m",
-        dir: "icount-m4-scalar",
+        dir: "icount-m4",
         triple: "thumbv7em-none-eabihf",
         rustflags: "-C target-cpu=cortex-m4",
         kernels: "",
@@ -65,7 +67,7 @@ const VARIANTS: [Variant; 5] = [
     Variant {
         label: "Cortex-M4F DSP",
         project: "cortex-m",
-        dir: "icount-m4-dsp",
+        dir: "icount-m4",
         triple: "thumbv7em-none-eabihf",
         rustflags: "-C target-cpu=cortex-m4",
         kernels: "dsp",
@@ -85,7 +87,7 @@ const VARIANTS: [Variant; 5] = [
     Variant {
         label: "Cortex-M55 scalar, +mve (LLVM)",
         project: "cortex-m55",
-        dir: "icount-m55-autovec",
+        dir: "icount-m55-mve",
         triple: "thumbv8m.main-none-eabihf",
         rustflags: "-C target-feature=+mve",
         kernels: "",
@@ -445,7 +447,7 @@ fn small_flash(root: &Path, failed: &mut Vec<String>) -> Result<()> {
         root,
         &Build {
             project: "cortex-m",
-            dir: "icount-m4-dsp-2mb",
+            dir: "icount-m4",
             triple: "thumbv7em-none-eabihf",
             rustflags: "-C target-cpu=cortex-m4",
             features: "icount",
