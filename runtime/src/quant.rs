@@ -98,6 +98,43 @@ pub fn quantize_row_i8(row: &[i32], out: &mut [i8]) -> u32 {
     a
 }
 
+/// Largest magnitude of int16 activations in a product of depth `depth` with int8 weights:
+/// `qmax * 127 * depth < 2^31`, so the i32 sums cannot overflow (32,767 up to depth 516).
+pub const fn i16_qmax(depth: usize) -> i32 {
+    let d = if depth == 0 { 1 } else { depth };
+    let limit = (i32::MAX as usize) / (I8_MAX as usize * d);
+    if limit > i16::MAX as usize {
+        i16::MAX as i32
+    } else {
+        limit as i32
+    }
+}
+
+/// Reciprocal of a row range for a quantiser with largest level `qmax`:
+/// `round(qmax * 2^32 / amax)` (0 for an all-zero row).
+#[inline]
+pub const fn reciprocal(qmax: i32, amax: u32) -> i64 {
+    if amax == 0 {
+        0
+    } else {
+        (((qmax as u64) << 32) + (amax as u64 / 2)) as i64 / amax as i64
+    }
+}
+
+/// `round(x * qmax / amax)` with the row's [`reciprocal`], clamped to `[lo, qmax]`.
+/// `|x| <= amax` keeps the product below `2^32 * qmax`.
+#[inline]
+pub const fn quantize_level(x: i32, reciprocal: i64, lo: i32, qmax: i32) -> i32 {
+    let q = round_shift_i64(x as i64 * reciprocal, 32);
+    if q > qmax as i64 {
+        qmax
+    } else if q < lo as i64 {
+        lo
+    } else {
+        q as i32
+    }
+}
+
 /// `round(x / 2^shift)` for a signed shift: a right shift with rounding when `shift > 0`,
 /// a left shift when `shift <= 0`; saturated to `i32`. Shifts past 62 give 0.
 #[inline]

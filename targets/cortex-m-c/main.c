@@ -3,15 +3,16 @@
  * Embeds TEXT (the sentence of the Rust firmware, targets/firmware-common/app.rs; `cargo
  * xtask capi` checks both print the same `text:`) with libmicrobert.a built for
  * thumbv7em-none-eabihf, and prints over semihosting the lines `cargo xtask capi` reads:
- * `text:`, `tokens:`, `arena:`, `hash:` (FNV-1a 64 of the pooled Q.16 vector, as
- * `microbert embed --hash`), the pooled vector and `stack: peak`. Exit status 0, or 1 after
- * an error.
+ * `prepared:`, `text:`, `tokens:`, `arena:`, `hash:` (FNV-1a 64 of the pooled Q.16 vector,
+ * as `microbert embed --hash`), the pooled vector and `stack: peak`. Exit status 0, or 1
+ * after an error.
  *
  * Memory: the blob is `.incbin`-ed into flash (blob.S) and read in place; the model
  * storage and the scratch arena are statics in .bss; token ids and the pooled vector are on
  * the stack. ARENA_BYTES and HIDDEN come from the build (make ARENA_BYTES=... HIDDEN=...):
  * microbert_scratch_bytes(model, MAX_TOKENS) and microbert_hidden_size(model) of the blob,
- * checked again at run time. */
+ * checked again at run time. The scalar kernels of this target read the weights in place:
+ * microbert_prepared_bytes is 0, and microbert_prepare with no buffer succeeds. */
 #include "microbert.h"
 #include "semihosting.h"
 #include "stack.h"
@@ -34,8 +35,8 @@ static const char TEXT[] =
 extern const uint8_t microbert_blob[];
 extern const uint8_t microbert_blob_end[];
 
-/* uint32_t elements: aligned to MICROBERT_SCRATCH_ALIGN. */
-static uint32_t arena[(ARENA_BYTES + 3) / 4];
+/* Bytes: the scratch may have any alignment. */
+static uint8_t arena[ARENA_BYTES];
 static microbert_model model;
 
 static int failed(const char *what, int32_t status) {
@@ -71,6 +72,17 @@ static int run(void) {
     sh_puts(", blob ");
     sh_put_u32((uint32_t)blob_len);
     sh_puts(" bytes\n");
+
+    /* Portable code prepares whatever the kernels want; here that is nothing. */
+    if (microbert_prepared_bytes(&model) != 0) {
+        sh_puts("error: these kernels want prepared weights; this firmware has no buffer\n");
+        return 1;
+    }
+    s = microbert_prepare(&model, NULL, 0);
+    if (s != MICROBERT_OK) {
+        return failed("prepare", s);
+    }
+    sh_puts("prepared: 0 bytes (the weights are read in place from flash)\n");
 
     s = microbert_tokenize(&model, TEXT, sizeof TEXT - 1, ids, MAX_TOKENS, &n);
     if (s != MICROBERT_OK) {

@@ -146,6 +146,79 @@ pub fn movie_reviews() -> Vec<String> {
     must(try_movie_reviews())
 }
 
+/// Seed of the movie reviews' permutation (the accuracy test takes its first 500).
+pub const REVIEW_SPLIT_SEED: u64 = 7;
+/// Reviews in [`ReviewSplit::test`].
+pub const REVIEW_TEST: usize = 500;
+/// Reviews in [`ReviewSplit::calibration`].
+pub const REVIEW_CALIBRATION: usize = 100;
+
+/// A fixed, disjoint split of the movie reviews by a ChaCha8 permutation seeded with
+/// [`REVIEW_SPLIT_SEED`]: the first [`REVIEW_TEST`] are the test set, the last
+/// [`REVIEW_CALIBRATION`] the calibration set, the middle the rest.
+#[derive(Debug, Clone)]
+pub struct ReviewSplit {
+    /// Accuracy measurements.
+    pub test: Vec<String>,
+    /// Quantisation calibration.
+    pub calibration: Vec<String>,
+    /// Everything else.
+    pub rest: Vec<String>,
+}
+
+/// The [`ReviewSplit`] of the movie reviews.
+pub fn try_review_split() -> Result<ReviewSplit> {
+    let mut reviews = try_movie_reviews()?;
+    reviews.shuffle(&mut ChaCha8Rng::seed_from_u64(REVIEW_SPLIT_SEED));
+    let n = reviews.len();
+    let cal_start = n.saturating_sub(REVIEW_CALIBRATION).max(REVIEW_TEST.min(n));
+    let calibration = reviews.split_off(cal_start);
+    let rest = reviews.split_off(REVIEW_TEST.min(reviews.len()));
+    Ok(ReviewSplit {
+        test: reviews,
+        calibration,
+        rest,
+    })
+}
+
+/// [`try_review_split`], panicking on error.
+pub fn review_split() -> ReviewSplit {
+    must(try_review_split())
+}
+
+/// The default calibration texts of the converter: the [`WIKI_CALIBRATION`] calibration
+/// leads and the [`REVIEW_CALIBRATION`] calibration reviews, disjoint from every test set
+/// (the leads' and reviews' test splits, the titles of [`try_wiki_titles`]).
+pub fn try_calibration_texts() -> Result<Vec<String>> {
+    let mut texts = try_wiki_split()?.calibration;
+    texts.extend(try_review_split()?.calibration);
+    Ok(texts)
+}
+
+/// The titles (keys) of the Wikipedia leads, sorted: real short texts (names of people,
+/// places and things, mostly one to four words).
+pub fn try_wiki_titles() -> Result<Vec<String>> {
+    let text = read_data("wiki", "wiki/summaries_en-us.json")?;
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).context("parsing wiki/summaries_en-us.json")?;
+    let mut titles: Vec<String> = json
+        .iter()
+        .filter(|(_, v)| {
+            v.get("extract")
+                .and_then(|e| e.as_str())
+                .is_some_and(|e| !e.trim().is_empty())
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    titles.sort();
+    Ok(titles)
+}
+
+/// [`try_wiki_titles`], panicking on error.
+pub fn wiki_titles() -> Vec<String> {
+    must(try_wiki_titles())
+}
+
 /// `word/tag  word/tag ...` -> the words concatenated.
 fn strip_tags(line: &str) -> String {
     line.split_whitespace()

@@ -78,6 +78,7 @@ fn bert_tiny_mlm_matches_f32_oracle() {
     let mut rng = ChaCha8Rng::seed_from_u64(15);
 
     let (mut agree, mut total) = (0usize, 0usize);
+    let (mut margins, mut gaps) = (Vec::new(), Vec::new());
     let mut cosines = Vec::new();
     for text in sentences(200) {
         let mut ids = ids_cut(&tok, &text, 128);
@@ -117,12 +118,31 @@ fn bert_tiny_mlm_matches_f32_oracle() {
                     .map(|(i, _)| i)
                     .unwrap_or(0)
             };
-            agree += usize::from(argmax(&ours) == argmax(theirs));
+            let (a, b) = (argmax(&ours), argmax(theirs));
+            agree += usize::from(a == b);
             total += 1;
+            // The f32 logits' margin between their top token and ours: how close a call
+            // each disagreement is.
+            if a != b {
+                margins.push(f64::from(theirs[b] - theirs[a]));
+            }
+            let mut sorted = theirs.clone();
+            sorted.sort_by(|x, y| y.total_cmp(x));
+            gaps.push(f64::from(sorted[0] - sorted[1]));
             cosines.push(cosine(&ours, theirs));
         }
     }
     let top1 = agree as f64 / total as f64;
+    margins.sort_by(f64::total_cmp);
+    gaps.sort_by(f64::total_cmp);
+    let close = gaps.iter().filter(|&&g| g < 0.05).count();
+    println!(
+        "disagreements: {} (f32 margin of f32's top token over ours: median {:.4}, max {:.4}); positions whose f32 top-2 gap is under 0.05: {close} of {total} (median gap {:.4})",
+        margins.len(),
+        margins.get(margins.len() / 2).copied().unwrap_or(0.0),
+        margins.last().copied().unwrap_or(0.0),
+        gaps.get(gaps.len() / 2).copied().unwrap_or(0.0),
+    );
     let (min, p1, p50, mean) = summary(&cosines);
     println!(
         "bert-tiny MLM, {total} masked positions: top-1 agreement {:.2}%, logit cosine min {min:.5} p1 {p1:.5} p50 {p50:.5} mean {mean:.5}",

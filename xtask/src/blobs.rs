@@ -13,6 +13,7 @@
 //! tests read it.
 
 use crate::cache::{Key, Outcome, sha256_hex};
+use crate::calibrate::NumericsRecipe;
 use crate::checkpoint::{Checkpoint, Files};
 use crate::convert::{Converter, Options, Source};
 use crate::recipe::{KeepVocab, PoolingSetting, PositionsSetting, Recipe, Settings};
@@ -30,6 +31,22 @@ const CONVERTER_SOURCES: &[(&str, &[u8])] = &[
     ("xtask/src/quantize.rs", include_bytes!("quantize.rs")),
     ("xtask/src/checkpoint.rs", include_bytes!("checkpoint.rs")),
     ("xtask/src/vocab.rs", include_bytes!("vocab.rs")),
+    ("xtask/src/calibrate.rs", include_bytes!("calibrate.rs")),
+    ("xtask/src/reference.rs", include_bytes!("reference.rs")),
+    (
+        "xtask/src/convert/numerics.rs",
+        include_bytes!("convert/numerics.rs"),
+    ),
+    (
+        "xtask/src/convert/provenance.rs",
+        include_bytes!("convert/provenance.rs"),
+    ),
+    ("xtask/src/recipe.rs", include_bytes!("recipe.rs")),
+    // The calibration texts' split.
+    (
+        "tests/src/corpus.rs",
+        include_bytes!("../../tests/src/corpus.rs"),
+    ),
     (
         "runtime/src/blob/format.rs",
         include_bytes!("../../runtime/src/blob/format.rs"),
@@ -147,6 +164,11 @@ fn key(checkpoint_stamp: &str, settings: &Settings) -> Result<Key> {
         .field("checkpoint", checkpoint_stamp)
         .field("settings", settings.canonical())
         .field("converter", converter_identity());
+    if settings.numerics != NumericsRecipe::None {
+        key = key
+            .field("calibration wiki", crate::fetch::data("wiki")?.stamp)
+            .field("calibration reviews", crate::fetch::data("vader")?.stamp);
+    }
     match &settings.keep_vocab {
         None => {}
         Some(KeepVocab::Count(_)) => {
@@ -179,6 +201,19 @@ fn convert(recipe: &Recipe, checkpoint: &std::path::Path, settings: &Settings) -
         converter: Converter::current(),
         keep_vocab: settings.keep_vocab.as_ref().map(KeepVocab::spec),
         ..options(settings)
+    };
+    let opts = if settings.numerics == NumericsRecipe::None {
+        opts
+    } else {
+        let texts = crate::calibrate::Texts::default_set()?;
+        let calibrated = crate::calibrate::calibrate(&ck, &opts, &texts, settings.numerics)?;
+        for line in &calibrated.report {
+            eprintln!("    {line}");
+        }
+        Options {
+            numerics: Some(calibrated.numerics),
+            ..opts
+        }
     };
     let out = crate::convert::convert(&ck, &opts)?;
     if let Some(max) = settings.max_blob_bytes {

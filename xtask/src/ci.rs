@@ -6,20 +6,20 @@
 //! what `.ci/run` runs, as [`STEPS`] in order: generated files are current, formatting,
 //! `prepare`, clippy, every test in the optimised `test-release` profile, the no_std proof
 //! (the runtime built for bare-metal Cortex-M and RISC-V targets with Debian's rustc and
-//! `-Zbuild-std`), the SIMD backends under qemu (`cargo xtask cross`) and the firmware
-//! examples on emulated boards (`cargo xtask firmware --report`). Each step installs the
-//! tools it needs ([`crate::toolchain`]); each prints its wall time as it ends, and a table
-//! of every step's time and status ends the run, failed or not.
+//! `-Zbuild-std`), the SIMD backends under qemu (`cargo xtask cross`), the firmware
+//! examples on emulated boards (`cargo xtask firmware --report`) and the C API with its C
+//! programs (`cargo xtask capi`). Each step installs the tools it needs
+//! ([`crate::toolchain`]); each prints its wall time as it ends, and a table of every step's
+//! time and status ends the run, failed or not ([`crate::exec::Steps`]). Every command the
+//! steps start runs with `CI=true` ([`crate::exec::set_ci`]), so a test whose input is
+//! missing fails instead of skipping.
 //! `embed` is the main job: MiniLM sentence embeddings of stdin, converting on first use.
 
 use crate::debian_cargo::DebianCargo;
-use crate::exec::{WORKSPACE_TEST, cargo, run};
+use crate::exec::{Steps, WORKSPACE_TEST, cargo, run};
 use crate::toolchain::{Tool, ensure};
 use anyhow::{Context, Result, bail};
-use core::fmt::Write as _;
-use core::time::Duration;
 use std::path::Path;
-use std::time::Instant;
 
 /// Bare-metal targets that prove the runtime is `no_std` (one without an FPU).
 const NO_STD_TARGETS: &[&str] = &[
@@ -117,85 +117,29 @@ const STEPS: &[Step] = &[
             },
         )
     }),
+    ("capi (C API, C programs)", crate::capi::run),
 ];
 
-/// How a step of `ci` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// Passed.
-    Ok,
-    /// Failed (the run stops).
-    Failed,
-    /// Not run: an earlier step failed.
-    NotRun,
-}
-
-/// `cargo xtask ci`.
+/// `cargo xtask ci`: every step of [`STEPS`], with `CI=true` for every command they start;
+/// after a failure the remaining steps are listed as not run.
 pub fn ci(root: &Path) -> Result<()> {
-    let start = Instant::now();
-    let mut rows: Vec<(&str, Duration, StepStatus)> = Vec::new();
+    crate::exec::set_ci();
+    let mut steps = Steps::new("ci");
     let mut failure = None;
     for (name, step) in STEPS {
         if failure.is_some() {
-            rows.push((name, Duration::ZERO, StepStatus::NotRun));
+            steps.not_run(name);
             continue;
         }
-        eprintln!("=== step: {name}");
-        let t = Instant::now();
-        let result = step(root);
-        let took = t.elapsed();
-        let status = if result.is_ok() {
-            StepStatus::Ok
-        } else {
-            StepStatus::Failed
-        };
-        eprintln!(
-            "=== step {name}: {} in {}",
-            if result.is_ok() { "ok" } else { "FAILED" },
-            clock(took)
-        );
-        rows.push((name, took, status));
-        if let Err(e) = result {
-            failure = Some(e.context(format!("ci step `{name}` failed")));
+        if let Err(e) = steps.run(name, || step(root)) {
+            failure = Some(e);
         }
     }
-    eprint!("{}", step_table(&rows, start.elapsed()));
+    eprint!("{}", steps.table());
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// `83.4 s`, `12 min 05 s`.
-fn clock(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        format!("{s:.1} s")
-    } else {
-        let whole = d.as_secs();
-        format!("{} min {:02} s", whole / 60, whole % 60)
-    }
-}
-
-/// The table `ci` prints at the end: every step with its time and status, and the total.
-pub fn step_table(rows: &[(&str, Duration, StepStatus)], total: Duration) -> String {
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
-    let mut out = format!("\n{:<width$}  {:>12}  status\n", "step", "time");
-    for (name, took, status) in rows {
-        let (time, status) = match status {
-            StepStatus::Ok => (clock(*took), "ok"),
-            StepStatus::Failed => (clock(*took), "FAILED"),
-            StepStatus::NotRun => ("-".to_string(), "not run"),
-        };
-        let _ = writeln!(out, "{name:<width$}  {time:>12}  {status}");
-    }
-    let verdict = if rows.iter().all(|r| r.2 == StepStatus::Ok) {
-        "ci passed"
-    } else {
-        "ci FAILED"
-    };
-    let _ = writeln!(out, "{:<width$}  {:>12}  {verdict}", "total", clock(total));
-    out
 }
 
 /// Builds the runtime for bare-metal targets with Debian's rustc and `-Zbuild-std`
@@ -225,26 +169,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_table_lists_every_step_and_the_total() {
-        let rows = [
-            ("fmt", Duration::from_millis(1500), StepStatus::Ok),
-            (
-                "cargo test (test-release)",
-                Duration::from_secs(725),
-                StepStatus::Failed,
-            ),
-            ("cross", Duration::ZERO, StepStatus::NotRun),
-        ];
-        let table = step_table(&rows, Duration::from_secs(727));
-        let want = "\n\
-            step                               time  status\n\
-            fmt                               1.5 s  ok\n\
-            cargo test (test-release)   12 min 05 s  FAILED\n\
-            cross                                 -  not run\n\
-            total                       12 min 07 s  ci FAILED\n";
-        assert_eq!(table, want);
-        let ok = step_table(&rows[..1], Duration::from_secs(2));
-        assert!(ok.ends_with("total         2.0 s  ci passed\n"), "{ok}");
+    fn test_steps_run_in_order_and_capi_comes_after_firmware() {
+        let at = |prefix: &str| STEPS.iter().position(|s| s.0.starts_with(prefix));
+        let order = [at("cargo test"), at("cross"), at("firmware"), at("capi")];
+        assert!(order.iter().all(Option::is_some), "{order:?}");
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //!
 //! After writing, the blob is parsed and validated by the runtime's own `microbert::parse`.
 
+pub mod numerics;
 mod provenance;
 
+pub use numerics::{InputPlan, LayerNumerics, Numerics};
 pub use provenance::{Converter, Source};
 
 use crate::checkpoint::{Checkpoint, Files};
@@ -26,9 +28,9 @@ use crate::quantize::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use microbert::blob::format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, Header, LayerNorm, LayerSection,
-    Licence, MlmHead, Package, Pooling, PositionMode, Provenance, SectionHeader, SectionKind,
-    Tensor, TokenizerSection,
+    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, Header, InputFormat, LayerNorm,
+    LayerSection, Licence, MlmHead, NumericsSection, Package, Pooling, PositionMode, Provenance,
+    SectionHeader, SectionKind, Tensor, TokenizerSection,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -74,6 +76,16 @@ pub struct ConvertArgs {
     /// tokens on the Wikipedia leads) or a token-list file; see xtask/src/vocab.rs.
     #[arg(long, value_name = "SPEC")]
     keep_vocab: Option<String>,
+    /// Numerics recipe, chosen by calibration: `default` (SmoothQuant on the q/k/v and FFN1
+    /// inputs, the GELU output unsigned with an offset, int16 q/k/v inputs where they pay),
+    /// `int8` (the same with every GEMM operand 8-bit, for the smallest devices), `none`
+    /// (int8 inputs, no calibration).
+    #[arg(long, value_enum, default_value = "default")]
+    numerics: crate::calibrate::NumericsRecipe,
+    /// Calibration texts, one per line (default: 200 Wikipedia calibration leads and 100
+    /// movie reviews, disjoint from the test sets; see xtask/src/calibrate.rs).
+    #[arg(long, value_name = "FILE")]
+    calibration: Option<PathBuf>,
 }
 
 /// Conversion settings that are not in the checkpoint, and what the provenance section
@@ -95,6 +107,9 @@ pub struct Options {
     pub source: Option<Source>,
     /// The converter recorded in the provenance.
     pub converter: Converter,
+    /// How each layer quantises its dense inputs (from calibration); `None`: int8
+    /// everywhere, no smoothing.
+    pub numerics: Option<Numerics>,
 }
 
 impl Default for Options {
@@ -107,6 +122,7 @@ impl Default for Options {
             keep_vocab: None,
             source: None,
             converter: Converter::without_commit(),
+            numerics: None,
         }
     }
 }
@@ -170,6 +186,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         keep_vocab: args.keep_vocab.clone(),
         source: None,
         converter: Converter::current(),
+        numerics: None,
     };
     eprintln!("reading {}", args.checkpoint.display());
     let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
@@ -183,6 +200,23 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         reduced.notes.iter().for_each(|n| println!("note: {n}"));
         ck = reduced.checkpoint;
     }
+    let texts = match &args.calibration {
+        Some(path) => crate::calibrate::Texts::from_file(path)?,
+        None if args.numerics == crate::calibrate::NumericsRecipe::None => {
+            crate::calibrate::Texts {
+                texts: Vec::new(),
+                source: "none".to_owned(),
+            }
+        }
+        None => crate::calibrate::Texts::default_set()?,
+    };
+    let calibrated = crate::calibrate::calibrate(&ck, &opts, &texts, args.numerics)?;
+    calibrated.report.iter().for_each(|l| println!("{l}"));
+    let opts = Options {
+        numerics: (args.numerics != crate::calibrate::NumericsRecipe::None)
+            .then_some(calibrated.numerics),
+        ..opts
+    };
     let out = convert(&ck, &opts)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -333,6 +367,7 @@ struct OwnedDense {
     multiplier: OwnedTensor,
     shift: OwnedTensor,
     bias: OwnedTensor,
+    input_smoothing: Option<OwnedTensor>,
 }
 
 impl OwnedDense {
@@ -342,7 +377,7 @@ impl OwnedDense {
             multiplier: self.multiplier.wire(),
             shift: self.shift.wire(),
             bias: self.bias.wire(),
-            input_smoothing: None,
+            input_smoothing: self.input_smoothing.as_ref().map(OwnedTensor::wire),
         }
     }
 }
@@ -414,11 +449,16 @@ impl Reader<'_> {
     /// A Q.16 vector.
     fn vector(&mut self, key: &str, len: usize) -> Result<OwnedTensor> {
         let data = self.read(key, &[len])?;
-        let (q, max_err) = q16_vector(&data);
+        self.vector_of(key, &data)
+    }
+
+    /// A Q.16 vector of values derived from checkpoint key `key` (already read).
+    fn vector_of(&mut self, key: &str, data: &[f32]) -> Result<OwnedTensor> {
+        let (q, max_err) = q16_vector(data);
         let name = self.blob_name(key);
         self.rows.push(ReportRow::Vector {
             name: name.clone(),
-            len,
+            len: data.len(),
             max_abs: data.iter().fold(0f64, |a, &x| a.max(f64::from(x).abs())),
             max_err,
         });
@@ -433,19 +473,76 @@ impl Reader<'_> {
         });
     }
 
-    /// `base.weight` `[out, in]` and `base.bias` `[out]`.
-    fn dense(&mut self, base: &str, out: usize, input: usize) -> Result<OwnedDense> {
+    /// `base.weight` `[out, in]` and `base.bias` `[out]`, for an input quantised as `plan`
+    /// says: SmoothQuant factors `f` (the runtime multiplies input element `j` by `f_j`)
+    /// divide weight column `j` before quantisation; the multipliers carry the input's step
+    /// (`amax / 127`, `/ qmax`, `/ 255`); an unsigned input with an offset `o` adds
+    /// `o * sum_j w[c][j]` to every output, which the bias takes back (with the quantised
+    /// weights, so the fold is exact for the integer product).
+    fn dense(
+        &mut self,
+        base: &str,
+        out: usize,
+        input: usize,
+        plan: &InputPlan,
+    ) -> Result<OwnedDense> {
         let key = format!("{base}.weight");
-        let w = self.read(&key, &[out, input])?;
+        let mut w = self.read(&key, &[out, input])?;
+        if let Some(f) = &plan.smoothing {
+            ensure!(
+                f.len() == input,
+                "{base}: {} smoothing factors for {input} inputs",
+                f.len()
+            );
+            for row in w.chunks_exact_mut(input) {
+                for (x, &fj) in row.iter_mut().zip(f) {
+                    *x = (f64::from(*x) / fj) as f32;
+                }
+            }
+        }
         let q = quantize_rows(&w, out, input);
         self.weight_row(&key, [out, input], &w, &q);
-        let (m, s) = encode_all(q.scales.iter().map(|s| s / 127.0));
+        let levels = match plan.format {
+            InputFormat::Int8 => 127.0,
+            InputFormat::Int16 => f64::from(microbert::quant::i16_qmax(input)),
+            InputFormat::Uint8Offset { .. } => 255.0,
+        };
+        let (m, s) = encode_all(q.scales.iter().map(|s| s / levels));
         let name = self.blob_name(base);
+        let bias_key = format!("{base}.bias");
+        let bias = match plan.format {
+            InputFormat::Uint8Offset { offset_q16 } => {
+                let offset = f64::from(offset_q16) / crate::quantize::Q16;
+                let b = self.read(&bias_key, &[out])?;
+                let folded: Vec<f32> = b
+                    .iter()
+                    .zip(q.q.chunks_exact(input.max(1)))
+                    .zip(&q.scales)
+                    .map(|((&b, row), &sc)| {
+                        let sum: f64 = row.iter().map(|&x| f64::from(x)).sum();
+                        (f64::from(b) - offset * sum * sc) as f32
+                    })
+                    .collect();
+                self.vector_of(&bias_key, &folded)?
+            }
+            _ => self.vector(&bias_key, out)?,
+        };
+        let input_smoothing = match &plan.smoothing {
+            Some(f) => {
+                let q16: Vec<i32> = f
+                    .iter()
+                    .map(|&x| crate::quantize::saturate_i32(x * crate::quantize::Q16))
+                    .collect();
+                Some(OwnedTensor::i32(format!("{name}.input_smoothing"), &q16)?)
+            }
+            None => None,
+        };
         Ok(OwnedDense {
             weight: OwnedTensor::i8(self.blob_name(&key), out, input, &q.q)?,
             multiplier: OwnedTensor::i32(format!("{name}.multiplier"), &m)?,
             shift: OwnedTensor::u8(format!("{name}.shift"), &s)?,
-            bias: self.vector(&format!("{base}.bias"), out)?,
+            bias,
+            input_smoothing,
         })
     }
 
@@ -714,15 +811,35 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
     drop((word, position, token_type, ln));
 
     // Encoder layers.
+    let plain = LayerNumerics::plain();
+    if let Some(n) = &opts.numerics {
+        ensure!(
+            n.layers.len() == c.num_hidden_layers,
+            "numerics for {} layers, the model has {}",
+            n.layers.len(),
+            c.num_hidden_layers
+        );
+    }
     for i in 0..c.num_hidden_layers {
         let l = format!("{prefix}encoder.layer.{i}");
-        let query = r.dense(&format!("{l}.attention.self.query"), d, d)?;
-        let key = r.dense(&format!("{l}.attention.self.key"), d, d)?;
-        let value = r.dense(&format!("{l}.attention.self.value"), d, d)?;
-        let attention_output = r.dense(&format!("{l}.attention.output.dense"), d, d)?;
+        let plan = opts
+            .numerics
+            .as_ref()
+            .and_then(|n| n.layers.get(i))
+            .unwrap_or(&plain);
+        let query = r.dense(&format!("{l}.attention.self.query"), d, d, &plan.attention)?;
+        let key = r.dense(&format!("{l}.attention.self.key"), d, d, &plan.attention)?;
+        let value = r.dense(&format!("{l}.attention.self.value"), d, d, &plan.attention)?;
+        let context = InputPlan::int8();
+        let attention_output = r.dense(&format!("{l}.attention.output.dense"), d, d, &context)?;
         let attention_ln = r.layer_norm(&format!("{l}.attention.output.LayerNorm"), d)?;
-        let intermediate = r.dense(&format!("{l}.intermediate.dense"), ff, d)?;
-        let output = r.dense(&format!("{l}.output.dense"), d, ff)?;
+        let intermediate = r.dense(
+            &format!("{l}.intermediate.dense"),
+            ff,
+            d,
+            &plan.intermediate,
+        )?;
+        let output = r.dense(&format!("{l}.output.dense"), d, ff, &plan.output)?;
         let output_ln = r.layer_norm(&format!("{l}.output.LayerNorm"), d)?;
         let layer = LayerSection {
             query: query.wire(),
@@ -750,7 +867,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             }
             r.used.insert("cls.predictions.decoder.weight".to_owned());
         }
-        let transform = r.dense("cls.predictions.transform.dense", d, d)?;
+        let transform = r.dense("cls.predictions.transform.dense", d, d, &InputPlan::int8())?;
         let ln = r.layer_norm("cls.predictions.transform.LayerNorm", d)?;
         let bias = r.vector("cls.predictions.bias", vocab_size)?;
         if names.iter().any(|n| n == "cls.predictions.decoder.bias") {
@@ -825,7 +942,13 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             "int8 symmetric, one scale per output channel, round to nearest".to_owned(),
         ),
         ("embeddings", "int8, one scale per row".to_owned()),
-        ("input_smoothing", "none".to_owned()),
+        (
+            "numerics",
+            opts.numerics.as_ref().map_or_else(
+                || "int8 inputs, no smoothing".to_owned(),
+                |n| n.description.clone(),
+            ),
+        ),
     ]
     .iter()
     .map(|(k, v)| format!("{k}={v}"))
@@ -854,6 +977,19 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             .map(|(name, source)| Licence { name, source }),
     };
     push_section(&mut body, SectionKind::Provenance, &provenance)?;
+    if let Some(n) = &opts.numerics {
+        let entries: Vec<u8> = n
+            .layers
+            .iter()
+            .flat_map(|l| [l.attention.format, l.intermediate.format, l.output.format])
+            .flat_map(NumericsSection::entry)
+            .collect();
+        push_section(
+            &mut body,
+            SectionKind::Numerics,
+            &NumericsSection { inputs: &entries },
+        )?;
+    }
 
     let mut blob = Header::seal(&body).to_vec();
     blob.extend(body);

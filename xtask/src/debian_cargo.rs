@@ -4,7 +4,8 @@
 //! per configuration (a different `target-feature` rebuilds std), the caller's flags cleared
 //! from the environment, and per-target settings through `CARGO_TARGET_<TRIPLE>_*`.
 //!
-//! Used by `no-std`, `cross`, `asm-report` and `firmware`; they ask [`crate::toolchain`] for
+//! The command comes from [`crate::exec::command`] (so it has `CI=true` under `cargo xtask
+//! ci`). Used by `no-std`, `cross`, `asm-report`, `firmware` and `capi`; they ask [`crate::toolchain`] for
 //! the tools first ([`TOOLS`] plus their own).
 
 use crate::toolchain::Tool;
@@ -32,7 +33,7 @@ pub struct DebianCargo {
 impl DebianCargo {
     /// `/usr/bin/cargo` run in `dir` with its target directory `target_dir`.
     pub fn new(dir: &Path, target_dir: &Path) -> Self {
-        let mut cmd = Command::new("/usr/bin/cargo");
+        let mut cmd = crate::exec::command("/usr/bin/cargo");
         cmd.current_dir(dir)
             .env("RUSTC", "/usr/bin/rustc")
             .env("RUSTDOC", "/usr/bin/rustdoc")
@@ -121,5 +122,17 @@ mod tests {
             Some(Some("riscv64-linux-gnu-gcc".into()))
         );
         assert_eq!(cmd.get_current_dir(), Some(Path::new("/w")));
+    }
+
+    /// Under `cargo xtask ci` the builds (and the tests they run) see `CI=true`.
+    #[test]
+    fn ci_mode_reaches_debian_cargo() {
+        crate::exec::set_ci();
+        let cmd = DebianCargo::new(Path::new("/w"), Path::new("/t")).command();
+        let ci = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "CI")
+            .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()));
+        assert_eq!(ci.as_deref(), Some("true"));
     }
 }

@@ -8,8 +8,10 @@
 //!    ([`crate::blobs`]);
 //! 2. the firmware is built with [`crate::debian_cargo`] (`-Zbuild-std=core`,
 //!    shared/toolchain.md) and the rustup toolchain's `rust-lld` on PATH, with
-//!    `MICROBERT_FIRMWARE_BLOB` naming the blob (its `build.rs` copies it into `OUT_DIR` for
-//!    `include_bytes!`), into the cache's `cross-target/firmware/cortex-m`;
+//!    `MICROBERT_FIRMWARE_BLOB` naming a content-named copy of the blob in the target
+//!    directory (its `build.rs` copies it into `OUT_DIR` for `include_bytes!`; the copy keeps
+//!    an unchanged blob from rebuilding the firmware), into the cache's
+//!    `cross-target/firmware/cortex-m`;
 //! 3. it runs under `qemu-system-arm -machine mps2-an386 -cpu cortex-m4` with semihosting
 //!    (and a timeout); its `hash:` line is compared with `microbert embed --model <blob>
 //!    --hash` on the host for the text the firmware printed (`text:`), and one line
@@ -29,6 +31,10 @@
 //! MMU on, `microbert_cortex_a::NeonKernels`, the full MiniLM blob of the cache,
 //! `qemu-system-aarch64 -M virt -cpu cortex-a53`, PL011 UART output, semihosting exit).
 //!
+//! `cargo xtask capi` reuses the Cortex-M4F pieces for its C firmware: [`tiny_blob`],
+//! [`cortex_m`] (the Rust firmware built and run by the same code), [`boot_cortex_m`] (an
+//! ELF on the same board), [`Memory`] (sections) and [`host_hash`].
+//!
 //! `--report` adds the memory use against the mps2-an386 budgets (qemu's `hw/arm/mps2.c`:
 //! 4 MB ZBT SSRAM1 at 0 holds the image, i.e. the "flash"; 4 MB SSRAM2&3 at 0x2000_0000 is the
 //! data RAM): flash = code (`.vector_table` + `.text`) + read-only data (`.rodata` without
@@ -42,7 +48,7 @@ use crate::recipe::KeepVocab;
 use crate::toolchain::{Tool, ensure as ensure_tools};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 /// The tools of `firmware` (besides [`crate::debian_cargo::TOOLS`]).
@@ -190,6 +196,9 @@ const FIRMWARE: [Firmware; 4] = [
     },
 ];
 
+/// The Cortex-M4F example, whose board also runs the C firmware of `cargo xtask capi`.
+const CORTEX_M: &Firmware = &FIRMWARE[0];
+
 /// `cargo xtask firmware`.
 pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
     let start = Instant::now();
@@ -199,37 +208,21 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
         .copied()
         .collect();
     ensure_tools(&tools)?;
-    let tiny = crate::blobs::blob_of(
-        "bert-tiny",
-        &Request {
-            variant: Some(VARIANT),
-            keep_vocab: args.keep_vocab.as_deref().map(KeepVocab::parse),
-        },
-    )?;
+    let tiny = tiny_blob(args.keep_vocab.as_deref())?;
     let minilm = crate::blobs::blob("minilm")?;
     let mut host: Vec<(PathBuf, String, String)> = Vec::new();
     let mut failed = Vec::new();
     for fw in &FIRMWARE {
         let blob = if fw.minilm { &minilm } else { &tiny };
         let blob_len = std::fs::metadata(blob)?.len();
-        let (elf, stdout) = build_and_run(root, fw, blob)?;
-        let field = |key: &str| -> Result<String> {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(|v| v.trim().to_string())
-                .with_context(|| format!("no `{key}` line in the {} output:\n{stdout}", fw.label))
-        };
-        let device_hash = field("hash:")?;
-        let text = field("text:")?;
-        for line in stdout.lines().filter(|l| !l.starts_with("pooled")) {
-            eprintln!("    | {line}");
-        }
+        let run = build_and_run(root, fw, blob)?;
+        let device_hash = run.field("hash:")?;
+        let text = run.field("text:")?;
         // The host CLI on the same blob and text.
         let host_hash = match host.iter().find(|(b, t, _)| b == blob && *t == text) {
             Some((_, _, h)) => h.clone(),
             None => {
-                let h = host_hash(root, blob, &text)?;
+                let h = host_hash(&crate::exec::host_cli(root)?, blob, &text)?;
                 host.push((blob.clone(), text.clone(), h.clone()));
                 h
             }
@@ -244,7 +237,7 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
             failed.push(fw.label);
         }
         if args.report {
-            report(fw, &elf, blob_len, &stdout)?;
+            report(fw, &run, blob_len)?;
         }
     }
     eprintln!("firmware: done in {:.1?}", start.elapsed());
@@ -254,15 +247,73 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
     Ok(())
 }
 
-/// Builds one firmware with the blob and runs it under qemu; returns the ELF and its output.
-fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, String)> {
+/// The reduced bert-tiny blob of the Cortex-M4F and RISC-V examples (the recipe's
+/// `[variants.firmware]`, or `keep_vocab` as `convert --keep-vocab`), from the cache of
+/// derived artefacts.
+pub fn tiny_blob(keep_vocab: Option<&str>) -> Result<PathBuf> {
+    crate::blobs::blob_of(
+        "bert-tiny",
+        &Request {
+            variant: Some(VARIANT),
+            keep_vocab: keep_vocab.map(KeepVocab::parse),
+        },
+    )
+}
+
+/// A firmware built and run: its ELF and what it printed.
+pub struct Run {
+    /// The ELF file.
+    pub elf: PathBuf,
+    /// The console: qemu's standard output (semihosting `:tt` writes, UARTs), then its
+    /// standard error (semihosting `SYS_WRITE0` text).
+    pub console: String,
+}
+
+impl Run {
+    /// The value after `key` on its line of the console.
+    pub fn field(&self, key: &str) -> Result<String> {
+        self.console
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .with_context(|| {
+                format!(
+                    "no `{key}` line in the output of {}:\n{}",
+                    self.elf.display(),
+                    self.console
+                )
+            })
+    }
+
+    /// The first number after `key` on its line (`stack: peak 9852 bytes` -> 9852).
+    pub fn number(&self, key: &str) -> Option<u64> {
+        let rest = self.console.lines().find_map(|l| l.strip_prefix(key))?;
+        rest.split_whitespace().find_map(|w| w.parse().ok())
+    }
+}
+
+/// The Rust Cortex-M4F firmware (`targets/cortex-m`) built with `blob` and run, exactly as
+/// `cargo xtask firmware` does (the same target directory: built once, then reused).
+pub fn cortex_m(root: &Path, blob: &Path) -> Result<Run> {
+    build_and_run(root, CORTEX_M, blob)
+}
+
+/// Any ELF for the Cortex-M4F board (the C firmware of `cargo xtask capi`) run under the
+/// same qemu command as the Rust one.
+pub fn boot_cortex_m(elf: &Path) -> Result<Run> {
+    boot(CORTEX_M, elf)
+}
+
+/// Builds one firmware with the blob and runs it under qemu.
+fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<Run> {
     let t = Instant::now();
     let project = root.join("targets").join(fw.project);
     let target_dir = crate::cache::cross_target_dir(root, &format!("firmware/{}", fw.project));
+    let staged = stage_blob(&target_dir, blob)?;
     let mut cmd = DebianCargo::new(&project, &target_dir)
         .rust_lld()?
         .command();
-    cmd.env("MICROBERT_FIRMWARE_BLOB", blob).args([
+    cmd.env("MICROBERT_FIRMWARE_BLOB", &staged).args([
         "build",
         "--release",
         "-Zbuild-std=core",
@@ -287,64 +338,70 @@ fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<(PathBuf, St
         t.elapsed(),
         elf.display()
     );
+    boot(fw, &elf)
+}
 
+/// A copy of `blob` in the firmware's target directory, named by its content and written
+/// only when missing. The build script reruns when the blob's modification time changes
+/// (`rerun-if-changed`), and the cache of derived artefacts marks every reused blob as
+/// just used by that time: given the cached file, each run (and `cargo xtask capi` after
+/// `firmware` in CI) would rebuild every firmware.
+fn stage_blob(target_dir: &Path, blob: &Path) -> Result<PathBuf> {
+    let hash = crate::cache::sha256_file(blob)?;
+    let staged = target_dir
+        .join("blobs")
+        .join(format!("{}.blob", &hash[..16]));
+    crate::cache::publish(blob, &staged)?;
+    Ok(staged)
+}
+
+/// Runs an ELF on the board of `fw` under qemu (with a timeout) and echoes its console
+/// (without the long `pooled` line).
+fn boot(fw: &Firmware, elf: &Path) -> Result<Run> {
     let t = Instant::now();
-    let out = Command::new("timeout")
+    let out = crate::exec::command("timeout")
         .arg(QEMU_TIMEOUT.to_string())
         .args(fw.qemu)
-        .arg(&elf)
+        .arg(elf)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot start {}", fw.qemu[0]))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!(
         "==> {} ran under {} ({:.1?})",
-        fw.label,
+        elf.display(),
         fw.qemu[0],
         t.elapsed()
     );
     if !out.status.success() {
         bail!(
-            "the {} firmware failed under qemu ({}):\n{stdout}\n{}",
-            fw.label,
+            "{} failed under {} ({}):\n{console}",
+            elf.display(),
+            fw.qemu[0],
             out.status,
-            String::from_utf8_lossy(&out.stderr)
         );
     }
-    Ok((elf, stdout))
+    for line in console.lines().filter(|l| !l.starts_with("pooled")) {
+        eprintln!("    | {line}");
+    }
+    Ok(Run {
+        elf: elf.to_path_buf(),
+        console,
+    })
 }
 
-/// The host CLI's hash of `text`: the `microbert` binary of CI's workspace test build
-/// ([`crate::exec::WORKSPACE_TEST`]; after `cargo xtask ci`'s test step nothing is built).
-fn host_hash(root: &Path, blob: &Path, text: &str) -> Result<String> {
-    let exe = crate::exec::cargo_executable(
-        crate::exec::cargo()
-            .current_dir(root)
-            .args(["test", "--no-run"])
-            .args(crate::exec::WORKSPACE_TEST),
-        "microbert",
-        crate::exec::Kind::Bin,
+/// The hash `microbert embed --hash --max-tokens 128` (the CLI `cli`) prints for `text`.
+pub fn host_hash(cli: &Path, blob: &Path, text: &str) -> Result<String> {
+    let stdout = crate::exec::piped(
+        crate::exec::command(cli)
+            .args(["embed", "--hash", "--max-tokens", "128", "--model"])
+            .arg(blob),
+        &format!("{text}\n"),
     )?;
-    let mut child = Command::new(&exe)
-        .args(["embed", "--hash", "--max-tokens", "128", "--model"])
-        .arg(blob)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().context("no stdin")?;
-        writeln!(stdin, "{text}")?;
-    }
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "microbert embed failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let json: serde_json::Value = serde_json::from_str(line)
         .with_context(|| format!("microbert embed printed `{line}`, not JSON"))?;
@@ -414,41 +471,72 @@ pub(crate) fn sections(elf: &[u8]) -> Result<Vec<Section>> {
     Ok(out)
 }
 
+/// Memory of a firmware ELF by section.
+pub struct Memory {
+    /// `.vector_table` + `.text`.
+    pub code: u64,
+    /// `.rodata`, the blob included.
+    pub rodata: u64,
+    /// `.data` (its initialisers are in the image too).
+    pub data: u64,
+    /// `.bss` + `.uninit` (the scratch arena, the model).
+    pub bss: u64,
+    /// The image: every allocated section with file contents.
+    pub flash: u64,
+}
+
+impl Memory {
+    /// The sections of the ELF file `elf`.
+    pub fn of(elf: &Path) -> Result<Self> {
+        let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+        let secs = sections(&bytes)?;
+        let size = |names: &[&str]| -> u64 {
+            secs.iter()
+                .filter(|s| names.contains(&s.name.as_str()))
+                .map(|s| s.size)
+                .sum()
+        };
+        Ok(Self {
+            code: size(&[".vector_table", ".text"]),
+            rodata: size(&[".rodata"]),
+            data: size(&[".data"]),
+            bss: size(&[".bss", ".uninit"]),
+            flash: secs
+                .iter()
+                .filter(|s| s.alloc && s.progbits)
+                .map(|s| s.size)
+                .sum(),
+        })
+    }
+
+    /// Read-only data without a blob of `blob_len` bytes; `None` if `.rodata` is smaller
+    /// (the blob is not in it).
+    pub fn rodata_without(&self, blob_len: u64) -> Option<u64> {
+        self.rodata.checked_sub(blob_len)
+    }
+}
+
 /// `--report`: memory use against the board's budgets.
-fn report(fw: &Firmware, elf: &Path, blob_len: u64, stdout: &str) -> Result<()> {
-    let bytes = std::fs::read(elf)?;
-    let secs = sections(&bytes)?;
-    let size = |names: &[&str]| -> u64 {
-        secs.iter()
-            .filter(|s| names.contains(&s.name.as_str()))
-            .map(|s| s.size)
-            .sum()
-    };
-    let text = size(&[".vector_table", ".text"]);
-    let rodata = size(&[".rodata"]);
-    let data = size(&[".data"]);
-    let bss = size(&[".bss", ".uninit"]);
-    // The image: every allocated section with file contents (.data's initialisers included).
-    let flash: u64 = secs
-        .iter()
-        .filter(|s| s.alloc && s.progbits)
-        .map(|s| s.size)
-        .sum();
+fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
+    let Memory {
+        code: text,
+        rodata,
+        data,
+        bss,
+        flash,
+    } = Memory::of(&run.elf)?;
     let other = flash.saturating_sub(text + rodata + data);
-    let number = |key: &str| -> Option<u64> {
-        let rest = stdout.lines().find_map(|l| l.strip_prefix(key))?;
-        rest.split_whitespace().find_map(|w| w.parse().ok())
-    };
-    let arena = number("arena:").unwrap_or(0);
-    let stack = number("stack: peak").unwrap_or(0);
-    let needed = stdout
+    let arena = run.number("arena:").unwrap_or(0);
+    let stack = run.number("stack: peak").unwrap_or(0);
+    let needed = run
+        .console
         .lines()
         .find_map(|l| l.strip_prefix("arena:"))
         .and_then(|r| r.split(", ").nth(1))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(0);
-    let tokens = number("tokens:").unwrap_or(0);
+    let tokens = run.number("tokens:").unwrap_or(0);
     let (flash_budget, ram_budget) = fw.budgets;
     let kib = |b: u64| b as f64 / 1024.0;
     let pct = |b: u64, of: u64| 100.0 * b as f64 / of as f64;
@@ -488,7 +576,7 @@ fn report(fw: &Firmware, elf: &Path, blob_len: u64, stdout: &str) -> Result<()> 
         stack,
         kib(stack)
     );
-    if let Some(insns) = number("icount: embed") {
+    if let Some(insns) = run.number("icount: embed") {
         println!(
             "  instructions {insns:>8} for this text ({tokens} tokens): qemu -icount shift=0, SysTick read by the firmware (firmware-common/icount.rs)"
         );

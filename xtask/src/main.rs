@@ -5,6 +5,7 @@
 
 mod blobs;
 mod cache;
+mod calibrate;
 mod capi;
 mod checkpoint;
 mod ci;
@@ -17,10 +18,12 @@ mod exec;
 mod fetch;
 mod firmware;
 mod fixture;
+mod generated;
 mod icount;
 mod long;
 mod quantize;
 mod recipe;
+mod reference;
 mod tables;
 mod toolchain;
 mod unicode;
@@ -51,7 +54,8 @@ enum Command {
     Prepare,
     /// Everything CI checks: generated files, formatting, clippy, all tests in the
     /// optimised test profile, the no_std builds for bare-metal targets, the SIMD backends
-    /// under qemu (`cross`) and the firmware examples (`firmware --report`). Each step
+    /// under qemu (`cross`), the firmware examples (`firmware --report`) and the C API
+    /// (`capi`), every command with CI=true (a missing input fails a test). Each step
     /// installs the tools it needs (as root) and prints its time; a table of every step's
     /// time and status ends the run.
     Ci,
@@ -122,9 +126,10 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// The C API end to end: header check, host library and C program against `microbert
-    /// embed --hash` (MiniLM and the tiny fixture), the riscv32imac library, and the
-    /// Cortex-M4F C firmware under qemu against the host and the Rust firmware's sizes.
+    /// The C API end to end: header check, host library and C program (prepared weights)
+    /// against `microbert embed --hash` (MiniLM and the tiny fixture), the riscv32imac/imc
+    /// libraries, and the Cortex-M4F C firmware under qemu against the host and the Rust
+    /// firmware's hash and sizes. Prints each step's time.
     Capi,
     /// Regenerate the tiny random test model in models/fixtures/tiny (or check it with --check).
     GenFixture {

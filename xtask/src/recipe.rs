@@ -32,6 +32,7 @@
 //!
 //! Errors name the file and the field.
 
+use crate::calibrate::NumericsRecipe;
 use crate::checkpoint::HfConfig;
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
@@ -155,6 +156,9 @@ pub struct Settings {
     pub keep_vocab: Option<KeepVocab>,
     /// Largest acceptable blob.
     pub max_blob_bytes: Option<u64>,
+    /// The numerics recipe calibration chooses from (`none`, `int8`, `default`), on the
+    /// default calibration texts.
+    pub numerics: NumericsRecipe,
 }
 
 impl Settings {
@@ -163,7 +167,7 @@ impl Settings {
     /// here; its contents are a key input of their own.
     pub fn canonical(&self) -> String {
         format!(
-            "pooling={};positions={:?};alpha_bits={:016x};keep_vocab={}",
+            "pooling={};positions={:?};alpha_bits={:016x};keep_vocab={};numerics={}",
             self.pooling
                 .map_or("checkpoint".to_string(), |p| format!("{p:?}")),
             self.positions,
@@ -171,6 +175,7 @@ impl Settings {
             self.keep_vocab
                 .as_ref()
                 .map_or("none".to_string(), KeepVocab::spec),
+            self.numerics.name(),
         )
     }
 
@@ -185,6 +190,7 @@ impl Settings {
             Some(KeepVocab::List(p)) => s.push_str(&format!(", tokens of {}", p.display())),
             None => {}
         }
+        s.push_str(&format!(", numerics {}", self.numerics.name()));
         s
     }
 }
@@ -197,6 +203,7 @@ struct RawSettings {
     alpha: f64,
     keep_vocab: Option<KeepVocab>,
     max_blob_bytes: Option<u64>,
+    numerics: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +214,7 @@ struct RawVariant {
     alpha: Option<f64>,
     keep_vocab: Option<KeepVocab>,
     max_blob_bytes: Option<u64>,
+    numerics: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,7 +314,19 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Recipe> {
         };
         Ok(Settings { keep_vocab, ..s })
     };
+    let numerics =
+        |table: &str, v: Option<&str>, default: NumericsRecipe| -> Result<NumericsRecipe> {
+            match v {
+                None => Ok(default),
+                Some(name) => NumericsRecipe::parse(name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{file}: {table}.numerics = \"{name}\" is not one of none, int8, default"
+                    )
+                }),
+            }
+        };
     let c = raw.convert;
+    let convert_numerics = numerics("convert", c.numerics.as_deref(), NumericsRecipe::Default)?;
     let convert = check(
         "convert",
         Settings {
@@ -315,6 +335,7 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Recipe> {
             alpha: c.alpha,
             keep_vocab: c.keep_vocab,
             max_blob_bytes: c.max_blob_bytes,
+            numerics: convert_numerics,
         },
     )?;
     let mut variants = BTreeMap::new();
@@ -325,6 +346,11 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Recipe> {
             alpha: r.alpha.unwrap_or(convert.alpha),
             keep_vocab: r.keep_vocab.or(convert.keep_vocab.clone()),
             max_blob_bytes: r.max_blob_bytes.or(convert.max_blob_bytes),
+            numerics: numerics(
+                &format!("variants.{v}"),
+                r.numerics.as_deref(),
+                convert.numerics,
+            )?,
         };
         variants.insert(v.clone(), check(&format!("variants.{v}"), merged)?);
     }

@@ -109,19 +109,13 @@ pub fn rustfmt(src: &str) -> Result<String> {
 
 /// Writes the tables, or with `check` fails when the committed file differs.
 pub fn run(root: &Path, check: bool) -> Result<()> {
-    let path = root.join(TABLES_RS);
-    let want = rustfmt(&render())?;
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    if have == want {
-        println!("{TABLES_RS} is up to date");
-        return Ok(());
-    }
-    if check {
-        bail!("{TABLES_RS} is stale: run `cargo xtask gen-tables` and commit the result");
-    }
-    std::fs::write(&path, want).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {TABLES_RS}");
-    Ok(())
+    crate::generated::write_or_check(
+        root,
+        TABLES_RS,
+        &rustfmt(&render())?,
+        "cargo xtask gen-tables",
+        check,
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 //! of shared/toolchain.md: `apt-get update` once, then the packages; a package from
 //! `bookworm-backports` adds that suite first, from the mirror the machine's own apt sources
 //! name, when apt does not know it yet), checks again and prints the versions it found.
+//! Packages are installed with `--no-install-recommends`: each tool names every package it
+//! needs, and the recommends are large (newlib's C++ library alone is 1.5 GB installed; a
+//! first install of the C firmware's toolchain with recommends pulled 2.5 GB).
 //! Tools that come with the rustup toolchain cannot be installed here: a missing one is an
 //! error naming what to do.
 //!
@@ -295,32 +298,53 @@ tools! {
         install: Install::Debian(&["gcc"], None),
         optional: None,
     };
-    /// C firmware compiler (about 100 MB with newlib).
+    /// Host C++ compiler (the C header compiled as C++11).
+    Cxx = Spec {
+        name: "c++",
+        probe: Probe::Command("c++", &["--version"]),
+        min: None,
+        install: Install::Debian(&["g++"], None),
+        optional: None,
+    };
+    /// Builds the C firmware (`targets/cortex-m-c/Makefile`).
+    Make = Spec {
+        name: "make",
+        probe: Probe::Command("make", &["--version"]),
+        min: None,
+        install: Install::Debian(&["make"], None),
+        optional: None,
+    };
+    /// C firmware compiler (436 MB installed).
     ArmNoneEabiGcc = Spec {
         name: "arm-none-eabi-gcc",
         probe: Probe::Command("arm-none-eabi-gcc", &["--version"]),
         min: None,
         install: Install::Debian(&["gcc-arm-none-eabi"], None),
-        optional: Some("the C firmware (not yet a step)"),
+        optional: None,
     };
-    /// The C library of the C firmware.
+    /// The C library of the C firmware (369 MB installed, newlib-nano's `nano.specs`
+    /// included; its recommended libstdc++-arm-none-eabi-newlib, 1.5 GB, is not needed).
     Newlib = Spec {
         name: "newlib (arm-none-eabi)",
         probe: Probe::Path("/usr/lib/arm-none-eabi/newlib/libc.a"),
         min: None,
         install: Install::Debian(&["libnewlib-arm-none-eabi"], None),
-        optional: Some("the C firmware (not yet a step)"),
+        optional: None,
     };
 }
 
 impl Spec {
-    /// The command that installs the tool (as root), or how to get it.
+    /// The command that installs the tool (as root, what [`ensure`] runs), or how to get it.
     pub fn install_command(&self) -> String {
         match &self.install {
-            Install::Debian(packages, None) => format!("apt-get install {}", packages.join(" ")),
-            Install::Debian(packages, Some(suite)) => {
-                format!("apt-get install -t {suite} {}", packages.join(" "))
-            }
+            Install::Debian(packages, None) => format!(
+                "apt-get install --no-install-recommends {}",
+                packages.join(" ")
+            ),
+            Install::Debian(packages, Some(suite)) => format!(
+                "apt-get install --no-install-recommends -t {suite} {}",
+                packages.join(" ")
+            ),
             Install::Rustup(how) => (*how).to_string(),
         }
     }
@@ -528,7 +552,8 @@ pub fn ensure(tools: &[Tool]) -> Result<()> {
     Ok(())
 }
 
-/// `qemu-system-arm: missing (apt-get install -t bookworm-backports qemu-system-arm)`.
+/// `qemu-system-arm: missing (apt-get install --no-install-recommends -t bookworm-backports
+/// qemu-system-arm)`.
 fn describe(tool: Tool) -> String {
     let spec = tool.spec();
     let state = match check(tool) {
@@ -596,14 +621,20 @@ fn apt_install(tools: &[Tool]) -> Result<()> {
         }
     }
     for (suite, packages) in &by_suite {
-        let mut args = vec!["install", "-y", "-q"];
-        if let Some(s) = suite {
-            args.extend(["-t", s]);
-        }
-        args.extend(packages.iter().copied());
-        apt(&args)?;
+        apt(&install_args(*suite, packages))?;
     }
     Ok(())
+}
+
+/// The `apt-get` arguments that install `packages` from `suite` (the default one if
+/// `None`), without their recommends.
+fn install_args<'a>(suite: Option<&'a str>, packages: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    if let Some(s) = suite {
+        args.extend(["-t", s]);
+    }
+    args.extend(packages.iter().copied());
+    args
 }
 
 /// The Debian mirror named by an active (uncommented) entry of the apt sources: a `URIs:`
@@ -720,14 +751,41 @@ mod tests {
     }
 
     #[test]
+    fn apt_installs_without_recommends() {
+        assert_eq!(
+            install_args(None, &["gcc-arm-none-eabi", "libnewlib-arm-none-eabi"]),
+            [
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "gcc-arm-none-eabi",
+                "libnewlib-arm-none-eabi"
+            ]
+        );
+        assert_eq!(
+            install_args(Some(BACKPORTS), &["qemu-system-arm"]),
+            [
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "-t",
+                "bookworm-backports",
+                "qemu-system-arm"
+            ]
+        );
+    }
+
+    #[test]
     fn install_commands() {
         assert_eq!(
             Tool::QemuSystemArm.spec().install_command(),
-            "apt-get install -t bookworm-backports qemu-system-arm"
+            "apt-get install --no-install-recommends -t bookworm-backports qemu-system-arm"
         );
         assert_eq!(
             Tool::DebianRustc.spec().install_command(),
-            "apt-get install rustc-web"
+            "apt-get install --no-install-recommends rustc-web"
         );
         assert_eq!(
             Tool::Rustfmt.spec().install_command(),

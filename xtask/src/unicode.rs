@@ -15,7 +15,7 @@
 //!   decomposes them algorithmically) are keys `code | len << 21`, a `u16` start per key
 //!   into one `char` array.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use core::fmt::Write as _;
 use std::path::Path;
 use unicode_categories::UnicodeCategories;
@@ -264,19 +264,13 @@ fn render() -> Result<String> {
 
 /// Writes the tables, or with `check` fails when the committed file differs.
 pub fn run(root: &Path, check: bool) -> Result<()> {
-    let path = root.join(UNICODE_RS);
-    let want = render()?;
-    let have = std::fs::read_to_string(&path).unwrap_or_default();
-    if have == want {
-        println!("{UNICODE_RS} is up to date");
-        return Ok(());
-    }
-    if check {
-        bail!("{UNICODE_RS} is stale: run `cargo xtask gen-unicode` and commit the result");
-    }
-    std::fs::write(&path, want).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {UNICODE_RS}");
-    Ok(())
+    crate::generated::write_or_check(
+        root,
+        UNICODE_RS,
+        &render()?,
+        "cargo xtask gen-unicode",
+        check,
+    )
 }
 
 #[cfg(test)]

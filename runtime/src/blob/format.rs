@@ -493,17 +493,22 @@ pub enum SectionKind {
     MlmHead,
     /// [`Provenance`]: optional, at most once.
     Provenance,
+    /// [`NumericsSection`]: how each layer quantises its dense inputs (int16, unsigned with
+    /// an offset); required when present (ignoring it would misread the multipliers), at
+    /// most once. Without it every dense input is int8.
+    Numerics,
 }
 
 impl SectionKind {
     /// Every known kind, in code order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Config,
         Self::WordPieceTokenizer,
         Self::Embeddings,
         Self::EncoderLayer,
         Self::MlmHead,
         Self::Provenance,
+        Self::Numerics,
     ];
 
     /// The kind's code in [`SectionHeader::kind`].
@@ -515,6 +520,7 @@ impl SectionKind {
             Self::EncoderLayer => 4,
             Self::MlmHead => 5,
             Self::Provenance => 6,
+            Self::Numerics => 16,
         }
     }
 
@@ -532,6 +538,7 @@ impl SectionKind {
             Self::EncoderLayer => "encoder layer",
             Self::MlmHead => "mlm head",
             Self::Provenance => "provenance",
+            Self::Numerics => "numerics",
         }
     }
 
@@ -541,7 +548,11 @@ impl SectionKind {
     pub const fn required(self) -> bool {
         matches!(
             self,
-            Self::Config | Self::WordPieceTokenizer | Self::Embeddings | Self::EncoderLayer
+            Self::Config
+                | Self::WordPieceTokenizer
+                | Self::Embeddings
+                | Self::EncoderLayer
+                | Self::Numerics
         )
     }
 
@@ -553,6 +564,92 @@ impl SectionKind {
     /// The flags a section of this kind carries.
     pub const fn flags(self) -> u16 {
         if self.required() { FLAG_REQUIRED } else { 0 }
+    }
+}
+
+/// The dense inputs of an encoder layer whose quantisation a blob may choose (the attention
+/// output's input, the context, is always int8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum QuantizedInput {
+    /// The LayerNorm output read by the query, key and value projections (one input).
+    Attention,
+    /// The attention block's LayerNorm output read by `intermediate.dense` (FFN1).
+    Intermediate,
+    /// The GELU output read by `output.dense` (FFN2).
+    Output,
+}
+
+impl QuantizedInput {
+    /// Every input, in storage order.
+    pub const ALL: [Self; 3] = [Self::Attention, Self::Intermediate, Self::Output];
+
+    /// Index in a layer's entries.
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Attention => 0,
+            Self::Intermediate => 1,
+            Self::Output => 2,
+        }
+    }
+}
+
+/// How one dense input is quantised per row (token). In every format the row's range
+/// `amax` (Q.16) sets the step, and the layer's multipliers were written for that format's
+/// step (`amax / 127`, `amax / qmax`, `amax / 255`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InputFormat {
+    /// Symmetric int8 in [-127, 127] (the default).
+    Int8,
+    /// Symmetric int16 in `[-qmax, qmax]`, `qmax = crate::quant::i16_qmax(depth)` (W8A16).
+    Int16,
+    /// Unsigned 8-bit of `x + offset` (Q.16 offset, non-negative), for one-sided inputs such
+    /// as the GELU output (at least -0.17): `q = round(255 (x + offset) / amax)` with
+    /// `amax = max(x + offset)`. The offset's contribution to the product,
+    /// `-offset * sum_k w[c][k]`, was folded into the layer's bias by the converter.
+    Uint8Offset {
+        /// Added before quantising, Q.16.
+        offset_q16: i32,
+    },
+}
+
+/// Bytes of one [`NumericsSection`] entry: a format code and an i32 LE offset.
+pub const NUMERICS_ENTRY_LEN: usize = 5;
+
+/// Per layer, the [`InputFormat`] of each [`QuantizedInput`]: `num_hidden_layers * 3`
+/// entries of [`NUMERICS_ENTRY_LEN`] bytes (format code 0 int8, 1 int16, 2 uint8 with
+/// offset; then the offset, i32 LE, 0 unless the code is 2), layer by layer in
+/// [`QuantizedInput::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumericsSection<'a> {
+    /// The entries.
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub inputs: &'a [u8],
+}
+
+impl NumericsSection<'_> {
+    /// The entry of `input` in `layer` (int8 past the entries, which validation rules out).
+    pub fn format(&self, layer: usize, input: QuantizedInput) -> InputFormat {
+        let at = (layer * QuantizedInput::ALL.len() + input.index()) * NUMERICS_ENTRY_LEN;
+        match self.inputs.get(at..at + NUMERICS_ENTRY_LEN) {
+            Some(&[1, ..]) => InputFormat::Int16,
+            Some(&[2, a, b, c, d]) => InputFormat::Uint8Offset {
+                offset_q16: i32::from_le_bytes([a, b, c, d]),
+            },
+            _ => InputFormat::Int8,
+        }
+    }
+
+    /// Encodes entries (the writer's side).
+    pub fn entry(format: InputFormat) -> [u8; NUMERICS_ENTRY_LEN] {
+        let (code, offset) = match format {
+            InputFormat::Int8 => (0u8, 0i32),
+            InputFormat::Int16 => (1, 0),
+            InputFormat::Uint8Offset { offset_q16 } => (2, offset_q16),
+        };
+        let o = offset.to_le_bytes();
+        [code, o[0], o[1], o[2], o[3]]
     }
 }
 

@@ -44,6 +44,7 @@ pub(super) fn parse(body: &[u8], header: Header) -> Result<ModelView<'_>, BlobEr
         embeddings,
         head,
         provenance: None,
+        numerics: None,
         layers,
         framed: false,
         header,

@@ -19,9 +19,10 @@ mod validate;
 
 pub use format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, FORMAT_VERSION, HEADER_LEN,
-    HeadSection, Header, LayerNorm, LayerSection, Licence, MAGIC, MlmHead, OLDEST_FORMAT_VERSION,
-    Package, Pooling, PositionMode, Provenance, SECTION_HEADER_LEN, SectionHeader, SectionKind,
-    Tensor, TokenizerSection, fnv1a64,
+    HeadSection, Header, InputFormat, LayerNorm, LayerSection, Licence, MAGIC, MlmHead,
+    NumericsSection, OLDEST_FORMAT_VERSION, Package, Pooling, PositionMode, Provenance,
+    QuantizedInput, SECTION_HEADER_LEN, SectionHeader, SectionKind, Tensor, TokenizerSection,
+    fnv1a64,
 };
 pub use section::{Section, Sections, sections};
 
@@ -42,6 +43,8 @@ pub struct ModelView<'a> {
     /// Where the model came from and how it was converted (format 2 blobs written with a
     /// provenance section; `None` for format 1).
     pub provenance: Option<Provenance<'a>>,
+    /// How each layer quantises its dense inputs; `None`: every input int8.
+    pub numerics: Option<NumericsSection<'a>>,
     /// The encoded layers, validated; decoded one at a time by [`Self::layers`].
     layers: &'a [u8],
     /// Whether each layer in `layers` is wrapped in a section header (format 2).
@@ -94,6 +97,12 @@ impl<'a> ModelView<'a> {
             f(&mlm.decoder_shift);
             f(&mlm.decoder_bias);
         }
+    }
+
+    /// The format of a dense input of layer `layer` (int8 without a numerics section).
+    pub fn input_format(&self, layer: usize, input: QuantizedInput) -> InputFormat {
+        self.numerics
+            .map_or(InputFormat::Int8, |n| n.format(layer, input))
     }
 
     /// The largest number of tokens the model reads in the position mode of its config.
@@ -240,12 +249,21 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
         }
         None => None,
     };
+    let numerics = match layout.numerics {
+        Some(payload) => {
+            let n: NumericsSection<'_> = decode(payload, SectionKind::Numerics)?;
+            validate::numerics(&n, &config)?;
+            Some(n)
+        }
+        None => None,
+    };
     Ok(ModelView {
         config,
         tokenizer,
         embeddings,
         head,
         provenance,
+        numerics,
         layers: layout.layers,
         framed: true,
         header,

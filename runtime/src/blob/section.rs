@@ -114,6 +114,7 @@ pub(super) struct Layout<'a> {
     pub(super) layer_count: u32,
     pub(super) mlm: Option<&'a [u8]>,
     pub(super) provenance: Option<&'a [u8]>,
+    pub(super) numerics: Option<&'a [u8]>,
 }
 
 impl<'a> Layout<'a> {
@@ -176,6 +177,7 @@ impl<'a> Layout<'a> {
                 SectionKind::Embeddings => found.embeddings = Some(s.payload),
                 SectionKind::MlmHead => found.mlm = Some(s.payload),
                 SectionKind::Provenance => found.provenance = Some(s.payload),
+                SectionKind::Numerics => found.numerics = Some(s.payload),
             }
         }
         let need = |payload: Option<&'a [u8]>, kind: SectionKind| {
@@ -192,6 +194,7 @@ impl<'a> Layout<'a> {
             layer_count,
             mlm: found.mlm,
             provenance: found.provenance,
+            numerics: found.numerics,
         })
     }
 }
@@ -204,6 +207,7 @@ struct Found<'a> {
     embeddings: Option<&'a [u8]>,
     mlm: Option<&'a [u8]>,
     provenance: Option<&'a [u8]>,
+    numerics: Option<&'a [u8]>,
 }
 
 /// Decodes a section payload that must hold exactly one `T`: a decoding failure is

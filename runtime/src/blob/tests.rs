@@ -7,8 +7,8 @@
 extern crate alloc;
 
 use super::format::{
-    FLAG_REQUIRED, Header, Licence, Package, Provenance, SECTION_HEADER_LEN, SectionHeader,
-    SectionKind,
+    FLAG_REQUIRED, Header, Licence, NUMERICS_ENTRY_LEN, Package, Provenance, SECTION_HEADER_LEN,
+    SectionHeader, SectionKind,
 };
 use super::{HEADER_LEN, ModelView, parse, sections};
 use crate::error::BlobError;
@@ -443,7 +443,11 @@ fn section_lengths_past_the_end_are_refused() {
 
 #[test]
 fn bytes_left_inside_a_section_are_refused() {
-    for kind in SectionKind::ALL {
+    let present: Vec<u16> = split(V2).iter().map(|s| s.kind).collect();
+    for kind in SectionKind::ALL
+        .into_iter()
+        .filter(|k| present.contains(&k.code()))
+    {
         let mut secs = split(V2);
         let i = position(&secs, kind);
         secs[i].payload.extend([0u8, 0]);
@@ -589,4 +593,67 @@ fn provenance_is_validated() {
             "{p:?}"
         );
     }
+}
+
+/// A numerics section (required, after provenance) sets the input formats layer by layer;
+/// a wrong length, an unknown code or a misplaced offset is refused.
+#[test]
+fn the_numerics_section_sets_input_formats() {
+    use super::format::{InputFormat, NumericsSection, QuantizedInput};
+    let layers = parse(V2).expect("fixture").config.num_hidden_layers as usize;
+    let with = |entries: Vec<u8>| {
+        let mut secs = split(V2);
+        let payload = postcard::to_allocvec(&NumericsSection { inputs: &entries }).unwrap();
+        secs.push(Raw {
+            kind: SectionKind::Numerics.code(),
+            flags: SectionKind::Numerics.flags(),
+            payload,
+        });
+        build(&secs)
+    };
+    let formats = [
+        InputFormat::Int16,
+        InputFormat::Int8,
+        InputFormat::Uint8Offset { offset_q16: 11_141 },
+    ];
+    let entries: Vec<u8> = (0..layers)
+        .flat_map(|_| formats.iter().flat_map(|&f| NumericsSection::entry(f)))
+        .collect();
+    let blob = with(entries.clone());
+    let model = parse(&blob).expect("valid numerics parse");
+    for l in 0..layers {
+        for (i, &f) in QuantizedInput::ALL.iter().zip(&formats) {
+            assert_eq!(model.input_format(l, *i), f);
+        }
+    }
+    // Every format runs end to end.
+    let n = pooled(&model, &[2, 7, 9, 3]);
+    assert_eq!(n.len(), model.config.hidden_size as usize);
+    let mut short = entries.clone();
+    short.pop();
+    assert!(matches!(
+        err(&with(short)),
+        BlobError::WrongShape {
+            tensor: "numerics",
+            ..
+        }
+    ));
+    let mut bad = entries.clone();
+    bad[0] = 3;
+    assert_eq!(
+        err(&with(bad)),
+        BlobError::BadValue {
+            tensor: "numerics",
+            index: 0
+        }
+    );
+    let mut offset_on_int8 = entries;
+    offset_on_int8[NUMERICS_ENTRY_LEN + 1] = 1;
+    assert_eq!(
+        err(&with(offset_on_int8)),
+        BlobError::BadValue {
+            tensor: "numerics",
+            index: 1
+        }
+    );
 }

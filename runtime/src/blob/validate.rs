@@ -4,7 +4,8 @@
 
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
-    MAX_SHIFT, Provenance, Tensor, TokenizerSection,
+    MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, Tensor,
+    TokenizerSection,
 };
 use crate::error::BlobError;
 
@@ -297,6 +298,35 @@ fn provenance_err(reason: &'static str) -> BlobError {
 fn printable(s: &str, reason: &'static str) -> Result<(), BlobError> {
     if s.is_empty() || s.chars().any(char::is_control) {
         return Err(provenance_err(reason));
+    }
+    Ok(())
+}
+
+/// One entry per layer and quantised input, each a known format code with an offset only
+/// for the unsigned format (non-negative, below 2^24 in Q.16, i.e. 256).
+pub(super) fn numerics(n: &NumericsSection<'_>, c: &Config) -> Result<(), BlobError> {
+    let entries = (c.num_hidden_layers as usize) * QuantizedInput::ALL.len();
+    let expected = entries * NUMERICS_ENTRY_LEN;
+    if n.inputs.len() != expected {
+        return Err(BlobError::WrongShape {
+            tensor: "numerics",
+            expected,
+            found: n.inputs.len(),
+        });
+    }
+    for (index, e) in n.inputs.chunks_exact(NUMERICS_ENTRY_LEN).enumerate() {
+        let offset = i32::from_le_bytes([e[1], e[2], e[3], e[4]]);
+        let ok = match e[0] {
+            0 | 1 => offset == 0,
+            2 => (0..1 << 24).contains(&offset),
+            _ => false,
+        };
+        if !ok {
+            return Err(BlobError::BadValue {
+                tensor: "numerics",
+                index,
+            });
+        }
     }
     Ok(())
 }

@@ -83,6 +83,30 @@ pub trait Kernels {
         crate::quant::quantize_row_pow2(row, out)
     }
 
+    /// Symmetric int8 quantisation of a row times SmoothQuant factors; returns the range
+    /// (see [`scalar::quantize_row_i8_scaled`]).
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        scalar::quantize_row_i8_scaled(row, factors, out)
+    }
+
+    /// Symmetric int16 quantisation of a row, optionally smoothed; returns the range (see
+    /// [`scalar::quantize_row_i16`]).
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        scalar::quantize_row_i16(row, factors, qmax, out)
+    }
+
+    /// Unsigned 8-bit quantisation of a row shifted by an offset; returns the range (see
+    /// [`scalar::quantize_row_u8_offset`]).
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        scalar::quantize_row_u8_offset(row, offset, out)
+    }
+
     /// Requantises one row of i32 accumulators of a dense layer to Q.16 (see [`Requant`]).
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         scalar::requantize_row(acc, amax, rq, out);
@@ -143,6 +167,21 @@ impl<K: Kernels + ?Sized> Kernels for &K {
     }
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
         (**self).quantize_row_pow2(row, out)
+    }
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        (**self).quantize_row_i8_scaled(row, factors, out)
+    }
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        (**self).quantize_row_i16(row, factors, qmax, out)
+    }
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        (**self).quantize_row_u8_offset(row, offset, out)
     }
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         (**self).requantize_row(acc, amax, rq, out);

@@ -6,7 +6,7 @@
 //! interpolation, LayerNorm with an integer square root. Formats are in `docs/numerics.md`.
 
 use super::mat::{Element, Gemm, Lhs, MatMut, MatRef, Rhs};
-use super::params::{LayerNormParams, LogitScale, Requant};
+use super::params::{LayerNormParams, LeI32s, LogitScale, Requant};
 use super::tables::{EXP2_FRAC_BITS, EXP2_Q16, GELU_LIMIT_Q16, GELU_Q16, GELU_STEP_BITS};
 use crate::quant::{
     FRAC_BITS, isqrt_u64, normalize, round_shift_i64, round_shift_i128, sat_i32, sat_i32_from_i64,
@@ -87,6 +87,70 @@ fn weighted_rows<T: Element + Into<i32>>(
             }
         }
     }
+}
+
+/// A Q.16 value times a Q.16 SmoothQuant factor: `sat(round(x * f / 2^16))`.
+#[inline]
+pub fn smoothed(x: i32, f: i32) -> i32 {
+    sat_i32_from_i64(round_shift_i64(i64::from(x) * i64::from(f), FRAC_BITS))
+}
+
+/// Symmetric int8 quantisation of a Q.16 row multiplied element by element by SmoothQuant
+/// factors (Q.16): `t = smoothed(x, f)`, `amax = max |t|`, `out = round(127 t / amax)`.
+/// Returns `amax`. Elements past `factors` use factor 0 (validated blobs have one factor
+/// per element).
+pub fn quantize_row_i8_scaled(row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+    let t = |i: usize, x: i32| smoothed(x, factors.at(i));
+    let amax = row
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| t(i, x).unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .min(i32::MAX as u32);
+    let r = crate::quant::i8_reciprocal(amax);
+    for (i, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+        *o = crate::quant::quantize_i8(t(i, x), r);
+    }
+    amax
+}
+
+/// Symmetric int16 quantisation of a Q.16 row (W8A16), optionally smoothed as in
+/// [`quantize_row_i8_scaled`]: `out = round(qmax t / amax)` in `[-qmax, qmax]`
+/// (`qmax` from [`crate::quant::i16_qmax`]). Returns `amax`.
+pub fn quantize_row_i16(
+    row: &[i32],
+    factors: Option<LeI32s<'_>>,
+    qmax: i32,
+    out: &mut [i16],
+) -> u32 {
+    let t = |i: usize, x: i32| factors.map_or(x, |f| smoothed(x, f.at(i)));
+    let amax = row
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| t(i, x).unsigned_abs())
+        .max()
+        .unwrap_or(0)
+        .min(i32::MAX as u32);
+    let qmax = qmax.clamp(1, i32::from(i16::MAX));
+    let r = crate::quant::reciprocal(qmax, amax);
+    for (i, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+        *o = crate::quant::quantize_level(t(i, x), r, -qmax, qmax) as i16;
+    }
+    amax
+}
+
+/// Unsigned 8-bit quantisation of a Q.16 row shifted by `offset` (Q.16, non-negative):
+/// `t = max(sat(x + offset), 0)`, `amax = max t`, `out = round(255 t / amax)`. Returns
+/// `amax`. (For the GELU output, which is at least -0.17, with `offset` 0.17.)
+pub fn quantize_row_u8_offset(row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+    let t = |x: i32| x.saturating_add(offset).max(0);
+    let amax = row.iter().map(|&x| t(x) as u32).max().unwrap_or(0);
+    let r = crate::quant::reciprocal(255, amax);
+    for (o, &x) in out.iter_mut().zip(row) {
+        *o = crate::quant::quantize_level(t(x), r, 0, 255) as u8;
+    }
+    amax
 }
 
 /// First rounding shift of [`requantize_row`]: keeps `acc * multiplier / 2^26` within
@@ -265,7 +329,6 @@ pub fn gelu_q16(x: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     extern crate alloc;
-    use super::super::params::LeI32s;
     use super::*;
     use alloc::vec;
 

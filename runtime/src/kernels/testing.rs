@@ -291,6 +291,10 @@ pub fn row_kernels<K: Kernels>(k: &K) {
     let mut exps = [0u32; MAX_LEN];
     let mut got_p = [0u16; MAX_LEN];
     let mut want_p = [0u16; MAX_LEN];
+    let mut got_16 = [0i16; MAX_LEN];
+    let mut want_16 = [0i16; MAX_LEN];
+    let mut got_u8 = [0u8; MAX_LEN];
+    let mut want_u8 = [0u8; MAX_LEN];
     let mut case = 0;
     for &n in LENGTHS {
         for scale in [0i64, 1, 1 << 8, 1 << 16, 1 << 20, 1 << 24, i32::MAX as i64] {
@@ -327,6 +331,37 @@ pub fn row_kernels<K: Kernels>(k: &K) {
             else {
                 panic!("bad parameter lengths");
             };
+
+            // The dense-input quantisers: smoothed int8 (factors from the bias bytes, so
+            // some are negative or large), int16 at several `qmax`, unsigned with offsets.
+            let ga = k.quantize_row_i8_scaled(r, b4, &mut got_q[..n]);
+            let wa = Scalar.quantize_row_i8_scaled(r, b4, &mut want_q[..n]);
+            let what = "quantize_row_i8_scaled";
+            check(what, k.name(), case, (ga, &got_q[..n]), (wa, &want_q[..n]));
+            for (qmax, factors) in [(32_767, None), (9_000, Some(b4)), (1, None)] {
+                let gi = k.quantize_row_i16(r, factors, qmax, &mut got_16[..n]);
+                let wi = Scalar.quantize_row_i16(r, factors, qmax, &mut want_16[..n]);
+                let what = "quantize_row_i16";
+                check(
+                    what,
+                    k.name(),
+                    case,
+                    (gi, &got_16[..n]),
+                    (wi, &want_16[..n]),
+                );
+            }
+            for offset in [0, 11_141, 1 << 20, i32::MAX] {
+                let gu = k.quantize_row_u8_offset(r, offset, &mut got_u8[..n]);
+                let wu = Scalar.quantize_row_u8_offset(r, offset, &mut want_u8[..n]);
+                let what = "quantize_row_u8_offset";
+                check(
+                    what,
+                    k.name(),
+                    case,
+                    (gu, &got_u8[..n]),
+                    (wu, &want_u8[..n]),
+                );
+            }
             let rqs = [
                 Requant::new(m4, &shift[..n], Some(b4)),
                 Requant::new(m4, &shift[..n], None),

@@ -3,18 +3,20 @@
 //! The formula is on [`crate::blob::Dense`].
 
 use super::prepared::weight_matrix;
-use crate::blob::{Dense, LayerNorm, Tensor};
+use crate::blob::{Dense, InputFormat, LayerNorm, Tensor};
 use crate::kernels::{
     Gemm, Kernels, LayerNormParams, LeI32s, Lhs, MatMut, MatRef, Prepared, Requant, Rhs,
 };
-use crate::quant::{FRAC_BITS, round_shift_i64, sat_i32_from_i64};
+use crate::quant::i16_qmax;
 
 /// Temporaries of a dense layer over a block of rows.
 pub(crate) struct DenseScratch<'b> {
-    /// Smoothed input, Q.16 `[rows, in]` (used only with SmoothQuant factors).
-    pub(crate) x_smooth: &'b mut [i32],
     /// int8 input `[rows, in]`.
     pub(crate) x_q: &'b mut [i8],
+    /// int16 input `[rows, in]` (empty unless the model has int16 inputs).
+    pub(crate) x_q16: &'b mut [i16],
+    /// Unsigned 8-bit input `[rows, in]` (empty unless the model has such inputs).
+    pub(crate) x_u8: &'b mut [u8],
     /// Per-row input ranges `[rows]`.
     pub(crate) x_amax: &'b mut [u32],
     /// Accumulators `[rows, out]`.
@@ -63,35 +65,45 @@ pub(crate) fn product<K: Kernels>(k: &K, a: Lhs<'_>, b: Rhs<'_>, acc: &mut [i32]
     }
 }
 
-/// Quantises `rows` rows of `input` (`[rows, in]`, Q.16) to int8 per row, applying the
-/// layer's SmoothQuant factors first when it has them.
+/// Quantises `rows` rows of `input` (`[rows, in]`, Q.16) per row in `format`, applying the
+/// layer's SmoothQuant factors when it has them (inside the quantisation: no extra buffer).
 pub(crate) fn quantize_input<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
+    format: InputFormat,
     rows: usize,
     input: &[i32],
     s: &mut DenseScratch<'_>,
 ) {
     let width = layer.weight.shape[1] as usize;
+    let factors = layer.input_smoothing.as_ref().map(le_values);
     for r in 0..rows {
         let Some(src) = input.get(r * width..(r + 1) * width) else {
             return;
         };
-        let Some(dst) = s.x_q.get_mut(r * width..(r + 1) * width) else {
-            return;
-        };
-        let amax = match (
-            &layer.input_smoothing,
-            s.x_smooth.get_mut(r * width..(r + 1) * width),
-        ) {
-            (Some(factors), Some(tmp)) => {
-                let factors = le_values(factors);
-                for (t, (&x, f)) in tmp.iter_mut().zip(src.iter().zip(factors.iter())) {
-                    *t = sat_i32_from_i64(round_shift_i64(i64::from(x) * i64::from(f), FRAC_BITS));
+        let span = r * width..(r + 1) * width;
+        let amax = match format {
+            InputFormat::Int8 => {
+                let Some(dst) = s.x_q.get_mut(span) else {
+                    return;
+                };
+                match factors {
+                    Some(f) => k.quantize_row_i8_scaled(src, f, dst),
+                    None => k.quantize_row_i8(src, dst),
                 }
-                k.quantize_row_i8(tmp, dst)
             }
-            _ => k.quantize_row_i8(src, dst),
+            InputFormat::Int16 => {
+                let Some(dst) = s.x_q16.get_mut(span) else {
+                    return;
+                };
+                k.quantize_row_i16(src, factors, i16_qmax(width), dst)
+            }
+            InputFormat::Uint8Offset { offset_q16 } => {
+                let Some(dst) = s.x_u8.get_mut(span) else {
+                    return;
+                };
+                k.quantize_row_u8_offset(src, offset_q16, dst)
+            }
         };
         if let Some(a) = s.x_amax.get_mut(r) {
             *a = amax;
@@ -100,18 +112,19 @@ pub(crate) fn quantize_input<K: Kernels>(
 }
 
 /// `out = requant(quantize(input) W^T) + b` for `rows` rows; `out` is `[rows, out_dim]`
-/// Q.16. `prepared` is the backend's copy of the weights (empty: the blob's).
+/// Q.16. The input is quantised in `format`; `prepared` is the backend's copy of the
+/// weights (empty: the blob's).
 pub(crate) fn forward<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
-    prepared: &[u8],
+    (format, prepared): (InputFormat, &[u8]),
     rows: usize,
     input: &[i32],
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
-    quantize_input(k, layer, rows, input, s);
-    forward_quantized(k, layer, prepared, rows, s, out);
+    quantize_input(k, layer, format, rows, input, s);
+    forward_quantized(k, layer, (format, prepared), rows, s, out);
 }
 
 /// [`forward`] on the input [`quantize_input`] left in `s` (for layers that read the same
@@ -119,18 +132,34 @@ pub(crate) fn forward<K: Kernels>(
 pub(crate) fn forward_quantized<K: Kernels>(
     k: &K,
     layer: &Dense<'_>,
-    prepared: &[u8],
+    (format, prepared): (InputFormat, &[u8]),
     rows: usize,
     s: &mut DenseScratch<'_>,
     out: &mut [i32],
 ) {
     let w = weight_matrix(&layer.weight);
     let (out_dim, in_dim) = (w.rows(), w.cols());
-    let x = MatRef::contiguous(s.x_q.get(..rows * in_dim).unwrap_or_default(), rows, in_dim);
+    let n = rows * in_dim;
+    let x = match format {
+        InputFormat::Int8 => {
+            MatRef::contiguous(s.x_q.get(..n).unwrap_or_default(), rows, in_dim).map(Lhs::I8)
+        }
+        InputFormat::Int16 => {
+            MatRef::contiguous(s.x_q16.get(..n).unwrap_or_default(), rows, in_dim).map(Lhs::I16)
+        }
+        InputFormat::Uint8Offset { .. } => {
+            MatRef::contiguous(s.x_u8.get(..n).unwrap_or_default(), rows, in_dim).map(|values| {
+                Lhs::U8 {
+                    values,
+                    zero_point: 0,
+                }
+            })
+        }
+    };
     let Some(x) = x else {
         return;
     };
-    product(k, Lhs::I8(x), weights(w, prepared), s.acc);
+    product(k, x, weights(w, prepared), s.acc);
     let Some(rq) = requant(layer) else {
         return;
     };

@@ -13,7 +13,7 @@
 use super::dense::{DenseScratch, forward, forward_quantized, layer_norm, product, quantize_input};
 use super::prepared::{DenseRole, PreparedWeights};
 use super::scratch::{BLOCK_ROWS, Buffers, Plan};
-use crate::blob::{Config, LayerNorm, LayerSection};
+use crate::blob::{Config, InputFormat, LayerNorm, LayerSection, ModelView, QuantizedInput};
 use crate::kernels::{Kernels, Lhs, LogitScale, MatRef, PvScale, Rhs};
 use crate::quant::sat_i32_from_i64;
 use core::ops::ControlFlow;
@@ -87,9 +87,16 @@ pub(crate) struct LayerWeights<'l, 'a> {
     pub(crate) index: usize,
     /// The prepared copies, if any.
     pub(crate) prepared: Option<PreparedWeights<'l>>,
+    /// The model (for the formats of the dense inputs).
+    pub(crate) model: &'l ModelView<'a>,
 }
 
 impl LayerWeights<'_, '_> {
+    /// How this layer quantises one of its dense inputs.
+    fn format(&self, input: QuantizedInput) -> InputFormat {
+        self.model.input_format(self.index, input)
+    }
+
     /// The prepared copy of a dense layer (empty: read the blob's weights).
     fn prepared(&self, role: DenseRole) -> &[u8] {
         self.prepared
@@ -121,16 +128,12 @@ pub(crate) fn forward_layer<K: Kernels>(
     for r0 in (0..n).step_by(block) {
         let rows = block.min(n - r0);
         let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
-        let mut s = DenseScratch {
-            x_smooth: &mut *b.x_smooth,
-            x_q: &mut *b.x_q,
-            x_amax: &mut *b.x_amax,
-            acc: &mut *b.acc,
-        };
+        let mut s = dense_scratch!(b);
         // Keys with power-of-two scales (the logits then shift instead of multiply),
         // values with their ranges (folded into the probabilities).
         // Both read the same input: quantised once unless their smoothing differs.
-        quantize_input(k, &layer.key, rows, input, &mut s);
+        let qkv = w.format(QuantizedInput::Attention);
+        quantize_input(k, &layer.key, qkv, rows, input, &mut s);
         for (role, q, scales, how) in [
             (DenseRole::Key, &mut *b.k_q, &mut *b.k_exp, HeadScale::Pow2),
             (
@@ -147,9 +150,9 @@ pub(crate) fn forward_layer<K: Kernels>(
                 _ => false,
             };
             if !same {
-                quantize_input(k, dense, rows, input, &mut s);
+                quantize_input(k, dense, qkv, rows, input, &mut s);
             }
-            forward_quantized(k, dense, w.prepared(role), rows, &mut s, b.y);
+            forward_quantized(k, dense, (qkv, w.prepared(role)), rows, &mut s, b.y);
             let dst = q.get_mut(r0 * d..(r0 + rows) * d).unwrap_or_default();
             let projected = MatRef::contiguous(b.y.get(..rows * d).unwrap_or_default(), rows, d);
             let Some(projected) = projected else {
@@ -172,16 +175,14 @@ pub(crate) fn forward_layer<K: Kernels>(
     // Pass 2: attention, output projection and feed-forward, block by block.
     for r0 in (0..n).step_by(block) {
         let rows = block.min(n - r0);
-        let mut s = DenseScratch {
-            x_smooth: &mut *b.x_smooth,
-            x_q: &mut *b.x_q,
-            x_amax: &mut *b.x_amax,
-            acc: &mut *b.acc,
-        };
+        let mut s = dense_scratch!(b);
         {
             let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
-            let prepared = w.prepared(DenseRole::Query);
-            forward(k, &layer.query, prepared, rows, input, &mut s, b.y);
+            let how = (
+                w.format(QuantizedInput::Attention),
+                w.prepared(DenseRole::Query),
+            );
+            forward(k, &layer.query, how, rows, input, &mut s, b.y);
         }
         let projected = MatRef::contiguous(b.y.get(..rows * d).unwrap_or_default(), rows, d);
         let Some(projected) = projected else {
@@ -234,8 +235,9 @@ pub(crate) fn forward_layer<K: Kernels>(
                 }
             }
         }
-        let prepared = w.prepared(DenseRole::AttentionOutput);
-        forward(k, &layer.attention_output, prepared, rows, b.z, &mut s, b.y);
+        // The context is always int8 (the study: lossless).
+        let how = (InputFormat::Int8, w.prepared(DenseRole::AttentionOutput));
+        forward(k, &layer.attention_output, how, rows, b.z, &mut s, b.y);
         let residual = b
             .hidden
             .get_mut(r0 * d..(r0 + rows) * d)
@@ -245,28 +247,19 @@ pub(crate) fn forward_layer<K: Kernels>(
 
         // Feed-forward on the same rows.
         let ffn = c.intermediate_size as usize;
-        let prepared = w.prepared(DenseRole::Intermediate);
-        forward(
-            k,
-            &layer.intermediate,
-            prepared,
-            rows,
-            residual,
-            &mut s,
-            b.y,
+        let how = (
+            w.format(QuantizedInput::Intermediate),
+            w.prepared(DenseRole::Intermediate),
         );
+        forward(k, &layer.intermediate, how, rows, residual, &mut s, b.y);
         for row in b.y.chunks_exact_mut(ffn).take(rows) {
             k.gelu_row(row);
         }
-        forward(
-            k,
-            &layer.output,
+        let how = (
+            w.format(QuantizedInput::Output),
             w.prepared(DenseRole::Output),
-            rows,
-            b.y,
-            &mut s,
-            b.z,
         );
+        forward(k, &layer.output, how, rows, b.y, &mut s, b.z);
         add_and_norm(k, residual, b.z, d, &layer.output_layer_norm, eps);
         block_done()?;
     }

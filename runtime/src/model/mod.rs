@@ -4,6 +4,20 @@
 //! `cls.predictions`). All arithmetic is integer: activations are i32 Q.16, every matrix
 //! product is int8 x int8 with i32 accumulation (see `docs/numerics.md`).
 
+/// The dense-layer temporaries of a carved arena, borrowed field by field (so the other
+/// buffers stay usable).
+macro_rules! dense_scratch {
+    ($b:expr) => {
+        DenseScratch {
+            x_q: &mut *$b.x_q,
+            x_q16: &mut *$b.x_q16,
+            x_u8: &mut *$b.x_u8,
+            x_amax: &mut *$b.x_amax,
+            acc: &mut *$b.acc,
+        }
+    };
+}
+
 mod dense;
 pub mod embeddings;
 pub mod layer;
@@ -11,7 +25,7 @@ pub mod position;
 pub mod prepared;
 pub mod scratch;
 
-use crate::blob::{ModelView, Pooling, PositionMode};
+use crate::blob::{InputFormat, ModelView, Pooling, PositionMode};
 use crate::error::RunError;
 use crate::kernels::{Kernels, Lhs, MatRef, Requant};
 use core::ops::ControlFlow;
@@ -191,6 +205,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
                 layer: &layer,
                 index,
                 prepared: self.prepared,
+                model: self.model,
             };
             let flow = layer::forward_layer(
                 &self.kernels,
@@ -296,12 +311,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         }
         let (_, b) = self.encode(ids, None, scratch, true, None)?;
         let k = &self.kernels;
-        let mut s = DenseScratch {
-            x_smooth: &mut *b.x_smooth,
-            x_q: &mut *b.x_q,
-            x_amax: &mut *b.x_amax,
-            acc: &mut *b.acc,
-        };
+        let mut s = dense_scratch!(b);
         let (Some(decoder), Some(ln)) = (
             Requant::new(
                 le_values(&mlm.decoder_multiplier),
@@ -323,7 +333,8 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             let row = b.hidden.get(p * d..(p + 1) * d).unwrap_or_default();
             // BertPredictionHeadTransform: dense, GELU, LayerNorm.
             let y = b.y.get_mut(..d).unwrap_or_default();
-            forward(k, &mlm.transform, prepared(0), 1, row, &mut s, y);
+            let how = (InputFormat::Int8, prepared(0));
+            forward(k, &mlm.transform, how, 1, row, &mut s, y);
             k.gelu_row(y);
             k.layer_norm_row(y, &ln);
             // Decoder tied to the word embeddings: one int8 row per vocabulary entry.

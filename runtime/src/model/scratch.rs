@@ -13,7 +13,7 @@
 //! includes `REGION_ALIGN - 1` bytes of slack for moving to the first boundary, so a plain
 //! `[u8; N]`, a `Vec<u8>` or an [`crate::Arena`] of [`Plan::arena_bytes`] all work.
 
-use crate::blob::{Config, ModelView};
+use crate::blob::{Config, InputFormat, ModelView, QuantizedInput};
 use crate::error::RunError;
 
 /// Query rows processed together: the row block of attention and the feed-forward layers.
@@ -70,7 +70,8 @@ pub struct Plan {
     dims: Dims,
     tokens: usize,
     mlm: bool,
-    smoothing: bool,
+    int16: bool,
+    uint8: bool,
 }
 
 impl Plan {
@@ -80,30 +81,41 @@ impl Plan {
             dims,
             tokens,
             mlm: false,
-            smoothing: false,
+            int16: false,
+            uint8: false,
         }
     }
 
-    /// The plan of `model` for `tokens` tokens (its SmoothQuant inputs included).
+    /// The plan of `model` for `tokens` tokens (with the buffers its input formats need).
     pub fn for_model(model: &ModelView<'_>, tokens: usize) -> Self {
-        let smoothing = model.layers().any(|l| {
-            [
-                &l.query,
-                &l.key,
-                &l.value,
-                &l.attention_output,
-                &l.intermediate,
-                &l.output,
-            ]
-            .iter()
-            .any(|d| d.input_smoothing.is_some())
-        }) || model
-            .head
-            .mlm
-            .is_some_and(|m| m.transform.input_smoothing.is_some());
+        let layers = model.config.num_hidden_layers as usize;
+        let formats = (0..layers)
+            .flat_map(|l| QuantizedInput::ALL.map(|i| model.input_format(l, i)))
+            .fold((false, false), |(i16s, u8s), f| match f {
+                InputFormat::Int8 => (i16s, u8s),
+                InputFormat::Int16 => (true, u8s),
+                InputFormat::Uint8Offset { .. } => (i16s, true),
+            });
         Self {
-            smoothing,
+            int16: formats.0,
+            uint8: formats.1,
             ..Self::new(Dims::of(&model.config), tokens)
+        }
+    }
+
+    /// The same plan with int16 dense inputs (a blob whose numerics section asks for them).
+    pub const fn with_int16_inputs(self) -> Self {
+        Self {
+            int16: true,
+            ..self
+        }
+    }
+
+    /// The same plan with unsigned 8-bit dense inputs (the GELU output with an offset).
+    pub const fn with_uint8_inputs(self) -> Self {
+        Self {
+            uint8: true,
+            ..self
         }
     }
 
@@ -288,8 +300,10 @@ struct Sizes {
     w: usize,
     /// Vocabulary when MLM logits are asked for, else 0.
     mlm_vocab: usize,
-    /// Whether dense inputs need a smoothing buffer.
-    smoothing: bool,
+    /// Whether some dense input is int16.
+    int16: bool,
+    /// Whether some dense input is unsigned 8-bit.
+    uint8: bool,
 }
 
 impl Sizes {
@@ -307,7 +321,8 @@ impl Sizes {
             b: p.block(),
             w,
             mlm_vocab: if p.mlm { p.dims.vocab } else { 0 },
-            smoothing: p.smoothing,
+            int16: p.int16,
+            uint8: p.uint8,
         }
     }
 
@@ -345,8 +360,10 @@ layout!(|s| {
     x_q: i8 = mul(s.b, s.w);
     /// Ranges of the dense inputs, `[block]`.
     x_amax: u32 = Some(s.b);
-    /// Smoothed dense inputs, Q.16 `[block, max(d, ffn)]` (only for SmoothQuant blobs).
-    x_smooth: i32 = if s.smoothing { mul(s.b, s.w) } else { Some(0) };
+    /// int16 dense inputs, `[block, max(d, ffn)]` (only for blobs with int16 inputs).
+    x_q16: i16 = if s.int16 { mul(s.b, s.w) } else { Some(0) };
+    /// Unsigned 8-bit dense inputs, `[block, max(d, ffn)]` (only for blobs that ask).
+    x_u8: u8 = if s.uint8 { mul(s.b, s.w) } else { Some(0) };
     /// Accumulators of products, `[block, max(d, ffn, n)]`.
     acc: i32 = mul(s.b, s.acc_width());
     /// Dense outputs (attention context, FFN intermediate), Q.16 `[block, max(d, ffn)]`.
@@ -406,7 +423,7 @@ mod tests {
             let b = plan.carve(arena).expect("exact size carves");
             assert_eq!(b.hidden.len(), 9 * 32);
             assert_eq!(b.p.len(), 9 * 9);
-            assert!(b.mlm_acc.is_empty() && b.x_smooth.is_empty());
+            assert!(b.mlm_acc.is_empty() && b.x_q16.is_empty() && b.x_u8.is_empty());
             assert_eq!(b.hidden.as_ptr() as usize % REGION_ALIGN, 0);
         }
         let short = &mut storage[..need - 1];

@@ -1,15 +1,22 @@
 /*
  * embed: sentence embeddings from C through libmicrobert, one text per line of stdin.
  *
- *   embed [--max-tokens N] BLOB < texts.txt
+ *   embed [--max-tokens N] [--f32-only] [--no-prepare] BLOB < texts.txt
  *       For each line (split as `microbert embed` splits stdin: "\n", a trailing "\r"
  *       dropped), prints one line:
  *           tokens <n> hash <FNV-1a 64 of the Q.16 vector, 16 hex digits> f32 <8 hex digits
  *           per element: the bits of the L2-normalised embedding>
  *       `cargo xtask capi` compares these with `microbert embed --hash` on the same blob.
+ *       The weights are prepared once (microbert_prepare, in a malloc'd buffer) unless
+ *       --no-prepare. --f32-only calls microbert_embed alone (one inference per text, as
+ *       the CLI) and prints `tokens <n> f32 ...`: what the timing compares.
+ *   embed --sizes N BLOB
+ *       Prints `hidden <d> max_tokens <m> scratch_bytes <s> prepared_bytes <p>` for N
+ *       tokens: how `cargo xtask capi` sizes the C firmware's static arena.
  *   embed --check-errors BLOB
- *       Checks the error contract of the header (null pointers, bad blobs, short and
- *       misaligned buffers, invalid UTF-8, ...) and prints "contract: N of M checks hold".
+ *       Checks the error contract of the header (null pointers, bad blobs, short buffers,
+ *       scratch at any alignment, prepared weights, invalid UTF-8, ...) and prints
+ *       "contract: N of M checks hold".
  *
  * Exit status 0 on success, 1 on any error (with the library's sentence on stderr).
  * Plain C99 with the standard library only; built by `cargo xtask capi` with
@@ -114,13 +121,13 @@ static int fail(const char *what, int32_t status) {
     return 1;
 }
 
-/* Embeds each line of stdin. */
-static int embed_lines(const microbert_model *model, size_t max_tokens) {
+/* Embeds each line of stdin (the Q.16 vector too unless f32_only). */
+static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_only) {
     size_t hidden = microbert_hidden_size(model);
     uint32_t *ids = (uint32_t *)malloc(max_tokens * sizeof *ids);
     int32_t *q16 = (int32_t *)malloc(hidden * sizeof *q16);
     float *out = (float *)malloc(hidden * sizeof *out);
-    uint32_t *scratch = NULL; /* uint32_t: MICROBERT_SCRATCH_ALIGN-aligned */
+    uint8_t *scratch = NULL; /* any alignment */
     size_t scratch_len = 0;
     char *line = NULL;
     size_t line_cap = 0;
@@ -144,7 +151,7 @@ static int embed_lines(const microbert_model *model, size_t max_tokens) {
             break;
         }
         if (need > scratch_len) {
-            uint32_t *grown = (uint32_t *)realloc(scratch, need);
+            uint8_t *grown = (uint8_t *)realloc(scratch, need);
             if (!grown) {
                 fprintf(stderr, "embed: out of memory for %zu bytes of scratch\n", need);
                 rc = 1;
@@ -153,17 +160,23 @@ static int embed_lines(const microbert_model *model, size_t max_tokens) {
             scratch = grown;
             scratch_len = need;
         }
-        s = microbert_embed_q16(model, ids, n, scratch, need, q16, hidden);
-        if (s != MICROBERT_OK) {
-            rc = fail("embed_q16", s);
-            break;
+        if (!f32_only) {
+            s = microbert_embed_q16(model, ids, n, scratch, need, q16, hidden);
+            if (s != MICROBERT_OK) {
+                rc = fail("embed_q16", s);
+                break;
+            }
         }
         s = microbert_embed(model, ids, n, scratch, need, out, hidden);
         if (s != MICROBERT_OK) {
             rc = fail("embed", s);
             break;
         }
-        printf("tokens %zu hash %016" PRIx64 " f32", n, fnv1a64_q16(q16, hidden));
+        if (f32_only) {
+            printf("tokens %zu f32", n);
+        } else {
+            printf("tokens %zu hash %016" PRIx64 " f32", n, fnv1a64_q16(q16, hidden));
+        }
         for (i = 0; i < hidden; i++) {
             uint32_t bits;
             memcpy(&bits, &out[i], sizeof bits);
@@ -208,15 +221,16 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
         MICROBERT_ERR_TOKENIZE, MICROBERT_ERR_IDS_TOO_SMALL, MICROBERT_ERR_RUN,
         MICROBERT_ERR_EMPTY_INPUT, MICROBERT_ERR_TOKEN_OUT_OF_VOCAB, MICROBERT_ERR_TOKEN_TYPE,
         MICROBERT_ERR_TOO_MANY_TOKENS, MICROBERT_ERR_SCRATCH_TOO_SMALL,
-        MICROBERT_ERR_OUTPUT_SIZE, MICROBERT_ERR_NO_SUCH_HEAD, MICROBERT_ERR_POSITION};
+        MICROBERT_ERR_OUTPUT_SIZE, MICROBERT_ERR_NO_SUCH_HEAD, MICROBERT_ERR_POSITION,
+        MICROBERT_ERR_PREPARED_TOO_SMALL, MICROBERT_ERR_PREPARED_MISMATCH};
     const char *unknown = microbert_status_message(12345);
     microbert_model model, copy, unopened;
     uint8_t *bad = (uint8_t *)malloc(blob_len);
     uint32_t ids[64], short_ids[3], oov[2] = {0, 0xffffffffu};
-    size_t n = 0, n_short = 0, hidden, need, i, j;
-    uint32_t *scratch;
-    float *out;
-    int32_t *q16;
+    size_t n = 0, n_short = 0, hidden, need, prepared_need, i, j;
+    uint8_t *scratch, *prepared;
+    float *out, *out_moved;
+    int32_t *q16, *q16_prepared;
     double norm = 0.0, max_diff = 0.0, q_norm = 0.0;
 
     check(unknown != NULL && strcmp(unknown, "unknown microbert status") == 0, "unknown status");
@@ -272,15 +286,24 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
     check(n_short == 2, "an empty text is [CLS] [SEP]");
     EXPECT(microbert_tokenize(&model, text, strlen(text), ids, 64, NULL), MICROBERT_ERR_NULL);
 
-    /* Embedding: buffers. */
+    /* Embedding: buffers. The scratch may start at any address; one byte short fails at
+     * every one. */
     need = microbert_scratch_bytes(&model, n);
-    scratch = (uint32_t *)malloc(need + 8);
+    check(need >= 4 * hidden + 3, "scratch_bytes counts the pooled vector and its alignment");
+    scratch = (uint8_t *)malloc(need + 8);
     out = (float *)malloc(hidden * sizeof *out);
+    out_moved = (float *)malloc(hidden * sizeof *out_moved);
     q16 = (int32_t *)malloc(hidden * sizeof *q16);
-    if (!scratch || !out || !q16) {
+    q16_prepared = (int32_t *)malloc(hidden * sizeof *q16_prepared);
+    if (!scratch || !out || !out_moved || !q16 || !q16_prepared) {
         return 1;
     }
-    EXPECT(microbert_embed(&model, ids, n, (char *)scratch + 1, need, out, hidden), MICROBERT_ERR_ALIGN);
+    EXPECT(microbert_embed(&model, ids, n, scratch, need, out, hidden), MICROBERT_OK);
+    for (i = 1; i < 4; i++) {
+        EXPECT(microbert_embed(&model, ids, n, scratch + i, need, out_moved, hidden), MICROBERT_OK);
+        check(memcmp(out, out_moved, hidden * sizeof *out) == 0, "same bits at any scratch address");
+        EXPECT(microbert_embed(&model, ids, n, scratch + i, need - 1, out_moved, hidden), MICROBERT_ERR_SCRATCH_TOO_SMALL);
+    }
     EXPECT(microbert_embed(&model, ids, n, scratch, need - 1, out, hidden), MICROBERT_ERR_SCRATCH_TOO_SMALL);
     EXPECT(microbert_embed_q16(&model, ids, n, scratch, 16, q16, hidden), MICROBERT_ERR_SCRATCH_TOO_SMALL);
     EXPECT(microbert_embed(&model, ids, n, scratch, need, out, hidden - 1), MICROBERT_ERR_OUTPUT_SIZE);
@@ -306,7 +329,38 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
     }
     check(fabs(norm - 1.0) < 1e-5, "embedding has unit norm");
     check(q_norm > 0.0 && max_diff < 1e-6, "embedding is the normalised Q.16 vector");
+
+    /* Prepared weights: errors change nothing; prepared (at an odd address) gives the same
+     * bits; 0 bytes (scalar, NEON, RVV kernels) succeeds with no buffer. */
+    prepared_need = microbert_prepared_bytes(&model);
+    check(microbert_prepared_bytes(NULL) == 0 && microbert_prepared_bytes(&unopened) == 0,
+          "prepared_bytes of no model");
+    EXPECT(microbert_prepare(NULL, NULL, 0), MICROBERT_ERR_NULL);
+    EXPECT(microbert_prepare(&unopened, NULL, 0), MICROBERT_ERR_NOT_OPEN);
+    if (prepared_need == 0) {
+        EXPECT(microbert_prepare(&model, NULL, 0), MICROBERT_OK);
+    } else {
+        prepared = (uint8_t *)malloc(prepared_need + 1);
+        if (!prepared) {
+            return 1;
+        }
+        EXPECT(microbert_prepare(&model, NULL, prepared_need), MICROBERT_ERR_NULL);
+        EXPECT(microbert_prepare(&model, prepared + 1, prepared_need - 1),
+               MICROBERT_ERR_PREPARED_TOO_SMALL);
+        EXPECT(microbert_prepare(&model, prepared + 1, prepared_need), MICROBERT_OK);
+        EXPECT(microbert_embed_q16(&model, ids, n, scratch, need, q16_prepared, hidden), MICROBERT_OK);
+        check(memcmp(q16, q16_prepared, hidden * sizeof *q16) == 0,
+              "prepared weights give the same Q.16 vector");
+        EXPECT(microbert_embed(&model, ids, n, scratch + 1, need, out_moved, hidden), MICROBERT_OK);
+        check(memcmp(out, out_moved, hidden * sizeof *out) == 0,
+              "prepared weights give the same embedding");
+        /* Forget the buffer before freeing it: the model points into it. */
+        EXPECT(microbert_open(blob, blob_len, &model), MICROBERT_OK);
+        free(prepared);
+    }
+    free(q16_prepared);
     free(q16);
+    free(out_moved);
     free(out);
     free(scratch);
 
@@ -315,10 +369,10 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
 }
 
 int main(int argc, char **argv) {
-    size_t max_tokens = 0, blob_len = 0;
+    size_t max_tokens = 0, blob_len = 0, sizes = 0, prepared_len = 0;
     const char *path = NULL;
-    int errors = 0, i, rc;
-    uint8_t *blob;
+    int errors = 0, f32_only = 0, no_prepare = 0, i, rc;
+    uint8_t *blob, *prepared = NULL;
     microbert_model model;
     int32_t s;
 
@@ -329,8 +383,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "embed: --max-tokens must be at least 2\n");
                 return 1;
             }
+        } else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+            sizes = (size_t)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--check-errors") == 0) {
             errors = 1;
+        } else if (strcmp(argv[i], "--f32-only") == 0) {
+            f32_only = 1;
+        } else if (strcmp(argv[i], "--no-prepare") == 0) {
+            no_prepare = 1;
         } else if (!path && argv[i][0] != '-') {
             path = argv[i];
         } else {
@@ -339,7 +399,8 @@ int main(int argc, char **argv) {
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: embed [--max-tokens N] BLOB < texts | embed --check-errors BLOB\n");
+        fprintf(stderr, "usage: embed [--max-tokens N] [--f32-only] [--no-prepare] BLOB < texts\n"
+                        "       embed --sizes N BLOB | embed --check-errors BLOB\n");
         return 1;
     }
     blob = read_file(path, &blob_len);
@@ -348,19 +409,44 @@ int main(int argc, char **argv) {
     }
     if (errors) {
         rc = check_errors(blob, blob_len);
-    } else {
-        s = microbert_open(blob, blob_len, &model);
-        if (s != MICROBERT_OK) {
-            free(blob);
-            return fail(path, s);
-        }
-        if (max_tokens == 0 || max_tokens > microbert_max_tokens(&model)) {
-            max_tokens = microbert_max_tokens(&model);
-        }
-        fprintf(stderr, "embed: %s kernels, hidden %zu, at most %zu tokens\n",
-                microbert_kernels(), microbert_hidden_size(&model), max_tokens);
-        rc = embed_lines(&model, max_tokens);
+        free(blob);
+        return rc;
     }
-    free(blob); /* after the last use of the model, which borrows it */
+    s = microbert_open(blob, blob_len, &model);
+    if (s != MICROBERT_OK) {
+        free(blob);
+        return fail(path, s);
+    }
+    if (sizes > 0) {
+        printf("hidden %zu max_tokens %zu scratch_bytes %zu prepared_bytes %zu\n",
+               microbert_hidden_size(&model), microbert_max_tokens(&model),
+               microbert_scratch_bytes(&model, sizes), microbert_prepared_bytes(&model));
+        free(blob);
+        return 0;
+    }
+    if (!no_prepare) {
+        prepared_len = microbert_prepared_bytes(&model);
+        if (prepared_len > 0 && !(prepared = (uint8_t *)malloc(prepared_len))) {
+            fprintf(stderr, "embed: out of memory for %zu bytes of prepared weights\n",
+                    prepared_len);
+            free(blob);
+            return 1;
+        }
+        s = microbert_prepare(&model, prepared, prepared_len);
+        if (s != MICROBERT_OK) {
+            free(prepared);
+            free(blob);
+            return fail("prepare", s);
+        }
+    }
+    if (max_tokens == 0 || max_tokens > microbert_max_tokens(&model)) {
+        max_tokens = microbert_max_tokens(&model);
+    }
+    fprintf(stderr, "embed: %s kernels, %zu bytes of prepared weights, hidden %zu, at most %zu tokens\n",
+            microbert_kernels(), prepared_len, microbert_hidden_size(&model), max_tokens);
+    rc = embed_lines(&model, max_tokens, f32_only);
+    /* After the last use of the model, which borrows both. */
+    free(prepared);
+    free(blob);
     return rc;
 }

@@ -6,9 +6,11 @@
  *
  *     static microbert_model model;          (or on the stack; MICROBERT_MODEL_BYTES bytes)
  *     int32_t s = microbert_open(blob, blob_len, &model);     (blob must outlive model)
+ *     size_t pb = microbert_prepared_bytes(&model);           (0 unless AVX2: then ~weights)
+ *     s = microbert_prepare(&model, pb ? malloc(pb) : NULL, pb); (buffer must outlive model)
  *     uint32_t ids[128]; size_t n;
  *     s = microbert_tokenize(&model, text, strlen(text), ids, 128, &n);
- *     size_t need = microbert_scratch_bytes(&model, n);       (scratch: 4-byte aligned)
+ *     size_t need = microbert_scratch_bytes(&model, n);       (any alignment)
  *     float out[384];                                          (microbert_hidden_size)
  *     s = microbert_embed(&model, ids, n, scratch, need, out, 384);
  *     if (s != MICROBERT_OK) puts(microbert_status_message(s));
@@ -16,9 +18,8 @@
  * Every function that can fail returns an int32_t status: MICROBERT_OK (0) or a negative
  * MICROBERT_ERR_* below. Null pointers, short buffers, misaligned pointers, invalid UTF-8
  * and malformed blobs are reported, never undefined behaviour. A model is read-only once
- * opened: calls from several threads may share it, each with its own scratch and output.
- *
- * Not yet here: microbert_prepare (backend-prepared weights in caller storage).
+ * opened (and prepared): calls from several threads may share it, each with its own
+ * scratch and output.
  */
 #ifndef MICROBERT_H
 #define MICROBERT_H
@@ -32,12 +33,6 @@
  * Bytes of a `microbert_model`, the same on every target.
  */
 #define MICROBERT_MODEL_BYTES 2048
-
-/**
- * Alignment, in bytes, the scratch buffer of `microbert_embed` and `microbert_embed_q16`
- * must have (`malloc` memory, or a `static uint32_t` array, has it).
- */
-#define MICROBERT_SCRATCH_ALIGN 4
 
 /**
  * Success.
@@ -60,8 +55,9 @@
 #define MICROBERT_ERR_UTF8 -3
 
 /**
- * A pointer is not aligned for its type (the scratch buffer: `MICROBERT_SCRATCH_ALIGN`,
- * the model storage: 8 bytes).
+ * A pointer is not aligned for its type (the model storage: 8 bytes; token ids, outputs
+ * and `n_ids`: their C types' alignment). Scratch and prepared-weight buffers may have any
+ * alignment.
  */
 #define MICROBERT_ERR_ALIGN -4
 
@@ -191,11 +187,22 @@
 #define MICROBERT_ERR_POSITION -308
 
 /**
+ * The buffer given to `microbert_prepare` is shorter than `microbert_prepared_bytes`.
+ */
+#define MICROBERT_ERR_PREPARED_TOO_SMALL -309
+
+/**
+ * Prepared weights do not belong to this model and these kernels.
+ */
+#define MICROBERT_ERR_PREPARED_MISMATCH -310
+
+/**
  * Caller-owned storage for an opened model: declare one (static, on the stack or in a
  * struct; it is `MICROBERT_MODEL_BYTES` bytes and 8-byte aligned on every target) and fill
  * it with `microbert_open`. Its contents are private to the library. It holds no resources:
  * nothing needs closing, and a copy (assignment, `memcpy`) of an opened model is an opened
- * model. It borrows the blob it was opened from, which must stay unchanged while it is used.
+ * model. It borrows the blob it was opened from, which must stay unchanged while it is used,
+ * and after `microbert_prepare` the prepared-weight buffer too.
  */
 typedef union {
     /**
@@ -255,14 +262,54 @@ size_t microbert_max_tokens(const microbert_model *model);
 
 /**
  * Bytes of scratch `microbert_embed` (and `microbert_embed_q16`) needs for a sequence of
- * `n_tokens` ids. Grows linearly with `n_tokens`; the buffer must be aligned to
- * `MICROBERT_SCRATCH_ALIGN`. Returns 0 if `model` is null or not opened, or if the size
- * does not fit in a `size_t`.
+ * `n_tokens` ids: the runtime's working memory (linear in `n_tokens`), plus
+ * `4 * microbert_hidden_size(model)` bytes for the pooled vector `microbert_embed` keeps
+ * in the scratch before normalising it, plus 3 bytes that let it align that vector
+ * itself. The buffer may have any alignment. Returns 0 if `model` is null or not opened,
+ * or if the size does not fit in a `size_t`.
  *
  * # Safety
  * `model` is null or points to a `microbert_model`.
  */
 size_t microbert_scratch_bytes(const microbert_model *model, size_t n_tokens);
+
+/**
+ * Bytes of storage `microbert_prepare` needs for the kernels of this library: the
+ * model's dense weights re-laid out for their matrix products (AVX2: about the size of the
+ * blob's int8 weights). 0 when the kernels read the blob's weights in place (scalar, NEON,
+ * RVV, and x86-64 CPUs without AVX2), or if `model` is null or not opened; `SIZE_MAX` if
+ * the size does not fit in a `size_t`.
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`.
+ */
+size_t microbert_prepared_bytes(const microbert_model *model);
+
+/**
+ * Prepares the model's weights for the kernels of this library, once, into the
+ * caller-owned buffer `buf[0..len]` (any alignment, at least
+ * `microbert_prepared_bytes(model)` bytes). After it returns `MICROBERT_OK`, every
+ * `microbert_embed` and `microbert_embed_q16` on `*model` (and on copies of it made
+ * afterwards) reads the prepared weights: the same bits, faster.
+ *
+ * The model keeps a pointer to `buf`: like the blob, `buf` must stay alive and unchanged
+ * for as long as the model (or a copy) is used, and must not overlap the blob or the
+ * model storage. A later `microbert_prepare` replaces it; `microbert_open` on the storage
+ * forgets it. Call it before the model is shared between threads, not during their calls.
+ *
+ * When `microbert_prepared_bytes(model)` is 0 it succeeds and does nothing (`buf` may then
+ * be null), so a portable program can always call it.
+ *
+ * Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL` (null `model`, or null `buf` when bytes are
+ * needed), `MICROBERT_ERR_NOT_OPEN`, `MICROBERT_ERR_ALIGN` (model storage),
+ * `MICROBERT_ERR_LENGTH`, `MICROBERT_ERR_PREPARED_TOO_SMALL` (`len` below
+ * `microbert_prepared_bytes`). On error the model is unchanged (it keeps the weights of an
+ * earlier successful call, if any).
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`; `buf` points to `len` writable bytes.
+ */
+int32_t microbert_prepare(microbert_model *model, void *buf, size_t len);
 
 /**
  * Tokenizes the UTF-8 text `text[0..text_len]` (BERT WordPiece, bit-exact with Hugging
@@ -294,13 +341,14 @@ int32_t microbert_tokenize(const microbert_model *model,
  * `microbert embed` on the same blob, on every target.
  *
  * `scratch` is working memory of `scratch_len` bytes, at least
- * `microbert_scratch_bytes(model, n_ids)`, aligned to `MICROBERT_SCRATCH_ALIGN`; its
- * contents before and after the call do not matter. Nothing else is allocated. One call
- * uses one scratch buffer: calls on the same model from several threads are safe when each
- * has its own scratch and output.
+ * `microbert_scratch_bytes(model, n_ids)`, with any alignment; its contents before and
+ * after the call do not matter. Nothing else is allocated. The weights are the ones
+ * `microbert_prepare` prepared, if it was called, else the blob's. One call uses one
+ * scratch buffer: calls on the same model from several threads are safe when each has its
+ * own scratch and output.
  *
  * Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL`, `MICROBERT_ERR_NOT_OPEN`,
- * `MICROBERT_ERR_ALIGN` (scratch, ids or out misaligned), `MICROBERT_ERR_LENGTH`,
+ * `MICROBERT_ERR_ALIGN` (ids or out misaligned), `MICROBERT_ERR_LENGTH`,
  * `MICROBERT_ERR_OUTPUT_SIZE` (`out_len` too small), `MICROBERT_ERR_SCRATCH_TOO_SMALL`,
  * `MICROBERT_ERR_EMPTY_INPUT` (`n_ids` is 0), `MICROBERT_ERR_TOO_MANY_TOKENS` (more than
  * `microbert_max_tokens`), `MICROBERT_ERR_TOKEN_OUT_OF_VOCAB`. On error `out` holds

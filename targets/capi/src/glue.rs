@@ -4,15 +4,18 @@
 //!
 //! Kernels, fixed when the library is built:
 //! - x86-64 with the `std` feature: `microbert_host::HostKernels` (AVX2 when the CPU has it,
-//!   detected once at run time; the weights are not pre-packed, each product packs its own
-//!   operand, bit-identical either way);
+//!   detected once at run time; it prepares the dense weights in panels when the caller
+//!   gives `microbert_prepare` the storage, else each product packs its own operand,
+//!   bit-identical either way);
 //! - AArch64: `microbert_cortex_a::NeonKernels` (NEON, `sdot` when built with `+dotprod`);
 //! - riscv64: `microbert_riscv::RvvKernels` (RVV 1.0 when built with `+v`);
 //! - everything else (Cortex-M, riscv32, x86-64 without `std`): `microbert::Scalar`.
 
 use crate::status::*;
 use core::ffi::CStr;
-use microbert::{BlobError, Encoder, Kernels, ModelView, RunError, TokenizeError, Tokenizer};
+use microbert::{
+    BlobError, Encoder, Kernels, ModelView, PreparedWeights, RunError, TokenizeError, Tokenizer,
+};
 
 /// A parsed model. `'static` stands for "as long as the caller keeps the blob", the
 /// contract of `microbert_open`.
@@ -85,6 +88,8 @@ pub(crate) fn status(e: Error) -> i32 {
         Error::Run(RunError::OutputSize { .. }) => MICROBERT_ERR_OUTPUT_SIZE,
         Error::Run(RunError::NoSuchHead { .. }) => MICROBERT_ERR_NO_SUCH_HEAD,
         Error::Run(RunError::PositionOutOfRange { .. }) => MICROBERT_ERR_POSITION,
+        Error::Run(RunError::PreparedTooSmall { .. }) => MICROBERT_ERR_PREPARED_TOO_SMALL,
+        Error::Run(RunError::PreparedMismatch { .. }) => MICROBERT_ERR_PREPARED_MISMATCH,
         Error::Run(_) => MICROBERT_ERR_RUN,
     }
 }
@@ -145,19 +150,38 @@ pub(crate) fn max_tokens(model: &Model) -> usize {
     Encoder::new(model, microbert::Scalar).max_tokens()
 }
 
-/// Bytes of the pooled Q.16 vector that [`embed`] keeps at the front of the scratch buffer.
+/// Bytes of the pooled Q.16 vector that [`embed`] keeps in the scratch buffer.
 fn pooled_bytes(model: &Model) -> Option<usize> {
     hidden_size(model).checked_mul(size_of::<i32>())
 }
 
-/// Scratch for [`embed`] and [`embed_q16`] at `n_tokens`: the runtime's arena plus the
-/// pooled vector; `None` on overflow.
+/// Bytes [`embed`] may skip at the front of the scratch buffer to align its pooled vector:
+/// reserved whatever the address, so the size rule does not depend on it.
+const POOLED_ALIGN_SLACK: usize = align_of::<i32>() - 1;
+
+/// Scratch for [`embed`] and [`embed_q16`] at `n_tokens`: the runtime's arena, the pooled
+/// vector and its alignment slack; `None` on overflow.
 pub(crate) fn scratch_bytes(model: &Model, n_tokens: usize) -> Option<usize> {
     let arena = microbert::scratch_bytes(model, n_tokens);
     if arena == usize::MAX {
         return None;
     }
-    arena.checked_add(pooled_bytes(model)?)
+    arena
+        .checked_add(pooled_bytes(model)?)?
+        .checked_add(POOLED_ALIGN_SLACK)
+}
+
+/// Bytes of prepared weights the kernels of this build want for `model` (0 when they read
+/// the blob's weights in place; `usize::MAX` if the size does not fit).
+pub(crate) fn prepared_bytes(model: &Model) -> usize {
+    microbert::prepared_bytes(&kernels(), model)
+}
+
+/// Prepares `model`'s weights for the kernels of this build into `storage` (at least
+/// [`prepared_bytes`] long).
+pub(crate) fn prepare(model: &Model, storage: &mut [u8]) -> Result<(), Error> {
+    microbert::prepare_weights(&kernels(), model, storage)?;
+    Ok(())
 }
 
 /// `[CLS]`, the pieces of `text` and `[SEP]` into `ids` (truncated to its length and to
@@ -168,35 +192,58 @@ pub(crate) fn tokenize(model: &Model, text: &str, ids: &mut [u32]) -> Result<usi
     Ok(Tokenizer::new(model).encode(text, ids)?.len)
 }
 
-/// The pooled Q.16 vector (before normalisation) of `ids` into `out` (`hidden_size` long).
+/// The pooled Q.16 vector (before normalisation) of `ids` into `out` (`hidden_size` long),
+/// with the weights [`prepare`] wrote into `prepared` (empty: the blob's, read in place).
 pub(crate) fn embed_q16(
     model: &Model,
+    prepared: &[u8],
     ids: &[u32],
     scratch: &mut [u8],
     out: &mut [i32],
 ) -> Result<(), Error> {
-    Ok(Encoder::new(model, kernels()).embed(ids, scratch, out)?)
+    let k = kernels();
+    let encoder = Encoder::new(model, k);
+    let encoder = if prepared.is_empty() {
+        encoder
+    } else {
+        encoder.with_prepared(PreparedWeights::from_bytes(&k, model, prepared)?)?
+    };
+    Ok(encoder.embed(ids, scratch, out)?)
 }
 
-/// The L2-normalised embedding of `ids` into `out` (`hidden_size` long); the pooled vector
-/// lives in the first [`pooled_bytes`] of `scratch` (4-byte aligned, checked by the caller).
+/// The L2-normalised embedding of `ids` into `out` (`hidden_size` long). The pooled vector
+/// lives in `scratch` at its first 4-byte aligned address; the runtime's arena is the rest,
+/// less the [`POOLED_ALIGN_SLACK`] bytes the alignment did not use, so a buffer shorter
+/// than [`scratch_bytes`] fails wherever it starts.
 pub(crate) fn embed(
     model: &Model,
+    prepared: &[u8],
     ids: &[u32],
     scratch: &mut [u8],
     out: &mut [f32],
 ) -> Result<(), Error> {
-    let front = pooled_bytes(model).ok_or(Error::Length)?;
-    if scratch.len() < front {
-        return Err(RunError::ScratchTooSmall {
-            given: scratch.len(),
+    let too_small = |given: usize| {
+        Error::from(RunError::ScratchTooSmall {
+            given,
             needed: scratch_bytes(model, ids.len()).unwrap_or(usize::MAX),
-        }
-        .into());
-    }
-    let (pooled, arena) = scratch.split_at_mut(front);
+        })
+    };
+    let given = scratch.len();
+    let front = pooled_bytes(model).ok_or(Error::Length)?;
+    let skip =
+        (align_of::<i32>() - scratch.as_ptr() as usize % align_of::<i32>()) % align_of::<i32>();
+    let unused = POOLED_ALIGN_SLACK - skip;
+    let end = skip
+        .checked_add(front)
+        .and_then(|x| x.checked_add(unused))
+        .filter(|&end| end <= given)
+        .ok_or_else(|| too_small(given))?;
+    let (head, arena) = scratch.split_at_mut(end);
+    let pooled = head
+        .get_mut(skip..skip + front)
+        .ok_or_else(|| too_small(given))?;
     let pooled: &mut [i32] = bytemuck::try_cast_slice_mut(pooled).map_err(|_| Error::Align)?;
-    embed_q16(model, ids, arena, pooled)?;
+    embed_q16(model, prepared, ids, arena, pooled)?;
     microbert::output::normalize(pooled, out);
     Ok(())
 }

@@ -27,15 +27,12 @@ use glue::Error;
 /// Bytes of a `microbert_model`, the same on every target.
 pub const MICROBERT_MODEL_BYTES: usize = 2048;
 
-/// Alignment, in bytes, the scratch buffer of `microbert_embed` and `microbert_embed_q16`
-/// must have (`malloc` memory, or a `static uint32_t` array, has it).
-pub const MICROBERT_SCRATCH_ALIGN: usize = 4;
-
 /// Caller-owned storage for an opened model: declare one (static, on the stack or in a
 /// struct; it is `MICROBERT_MODEL_BYTES` bytes and 8-byte aligned on every target) and fill
 /// it with `microbert_open`. Its contents are private to the library. It holds no resources:
 /// nothing needs closing, and a copy (assignment, `memcpy`) of an opened model is an opened
-/// model. It borrows the blob it was opened from, which must stay unchanged while it is used.
+/// model. It borrows the blob it was opened from, which must stay unchanged while it is used,
+/// and after `microbert_prepare` the prepared-weight buffer too.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub union microbert_model {
@@ -47,15 +44,31 @@ pub union microbert_model {
     pub align_ptr: *const c_void,
 }
 
-/// What `microbert_open` writes into the storage: a tag that says it was opened, the view.
+/// What `microbert_open` writes into the storage: a tag that says it was opened, the view,
+/// and the caller's prepared-weight buffer (`microbert_prepare`; null and 0 until then).
 #[repr(C)]
 struct Slot {
     tag: u64,
     model: glue::Model,
+    prepared: *const u8,
+    prepared_len: usize,
+}
+
+impl Slot {
+    /// The prepared weights the embed calls use (empty: the blob's, read in place).
+    fn prepared(&self) -> &[u8] {
+        if self.prepared.is_null() {
+            return &[];
+        }
+        // SAFETY: `prepared` and `prepared_len` are only set together by a successful
+        // `microbert_prepare`, from a buffer of at least that many bytes that the caller keeps
+        // alive and unchanged while the model is used (its documented contract).
+        unsafe { core::slice::from_raw_parts(self.prepared, self.prepared_len) }
+    }
 }
 
 /// `Slot::tag` of an opened model ("mbert" and the layout's version).
-const OPEN_TAG: u64 = u64::from_le_bytes(*b"mbert\0\0\x01");
+const OPEN_TAG: u64 = u64::from_le_bytes(*b"mbert\0\0\x02");
 
 // One size and one alignment on every target, and room for the view.
 const _: () = assert!(size_of::<microbert_model>() == MICROBERT_MODEL_BYTES);
@@ -82,12 +95,11 @@ fn checked_ptr<T>(p: *const T) -> Result<*const T, Error> {
     }
 }
 
-/// The view in an opened storage.
+/// The slot of a storage, checked: non-null, aligned, tagged by `microbert_open`.
 ///
 /// # Safety
-/// `model` is null or points to a `microbert_model` (opened or not); an opened one borrows
-/// a blob that is still alive.
-unsafe fn opened<'m>(model: *const microbert_model) -> Result<&'m glue::Model, Error> {
+/// `model` is null or points to a `microbert_model` (opened or not).
+unsafe fn opened_slot(model: *const microbert_model) -> Result<*const Slot, Error> {
     let slot = checked_ptr(model)?.cast::<Slot>();
     // SAFETY: `slot` is non-null and 8-byte aligned and points to `MICROBERT_MODEL_BYTES`
     // bytes (the caller's storage), of which the tag is the first 8; only the tag is read
@@ -96,9 +108,20 @@ unsafe fn opened<'m>(model: *const microbert_model) -> Result<&'m glue::Model, E
     if tag != OPEN_TAG {
         return Err(Error::NotOpen);
     }
-    // SAFETY: the tag is only written (after the view) by a successful `microbert_open`, so
+    Ok(slot)
+}
+
+/// The slot of an opened storage.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model` (opened or not); an opened one borrows
+/// a blob (and a prepared buffer, if any) that is still alive.
+unsafe fn opened<'m>(model: *const microbert_model) -> Result<&'m Slot, Error> {
+    // SAFETY: forwarded contract.
+    let slot = unsafe { opened_slot(model) }?;
+    // SAFETY: the tag is only written (after the rest) by a successful `microbert_open`, so
     // the slot holds a valid view whose blob the caller keeps alive; it is only read.
-    Ok(unsafe { &(*slot).model })
+    Ok(unsafe { &*slot })
 }
 
 /// 0 on success, else the error's status.
@@ -148,6 +171,8 @@ pub unsafe extern "C" fn microbert_open(
             slot.write(Slot {
                 tag: OPEN_TAG,
                 model: view,
+                prepared: core::ptr::null(),
+                prepared_len: 0,
             })
         };
         Ok(())
@@ -162,7 +187,7 @@ pub unsafe extern "C" fn microbert_open(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn microbert_hidden_size(model: *const microbert_model) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { opened(model) }.map_or(0, glue::hidden_size)
+    unsafe { opened(model) }.map_or(0, |s| glue::hidden_size(&s.model))
 }
 
 /// Most tokens one sequence may have, `[CLS]` and `[SEP]` included (in the blob's position
@@ -173,13 +198,15 @@ pub unsafe extern "C" fn microbert_hidden_size(model: *const microbert_model) ->
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn microbert_max_tokens(model: *const microbert_model) -> usize {
     // SAFETY: forwarded contract.
-    unsafe { opened(model) }.map_or(0, glue::max_tokens)
+    unsafe { opened(model) }.map_or(0, |s| glue::max_tokens(&s.model))
 }
 
 /// Bytes of scratch `microbert_embed` (and `microbert_embed_q16`) needs for a sequence of
-/// `n_tokens` ids. Grows linearly with `n_tokens`; the buffer must be aligned to
-/// `MICROBERT_SCRATCH_ALIGN`. Returns 0 if `model` is null or not opened, or if the size
-/// does not fit in a `size_t`.
+/// `n_tokens` ids: the runtime's working memory (linear in `n_tokens`), plus
+/// `4 * microbert_hidden_size(model)` bytes for the pooled vector `microbert_embed` keeps
+/// in the scratch before normalising it, plus 3 bytes that let it align that vector
+/// itself. The buffer may have any alignment. Returns 0 if `model` is null or not opened,
+/// or if the size does not fit in a `size_t`.
 ///
 /// # Safety
 /// `model` is null or points to a `microbert_model`.
@@ -191,8 +218,79 @@ pub unsafe extern "C" fn microbert_scratch_bytes(
     // SAFETY: forwarded contract.
     unsafe { opened(model) }
         .ok()
-        .and_then(|m| glue::scratch_bytes(m, n_tokens))
+        .and_then(|s| glue::scratch_bytes(&s.model, n_tokens))
         .unwrap_or(0)
+}
+
+/// Bytes of storage `microbert_prepare` needs for the kernels of this library: the
+/// model's dense weights re-laid out for their matrix products (AVX2: about the size of the
+/// blob's int8 weights). 0 when the kernels read the blob's weights in place (scalar, NEON,
+/// RVV, and x86-64 CPUs without AVX2), or if `model` is null or not opened; `SIZE_MAX` if
+/// the size does not fit in a `size_t`.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_prepared_bytes(model: *const microbert_model) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { opened(model) }.map_or(0, |s| glue::prepared_bytes(&s.model))
+}
+
+/// Prepares the model's weights for the kernels of this library, once, into the
+/// caller-owned buffer `buf[0..len]` (any alignment, at least
+/// `microbert_prepared_bytes(model)` bytes). After it returns `MICROBERT_OK`, every
+/// `microbert_embed` and `microbert_embed_q16` on `*model` (and on copies of it made
+/// afterwards) reads the prepared weights: the same bits, faster.
+///
+/// The model keeps a pointer to `buf`: like the blob, `buf` must stay alive and unchanged
+/// for as long as the model (or a copy) is used, and must not overlap the blob or the
+/// model storage. A later `microbert_prepare` replaces it; `microbert_open` on the storage
+/// forgets it. Call it before the model is shared between threads, not during their calls.
+///
+/// When `microbert_prepared_bytes(model)` is 0 it succeeds and does nothing (`buf` may then
+/// be null), so a portable program can always call it.
+///
+/// Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL` (null `model`, or null `buf` when bytes are
+/// needed), `MICROBERT_ERR_NOT_OPEN`, `MICROBERT_ERR_ALIGN` (model storage),
+/// `MICROBERT_ERR_LENGTH`, `MICROBERT_ERR_PREPARED_TOO_SMALL` (`len` below
+/// `microbert_prepared_bytes`). On error the model is unchanged (it keeps the weights of an
+/// earlier successful call, if any).
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`; `buf` points to `len` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_prepare(
+    model: *mut microbert_model,
+    buf: *mut c_void,
+    len: usize,
+) -> i32 {
+    code((|| {
+        // SAFETY: forwarded contract.
+        let slot = unsafe { opened_slot(model.cast_const()) }?.cast_mut();
+        // SAFETY: `slot` is an opened storage (checked); the view is only read.
+        let view = unsafe { &(*slot).model };
+        let needed = glue::prepared_bytes(view);
+        if needed == 0 {
+            return Ok(());
+        }
+        let buf = checked_ptr(buf.cast_const().cast::<u8>())?.cast_mut();
+        let len = checked_len::<u8>(len)?;
+        if len < needed {
+            return Err(microbert::RunError::PreparedTooSmall { given: len, needed }.into());
+        }
+        // SAFETY: `buf` is non-null and points to `len` (>= `needed`, <= isize::MAX)
+        // writable bytes that overlap neither the blob nor the storage and that nothing else
+        // accesses during the call (the documented contract).
+        let storage = unsafe { core::slice::from_raw_parts_mut(buf, needed) };
+        glue::prepare(view, storage)?;
+        // SAFETY: `slot` points to the caller's opened, writable storage; the two fields
+        // are plain data written in place (the view is not touched).
+        unsafe {
+            core::ptr::addr_of_mut!((*slot).prepared).write(buf.cast_const());
+            core::ptr::addr_of_mut!((*slot).prepared_len).write(needed);
+        }
+        Ok(())
+    })())
 }
 
 /// Tokenizes the UTF-8 text `text[0..text_len]` (BERT WordPiece, bit-exact with Hugging
@@ -226,7 +324,7 @@ pub unsafe extern "C" fn microbert_tokenize(
     unsafe { n_ids.write(0) };
     code((|| {
         // SAFETY: forwarded contract.
-        let model = unsafe { opened(model) }?;
+        let model = &unsafe { opened(model) }?.model;
         let ids = checked_ptr(ids.cast_const())?.cast_mut();
         let ids_cap = checked_len::<u32>(ids_cap)?;
         let text_len = checked_len::<u8>(text_len)?;
@@ -250,6 +348,7 @@ pub unsafe extern "C" fn microbert_tokenize(
 /// The slices of an embedding call, after every pointer and length check.
 struct EmbedArgs<'a, T> {
     model: &'a glue::Model,
+    prepared: &'a [u8],
     ids: &'a [u32],
     scratch: &'a mut [u8],
     out: &'a mut [T],
@@ -270,16 +369,13 @@ unsafe fn embed_args<'a, T>(
     out_len: usize,
 ) -> Result<EmbedArgs<'a, T>, Error> {
     // SAFETY: forwarded contract.
-    let model = unsafe { opened(model) }?;
+    let slot = unsafe { opened(model) }?;
     let ids = checked_ptr(ids)?;
     let n_ids = checked_len::<u32>(n_ids)?;
     let scratch = checked_ptr(scratch.cast_const().cast::<u8>())?.cast_mut();
-    if !(scratch as usize).is_multiple_of(MICROBERT_SCRATCH_ALIGN) {
-        return Err(Error::Align);
-    }
     let scratch_len = checked_len::<u8>(scratch_len)?;
     let out = checked_ptr(out.cast_const())?.cast_mut();
-    let hidden = glue::hidden_size(model);
+    let hidden = glue::hidden_size(&slot.model);
     if out_len < hidden {
         return Err(microbert::RunError::OutputSize {
             given: out_len,
@@ -293,7 +389,8 @@ unsafe fn embed_args<'a, T>(
     // and none accessed by anything else during the call (the documented contract).
     unsafe {
         Ok(EmbedArgs {
-            model,
+            model: &slot.model,
+            prepared: slot.prepared(),
             ids: core::slice::from_raw_parts(ids, n_ids),
             scratch: core::slice::from_raw_parts_mut(scratch, scratch_len),
             out: core::slice::from_raw_parts_mut(out, hidden),
@@ -307,13 +404,14 @@ unsafe fn embed_args<'a, T>(
 /// `microbert embed` on the same blob, on every target.
 ///
 /// `scratch` is working memory of `scratch_len` bytes, at least
-/// `microbert_scratch_bytes(model, n_ids)`, aligned to `MICROBERT_SCRATCH_ALIGN`; its
-/// contents before and after the call do not matter. Nothing else is allocated. One call
-/// uses one scratch buffer: calls on the same model from several threads are safe when each
-/// has its own scratch and output.
+/// `microbert_scratch_bytes(model, n_ids)`, with any alignment; its contents before and
+/// after the call do not matter. Nothing else is allocated. The weights are the ones
+/// `microbert_prepare` prepared, if it was called, else the blob's. One call uses one
+/// scratch buffer: calls on the same model from several threads are safe when each has its
+/// own scratch and output.
 ///
 /// Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL`, `MICROBERT_ERR_NOT_OPEN`,
-/// `MICROBERT_ERR_ALIGN` (scratch, ids or out misaligned), `MICROBERT_ERR_LENGTH`,
+/// `MICROBERT_ERR_ALIGN` (ids or out misaligned), `MICROBERT_ERR_LENGTH`,
 /// `MICROBERT_ERR_OUTPUT_SIZE` (`out_len` too small), `MICROBERT_ERR_SCRATCH_TOO_SMALL`,
 /// `MICROBERT_ERR_EMPTY_INPUT` (`n_ids` is 0), `MICROBERT_ERR_TOO_MANY_TOKENS` (more than
 /// `microbert_max_tokens`), `MICROBERT_ERR_TOKEN_OUT_OF_VOCAB`. On error `out` holds
@@ -336,7 +434,7 @@ pub unsafe extern "C" fn microbert_embed(
     code((|| {
         // SAFETY: forwarded contract.
         let a = unsafe { embed_args(model, ids, n_ids, scratch, scratch_len, out, out_len) }?;
-        glue::embed(a.model, a.ids, a.scratch, a.out)
+        glue::embed(a.model, a.prepared, a.ids, a.scratch, a.out)
     })())
 }
 
@@ -361,7 +459,7 @@ pub unsafe extern "C" fn microbert_embed_q16(
     code((|| {
         // SAFETY: forwarded contract.
         let a = unsafe { embed_args(model, ids, n_ids, scratch, scratch_len, out, out_len) }?;
-        glue::embed_q16(a.model, a.ids, a.scratch, a.out)
+        glue::embed_q16(a.model, a.prepared, a.ids, a.scratch, a.out)
     })())
 }
 

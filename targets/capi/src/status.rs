@@ -21,8 +21,9 @@ pub const MICROBERT_ERR_NULL: i32 = -1;
 pub const MICROBERT_ERR_NOT_OPEN: i32 = -2;
 /// The text is not valid UTF-8.
 pub const MICROBERT_ERR_UTF8: i32 = -3;
-/// A pointer is not aligned for its type (the scratch buffer: `MICROBERT_SCRATCH_ALIGN`,
-/// the model storage: 8 bytes).
+/// A pointer is not aligned for its type (the model storage: 8 bytes; token ids, outputs
+/// and `n_ids`: their C types' alignment). Scratch and prepared-weight buffers may have any
+/// alignment.
 pub const MICROBERT_ERR_ALIGN: i32 = -4;
 /// A length argument is larger than any object can be (over `PTRDIFF_MAX` bytes).
 pub const MICROBERT_ERR_LENGTH: i32 = -5;
@@ -77,10 +78,14 @@ pub const MICROBERT_ERR_OUTPUT_SIZE: i32 = -306;
 pub const MICROBERT_ERR_NO_SUCH_HEAD: i32 = -307;
 /// A position is outside the model's position table.
 pub const MICROBERT_ERR_POSITION: i32 = -308;
+/// The buffer given to `microbert_prepare` is shorter than `microbert_prepared_bytes`.
+pub const MICROBERT_ERR_PREPARED_TOO_SMALL: i32 = -309;
+/// Prepared weights do not belong to this model and these kernels.
+pub const MICROBERT_ERR_PREPARED_MISMATCH: i32 = -310;
 
 /// Every status, for the tests.
 #[cfg(test)]
-pub(crate) const ALL: [i32; 30] = [
+pub(crate) const ALL: [i32; 32] = [
     MICROBERT_OK,
     MICROBERT_ERR_NULL,
     MICROBERT_ERR_NOT_OPEN,
@@ -111,6 +116,8 @@ pub(crate) const ALL: [i32; 30] = [
     MICROBERT_ERR_OUTPUT_SIZE,
     MICROBERT_ERR_NO_SUCH_HEAD,
     MICROBERT_ERR_POSITION,
+    MICROBERT_ERR_PREPARED_TOO_SMALL,
+    MICROBERT_ERR_PREPARED_MISMATCH,
 ];
 
 /// The sentence for a status (static, NUL-terminated); unknown codes get one too.
@@ -123,7 +130,7 @@ pub(crate) fn message(status: i32) -> &'static CStr {
         }
         MICROBERT_ERR_UTF8 => c"the text is not valid UTF-8",
         MICROBERT_ERR_ALIGN => {
-            c"a pointer is not aligned for its type (scratch: MICROBERT_SCRATCH_ALIGN bytes, model storage: 8 bytes)"
+            c"a pointer is not aligned for its type (model storage: 8 bytes; ids and outputs: their element type)"
         }
         MICROBERT_ERR_LENGTH => c"a length argument is larger than any object can be",
         MICROBERT_ERR_BLOB => c"the model blob is invalid",
@@ -164,6 +171,12 @@ pub(crate) fn message(status: i32) -> &'static CStr {
         }
         MICROBERT_ERR_NO_SUCH_HEAD => c"the model has no such head",
         MICROBERT_ERR_POSITION => c"a position is outside the model's position table",
+        MICROBERT_ERR_PREPARED_TOO_SMALL => {
+            c"the prepared-weight buffer is smaller than microbert_prepared_bytes"
+        }
+        MICROBERT_ERR_PREPARED_MISMATCH => {
+            c"the prepared weights were made for another model or other kernels"
+        }
         _ => c"unknown microbert status",
     }
 }

@@ -148,7 +148,11 @@ fn embeddings_equal_the_runtime_called_directly() {
 
     // SAFETY: an opened storage.
     let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
-    assert_eq!(bytes, microbert::scratch_bytes(&model, ids.len()) + 4 * d);
+    // The runtime's arena, the pooled vector, 3 bytes to align it.
+    assert_eq!(
+        bytes,
+        microbert::scratch_bytes(&model, ids.len()) + 4 * d + 3
+    );
     let mut buf = scratch(bytes);
     let (s, q16) = embed_q16(&m, &ids, &mut buf, bytes);
     assert_eq!(s, MICROBERT_OK);
@@ -323,10 +327,18 @@ fn scratch_and_output_are_checked() {
     let d = unsafe { microbert_hidden_size(&m) };
     let mut buf = scratch(bytes);
     assert_eq!(embed(&m, &ids, &mut buf, bytes).0, MICROBERT_OK);
+    // One byte short fails wherever the buffer starts (the alignment bytes are reserved).
     assert_eq!(
         embed(&m, &ids, &mut buf, bytes - 1).0,
         MICROBERT_ERR_SCRATCH_TOO_SMALL
     );
+    for offset in 1..4 {
+        assert_eq!(
+            embed_at(&m, &ids, &mut buf, offset, bytes - 1).0,
+            MICROBERT_ERR_SCRATCH_TOO_SMALL,
+            "offset {offset}"
+        );
+    }
     assert_eq!(
         embed(&m, &ids, &mut buf, 3).0,
         MICROBERT_ERR_SCRATCH_TOO_SMALL
@@ -352,25 +364,8 @@ fn scratch_and_output_are_checked() {
     assert_eq!(huge, 0, "overflow gives 0");
 
     let mut out = vec![0f32; d];
-    let misaligned = buf
-        .as_mut_ptr()
-        .cast::<u8>()
-        .wrapping_add(1)
-        .cast::<c_void>();
-    // SAFETY: live buffers; the misaligned pointer stays within `buf` for `bytes`.
+    // SAFETY: live buffers of the lengths given.
     unsafe {
-        assert_eq!(
-            microbert_embed(
-                &m,
-                ids.as_ptr(),
-                ids.len(),
-                misaligned,
-                bytes,
-                out.as_mut_ptr(),
-                d
-            ),
-            MICROBERT_ERR_ALIGN
-        );
         let sp = buf.as_mut_ptr().cast::<c_void>();
         assert_eq!(
             microbert_embed(
@@ -407,6 +402,150 @@ fn scratch_and_output_are_checked() {
             MICROBERT_ERR_ALIGN
         );
     }
+}
+
+/// `microbert_embed` with the scratch starting `offset` bytes into `buf`.
+fn embed_at(
+    m: &microbert_model,
+    ids: &[u32],
+    buf: &mut [u32],
+    offset: usize,
+    bytes: usize,
+) -> (i32, Vec<f32>) {
+    assert!(offset + bytes <= buf.len() * 4);
+    // SAFETY: a live storage.
+    let d = unsafe { microbert_hidden_size(m) };
+    let mut out = vec![0f32; d];
+    let scratch = buf.as_mut_ptr().cast::<u8>().wrapping_add(offset).cast();
+    // SAFETY: live buffers; `offset + bytes` is within `buf` (asserted).
+    let s = unsafe {
+        microbert_embed(
+            m,
+            ids.as_ptr(),
+            ids.len(),
+            scratch,
+            bytes,
+            out.as_mut_ptr(),
+            d,
+        )
+    };
+    (s, out)
+}
+
+/// Bits of floats, for exact comparisons.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn scratch_may_have_any_alignment() {
+    let (_, m) = open(fixture());
+    let (_, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    let mut buf = scratch(bytes + 4);
+    let (s, want) = embed_at(&m, &ids, &mut buf, 0, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    for offset in 1..8 {
+        let (s, got) = embed_at(&m, &ids, &mut buf, offset, bytes);
+        assert_eq!(s, MICROBERT_OK, "offset {offset}");
+        assert_eq!(bits(&got), bits(&want), "offset {offset}");
+    }
+}
+
+/// Storage for prepared weights, `offset` bytes into an allocation (any alignment works).
+fn prepared_storage(len: usize, offset: usize) -> Vec<u8> {
+    vec![0u8; len + offset]
+}
+
+fn prepare(m: &mut microbert_model, buf: &mut [u8], offset: usize, len: usize) -> i32 {
+    assert!(offset + len <= buf.len());
+    // SAFETY: a live storage; `offset + len` is within `buf` (asserted).
+    unsafe { microbert_prepare(m, buf.as_mut_ptr().wrapping_add(offset).cast(), len) }
+}
+
+#[test]
+fn prepared_weights_give_the_same_bits() {
+    let blob = fixture();
+    let (_, mut m) = open(blob);
+    let model = microbert::parse(blob).expect("fixture parses");
+    let kernels = microbert_host::HostKernels::detect();
+    // SAFETY: an opened storage.
+    let need = unsafe { microbert_prepared_bytes(&m) };
+    assert_eq!(need, microbert::prepared_bytes(&kernels, &model));
+    // SAFETY: a static NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(microbert_kernels()) };
+    assert_eq!(
+        need > 0,
+        name == c"avx2",
+        "AVX2 prepares panels, scalar nothing"
+    );
+
+    let (_, ids) = tokenize(&m, TEXT.as_bytes(), 64);
+    // SAFETY: an opened storage.
+    let bytes = unsafe { microbert_scratch_bytes(&m, ids.len()) };
+    let mut buf = scratch(bytes);
+    let (s, want_q16) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    let (_, want) = embed(&m, &ids, &mut buf, bytes);
+
+    if need == 0 {
+        // Nothing to prepare: succeeds, even with no buffer.
+        // SAFETY: a live storage.
+        let s = unsafe { microbert_prepare(&mut m, null_mut(), 0) };
+        assert_eq!(s, MICROBERT_OK);
+        return;
+    }
+    // Errors leave the model as it was.
+    let mut weights = prepared_storage(need, 3);
+    assert_eq!(
+        prepare(&mut m, &mut weights, 3, need - 1),
+        MICROBERT_ERR_PREPARED_TOO_SMALL
+    );
+    // SAFETY: null pointers and live storages.
+    unsafe {
+        assert_eq!(
+            microbert_prepare(&mut m, null_mut(), need),
+            MICROBERT_ERR_NULL
+        );
+        assert_eq!(
+            microbert_prepare(null_mut(), weights.as_mut_ptr().cast(), need),
+            MICROBERT_ERR_NULL
+        );
+        let mut unopened = storage();
+        assert_eq!(
+            microbert_prepare(&mut unopened, weights.as_mut_ptr().cast(), need),
+            MICROBERT_ERR_NOT_OPEN
+        );
+        assert_eq!(microbert_prepared_bytes(&unopened), 0);
+        assert_eq!(microbert_prepared_bytes(null()), 0);
+    }
+    assert!(weights.iter().all(|&b| b == 0), "nothing written on error");
+
+    // Prepared at an odd address: the same bits, q16 and f32, on the model and on a copy.
+    assert_eq!(prepare(&mut m, &mut weights, 3, need), MICROBERT_OK);
+    assert!(weights.iter().any(|&b| b != 0), "the weights were written");
+    let (s, q16) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!((s, q16), (MICROBERT_OK, want_q16.clone()));
+    // SAFETY: a bitwise copy (C's assignment) of plain bytes; the original stays valid.
+    let copy: microbert_model = unsafe { core::ptr::read(&m) };
+    let (s, f) = embed(&copy, &ids, &mut buf, bytes);
+    assert_eq!((s, bits(&f)), (MICROBERT_OK, bits(&want)));
+
+    // The embed calls read the caller's buffer: other bytes there change the result (the
+    // runtime checks only the length, so this is wrong numbers, never undefined behaviour).
+    for b in weights.iter_mut().skip(3) {
+        *b = b.wrapping_add(1);
+    }
+    let (s, changed) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(s, MICROBERT_OK);
+    assert_ne!(changed, want_q16, "the prepared buffer is what embed reads");
+    // A fresh open forgets the buffer.
+    // SAFETY: a live slice and storage.
+    let s = unsafe { microbert_open(blob.as_ptr(), blob.len(), &mut m) };
+    assert_eq!(s, MICROBERT_OK);
+    let (_, again) = embed_q16(&m, &ids, &mut buf, bytes);
+    assert_eq!(again, want_q16);
 }
 
 #[test]

@@ -19,9 +19,12 @@
 use core::fmt::{self, Write as _};
 
 /// What the scratch arena is declared for: all-MiniLM-L6-v2 (hidden, heads, intermediate,
-/// vocabulary), up to `app::MAX_TOKENS` tokens. The application checks the blob against it.
+/// vocabulary), up to `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the
+/// calibrated numerics (the recipes' default). The application checks the blob against it.
 const PLAN: microbert::Plan =
-    microbert::Plan::new(microbert::Dims::new(384, 12, 1536, 30_522), app::MAX_TOKENS);
+    microbert::Plan::new(microbert::Dims::new(384, 12, 1536, 30_522), app::MAX_TOKENS)
+        .with_int16_inputs()
+        .with_uint8_inputs();
 
 #[path = "../../firmware-common/app.rs"]
 mod app;

@@ -20,9 +20,11 @@ use core::cell::Cell;
 use microbert::kernels::{MatMut, MatRef};
 use std::thread::LocalKey;
 
+mod inputs;
 mod packed;
 mod rows;
-pub(crate) use packed::{Panels, pack_channels, panel_len};
+pub(crate) use inputs::{quantize_row_i8_scaled, quantize_row_i16, quantize_row_u8_offset};
+pub(crate) use packed::{Activations, Panels, pack_channels, panel_len};
 pub(crate) use rows::{
     attention_logits_row, gelu_row, layer_norm_row, pv_scale_row, quantize_row_i8,
     quantize_row_pow2, requantize_row, softmax_row,
@@ -41,8 +43,8 @@ std::thread_local! {
 /// first.
 ///
 /// # Safety
-/// The CPU must support AVX2; `a.cols() == b.cols()`, `out` is `a.rows() x b.rows()`.
-pub(crate) unsafe fn gemm_channels(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
+/// The CPU must support AVX2; `a`'s depth is `b.cols()`, `out` is `a.rows() x b.rows()`.
+pub(crate) unsafe fn gemm_channels(a: Activations<'_>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     let Some(len) = panel_len(b.rows(), b.cols()) else {
         return;
     };
@@ -75,8 +77,8 @@ pub(crate) fn with_buffer<T: Default, R>(
 /// `out[r][c] = sum_k a[r][k] * b[c][k]` with `b` packed (its depth is `a.cols()`).
 ///
 /// # Safety
-/// The CPU must support AVX2; `b` has `a.cols()` depths and `out` is `a.rows() x b.n()`.
-pub(crate) unsafe fn gemm_prepared(a: MatRef<'_, i8>, b: Panels<'_>, out: MatMut<'_, i32>) {
+/// The CPU must support AVX2; `b` has `a`'s depth and `out` is `a.rows() x b.n()`.
+pub(crate) unsafe fn gemm_prepared(a: Activations<'_>, b: Panels<'_>, out: MatMut<'_, i32>) {
     // SAFETY: the caller's guarantees.
     with_buffer(&A_PAIRS, |buf| unsafe {
         packed::gemm_packed(a, b, out, buf)

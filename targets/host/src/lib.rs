@@ -47,7 +47,7 @@ mod avx2;
 pub mod lines;
 
 use microbert::kernels::{
-    Gemm, Kernels, LayerNormParams, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
+    Gemm, Kernels, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
 };
 use microbert::{Encoder, ModelView, PreparedWeights, RunError};
 
@@ -181,13 +181,19 @@ impl Kernels for HostKernels {
         #[cfg(target_arch = "x86_64")]
         if self.backend == Backend::Avx2 && g.rows() > 0 && g.channels() > 0 && g.depth() > 0 {
             let (a, b, out) = g.parts();
-            match (a, b) {
-                (Lhs::I8(a), Rhs::Channels(b)) => {
+            let acts = match a {
+                Lhs::I8(m) => Some(avx2::Activations::I8(m)),
+                Lhs::U8 { values, zero_point } => Some(avx2::Activations::U8(values, zero_point)),
+                Lhs::I16(m) => Some(avx2::Activations::I16(m)),
+                _ => None,
+            };
+            match (acts, a, b) {
+                (Some(a), _, Rhs::Channels(b)) => {
                     // SAFETY: `backend == Avx2` only after `is_x86_feature_detected!("avx2")`
                     // (see `avx2()`); `Gemm::new` checked that the shapes agree.
                     unsafe { avx2::gemm_channels(a, b, out) };
                 }
-                (Lhs::I8(a), Rhs::Prepared(p)) => {
+                (Some(a), _, Rhs::Prepared(p)) => {
                     let raw = p.raw();
                     let bytes: &[i8] = bytemuck::cast_slice(p.bytes());
                     match avx2::Panels::new(bytes, raw.rows(), raw.cols()) {
@@ -198,11 +204,11 @@ impl Kernels for HostKernels {
                         None => unsafe { avx2::gemm_channels(a, raw, out) },
                     }
                 }
-                (Lhs::U16(p), Rhs::Depths(v)) => {
+                (_, Lhs::U16(p), Rhs::Depths(v)) => {
                     // SAFETY: as above.
                     unsafe { avx2::weighted_sums(p, v, out) };
                 }
-                (a, b) => {
+                (_, a, b) => {
                     if let Some(g) = Gemm::new(a, b, out) {
                         scalar::gemm(g);
                     }
@@ -251,6 +257,39 @@ impl Kernels for HostKernels {
             return unsafe { avx2::quantize_row_i8(row, out) };
         }
         microbert::quant::quantize_row_i8(row, out)
+    }
+
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_i8_scaled(row, factors, out) };
+        }
+        scalar::quantize_row_i8_scaled(row, factors, out)
+    }
+
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_i16(row, factors, qmax, out) };
+        }
+        scalar::quantize_row_i16(row, factors, qmax, out)
+    }
+
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.backend == Backend::Avx2 {
+            // SAFETY: AVX2 was detected (see `avx2()`); the body checks every length itself.
+            return unsafe { avx2::quantize_row_u8_offset(row, offset, out) };
+        }
+        scalar::quantize_row_u8_offset(row, offset, out)
     }
 
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {

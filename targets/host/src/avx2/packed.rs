@@ -26,7 +26,8 @@ use core::arch::x86_64::{
     __m128i, __m256i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi8, _mm_unpackhi_epi16,
     _mm_unpackhi_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi8, _mm_unpacklo_epi16,
     _mm_unpacklo_epi32, _mm_unpacklo_epi64, _mm256_add_epi32, _mm256_cvtepi8_epi16,
-    _mm256_madd_epi16, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256,
+    _mm256_cvtepu8_epi16, _mm256_loadu_si256, _mm256_madd_epi16, _mm256_set1_epi16,
+    _mm256_set1_epi32, _mm256_setzero_si256, _mm256_storeu_si256, _mm256_sub_epi16,
 };
 
 use core::ops::Range;
@@ -223,13 +224,79 @@ fn transpose_8x8_u16(r: [__m128i; 8]) -> [__m128i; 8] {
     ]
 }
 
-/// Widens `m` rows of `depth` elements of `a` (`lda` apart) to i16 pairs: word `p` of row
-/// `r` is `a[r][2p]` (low half) and `a[r][2p + 1]` (high half), zero past `depth`.
+/// The activation operands the packed GEMM reads, as i16 values: int8 (sign-extended),
+/// unsigned 8-bit minus a zero point (zero-extended, then the zero point subtracted: values
+/// in [-255, 255]) and int16 as they are. Every product with an int8 weight fits a
+/// `vpmaddwd` lane pair exactly.
+#[derive(Clone, Copy)]
+pub(crate) enum Activations<'a> {
+    /// Symmetric int8.
+    I8(MatRef<'a, i8>),
+    /// Unsigned 8-bit with a zero point.
+    U8(MatRef<'a, u8>, u8),
+    /// int16.
+    I16(MatRef<'a, i16>),
+}
+
+impl Activations<'_> {
+    fn rows(&self) -> usize {
+        match self {
+            Self::I8(m) => m.rows(),
+            Self::U8(m, _) => m.rows(),
+            Self::I16(m) => m.rows(),
+        }
+    }
+
+    fn depth(&self) -> usize {
+        match self {
+            Self::I8(m) => m.cols(),
+            Self::U8(m, _) => m.cols(),
+            Self::I16(m) => m.cols(),
+        }
+    }
+
+    /// Element `k` of row `r` as the i16 it stands for.
+    fn at(&self, r: usize, k: usize) -> i16 {
+        match self {
+            Self::I8(m) => i16::from(m.at(r, k)),
+            Self::U8(m, zp) => i16::from(m.at(r, k)) - i16::from(*zp),
+            Self::I16(m) => m.at(r, k),
+        }
+    }
+
+    /// Elements `k..k + 16` of row `r` as 16 i16 lanes.
+    ///
+    /// # Safety
+    /// AVX2; `r < rows()` and `k + 16 <= depth()`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load16(&self, r: usize, k: usize) -> __m256i {
+        // SAFETY: row `r` holds `depth() >= k + 16` elements (the `MatRef` invariant).
+        unsafe {
+            match self {
+                Self::I8(m) => _mm256_cvtepi8_epi16(_mm_loadu_si128(
+                    m.data().as_ptr().add(r * m.ld() + k).cast(),
+                )),
+                Self::U8(m, zp) => _mm256_sub_epi16(
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                        m.data().as_ptr().add(r * m.ld() + k).cast(),
+                    )),
+                    _mm256_set1_epi16(i16::from(*zp)),
+                ),
+                Self::I16(m) => _mm256_loadu_si256(m.data().as_ptr().add(r * m.ld() + k).cast()),
+            }
+        }
+    }
+}
+
+/// Widens the rows of `a` to i16 pairs: word `p` of row `r` is `a[r][2p]` (low half) and
+/// `a[r][2p + 1]` (high half), zero past the depth.
 ///
 /// # Safety
-/// AVX2; `a` holds `(m - 1) * lda + depth` elements (`m > 0`).
+/// AVX2.
 #[target_feature(enable = "avx2")]
-unsafe fn widen_pairs(m: usize, depth: usize, a: &[i8], lda: usize, out: &mut Vec<i32>) {
+unsafe fn widen_pairs(a: Activations<'_>, out: &mut Vec<i32>) {
+    let (m, depth) = (a.rows(), a.depth());
     let pairs = depth.div_ceil(2);
     let k16 = depth & !15;
     // The vector loop writes every word when the depth is a multiple of 16; the tail
@@ -238,39 +305,34 @@ unsafe fn widen_pairs(m: usize, depth: usize, a: &[i8], lda: usize, out: &mut Ve
     for r in 0..m {
         let dst = out.as_mut_ptr().wrapping_add(r * pairs);
         for k in (0..k16).step_by(16) {
-            // SAFETY: `r * lda + k + 16 <= (m - 1) * lda + depth <= a.len()` as
-            // `k + 16 <= depth`; the 32 bytes stored are words `k / 2..k / 2 + 8` of row `r`,
-            // inside its `pairs >= k / 2 + 8` words.
-            unsafe {
-                let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(a.as_ptr().add(r * lda + k).cast()));
-                _mm256_storeu_si256(dst.add(k / 2).cast(), x);
-            }
+            // SAFETY: `r < m` and `k + 16 <= depth`; the 32 bytes stored are words
+            // `k / 2..k / 2 + 8` of row `r`, inside its `pairs >= k / 2 + 8` words.
+            unsafe { _mm256_storeu_si256(dst.add(k / 2).cast(), a.load16(r, k)) };
         }
-        let row = a.get(r * lda..r * lda + depth).unwrap_or_default();
         let words = out.get_mut(r * pairs..(r + 1) * pairs).unwrap_or_default();
-        for (k, &x) in row.iter().enumerate().skip(k16) {
+        for k in k16..depth {
             if let Some(w) = words.get_mut(k / 2) {
-                let half = u32::from(x as i16 as u16) << (16 * (k % 2));
+                let half = u32::from(a.at(r, k) as u16) << (16 * (k % 2));
                 *w = (*w as u32 | half) as i32;
             }
         }
     }
 }
 
-/// `out[r][c] = sum_k a[r][k] * b[c][k]` with `b` packed (its depth is `a.cols()`).
+/// `out[r][c] = sum_k a[r][k] * b[c][k]` with `b` packed (its depth is `a`'s).
 ///
 /// # Safety
-/// The CPU must support AVX2; `b` has `a.cols()` depths and `out` is `a.rows() x b.n()`.
+/// The CPU must support AVX2; `b` has `a`'s depth and `out` is `a.rows() x b.n()`.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn gemm_packed(
-    a: MatRef<'_, i8>,
+    a: Activations<'_>,
     b: Panels<'_>,
     out: MatMut<'_, i32>,
     a_pairs: &mut Vec<i32>,
 ) {
-    debug_assert!(a.cols() == b.depth && a.rows() == out.rows() && b.n == out.cols());
-    // SAFETY: AVX2 is the caller's; the `MatRef` invariant bounds `a`.
-    unsafe { widen_pairs(a.rows(), a.cols(), a.data(), a.ld(), a_pairs) };
+    debug_assert!(a.depth() == b.depth && a.rows() == out.rows() && b.n == out.cols());
+    // SAFETY: AVX2 is the caller's.
+    unsafe { widen_pairs(a, a_pairs) };
     // SAFETY: AVX2; `a_pairs` now holds `a.rows()` rows of `b.pairs()` words.
     unsafe { gemm_pairs(a_pairs, b, out) };
 }

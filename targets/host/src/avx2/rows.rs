@@ -42,7 +42,7 @@ use microbert::quant::{self, I8_MAX, normalize, round_shift_i64};
 /// `x >> s` (arithmetic) on four i64 lanes with per-lane counts `s` in `0..=63`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn sra64(x: __m256i, s: __m256i) -> __m256i {
+pub(super) fn sra64(x: __m256i, s: __m256i) -> __m256i {
     let sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
     _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sign), s), sign)
 }
@@ -50,7 +50,7 @@ fn sra64(x: __m256i, s: __m256i) -> __m256i {
 /// Saturates four i64 lanes to the i32 range (the result's low 32 bits are the i32).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn sat_i32_64(y: __m256i) -> __m256i {
+pub(super) fn sat_i32_64(y: __m256i) -> __m256i {
     let hi = _mm256_set1_epi64x(i64::from(i32::MAX));
     let lo = _mm256_set1_epi64x(i64::from(i32::MIN));
     let y = _mm256_blendv_epi8(y, hi, _mm256_cmpgt_epi64(y, hi));
@@ -71,14 +71,14 @@ fn round_shift_sat(x: __m256i, s: __m256i) -> __m256i {
 /// `vpmuldq`, which reads only the low half) and the odd ones (moved down).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn odd(v: __m256i) -> __m256i {
+pub(super) fn odd(v: __m256i) -> __m256i {
     _mm256_srli_epi64::<32>(v)
 }
 
 /// Reassembles eight i32 results from the low halves of the even and odd 64-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn join(even: __m256i, odd: __m256i) -> __m256i {
+pub(super) fn join(even: __m256i, odd: __m256i) -> __m256i {
     _mm256_blend_epi32::<0xAA>(even, _mm256_slli_epi64::<32>(odd))
 }
 
@@ -170,7 +170,7 @@ pub(crate) unsafe fn requantize_row(acc: &[i32], amax: u32, rq: &Requant<'_>, ou
 /// `quant::amax`: the largest magnitude, saturated to `i32::MAX`.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn amax(row: &[i32]) -> u32 {
+pub(super) fn amax(row: &[i32]) -> u32 {
     let mut mx = _mm256_setzero_si256();
     let chunks = row.chunks_exact(8);
     let tail = quant::amax(chunks.remainder());
