@@ -269,7 +269,7 @@ pub fn asm_report(root: &Path) -> Result<()> {
     ensure_toolchain(&ASM_TOOLS)?;
     let dsp = &crate::cortex_m::CONFORMANCE[0];
     let mve = &crate::cortex_m::CONFORMANCE[3];
-    let kernels: [(Binary, &str, &str, u32); 9] = [
+    let kernels: [(Binary, &str, &str, u32); 11] = [
         (
             Binary::User(&I8MM),
             "kernel_8x8",
@@ -297,7 +297,19 @@ pub fn asm_report(root: &Path) -> Result<()> {
             "Cortex-M DSP 4x1 (SMLAD)",
             0,
         ),
+        (
+            Binary::CortexM(dsp),
+            "dot_4xn",
+            "Cortex-M DSP 4xN (SMLAD, panel)",
+            0,
+        ),
         (Binary::CortexM(mve), "tile_i8_3x2", "Helium 3x2 int8", 0),
+        (
+            Binary::CortexM(mve),
+            "tile_i16_3x2",
+            "Helium 3x2 int16 x int8",
+            0,
+        ),
         (
             Binary::CortexM(mve),
             "tile_u16_3x2",

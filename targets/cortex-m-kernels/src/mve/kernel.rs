@@ -6,8 +6,8 @@
 //! 6 `VMLADAVA` (each the dot product of one row and one channel over the vector, added to
 //! a general register, modulo 2^32 as the scalar i32 sum), plus `LETP`: 12 instructions
 //! for 96 int8 multiply-accumulates (8 MAC per instruction; CMSIS-NN's 4-row int8 loop
-//! about 5.8), or 48 for the u16 x u8 variant of P.V. Loads and multiplies alternate so
-//! that a dual-beat core (Cortex-M55) overlaps them.
+//! about 5.8), or 48 for the i16 x i8 (int16 activations) and u16 x u8 (P.V) variants.
+//! Loads and multiplies alternate so that a dual-beat core (Cortex-M55) overlaps them.
 //!
 //! Registers: accumulators r0, r2, r4, r6, r8, r10 (`VMLADAVA` takes even registers only),
 //! rows r1, r3, r9, channels r5, r7 (the widening `VLDRB.U16` takes a low base register),
@@ -127,6 +127,14 @@ tile_kernel!(
     "vldrb.8",
     "#16",
     "vmladava.s8"
+);
+tile_kernel!(
+    tile_i16_3x2,
+    "dlstp.16",
+    "vldrh.s16",
+    "vldrb.s16",
+    "#8",
+    "vmladava.s16"
 );
 tile_kernel!(
     tile_u16_3x2,

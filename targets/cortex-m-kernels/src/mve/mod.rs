@@ -13,8 +13,20 @@
 //! `VMLADAVA.U16` over 8 keys per step (`VLDRB.U16` widens the values as it loads them);
 //! `sum p v = sum p (v + 128) - 128 sum p`, exact modulo 2^32 as the scalar i32 sum.
 //!
-//! Every other operand kind goes to the DSP kernels ([`crate::dsp`]), which handle
-//! `Lhs::U8`, `Lhs::I16` and fall back to the scalar reference for the rest.
+//! **int16 activations** (`Lhs::I16` x channel-major or prepared weights, the calibrated
+//! q/k/v inputs): the same tile as [`kernel::tile_i16_3x2`], `VMLADAVA.S16` over 8 depths
+//! with the weights sign-extended by `VLDRB.S16` as they load (read in place): 12
+//! instructions per 48 multiply-accumulates (4 MAC per instruction).
+//!
+//! **uint8 with a zero point** (`Lhs::U8`, the calibrated FFN2 input): the rows of a block
+//! are copied to a stack buffer (at most [`U8_BYTES`]) as `q - 128` (`q ^ 0x80`, an int8
+//! in -128..=127, exact for `VMLADAVA.S8`), the int8 GEMM runs on them, and each channel
+//! gets `(128 - zero_point) sum_k w[c][k]`: `sum (q - z) w = sum (q - 128) w + (128 - z) sum
+//! w`, exact modulo 2^32 as the scalar i32 sum. The inner loop is the int8 one (8 MAC per
+//! instruction); the copy and the weight sums are `O(rows depth + channels depth)`.
+//!
+//! Every other operand kind goes to the DSP kernels ([`crate::dsp`]), which fall back to the
+//! scalar reference for what they do not handle.
 
 mod kernel;
 
@@ -27,6 +39,9 @@ const MR: usize = 3;
 const SHORT_PAIRS: usize = 16;
 /// Bytes of the transposed values of one key chunk (P.V).
 pub const VT_BYTES: usize = 4096;
+/// Bytes of the shifted uint8 rows of one block (`Lhs::U8`): 3 rows of up to 1,536 depths
+/// (MiniLM's FFN2); deeper rows go to the DSP kernels.
+pub const U8_BYTES: usize = MR * 1536;
 
 /// `out = a x b` for the operand kinds Helium accelerates, the DSP kernels for the rest.
 pub fn gemm(g: Gemm<'_, '_>) {
@@ -35,8 +50,16 @@ pub fn gemm(g: Gemm<'_, '_>) {
     }
     let (a, b, mut out) = g.parts();
     match (a, b) {
-        (Lhs::I8(x), Rhs::Channels(w)) => dense_i8(x, w, &mut out),
-        (Lhs::I8(x), Rhs::Prepared(p)) => dense_i8(x, p.raw(), &mut out),
+        (Lhs::I8(x), Rhs::Channels(w)) => dense(Variant::I8, x, w, &mut out, 0),
+        (Lhs::I8(x), Rhs::Prepared(p)) => dense(Variant::I8, x, p.raw(), &mut out, 0),
+        (Lhs::I16(x), Rhs::Channels(w)) => dense(Variant::I16, x, w, &mut out, 0),
+        (Lhs::I16(x), Rhs::Prepared(p)) => dense(Variant::I16, x, p.raw(), &mut out, 0),
+        (Lhs::U8 { values, zero_point }, Rhs::Channels(w)) if values.cols() <= U8_BYTES / MR => {
+            dense_u8(values, zero_point, w, &mut out)
+        }
+        (Lhs::U8 { values, zero_point }, Rhs::Prepared(p)) if values.cols() <= U8_BYTES / MR => {
+            dense_u8(values, zero_point, p.raw(), &mut out)
+        }
         (Lhs::U16(p), Rhs::Depths(v)) if v.cols() <= VT_BYTES => weighted(p, v, &mut out),
         _ => {
             if let Some(g) = Gemm::new(a, b, out) {
@@ -51,6 +74,8 @@ pub fn gemm(g: Gemm<'_, '_>) {
 enum Variant {
     /// int8 rows x int8 channels, 16 per step.
     I8,
+    /// int16 rows x int8 channels, 8 per step.
+    I16,
     /// u16 rows x u8 channels, 8 per step.
     U16,
 }
@@ -74,7 +99,7 @@ unsafe fn run(
 ) {
     let (per_step, a_bytes, b_bytes) = match variant {
         Variant::I8 => (16, 16, 16),
-        Variant::U16 => (8, 16, 8),
+        Variant::I16 | Variant::U16 => (8, 16, 8),
     };
     let steps = depth.div_ceil(per_step);
     let t = Tile {
@@ -92,6 +117,7 @@ unsafe fn run(
     unsafe {
         match variant {
             Variant::I8 => kernel::tile_i8_3x2(&t),
+            Variant::I16 => kernel::tile_i16_3x2(&t),
             Variant::U16 => kernel::tile_u16_3x2(&t),
         }
     }
@@ -179,17 +205,32 @@ fn row_pointers<T: microbert::kernels::Element>(
     core::array::from_fn(|i| a.row(r0 + if i < rows { i } else { 0 }).as_ptr().cast())
 }
 
-/// `out = a x w^T`, int8 (`a`: `m x depth`, `w`: `n x depth`, both non-empty).
-fn dense_i8(a: MatRef<'_, i8>, w: MatRef<'_, i8>, out: &mut MatMut<'_, i32>) {
+/// `out[out_r0..] = a x w^T` for an int8 (`Variant::I8`) or int16 (`Variant::I16`) `a`
+/// (`m x depth`; `w`: `n x depth`, both non-empty; `out` holds rows `out_r0..out_r0 + m`).
+fn dense<T: microbert::kernels::Element>(
+    variant: Variant,
+    a: MatRef<'_, T>,
+    w: MatRef<'_, i8>,
+    out: &mut MatMut<'_, i32>,
+    out_r0: usize,
+) {
     let (m, n, depth) = (a.rows(), w.rows(), a.cols());
+    debug_assert_eq!(
+        core::mem::size_of::<T>(),
+        match variant {
+            Variant::I8 => 1,
+            _ => 2,
+        }
+    );
     let b = w.data().as_ptr().cast::<u8>();
     for r0 in (0..m).step_by(MR) {
         let rows = MR.min(m - r0);
-        // SAFETY: rows of `a` hold `depth` bytes and `w`'s `n` rows, `ld` apart from its
-        // start, hold `depth` bytes (the `MatRef` invariant); `out` is `m x n` (`Gemm`).
+        // SAFETY: rows of `a` hold `depth` elements of the variant's type and `w`'s `n`
+        // rows, `ld` apart from its start, hold `depth` bytes (the `MatRef` invariant);
+        // `out` holds rows `out_r0..out_r0 + m` of `n` (`Gemm` and the callers).
         unsafe {
             panel(
-                Variant::I8,
+                variant,
                 row_pointers(a, r0, rows),
                 rows,
                 b,
@@ -197,8 +238,43 @@ fn dense_i8(a: MatRef<'_, i8>, w: MatRef<'_, i8>, out: &mut MatMut<'_, i32>) {
                 n,
                 depth,
                 out,
-                r0,
+                out_r0 + r0,
             );
+        }
+    }
+}
+
+/// `out = (a - zero_point) x w^T` for uint8 `a` (`m x depth`, `depth <= U8_BYTES / MR`):
+/// blocks of rows shifted to int8 on the stack through [`dense`], then the zero point's
+/// per-channel term.
+fn dense_u8(a: MatRef<'_, u8>, zero_point: u8, w: MatRef<'_, i8>, out: &mut MatMut<'_, i32>) {
+    let (m, depth) = (a.rows(), a.cols());
+    let block = (U8_BYTES / depth) / MR * MR;
+    let mut shifted = [0i8; U8_BYTES];
+    for r0 in (0..m).step_by(block) {
+        let rows = block.min(m - r0);
+        for i in 0..rows {
+            let dst = &mut shifted[i * depth..(i + 1) * depth];
+            for (d, &q) in dst.iter_mut().zip(a.row(r0 + i)) {
+                *d = (q ^ 0x80) as i8;
+            }
+        }
+        let Some(x) = MatRef::contiguous(&shifted[..rows * depth], rows, depth) else {
+            return;
+        };
+        dense(Variant::I8, x, w, out, r0);
+    }
+    // `sum (q - z) w = sum (q - 128) w + (128 - z) sum w`.
+    let factor = 128 - i32::from(zero_point);
+    for c in 0..w.rows() {
+        let sum = w
+            .row(c)
+            .iter()
+            .fold(0i32, |s, &x| s.wrapping_add(i32::from(x)));
+        let term = sum.wrapping_mul(factor);
+        for r in 0..m {
+            let o = &mut out.row_mut(r)[c];
+            *o = o.wrapping_add(term);
         }
     }
 }
