@@ -9,12 +9,12 @@
 
 use core::cell::Cell;
 use microbert::kernels::{
-    Gemm, LayerNormParams, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs,
+    Gemm, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs,
 };
 use microbert::Kernels;
 
 /// The kernel methods and product kinds counted, in print order.
-pub(crate) const SLOTS: [&str; 13] = [
+pub(crate) const SLOTS: [&str; 18] = [
     "gemm i8 x channels",
     "gemm i8 x prepared",
     "gemm u16 x depths",
@@ -28,6 +28,11 @@ pub(crate) const SLOTS: [&str; 13] = [
     "layer_norm_row",
     "gelu_row",
     "prepare",
+    "gemm u8 x weights",
+    "gemm i16 x weights",
+    "quantize_row_i8_scaled",
+    "quantize_row_i16",
+    "quantize_row_u8_offset",
 ];
 
 /// Calls and ticks of one slot.
@@ -82,6 +87,8 @@ impl<K: Kernels> Kernels for Profiled<K> {
             (Lhs::I8(_), Rhs::Channels(_)) => 0,
             (Lhs::I8(_), Rhs::Prepared(_)) => 1,
             (Lhs::U16(_), Rhs::Depths(_)) => 2,
+            (Lhs::U8 { .. }, Rhs::Channels(_) | Rhs::Prepared(_)) => 13,
+            (Lhs::I16(_), Rhs::Channels(_) | Rhs::Prepared(_)) => 14,
             _ => 3,
         };
         self.timed(slot, |k| k.gemm(g));
@@ -100,6 +107,21 @@ impl<K: Kernels> Kernels for Profiled<K> {
     }
     fn quantize_row_pow2(&self, row: &[i32], out: &mut [i8]) -> u32 {
         self.timed(5, |k| k.quantize_row_pow2(row, out))
+    }
+    fn quantize_row_i8_scaled(&self, row: &[i32], factors: LeI32s<'_>, out: &mut [i8]) -> u32 {
+        self.timed(15, |k| k.quantize_row_i8_scaled(row, factors, out))
+    }
+    fn quantize_row_i16(
+        &self,
+        row: &[i32],
+        factors: Option<LeI32s<'_>>,
+        qmax: i32,
+        out: &mut [i16],
+    ) -> u32 {
+        self.timed(16, |k| k.quantize_row_i16(row, factors, qmax, out))
+    }
+    fn quantize_row_u8_offset(&self, row: &[i32], offset: i32, out: &mut [u8]) -> u32 {
+        self.timed(17, |k| k.quantize_row_u8_offset(row, offset, out))
     }
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         self.timed(6, |k| k.requantize_row(acc, amax, rq, out));
