@@ -127,9 +127,12 @@ pub fn build(root: &Path, b: &Build<'_>) -> Result<PathBuf> {
     let rustflags = format!("{} -C link-arg=-Tlink.x", b.rustflags);
     let mut cmd = DebianCargo::new(&project, &target_dir)
         .rust_lld()?
-        .target(b.triple, "RUSTFLAGS", rustflags.trim())
         .target(b.triple, "LINKER", "rust-lld")
         .command();
+    // `RUSTFLAGS` replaces every `rustflags` of the project's `.cargo/config.toml` (a
+    // `CARGO_TARGET_<TRIPLE>_RUSTFLAGS` would be appended to the firmware projects' list: a
+    // second `-Tlink.x`, and `+mve` in the Cortex-M55 scalar baseline).
+    cmd.env("RUSTFLAGS", rustflags.trim());
     cmd.args([
         "build",
         "--release",
