@@ -30,13 +30,23 @@ macro_rules! isa {
         ".cpu cortex-m55"
     };
 }
-#[cfg(all(target_arch = "arm", not(feature = "mve"), microbert_armv8m))]
+#[cfg(all(
+    target_arch = "arm",
+    feature = "dsp",
+    not(feature = "mve"),
+    microbert_armv8m
+))]
 macro_rules! isa {
     () => {
         ".cpu cortex-m33"
     };
 }
-#[cfg(all(target_arch = "arm", not(feature = "mve"), not(microbert_armv8m)))]
+#[cfg(all(
+    target_arch = "arm",
+    feature = "dsp",
+    not(feature = "mve"),
+    not(microbert_armv8m)
+))]
 macro_rules! isa {
     () => {
         ""
