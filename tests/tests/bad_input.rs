@@ -6,9 +6,9 @@
 //!
 //! Both blob formats are covered: the format-2 fixture (tagged sections) and the frozen
 //! format-1 one. In format 2 a truncation re-sealed exactly at the end of a section after
-//! which only optional sections follow (the MLM head, the provenance) is a valid blob of the
-//! same model without them: those cuts must parse and run; every other re-sealed truncation
-//! must fail with the error its position implies.
+//! which no mandatory section follows (the MLM head, the provenance, the numerics: see
+//! `SectionKind::mandatory`) is a valid blob without them: those cuts must parse and run;
+//! every other re-sealed truncation must fail with the error its position implies.
 
 mod common;
 
@@ -77,7 +77,7 @@ struct Boundaries {
     all: Vec<usize>,
     /// Format 2: `(header start, payload start, end)` of each section.
     sections: Vec<(usize, usize, usize)>,
-    /// Format 2: section ends after which only optional sections follow (a re-sealed cut
+    /// Format 2: section ends after which no mandatory section follows (a re-sealed cut
     /// there is a valid blob); the blob's own length included.
     valid_cuts: Vec<usize>,
 }
@@ -101,7 +101,7 @@ fn boundaries(bytes: &[u8]) -> Boundaries {
         spans.push((s.offset, s.offset + SECTION_HEADER_LEN, s.end()));
         if sections[i + 1..]
             .iter()
-            .all(|later| !later.header.required())
+            .all(|later| later.kind().is_none_or(|k| !k.mandatory()))
         {
             valid_cuts.push(s.end());
         }
@@ -144,7 +144,9 @@ fn check_resealed_v2_cut(b: &Boundaries, sealed: &[u8], len: usize) {
             .unwrap_or_else(|e| panic!("cut after optional sections at {len}: {e}"));
         return;
     }
-    let err = microbert::parse(sealed).expect_err("re-sealed truncation parsed");
+    let Err(err) = microbert::parse(sealed) else {
+        panic!("a re-sealed truncation at {len} parsed");
+    };
     // The section the cut falls in (the one starting at `len` when it is a boundary).
     let inside = b
         .sections
@@ -253,7 +255,7 @@ fn real_blob_section_boundaries_and_random_truncations_are_errors() {
     let exception = if version(&bytes) == 1 {
         ""
     } else {
-        ", except re-sealed cuts after which only optional sections would follow: valid models, which ran"
+        ", except re-sealed cuts after which no mandatory section would follow: valid models, which ran"
     };
     println!(
         "{} truncation points of the {}-byte MiniLM blob (format {}, {} section boundaries +-1 re-sealed): all errors{exception}",

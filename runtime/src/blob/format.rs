@@ -556,6 +556,18 @@ impl SectionKind {
         )
     }
 
+    /// Whether every blob must carry the kind (the encoder cannot run without it). The
+    /// others may be absent: the optional heads and provenance, and the numerics section,
+    /// whose absence means int8 dense inputs everywhere. So a section boundary after which
+    /// no mandatory kind follows cuts the blob into a valid one (with a re-sealed checksum:
+    /// the checksum guards against damage, not against a deliberate re-seal).
+    pub const fn mandatory(self) -> bool {
+        matches!(
+            self,
+            Self::Config | Self::WordPieceTokenizer | Self::Embeddings | Self::EncoderLayer
+        )
+    }
+
     /// Whether the kind may occur more than once (consecutively).
     pub const fn repeatable(self) -> bool {
         matches!(self, Self::EncoderLayer)
