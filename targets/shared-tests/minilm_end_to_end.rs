@@ -90,7 +90,15 @@ fn hashes<K: Kernels + Copy>(
     texts: &[String],
     max_tokens: usize,
 ) -> Vec<u64> {
-    let encoder = Encoder::new(model, kernels);
+    // A backend that prepares its weights (e.g. `neon-i8mm`) runs with them prepared, as a
+    // firmware or the host CLI would.
+    let mut storage = vec![0u8; microbert::prepared_bytes(&kernels, model)];
+    let mut encoder = Encoder::new(model, kernels);
+    if !storage.is_empty() {
+        let prepared =
+            microbert::prepare_weights(&kernels, model, &mut storage).expect("prepare weights");
+        encoder = encoder.with_prepared(prepared).expect("prepared weights");
+    }
     let tokenizer = Tokenizer::new(model);
     let mut out = Vec::new();
     for text in texts {

@@ -1,7 +1,8 @@
-//! `cargo xtask cross` and `cargo xtask asm-report`: the Cortex-A (NEON, dotprod) and
-//! RISC-V (RVV 1.0) backends built with Debian's rustc and `-Zbuild-std`, run under
-//! qemu-user, and their GEMM inner loops (and the host AVX2 one's) measured from the
-//! disassembly.
+//! `cargo xtask cross` and `cargo xtask asm-report`: the Cortex-A (NEON, dotprod, i8mm)
+//! and RISC-V (RVV 1.0) backends built with Debian's rustc and `-Zbuild-std`, run under
+//! qemu-user; the Cortex-M backends (DSP, Helium) as bare-metal conformance programs under
+//! qemu-system-arm ([`crate::cortex_m`]); and their GEMM inner loops (and the host AVX2
+//! one's) measured from the disassembly.
 //!
 //! The builds are [`crate::debian_cargo`]'s (shared/toolchain.md): Debian's cargo and rustc
 //! with `-Zbuild-std`, one target directory per configuration under the cache's
@@ -80,6 +81,12 @@ const NEON: Build = Build {
     rustflags: "",
     ..DOTPROD
 };
+/// Armv8.6-A: `smmla` on prepared weights (and `sdot` elsewhere).
+const I8MM: Build = Build {
+    dir: "aarch64-i8mm",
+    rustflags: "-C target-feature=+dotprod,+i8mm",
+    ..DOTPROD
+};
 const RVV: Build = Build {
     dir: "riscv64-v",
     triple: "riscv64gc-unknown-linux-gnu",
@@ -92,7 +99,8 @@ const RVV: Build = Build {
 };
 
 /// The qemu configurations: a build and the `-cpu` it runs on.
-const RUNS: [(&Build, &str); 4] = [
+const RUNS: [(&Build, &str); 5] = [
+    (&I8MM, "max"),
     (&DOTPROD, "max"),
     (&NEON, "cortex-a53"),
     (&RVV, "rv64,v=true,vlen=128"),
@@ -100,7 +108,7 @@ const RUNS: [(&Build, &str); 4] = [
 ];
 
 /// Bare-metal builds (library only: no linker needed) proving the crates stay `no_std`.
-const BARE_METAL: [(&str, &str, &str, &str); 2] = [
+const BARE_METAL: [(&str, &str, &str, &str); 3] = [
     (
         "aarch64-none",
         "aarch64-unknown-none",
@@ -113,20 +121,34 @@ const BARE_METAL: [(&str, &str, &str, &str); 2] = [
         "-C target-feature=+dotprod",
         "microbert-cortex-a",
     ),
+    (
+        "aarch64-none-i8mm",
+        "aarch64-unknown-none",
+        "-C target-feature=+dotprod,+i8mm",
+        "microbert-cortex-a",
+    ),
 ];
 
 /// The tools of `cross` (besides [`crate::debian_cargo::TOOLS`]).
-const TOOLS: [Tool; 6] = [
+const TOOLS: [Tool; 9] = [
     Tool::Aarch64Gcc,
     Tool::Aarch64Libc,
     Tool::Riscv64Gcc,
     Tool::Riscv64Libc,
     Tool::QemuAarch64,
     Tool::QemuRiscv64,
+    Tool::RustLld,
+    Tool::QemuSystemArm,
+    Tool::Timeout,
 ];
 
 /// The disassemblers `asm-report` adds.
-const ASM_TOOLS: [Tool; 3] = [Tool::Objdump, Tool::Aarch64Objdump, Tool::Riscv64Objdump];
+const ASM_TOOLS: [Tool; 4] = [
+    Tool::Objdump,
+    Tool::Aarch64Objdump,
+    Tool::Riscv64Objdump,
+    Tool::ArmObjdump,
+];
 
 /// Installs (when missing) and checks the tools of the cross builds plus `extra`.
 fn ensure_toolchain(extra: &[Tool]) -> Result<()> {
@@ -226,6 +248,9 @@ pub fn cross(root: &Path) -> Result<()> {
         }
         lines.push(line);
     }
+    let (cortex_m, cortex_m_failed) = crate::cortex_m::conformance(root)?;
+    failed |= cortex_m_failed;
+    lines.extend(cortex_m);
     println!(
         "cross: {} configurations in {:.0?}",
         lines.len(),
@@ -242,32 +267,62 @@ pub fn cross(root: &Path) -> Result<()> {
 /// (a backward branch with no other loop inside), its instructions per multiply-accumulate.
 pub fn asm_report(root: &Path) -> Result<()> {
     ensure_toolchain(&ASM_TOOLS)?;
-    let kernels: [(&Build, &str, &str, u32); 5] = [
-        (&DOTPROD, "kernel_8x4", "NEON dotprod 8x4", 128),
-        (&DOTPROD, "kernel_4x4", "NEON dotprod 4x4 (last rows)", 128),
-        (&NEON, "tile_4x4", "NEON plain 4x4", 128),
-        (&RVV, "tile_2x2", "RVV 2x2", 128),
-        (&RVV, "tile_2x2", "RVV 2x2", 256),
+    let dsp = &crate::cortex_m::CONFORMANCE[0];
+    let mve = &crate::cortex_m::CONFORMANCE[3];
+    let kernels: [(Binary, &str, &str, u32); 11] = [
+        (
+            Binary::User(&I8MM),
+            "kernel_8x8",
+            "NEON i8mm 8x8 (prepared)",
+            128,
+        ),
+        (
+            Binary::User(&DOTPROD),
+            "kernel_8x4",
+            "NEON dotprod 8x4",
+            128,
+        ),
+        (
+            Binary::User(&DOTPROD),
+            "kernel_4x4",
+            "NEON dotprod 4x4 (last rows)",
+            128,
+        ),
+        (Binary::User(&NEON), "tile_4x4", "NEON plain 4x4", 128),
+        (Binary::User(&RVV), "tile_2x2", "RVV 2x2", 128),
+        (Binary::User(&RVV), "tile_2x2", "RVV 2x2", 256),
+        (
+            Binary::CortexM(dsp),
+            "dot_4x1",
+            "Cortex-M DSP 4x1 (SMLAD)",
+            0,
+        ),
+        (
+            Binary::CortexM(dsp),
+            "dot_4xn",
+            "Cortex-M DSP 4xN (SMLAD, panel)",
+            0,
+        ),
+        (Binary::CortexM(mve), "tile_i8_3x2", "Helium 3x2 int8", 0),
+        (
+            Binary::CortexM(mve),
+            "tile_i16_3x2",
+            "Helium 3x2 int16 x int8",
+            0,
+        ),
+        (
+            Binary::CortexM(mve),
+            "tile_u16_3x2",
+            "Helium 3x2 u16 x u8 (P.V)",
+            0,
+        ),
     ];
     println!(
         "{:<30} {:<8} {:>6} {:>6} {:>10}  loop body",
         "kernel", "VLEN", "insns", "MACs", "insns/MAC"
     );
-    for (build, symbol, label, vlen) in kernels {
-        let mut exe = test_binary(root, build)?;
-        if build.triple.starts_with("riscv") {
-            exe = strip_isa_mapping_symbols(root, &exe)?;
-        }
-        let out = output(
-            Command::new(build.objdump)
-                .arg("-d")
-                .arg("--no-show-raw-insn")
-                .arg(&exe),
-        )?;
-        if !out.status.success() {
-            bail!("{} failed on {}", build.objdump, exe.display());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+    for (binary, symbol, label, vlen) in kernels {
+        let (exe, text) = disassemble(root, &binary)?;
         let Some(func) = function(&text, symbol) else {
             bail!("no function containing `{symbol}` in {}", exe.display());
         };
@@ -280,10 +335,9 @@ pub fn asm_report(root: &Path) -> Result<()> {
             if macs == 0 {
                 continue;
             }
-            let vl = if build.triple.starts_with("riscv") {
-                vlen.to_string()
-            } else {
-                "-".to_string()
+            let vl = match binary {
+                Binary::User(b) if b.triple.starts_with("riscv") => vlen.to_string(),
+                _ => "-".to_string(),
             };
             println!(
                 "{label:<30} {vl:<8} {:>6} {macs:>6} {:>10.4}  {}",
@@ -329,6 +383,39 @@ pub fn asm_report(root: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where an `asm-report` kernel is disassembled from.
+enum Binary {
+    /// A qemu-user build's conformance test binary.
+    User(&'static Build),
+    /// A Cortex-M configuration's bare-metal conformance program.
+    CortexM(&'static crate::cortex_m::Config),
+}
+
+/// Builds (if needed) and disassembles `binary`: the ELF and the objdump text.
+fn disassemble(root: &Path, binary: &Binary) -> Result<(PathBuf, String)> {
+    let (exe, mut cmd) = match binary {
+        Binary::User(build) => {
+            let mut exe = test_binary(root, build)?;
+            if build.triple.starts_with("riscv") {
+                exe = strip_isa_mapping_symbols(root, &exe)?;
+            }
+            (exe, Command::new(build.objdump))
+        }
+        Binary::CortexM(config) => {
+            let exe = crate::cortex_m::conformance_binary(root, config)?;
+            let mut cmd = Command::new("arm-none-eabi-objdump");
+            // Armv8.1-M decodes Helium (and every Armv7E-M instruction).
+            cmd.args(["-m", "armv8.1-m.main"]);
+            (exe, cmd)
+        }
+    };
+    let out = output(cmd.arg("-d").arg("--no-show-raw-insn").arg(&exe))?;
+    if !out.status.success() {
+        bail!("{:?} failed on {}", cmd.get_program(), exe.display());
+    }
+    Ok((exe, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// Instructions of `body` with this mnemonic.
@@ -462,7 +549,21 @@ fn function(objdump: &str, symbol: &str) -> Option<Vec<Insn>> {
 
 /// The branch target of a direct branch (`b.ne 53ed4 <...>`, `bnez a5, 1234 <...>`).
 fn branch_target(insn: &Insn) -> Option<u64> {
+    // Thumb's width suffixes (`bne.n`, `b.w`); Armv8.1-M loop ends (`le`, `letp`).
     let m = insn.mnemonic.as_str();
+    let m = m
+        .strip_suffix(".n")
+        .or_else(|| m.strip_suffix(".w"))
+        .unwrap_or(m);
+    if matches!(m, "le" | "letp") {
+        return insn
+            .operands
+            .split('<')
+            .next()?
+            .split(',')
+            .next_back()
+            .and_then(|t| u64::from_str_radix(t.trim(), 16).ok());
+    }
     // x86-64 conditional jumps (`jb`, `jne`, ...) as well.
     let x86_jump = m.starts_with('j') && !matches!(m, "j" | "jal" | "jalr" | "jr" | "jmp");
     let is_branch = x86_jump
@@ -504,10 +605,11 @@ fn inner_loops(func: &[Insn]) -> Vec<&[Insn]> {
         .collect()
 }
 
-/// Multiply-accumulates per iteration of a loop body. AArch64: `sdot` 16, `smull`/`smlal`
-/// (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4. x86-64: `vpmaddwd` on `ymm` 16. RVV:
-/// `vwmacc*`/`vmacc` one per element at the `vl` of the loop's `vsetvli` (VLMAX:
-/// `vlen * LMUL / SEW`).
+/// Multiply-accumulates per iteration of a loop body. AArch64: `smmla` 32 (a 2x8 by 8x2
+/// product), `sdot` 16, `smull`/`smlal` (8-bit to 16-bit, 8 lanes) 8, `mla`/`mul` `.4s` 4.
+/// Cortex-M: `smlad` 2; Helium `vmladava` (binutils prints `vmlava`) 16 for `.s8`/`.u8`, 8
+/// for `.s16`/`.u16`. x86-64: `vpmaddwd` on `ymm` 16. RVV: `vwmacc*`/`vmacc` one per
+/// element at the `vl` of the loop's `vsetvli` (VLMAX: `vlen * LMUL / SEW`).
 fn macs(body: &[Insn], vlen: u32) -> u32 {
     let mut vl = 0u32;
     let mut total = 0u32;
@@ -517,6 +619,16 @@ fn macs(body: &[Insn], vlen: u32) -> u32 {
             vl = vlmax(&insn.operands, vlen);
         }
         total += match m {
+            "smmla" | "ummla" | "usmmla" => 32,
+            "smlad" | "smladx" => 2,
+            _ if m.starts_with("vmlava") || m.starts_with("vmladava") => {
+                match m.rsplit('.').next() {
+                    Some("s8" | "u8") => 16,
+                    Some("s16" | "u16") => 8,
+                    Some("s32" | "u32") => 4,
+                    _ => 0,
+                }
+            }
             "sdot" | "udot" => 16,
             "smull" | "smull2" | "smlal" | "smlal2" | "umull" | "umull2" | "umlal" | "umlal2"
                 if insn.operands.contains(".8h") =>

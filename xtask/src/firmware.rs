@@ -18,6 +18,12 @@
 //!    `cortex-m: match (hash ...)` or `cortex-m: MISMATCH ...` is printed (the command fails
 //!    on a mismatch).
 //!
+//! The Cortex-M firmware runs the DSP kernels (`microbert-cortex-m-kernels`, feature `dsp`)
+//! and is built with feature `icount` and run under `-icount shift=0`: it counts the
+//! instructions of its embedding (SysTick, `firmware-common/icount.rs`), which `--report`
+//! prints. `targets/cortex-m55` is the same program with the Helium kernels, run the same
+//! way under `qemu-system-arm -machine mps3-an547` (Cortex-M55).
+//!
 //! The same loop then runs two more bare-metal examples, each a line `<label>: match ...`:
 //! `targets/riscv-virt` (riscv64 with RVV 1.0, `microbert_riscv::RvvKernels`, the same
 //! reduced bert-tiny blob, `qemu-system-riscv64 -M virt -cpu rv64,v=true,vlen=128`, UART
@@ -90,10 +96,13 @@ struct Firmware {
     budgets: (u64, u64),
     /// The model: bert-tiny with the reduced vocabulary, or the full MiniLM blob.
     minilm: bool,
+    /// Cargo features of the build (`icount`: the firmware counts its instructions, run
+    /// under `qemu -icount shift=0`).
+    features: &'static str,
 }
 
 /// The firmware examples, in the order they run.
-const FIRMWARE: [Firmware; 3] = [
+const FIRMWARE: [Firmware; 4] = [
     Firmware {
         label: "cortex-m",
         project: "cortex-m",
@@ -105,6 +114,8 @@ const FIRMWARE: [Firmware; 3] = [
             "mps2-an386",
             "-cpu",
             "cortex-m4",
+            "-icount",
+            "shift=0",
             "-nographic",
             "-semihosting-config",
             "enable=on,target=native",
@@ -113,6 +124,30 @@ const FIRMWARE: [Firmware; 3] = [
         board: "mps2-an386: 4 MB flash = SSRAM1 at 0x0, 4 MB RAM = SSRAM2&3 at 0x2000_0000",
         budgets: (FLASH_BUDGET, RAM_BUDGET),
         minilm: false,
+        // The DSP kernels (the project's default feature), counted.
+        features: "icount",
+    },
+    Firmware {
+        label: "cortex-m55",
+        project: "cortex-m55",
+        triple: "thumbv8m.main-none-eabihf",
+        bin: "microbert-cortex-m55",
+        qemu: &[
+            "qemu-system-arm",
+            "-machine",
+            "mps3-an547",
+            "-icount",
+            "shift=0",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ],
+        board: "mps3-an547: 8 MB QSPI flash at 0x3800_0000 (secure alias), 512 KB DTCM RAM at 0x3000_0000",
+        budgets: (8 << 20, 512 << 10),
+        minilm: false,
+        // The Helium kernels (the project's default feature), counted.
+        features: "icount",
     },
     Firmware {
         label: "riscv-virt",
@@ -135,6 +170,7 @@ const FIRMWARE: [Firmware; 3] = [
         board: "qemu virt, rv64gcv VLEN 128: the image runs from DRAM (128 MB with -m 128M)",
         budgets: (128 << 20, 128 << 20),
         minilm: false,
+        features: "",
     },
     Firmware {
         label: "cortex-a53",
@@ -156,6 +192,7 @@ const FIRMWARE: [Firmware; 3] = [
         board: "qemu virt, Cortex-A53 EL1, MiniLM: the image runs from DRAM (256 MB linker region)",
         budgets: (256 << 20, 256 << 20),
         minilm: true,
+        features: "",
     },
 ];
 
@@ -283,6 +320,9 @@ fn build_and_run(root: &Path, fw: &Firmware, blob: &Path) -> Result<Run> {
         "--target",
         fw.triple,
     ]);
+    if !fw.features.is_empty() {
+        cmd.args(["--features", fw.features]);
+    }
     let out = cmd.output().context("cannot start /usr/bin/cargo")?;
     if !out.status.success() {
         bail!(
@@ -372,15 +412,15 @@ pub fn host_hash(cli: &Path, blob: &Path, text: &str) -> Result<String> {
 }
 
 /// One ELF section: name, size, whether it occupies file bytes (not NOBITS).
-struct Section {
-    name: String,
-    size: u64,
-    progbits: bool,
-    alloc: bool,
+pub(crate) struct Section {
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) progbits: bool,
+    pub(crate) alloc: bool,
 }
 
 /// The section headers of a little-endian ELF file (ELF32: Cortex-M, ELF64: riscv64).
-fn sections(elf: &[u8]) -> Result<Vec<Section>> {
+pub(crate) fn sections(elf: &[u8]) -> Result<Vec<Section>> {
     ensure!(
         elf.len() > 64 && &elf[..4] == b"\x7fELF" && elf[5] == 1,
         "not a little-endian ELF file"
@@ -536,6 +576,11 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
         stack,
         kib(stack)
     );
+    if let Some(insns) = run.number("icount: embed") {
+        println!(
+            "  instructions {insns:>8} for this text ({tokens} tokens): qemu -icount shift=0, SysTick read by the firmware (firmware-common/icount.rs)"
+        );
+    }
     println!(
         "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {} MB)",
         needed,

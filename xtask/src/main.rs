@@ -10,6 +10,7 @@ mod capi;
 mod checkpoint;
 mod ci;
 mod convert;
+mod cortex_m;
 mod cross;
 mod debian_cargo;
 mod doctor;
@@ -19,6 +20,7 @@ mod firmware;
 mod fixture;
 mod fuzz;
 mod generated;
+mod icount;
 mod long;
 mod peers;
 mod quantize;
@@ -80,12 +82,19 @@ enum Command {
     },
     /// Build the runtime for the bare-metal targets (the no_std proof).
     NoStd,
-    /// Build the Cortex-A (NEON, dotprod) and RISC-V (RVV) backends with Debian's rustc and
-    /// run their conformance and MiniLM end-to-end tests under qemu-user.
+    /// Build the Cortex-A (NEON, dotprod, i8mm) and RISC-V (RVV) backends with Debian's
+    /// rustc and run their conformance and MiniLM end-to-end tests under qemu-user; build the
+    /// Cortex-M backends (DSP, Helium) and run their conformance programs under
+    /// qemu-system-arm (M4, M7, M33, M55).
     Cross,
     /// Disassemble the cross-built GEMM kernels and print instructions per
     /// multiply-accumulate of each inner loop.
     AsmReport,
+    /// Instructions of a whole bert-tiny inference on Cortex-M4F (scalar, DSP) and Cortex-M55
+    /// (scalar, scalar with LLVM's MVE, Helium) under qemu -icount at 23 to 128 tokens, per
+    /// kernel method, estimated latencies, minimum RAM, the 2 MB-flash build (a sweep of
+    /// firmware builds: minutes, not a CI step).
+    Icount,
     /// Build the bare-metal firmware examples (Cortex-M4F and RISC-V RVV: bert-tiny with a
     /// reduced vocabulary; Cortex-A53 NEON: MiniLM), run them under qemu-system and compare
     /// their hashes with the host CLI's (--report: flash, RAM, stack, scratch).
@@ -165,6 +174,7 @@ fn main() -> Result<()> {
         Command::Cross => cross::cross(&root),
         Command::AsmReport => cross::asm_report(&root),
         Command::Firmware(args) => firmware::run(&root, &args),
+        Command::Icount => icount::run(&root),
         Command::Accuracy { long } => long::accuracy(long),
         Command::BenchLong => long::bench_long(&root),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),

@@ -242,6 +242,14 @@ tools! {
         install: Install::Debian(&["binutils-riscv64-linux-gnu"], None),
         optional: None,
     };
+    /// Arm disassembler (asm-report's Cortex-M rows: DSP and Helium).
+    ArmObjdump = Spec {
+        name: "arm-none-eabi-objdump",
+        probe: Probe::Command("arm-none-eabi-objdump", &["--version"]),
+        min: None,
+        install: Install::Debian(&["binutils-arm-none-eabi"], None),
+        optional: None,
+    };
     /// Unpacks wheels (`python3 -m zipfile`).
     Python3 = Spec {
         name: "python3",

@@ -14,6 +14,12 @@
 //!   (`umlal` by element) and subtracts `128 * sum(p)` at the end: exact modulo 2^32, as the
 //!   scalar i32 sum is.
 //!
+//! - Built with `-C target-feature=+i8mm` as well (Armv8.6-A: Cortex-A510, A710, X2 and
+//!   later), the dense layers' weights are prepared once into the `smmla` layout
+//!   ([`microbert::Kernels::prepare`]: the int8 weights' size, rounded up to multiples of 8)
+//!   and their products run an 8x8 `smmla` tile: 0.039 instructions per multiply-accumulate
+//!   in the inner loop. Products of unprepared weights (attention Q.K) keep `sdot`.
+//!
 //! The other per-row passes use the scalar defaults. On other architectures (or an AArch64
 //! target without NEON) every method is the scalar one, so the workspace builds anywhere.
 //!
@@ -26,11 +32,23 @@
 mod neon;
 
 use microbert::Kernels;
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_feature = "i8mm"
+))]
+use microbert::kernels::MatRef;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 use microbert::kernels::{Gemm, Lhs, Rhs, scalar};
 
 /// The backend's name in logs: which code path this build runs.
 const NAME: &str = if cfg!(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_feature = "i8mm"
+)) {
+    "neon-i8mm"
+} else if cfg!(all(
     target_arch = "aarch64",
     target_feature = "neon",
     target_feature = "dotprod"
@@ -68,8 +86,15 @@ impl Kernels for NeonKernels {
         }
         let (a, b, out) = g.parts();
         match (a, b) {
-            // These kernels prepare nothing: prepared operands are the blob's weights.
             (Lhs::I8(a), Rhs::Channels(b)) => neon::gemm(a, b, out),
+            #[cfg(target_feature = "i8mm")]
+            (Lhs::I8(a), Rhs::Prepared(p))
+                if p.bytes().len() >= neon::prepared_len(p.raw().rows(), p.raw().cols()) =>
+            {
+                neon::gemm_prepared(a, p.bytes(), p.raw().rows(), out)
+            }
+            // Without i8mm these kernels prepare nothing (and short prepared bytes are
+            // ignored): the blob's weights.
             (Lhs::I8(a), Rhs::Prepared(p)) => neon::gemm(a, p.raw(), out),
             (Lhs::U16(p), Rhs::Depths(v)) => neon::weighted_sums(p, v, out),
             (a, b) => {
@@ -78,5 +103,23 @@ impl Kernels for NeonKernels {
                 }
             }
         }
+    }
+
+    #[cfg(all(
+        target_arch = "aarch64",
+        target_feature = "neon",
+        target_feature = "i8mm"
+    ))]
+    fn prepared_len(&self, channels: usize, depth: usize) -> usize {
+        neon::prepared_len(channels, depth)
+    }
+
+    #[cfg(all(
+        target_arch = "aarch64",
+        target_feature = "neon",
+        target_feature = "i8mm"
+    ))]
+    fn prepare(&self, w: MatRef<'_, i8>, out: &mut [u8]) -> bool {
+        neon::prepare(w, out)
     }
 }

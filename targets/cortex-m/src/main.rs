@@ -1,10 +1,15 @@
-//! microbert on a Cortex-M4F, bare metal: no heap, no OS, no floating point in inference.
+//! microbert on a Cortex-M4F (and, built by `targets/cortex-m55`, on a Cortex-M55), bare
+//! metal: no heap, no OS, no floating point in inference.
 //!
-//! Embeds `app::TEXT` with the runtime's scalar kernels and prints, over semihosting, the
+//! Embeds `app::TEXT` with the DSP kernels of `microbert-cortex-m-kernels` (feature `dsp`,
+//! the default; the runtime's scalar reference without it) and prints, over semihosting, the
 //! pooled vector's hash (`microbert::output::hash`, 16 hex digits), the pooled Q.16 vector,
 //! the arena size and the peak stack, then exits with status 0 (1 on any error).
 //! `cargo xtask firmware` builds it, runs it under `qemu-system-arm -machine mps2-an386` and
-//! compares the hash with the host CLI's on the same blob.
+//! compares the hash with the host CLI's on the same blob. With feature `icount` it also
+//! counts the embedding's instructions (SysTick under `qemu -icount shift=0`, see
+//! `firmware-common/icount.rs`; `profile` and `sweep` add a per-kernel breakdown and longer
+//! texts).
 //!
 //! Memory:
 //! - the model blob is `include_bytes!`-ed into flash (`.rodata`) and parsed zero-copy;
@@ -40,11 +45,42 @@ const PLAN: microbert::Plan =
 #[path = "../../firmware-common/app.rs"]
 mod app;
 
+#[cfg(feature = "icount")]
+#[path = "../../firmware-common/icount.rs"]
+mod icount;
+
+/// The kernels of this build: DSP (`dsp`) or Helium (`mve`, the Cortex-M55 package), else
+/// the scalar reference.
+#[cfg(any(feature = "dsp", feature = "mve"))]
+const KERNELS: microbert_cortex_m_kernels::CortexMKernels =
+    microbert_cortex_m_kernels::CortexMKernels::new();
+#[cfg(not(any(feature = "dsp", feature = "mve")))]
+const KERNELS: microbert::Scalar = microbert::Scalar;
+
+/// The board, from the package that builds this program (`targets/cortex-m` or
+/// `targets/cortex-m55`, which shares it).
+const BOARD: &str = match env!("CARGO_PKG_NAME").as_bytes() {
+    b"microbert-cortex-m55" => "cortex-m55",
+    _ => "cortex-m4f",
+};
+
 #[entry]
 fn main() -> ! {
+    #[cfg(feature = "icount")]
+    let counting = cortex_m::Peripherals::take().map(|p| {
+        icount::start(p.SYST);
+        app::Counting {
+            counter: icount::counter(),
+            profile: cfg!(feature = "profile"),
+            sweep: cfg!(feature = "sweep"),
+            check: cfg!(feature = "check"),
+        }
+    });
+    #[cfg(not(feature = "icount"))]
+    let counting = None;
     let status = match hio::hstdout() {
         Ok(mut console) => {
-            let (status, _hash) = app::main(microbert::Scalar, "cortex-m4f", &mut console);
+            let (status, _hash) = app::main_counted(KERNELS, BOARD, &mut console, counting);
             #[cfg(feature = "defmt")]
             match _hash {
                 Some(hash) => defmt::info!("hash {=u64:016x}", hash),

@@ -4,8 +4,13 @@
 
 #[cfg(target_feature = "dotprod")]
 mod dot;
+#[cfg(target_feature = "i8mm")]
+mod mmla;
 #[cfg(not(target_feature = "dotprod"))]
 mod plain;
+
+#[cfg(target_feature = "i8mm")]
+pub(crate) use mmla::{prepare, prepared_len};
 
 use core::arch::aarch64::{
     uint32x4_t, vdupq_n_u8, vdupq_n_u32, veorq_u8, vget_low_u8, vget_low_u16, vld1_s8, vld1q_s8,
@@ -25,6 +30,14 @@ pub(crate) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
         // has NEON), and the caller's checks are `plain::gemm`'s shape contract.
         unsafe { plain::gemm(a, b, out) };
     }
+}
+
+/// `out = a x w^T` with `prepared` the `smmla` layout of `w`'s `n` channels (see
+/// [`mmla`]); the caller checked the length (`prepared_len`) and that the shapes agree and
+/// are not empty.
+#[cfg(target_feature = "i8mm")]
+pub(crate) fn gemm_prepared(a: MatRef<'_, i8>, prepared: &[u8], n: usize, out: MatMut<'_, i32>) {
+    mmla::gemm(a, prepared, n, out);
 }
 
 /// `out[r][t] = sum_j p[r][j] * v[j][t]` (attention P.V), row by row.
