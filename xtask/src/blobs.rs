@@ -190,7 +190,7 @@ fn convert(recipe: &Recipe, checkpoint: &std::path::Path, settings: &Settings) -
     // Provenance names the checkpoint as fetched (before any vocabulary reduction).
     let source = Source::detect(checkpoint, &ck)?;
     if let Some(keep) = &settings.keep_vocab {
-        let reduced = crate::vocab::reduce(ck, &keep.spec())?;
+        let reduced = crate::vocab::reduce(ck, &keep.spec(), &crate::convert::full_blob)?;
         for n in &reduced.notes {
             eprintln!("    {n}");
         }

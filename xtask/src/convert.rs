@@ -196,7 +196,7 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         ..opts
     };
     if let Some(spec) = &args.keep_vocab {
-        let reduced = crate::vocab::reduce(ck, spec)?;
+        let reduced = crate::vocab::reduce(ck, spec, &full_blob)?;
         reduced.notes.iter().for_each(|n| println!("note: {n}"));
         ck = reduced.checkpoint;
     }
@@ -665,6 +665,12 @@ fn tokenizer_tables(vocab: &[String]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     }
     let sorted = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
     Ok((tokens, offsets, sorted))
+}
+
+/// The blob of `ck` with the default options: what vocabulary reduction tokenizes its
+/// corpus with ([`crate::vocab::FullBlob`]).
+pub fn full_blob(ck: &Checkpoint) -> Result<Vec<u8>> {
+    Ok(convert(ck, &Options::default())?.blob)
 }
 
 /// Converts a loaded checkpoint into a sealed, validated blob.

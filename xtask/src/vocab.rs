@@ -47,13 +47,18 @@ pub struct Reduced {
     pub notes: Vec<String>,
 }
 
-/// Reduces the vocabulary of `ck` according to `spec` (see the module docs).
-pub fn reduce(ck: Checkpoint, spec: &str) -> Result<Reduced> {
+/// A blob of the full checkpoint, whose tokenizer counts the corpus tokens (the caller's
+/// converter: this module reduces checkpoints and knows nothing of blobs' making).
+pub type FullBlob<'f> = &'f dyn Fn(&Checkpoint) -> Result<Vec<u8>>;
+
+/// Reduces the vocabulary of `ck` according to `spec` (see the module docs); a frequency
+/// spec tokenizes the corpus with the tokenizer of `full_blob(&ck)`.
+pub fn reduce(ck: Checkpoint, spec: &str, full_blob: FullBlob<'_>) -> Result<Reduced> {
     let mut notes = Vec::new();
     let mut keep = always_kept(&ck);
     let always = keep.len();
     if let Ok(n) = spec.trim().parse::<usize>() {
-        let counts = corpus_counts(&ck)?;
+        let counts = corpus_counts(&ck, full_blob)?;
         let total: u64 = counts.iter().sum();
         let mut order: Vec<usize> = (0..ck.vocab.len()).filter(|i| counts[*i] > 0).collect();
         order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
@@ -131,7 +136,7 @@ fn always_kept(ck: &Checkpoint) -> BTreeSet<usize> {
 
 /// Occurrences of each token id over the Wikipedia leads, with the full vocabulary and the
 /// runtime's tokenizer (`[CLS]` and `[SEP]` not counted).
-fn corpus_counts(ck: &Checkpoint) -> Result<Vec<u64>> {
+fn corpus_counts(ck: &Checkpoint, full_blob: FullBlob<'_>) -> Result<Vec<u64>> {
     let corpus = crate::fetch::ensure_data("wiki")?;
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&corpus).with_context(|| format!("reading {}", corpus.display()))?,
@@ -144,8 +149,8 @@ fn corpus_counts(ck: &Checkpoint) -> Result<Vec<u64>> {
         .filter_map(|v| v.get("extract").and_then(|e| e.as_str()))
         .collect();
     ensure!(!leads.is_empty(), "{}: no leads", corpus.display());
-    let full = crate::convert::convert(ck, &crate::convert::Options::default())?;
-    let model = microbert::parse(&full.blob).map_err(|e| anyhow!("{e}"))?;
+    let full = full_blob(ck)?;
+    let model = microbert::parse(&full).map_err(|e| anyhow!("{e}"))?;
     let tokenizer = microbert::Tokenizer::new(&model);
     let mut counts = vec![0u64; ck.vocab.len()];
     let mut ids = Vec::new();
@@ -259,7 +264,10 @@ mod tests {
             .unwrap();
         let list = std::env::temp_dir().join(format!("microbert-keep-{}.txt", std::process::id()));
         std::fs::write(&list, format!("{}\nnot-a-token\n", full_vocab[extra])).unwrap();
-        let r = reduce(ck, list.to_str().unwrap()).unwrap();
+        let r = reduce(ck, list.to_str().unwrap(), &|_| {
+            anyhow::bail!("a list spec counts no corpus")
+        })
+        .unwrap();
         std::fs::remove_file(&list).ok();
         let ck = r.checkpoint;
         assert_eq!(ck.vocab.len(), always.len() + 1);
