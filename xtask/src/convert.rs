@@ -1,4 +1,5 @@
-//! `cargo xtask convert`: a Hugging Face BERT checkpoint -> a microbert blob.
+//! The converter: a Hugging Face BERT checkpoint -> a microbert blob (the `cargo xtask
+//! convert` command around it is `convert_cmd`).
 //!
 //! The blob is format 2 (`docs/blob-format.md`, `runtime/src/blob/format.rs`):
 //! `Header::seal(body)`, then the body's sections in increasing kind order, each a
@@ -21,7 +22,7 @@ mod provenance;
 pub use numerics::{InputPlan, LayerNumerics, Numerics};
 pub use provenance::{Converter, Source};
 
-use crate::checkpoint::{Checkpoint, Files};
+use crate::checkpoint::Checkpoint;
 use crate::quantize::{
     QuantError, RowQuant, encode_multiplier, q16_vector, quant_error, quantize_rows,
 };
@@ -33,60 +34,6 @@ use microbert::blob::format::{
     SectionHeader, SectionKind, Tensor, TokenizerSection,
 };
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::Instant;
-
-/// Pooling flag values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PoolingArg {
-    /// Mean over all tokens.
-    Mean,
-    /// The [CLS] token.
-    Cls,
-}
-
-/// Position-mode flag values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PositionsArg {
-    /// Trained positions only.
-    Absolute,
-    /// Hierarchical decomposition (up to `max_position_embeddings^2` tokens).
-    Hierarchical,
-}
-
-/// Flags of `cargo xtask convert`.
-#[derive(clap::Args)]
-pub struct ConvertArgs {
-    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Output blob.
-    #[arg(long)]
-    out: PathBuf,
-    /// Pooling stored in the blob; default: the checkpoint's 1_Pooling/config.json, else mean.
-    #[arg(long, value_enum)]
-    pooling: Option<PoolingArg>,
-    /// Position mode stored in the blob.
-    #[arg(long, value_enum, default_value = "hierarchical")]
-    positions: PositionsArg,
-    /// Hierarchical-position alpha, in (0, 1).
-    #[arg(long, default_value_t = 0.4)]
-    alpha: f64,
-    /// Reduce the vocabulary: a count N (specials, single characters, then the most frequent
-    /// tokens on the Wikipedia leads) or a token-list file; see xtask/src/vocab.rs.
-    #[arg(long, value_name = "SPEC")]
-    keep_vocab: Option<String>,
-    /// Numerics recipe, chosen by calibration: `default` (SmoothQuant on the q/k/v and FFN1
-    /// inputs, the GELU output unsigned with an offset, int16 q/k/v inputs where they pay),
-    /// `int8` (the same with every GEMM operand 8-bit, for the smallest devices), `none`
-    /// (int8 inputs, no calibration).
-    #[arg(long, value_enum, default_value = "default")]
-    numerics: crate::calibrate::NumericsRecipe,
-    /// Calibration texts, one per line (default: 200 Wikipedia calibration leads and 100
-    /// movie reviews, disjoint from the test sets; see xtask/src/calibrate.rs).
-    #[arg(long, value_name = "FILE")]
-    calibration: Option<PathBuf>,
-}
 
 /// Conversion settings that are not in the checkpoint, and what the provenance section
 /// records about the conversion.
@@ -167,73 +114,6 @@ pub struct Converted {
     pub safetensors_len: usize,
     /// The provenance section as the runtime reads it back from the blob (its `Display`).
     pub provenance: String,
-}
-
-/// `cargo xtask convert`.
-pub fn run(args: &ConvertArgs) -> Result<()> {
-    let start = Instant::now();
-    let opts = Options {
-        pooling: args.pooling.map(|p| match p {
-            PoolingArg::Mean => Pooling::Mean,
-            PoolingArg::Cls => Pooling::Cls,
-        }),
-        positions: match args.positions {
-            PositionsArg::Absolute => PositionMode::Absolute,
-            PositionsArg::Hierarchical => PositionMode::Hierarchical,
-        },
-        alpha: args.alpha,
-        progress: true,
-        keep_vocab: args.keep_vocab.clone(),
-        source: None,
-        converter: Converter::current(),
-        numerics: None,
-    };
-    eprintln!("reading {}", args.checkpoint.display());
-    let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
-    // Hashed before any vocabulary reduction: the provenance names the file as read.
-    let opts = Options {
-        source: Some(Source::detect(&args.checkpoint, &ck)?),
-        ..opts
-    };
-    if let Some(spec) = &args.keep_vocab {
-        let reduced = crate::vocab::reduce(ck, spec, &full_blob)?;
-        reduced.notes.iter().for_each(|n| println!("note: {n}"));
-        ck = reduced.checkpoint;
-    }
-    let texts = match &args.calibration {
-        Some(path) => crate::calibrate::Texts::from_file(path)?,
-        None if args.numerics == crate::calibrate::NumericsRecipe::None => {
-            crate::calibrate::Texts {
-                texts: Vec::new(),
-                source: "none".to_owned(),
-            }
-        }
-        None => crate::calibrate::Texts::default_set()?,
-    };
-    let calibrated = crate::calibrate::calibrate(&ck, &opts, &texts, args.numerics)?;
-    calibrated.report.iter().for_each(|l| println!("{l}"));
-    let opts = Options {
-        numerics: (args.numerics != crate::calibrate::NumericsRecipe::None)
-            .then_some(calibrated.numerics),
-        ..opts
-    };
-    let out = convert(&ck, &opts)?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.out, &out.blob)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    // Read back what is on disk and validate it with the runtime's parser.
-    let written = std::fs::read(&args.out)?;
-    microbert::parse(&written)
-        .map_err(|e| anyhow!("{} does not validate: {e}", args.out.display()))?;
-    print_report(&out);
-    println!(
-        "time: {:.1} s; blob validated by microbert::parse",
-        start.elapsed().as_secs_f64()
-    );
-    println!("{}", args.out.display());
-    Ok(())
 }
 
 /// Prints the report to stdout: every tensor, then the ten worst weights.

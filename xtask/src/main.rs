@@ -10,6 +10,7 @@ mod capi;
 mod checkpoint;
 mod ci;
 mod convert;
+mod convert_cmd;
 mod cortex_m;
 mod cross;
 mod debian_cargo;
@@ -50,7 +51,7 @@ enum Command {
     /// Download a pinned text corpus into the cache, check its hash, print its path last.
     FetchData(fetch::FetchDataArgs),
     /// Convert a Hugging Face checkpoint directory into a microbert blob.
-    Convert(convert::ConvertArgs),
+    Convert(convert_cmd::ConvertArgs),
     /// Fetch the pinned models and corpora and convert the blobs the tests use (a blob whose
     /// inputs did not change is reused from the cache; each line says which).
     Prepare,
@@ -165,7 +166,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::FetchModel(args) => fetch::fetch_model(&args),
         Command::FetchData(args) => fetch::fetch_data(&args),
-        Command::Convert(args) => convert::run(&args),
+        Command::Convert(args) => convert_cmd::run(&args),
         Command::Prepare => ci::prepare(),
         Command::Ci => ci::ci(&root),
         Command::Doctor => doctor::doctor(),
