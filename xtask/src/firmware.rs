@@ -162,6 +162,9 @@ const FIRMWARE: [Firmware; 4] = [
             "rv64,v=true,vlen=128",
             "-m",
             "128M",
+            // No network device (as on the Cortex-A53 board: nothing uses it).
+            "-nic",
+            "none",
             "-nographic",
             "-bios",
             "none",
@@ -185,6 +188,11 @@ const FIRMWARE: [Firmware; 4] = [
             "cortex-a53",
             "-m",
             "512M",
+            // No network device: the default virtio NIC needs a PCI option ROM
+            // (efi-virtio.rom, Debian's ipxe-qemu) that a fresh machine does not have and the
+            // firmware never uses.
+            "-nic",
+            "none",
             "-nographic",
             "-semihosting",
             "-kernel",
