@@ -89,22 +89,28 @@ fn report(what: &str, cos: &[f64], ids: &[Vec<u32>], texts: &[String]) -> (f64, 
     (min, mean)
 }
 
+/// Per text, the runtime's pooled MiniLM vector (the blob `cargo xtask prepare` made) and
+/// candle's f32 one, on the same ids.
+fn int8_and_f32(ids: &[Vec<u32>]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let oracle = Oracle::load("minilm");
+    let reference: Vec<Vec<f32>> = ids.iter().map(|i| oracle.embed(i)).collect();
+    let bytes = blob_bytes("minilm");
+    let model = microbert::parse(&bytes).expect("blob parses");
+    (ours(&model, ids), reference)
+}
+
+/// The cosine of each pair of vectors.
+fn cosines(a: &[Vec<f32>], b: &[Vec<f32>]) -> Vec<f64> {
+    a.iter().zip(b).map(|(a, b)| cosine(a, b)).collect()
+}
+
 #[test]
 fn minilm_int8_matches_f32_oracle() {
     let texts = test_texts(texts_to_run());
     let tok = hf_tokenizer("minilm");
     let ids: Vec<Vec<u32>> = texts.iter().map(|t| ids_cut(&tok, t, MAX_TOKENS)).collect();
-    let oracle = Oracle::load("minilm");
-    let reference: Vec<Vec<f32>> = ids.iter().map(|i| oracle.embed(i)).collect();
-    let bytes = blob_bytes("minilm");
-    let model = microbert::parse(&bytes).expect("blob parses");
-    let ours = ours(&model, &ids);
-
-    let cos: Vec<f64> = ours
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| cosine(a, b))
-        .collect();
+    let (ours, reference) = int8_and_f32(&ids);
+    let cos = cosines(&ours, &reference);
     let (min, mean) = report("leads and reviews", &cos, &ids, &texts);
     let long: Vec<f64> = cos
         .iter()
@@ -165,16 +171,8 @@ fn minilm_short_texts_match_f32_oracle() {
         texts = texts.into_iter().step_by(step).take(SHORT_TEXTS).collect();
         ids = ids.into_iter().step_by(step).take(SHORT_TEXTS).collect();
     }
-    let oracle = Oracle::load("minilm");
-    let reference: Vec<Vec<f32>> = ids.iter().map(|i| oracle.embed(i)).collect();
-    let bytes = blob_bytes("minilm");
-    let model = microbert::parse(&bytes).expect("blob parses");
-    let ours = ours(&model, &ids);
-    let cos: Vec<f64> = ours
-        .iter()
-        .zip(&reference)
-        .map(|(a, b)| cosine(a, b))
-        .collect();
+    let (ours, reference) = int8_and_f32(&ids);
+    let cos = cosines(&ours, &reference);
     let (min, mean) = report("titles of 3 to 6 tokens", &cos, &ids, &texts);
     assert!(mean >= 0.998, "mean cosine {mean:.5} < 0.998");
     assert!(min >= 0.99, "min cosine {min:.5} < 0.99");
