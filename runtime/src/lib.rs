@@ -71,6 +71,7 @@ pub mod tokenizer;
 pub use blob::{ModelView, Pooling, PositionMode, parse};
 pub use error::{BlobError, Error, RunError, TokenizeError};
 pub use kernels::{Kernels, Scalar};
+pub use model::parallel::{Parallel, Sequential};
 pub use model::prepared::{PreparedWeights, prepare_weights, prepared_bytes};
 pub use model::scratch::{Arena, Dims, Plan, mlm_scratch_bytes, scratch_bytes};
 pub use model::{EmbedOptions, Encoder, Progress, ProgressFn};

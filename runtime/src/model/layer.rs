@@ -11,8 +11,9 @@
 //! their own rows.
 
 use super::dense::{DenseScratch, forward, forward_quantized, layer_norm, product, quantize_input};
+use super::parallel::{Parallel, Sequential, Split, fork};
 use super::prepared::{DenseRole, PreparedWeights};
-use super::scratch::{BLOCK_ROWS, Buffers, Plan};
+use super::scratch::{BLOCK_ROWS, Block, Buffers, Plan};
 use crate::blob::{Config, InputFormat, LayerNorm, LayerSection, ModelView, QuantizedInput};
 use crate::kernels::{Kernels, Lhs, LogitScale, MatRef, PvScale, Rhs};
 use crate::quant::sat_i32_from_i64;
@@ -105,43 +106,233 @@ impl LayerWeights<'_, '_> {
     }
 }
 
-/// Runs one encoder layer over the whole sequence in `b.hidden`; `block_done` is called
-/// after each block of query rows and may stop the pass.
-pub(crate) fn forward_layer<K: Kernels>(
-    k: &K,
-    c: &Config,
-    w: &LayerWeights<'_, '_>,
-    plan: &Plan,
-    b: &mut Buffers<'_>,
-    block_done: &mut dyn FnMut() -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    let layer = w.layer;
-    let (n, block) = (plan.tokens(), plan.block());
-    let (d, heads) = (c.hidden_size as usize, c.num_attention_heads as usize);
-    let dh = d / heads.max(1);
-    let logit = LogitScale {
-        multiplier: c.attention_logit_multiplier,
-        shift: c.attention_logit_shift,
-    };
+/// What every job of one layer reads: the kernels, the config, the layer's weights and the
+/// plan. Opaque outside the crate: it reaches a [`Runner`] only to be handed back.
+pub struct LayerJob<'c, 'l, 'a, K> {
+    k: &'c K,
+    c: &'c Config,
+    w: &'c LayerWeights<'l, 'a>,
+    plan: &'c Plan,
+    /// The whole sequence's keys, values and their scales (pass 2 reads them).
+    kv: Option<KeysValues<'c>>,
+}
 
-    // Pass 1: keys and values of every token.
-    for r0 in (0..n).step_by(block) {
-        let rows = block.min(n - r0);
-        let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
-        let mut s = dense_scratch!(b);
+/// The keys and values of every token, read-only during pass 2.
+#[derive(Clone, Copy)]
+struct KeysValues<'c> {
+    keys: MatRef<'c, i8>,
+    values: MatRef<'c, i8>,
+    k_exp: &'c [u32],
+    v_amax: &'c [u32],
+}
+
+/// Where pass 1 puts the key exponents and value ranges.
+enum Scales<'s> {
+    /// Straight into the `[heads, n]` arrays (one worker: no split).
+    HeadMajor {
+        k_exp: &'s mut [u32],
+        v_amax: &'s mut [u32],
+    },
+    /// Into this run's rows of the `[n, heads, 2]` staging buffer.
+    Staged(&'s mut [u32]),
+}
+
+/// A run of consecutive blocks of one pass, with the buffers it owns. Opaque outside the
+/// crate (see [`LayerJob`]).
+pub struct PassRun<'s> {
+    /// First token of the run.
+    r0: usize,
+    /// Tokens of the run.
+    rows: usize,
+    /// The run's workers' block buffers, [`Plan::worker_bytes`] each.
+    scratch: &'s mut [u8],
+    /// Geometry: rows per block, hidden width, heads, bytes per worker.
+    block: usize,
+    d: usize,
+    heads: usize,
+    worker_bytes: usize,
+    what: Pass<'s>,
+}
+
+/// The buffers of a run of pass 1 or pass 2.
+enum Pass<'s> {
+    /// Pass 1: the run's input rows, its keys and values, and their scales.
+    KeysValues {
+        input: &'s [i32],
+        k_q: &'s mut [i8],
+        v_q: &'s mut [i8],
+        scales: Scales<'s>,
+    },
+    /// Pass 2: the run's residual rows, updated in place.
+    Blocks { hidden: &'s mut [i32] },
+}
+
+/// `s.split_at_mut(at)`, clamped.
+fn cut<T>(s: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
+    let at = at.min(s.len());
+    s.split_at_mut(at)
+}
+
+impl Split for PassRun<'_> {
+    fn blocks(&self) -> usize {
+        self.rows.div_ceil(self.block.max(1))
+    }
+
+    fn split(self, blocks: usize, workers: usize) -> (Self, Self) {
+        let rows = (blocks * self.block).min(self.rows);
+        let (d, heads) = (self.d, self.heads);
+        let (s0, s1) = cut(self.scratch, workers * self.worker_bytes);
+        let (w0, w1) = match self.what {
+            Pass::KeysValues {
+                input,
+                k_q,
+                v_q,
+                scales,
+            } => {
+                let (i0, i1) = input.split_at(rows.saturating_mul(d).min(input.len()));
+                let (k0, k1) = cut(k_q, rows * d);
+                let (v0, v1) = cut(v_q, rows * d);
+                let (c0, c1) = match scales {
+                    Scales::Staged(staged) => {
+                        let (a, b) = cut(staged, rows * heads * 2);
+                        (Scales::Staged(a), Scales::Staged(b))
+                    }
+                    // Never split (one worker); the second run is then empty.
+                    head_major @ Scales::HeadMajor { .. } => (head_major, Scales::Staged(&mut [])),
+                };
+                let first = Pass::KeysValues {
+                    input: i0,
+                    k_q: k0,
+                    v_q: v0,
+                    scales: c0,
+                };
+                let rest = Pass::KeysValues {
+                    input: i1,
+                    k_q: k1,
+                    v_q: v1,
+                    scales: c1,
+                };
+                (first, rest)
+            }
+            Pass::Blocks { hidden } => {
+                let (h0, h1) = cut(hidden, rows * d);
+                (Pass::Blocks { hidden: h0 }, Pass::Blocks { hidden: h1 })
+            }
+        };
+        let run = |r0, rows, scratch, what| PassRun {
+            r0,
+            rows,
+            scratch,
+            what,
+            ..self
+        };
+        (
+            run(self.r0, rows, s0, w0),
+            run(self.r0 + rows, self.rows - rows, s1, w1),
+        )
+    }
+}
+
+/// How an encoder runs the jobs of a pass: [`Sequential`] (any kernels), or any
+/// [`Parallel`] executor (kernels that are `Sync`). Implemented for exactly those; not
+/// implementable elsewhere.
+pub trait Runner<K>: sealed::Sealed {
+    /// Jobs that may run at once.
+    fn workers(&self) -> usize;
+
+    /// Runs every block of `work`.
+    fn run(&self, job: &LayerJob<'_, '_, '_, K>, work: PassRun<'_>);
+}
+
+mod sealed {
+    /// Keeps [`super::Runner`] to the crate's two implementations.
+    pub trait Sealed {}
+    impl Sealed for super::Sequential {}
+    impl<P: super::Parallel> Sealed for P {}
+}
+
+impl<K: Kernels> Runner<K> for Sequential {
+    fn workers(&self) -> usize {
+        1
+    }
+
+    fn run(&self, job: &LayerJob<'_, '_, '_, K>, work: PassRun<'_>) {
+        job.run(work);
+    }
+}
+
+impl<K: Kernels + Sync, P: Parallel> Runner<K> for P {
+    fn workers(&self) -> usize {
+        Parallel::workers(self).max(1)
+    }
+
+    fn run(&self, job: &LayerJob<'_, '_, '_, K>, work: PassRun<'_>) {
+        let workers = Runner::<K>::workers(self);
+        fork(self, workers, work, &|run| job.run(run));
+    }
+}
+
+impl<K: Kernels> LayerJob<'_, '_, '_, K> {
+    /// Runs every block of `run` in order, with the run's first worker's buffers.
+    fn run(&self, run: PassRun<'_>) {
+        let buffers = run.scratch.get_mut(..run.worker_bytes).unwrap_or_default();
+        let mut blk = self.plan.block_buffers(buffers);
+        match run.what {
+            Pass::KeysValues {
+                input,
+                k_q,
+                v_q,
+                mut scales,
+            } => {
+                for b0 in (0..run.rows).step_by(run.block.max(1)) {
+                    let rows = run.block.min(run.rows - b0);
+                    let span = b0 * run.d..(b0 + rows) * run.d;
+                    let (Some(input), Some(k_q), Some(v_q)) = (
+                        input.get(span.clone()),
+                        k_q.get_mut(span.clone()),
+                        v_q.get_mut(span),
+                    ) else {
+                        return;
+                    };
+                    let (r0, local) = (run.r0 + b0, b0);
+                    self.keys_values(&mut blk, input, (k_q, v_q), &mut scales, (r0, local));
+                }
+            }
+            Pass::Blocks { hidden } => {
+                for b0 in (0..run.rows).step_by(run.block.max(1)) {
+                    let rows = run.block.min(run.rows - b0);
+                    let span = b0 * run.d..(b0 + rows) * run.d;
+                    if let Some(residual) = hidden.get_mut(span) {
+                        self.attention_and_ffn(&mut blk, residual);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pass 1 on one block: its keys and values, quantised per (token, head). `r0` is the
+    /// block's first token, `local` its row in the run's staged scales.
+    fn keys_values(
+        &self,
+        blk: &mut Block<'_>,
+        input: &[i32],
+        (k_q, v_q): (&mut [i8], &mut [i8]),
+        scales: &mut Scales<'_>,
+        (r0, local): (usize, usize),
+    ) {
+        let (k, layer) = (self.k, self.w.layer);
+        let (n, d) = (self.plan.tokens(), self.c.hidden_size as usize);
+        let heads = self.c.num_attention_heads as usize;
+        let rows = input.len() / d.max(1);
+        let mut s = dense_scratch!(blk);
         // Keys with power-of-two scales (the logits then shift instead of multiply),
         // values with their ranges (folded into the probabilities).
         // Both read the same input: quantised once unless their smoothing differs.
-        let qkv = w.format(QuantizedInput::Attention);
+        let qkv = self.w.format(QuantizedInput::Attention);
         quantize_input(k, &layer.key, qkv, rows, input, &mut s);
-        for (role, q, scales, how) in [
-            (DenseRole::Key, &mut *b.k_q, &mut *b.k_exp, HeadScale::Pow2),
-            (
-                DenseRole::Value,
-                &mut *b.v_q,
-                &mut *b.v_amax,
-                HeadScale::Range,
-            ),
+        for (role, dst, how, slot) in [
+            (DenseRole::Key, &mut *k_q, HeadScale::Pow2, 0),
+            (DenseRole::Value, &mut *v_q, HeadScale::Range, 1),
         ] {
             let dense = role.of(layer);
             let same = match (&dense.input_smoothing, &layer.key.input_smoothing) {
@@ -152,84 +343,95 @@ pub(crate) fn forward_layer<K: Kernels>(
             if !same {
                 quantize_input(k, dense, qkv, rows, input, &mut s);
             }
-            forward_quantized(k, dense, (qkv, w.prepared(role)), rows, &mut s, b.y);
-            let dst = q.get_mut(r0 * d..(r0 + rows) * d).unwrap_or_default();
-            let projected = MatRef::contiguous(b.y.get(..rows * d).unwrap_or_default(), rows, d);
+            let prepared = self.w.prepared(role);
+            forward_quantized(k, dense, (qkv, prepared), rows, &mut s, blk.y);
+            let projected = MatRef::contiguous(blk.y.get(..rows * d).unwrap_or_default(), rows, d);
             let Some(projected) = projected else {
-                return ControlFlow::Continue(());
+                return;
             };
             quantize_heads(k, heads, projected, dst, how, |r, h, a| {
-                if let Some(slot) = scales.get_mut(h * n + r0 + r) {
-                    *slot = a;
+                let target = match scales {
+                    Scales::HeadMajor { k_exp, v_amax } => {
+                        let array = if slot == 0 { k_exp } else { v_amax };
+                        array.get_mut(h * n + r0 + r)
+                    }
+                    Scales::Staged(staged) => staged.get_mut(((local + r) * heads + h) * 2 + slot),
+                };
+                if let Some(t) = target {
+                    *t = a;
                 }
             });
         }
     }
-    let (Some(keys), Some(values)) = (
-        MatRef::contiguous(&*b.k_q, n, d),
-        MatRef::contiguous(&*b.v_q, n, d),
-    ) else {
-        return ControlFlow::Continue(());
-    };
 
-    // Pass 2: attention, output projection and feed-forward, block by block.
-    for r0 in (0..n).step_by(block) {
-        let rows = block.min(n - r0);
-        let mut s = dense_scratch!(b);
-        {
-            let input = b.hidden.get(r0 * d..(r0 + rows) * d).unwrap_or_default();
-            let how = (
-                w.format(QuantizedInput::Attention),
-                w.prepared(DenseRole::Query),
-            );
-            forward(k, &layer.query, how, rows, input, &mut s, b.y);
-        }
-        let projected = MatRef::contiguous(b.y.get(..rows * d).unwrap_or_default(), rows, d);
-        let Some(projected) = projected else {
-            return ControlFlow::Continue(());
+    /// Pass 2 on one block of `residual` rows: attention against every key, output
+    /// projection, add & LayerNorm, feed-forward, add & LayerNorm, in place.
+    fn attention_and_ffn(&self, blk: &mut Block<'_>, residual: &mut [i32]) {
+        let (k, c, w, layer) = (self.k, self.c, self.w, self.w.layer);
+        let Some(kv) = self.kv else {
+            return;
         };
-        quantize_heads(k, heads, projected, b.q_q, HeadScale::Range, |r, h, a| {
-            if let Some(slot) = b.q_amax.get_mut(r * heads + h) {
+        let n = self.plan.tokens();
+        let (d, heads) = (c.hidden_size as usize, c.num_attention_heads as usize);
+        let dh = d / heads.max(1);
+        let rows = residual.len() / d.max(1);
+        let logit = LogitScale {
+            multiplier: c.attention_logit_multiplier,
+            shift: c.attention_logit_shift,
+        };
+        let mut s = dense_scratch!(blk);
+        let how = (
+            w.format(QuantizedInput::Attention),
+            w.prepared(DenseRole::Query),
+        );
+        forward(k, &layer.query, how, rows, residual, &mut s, blk.y);
+        let projected = MatRef::contiguous(blk.y.get(..rows * d).unwrap_or_default(), rows, d);
+        let Some(projected) = projected else {
+            return;
+        };
+        quantize_heads(k, heads, projected, blk.q_q, HeadScale::Range, |r, h, a| {
+            if let Some(slot) = blk.q_amax.get_mut(r * heads + h) {
                 *slot = a;
             }
         });
-        let Some(queries) = MatRef::contiguous(&*b.q_q, rows, d) else {
-            return ControlFlow::Continue(());
+        let Some(queries) = MatRef::contiguous(&*blk.q_q, rows, d) else {
+            return;
         };
         for h in 0..heads {
             let (Some(q), Some(k_h), Some(v_h)) = (
                 queries.cols_range(h * dh, dh),
-                keys.cols_range(h * dh, dh),
-                values.cols_range(h * dh, dh),
+                kv.keys.cols_range(h * dh, dh),
+                kv.values.cols_range(h * dh, dh),
             ) else {
                 continue;
             };
             // Q.K: the keys are the product's channels.
             product(k, Lhs::I8(q), Rhs::Channels(k_h), s.acc);
-            let k_exp = b.k_exp.get(h * n..(h + 1) * n).unwrap_or_default();
-            let v_amax = b.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
+            let k_exp = kv.k_exp.get(h * n..(h + 1) * n).unwrap_or_default();
+            let v_amax = kv.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
             // Softmax of every row of the block, then one product of the block's
             // probabilities with the head's values.
             let mut scales = [PvScale::default(); BLOCK_ROWS];
             for (r, scale) in scales.iter_mut().enumerate().take(rows) {
                 let (Some(logits), Some(p)) = (
                     s.acc.get_mut(r * n..(r + 1) * n),
-                    b.p.get_mut(r * n..(r + 1) * n),
+                    blk.p.get_mut(r * n..(r + 1) * n),
                 ) else {
                     continue;
                 };
-                let q_amax = b.q_amax.get(r * heads + h).copied().unwrap_or(0);
+                let q_amax = blk.q_amax.get(r * heads + h).copied().unwrap_or(0);
                 k.attention_logits_row(logits, q_amax, k_exp, logit);
                 *scale = k.softmax_row(logits, v_amax, p);
             }
             // P.V: the values are rows of depth (one per key).
-            if let Some(p) = MatRef::contiguous(b.p.get(..rows * n).unwrap_or_default(), rows, n) {
-                product(k, Lhs::U16(p), Rhs::Depths(v_h), b.pv);
+            if let Some(p) = MatRef::contiguous(blk.p.get(..rows * n).unwrap_or_default(), rows, n)
+            {
+                product(k, Lhs::U16(p), Rhs::Depths(v_h), blk.pv);
             }
             for (r, &scale) in scales.iter().enumerate().take(rows) {
                 let lo = r * d + h * dh;
                 if let (Some(pv), Some(ctx)) =
-                    (b.pv.get(r * dh..(r + 1) * dh), b.z.get_mut(lo..lo + dh))
+                    (blk.pv.get(r * dh..(r + 1) * dh), blk.z.get_mut(lo..lo + dh))
                 {
                     k.pv_scale_row(pv, scale, ctx);
                 }
@@ -237,13 +439,9 @@ pub(crate) fn forward_layer<K: Kernels>(
         }
         // The context is always int8 (the study: lossless).
         let how = (InputFormat::Int8, w.prepared(DenseRole::AttentionOutput));
-        forward(k, &layer.attention_output, how, rows, b.z, &mut s, b.y);
-        let residual = b
-            .hidden
-            .get_mut(r0 * d..(r0 + rows) * d)
-            .unwrap_or_default();
+        forward(k, &layer.attention_output, how, rows, blk.z, &mut s, blk.y);
         let eps = c.layer_norm_eps_q32;
-        add_and_norm(k, residual, b.y, d, &layer.attention_layer_norm, eps);
+        add_and_norm(k, residual, blk.y, d, &layer.attention_layer_norm, eps);
 
         // Feed-forward on the same rows.
         let ffn = c.intermediate_size as usize;
@@ -251,17 +449,123 @@ pub(crate) fn forward_layer<K: Kernels>(
             w.format(QuantizedInput::Intermediate),
             w.prepared(DenseRole::Intermediate),
         );
-        forward(k, &layer.intermediate, how, rows, residual, &mut s, b.y);
-        for row in b.y.chunks_exact_mut(ffn).take(rows) {
+        forward(k, &layer.intermediate, how, rows, residual, &mut s, blk.y);
+        for row in blk.y.chunks_exact_mut(ffn).take(rows) {
             k.gelu_row(row);
         }
         let how = (
             w.format(QuantizedInput::Output),
             w.prepared(DenseRole::Output),
         );
-        forward(k, &layer.output, how, rows, b.y, &mut s, b.z);
-        add_and_norm(k, residual, b.z, d, &layer.output_layer_norm, eps);
-        block_done()?;
+        forward(k, &layer.output, how, rows, blk.y, &mut s, blk.z);
+        add_and_norm(k, residual, blk.z, d, &layer.output_layer_norm, eps);
+    }
+}
+
+/// Blocks per worker between two progress reports when several workers share a pass (one
+/// report per block with one worker).
+const ROUND_BLOCKS_PER_WORKER: usize = 4;
+
+/// Runs one encoder layer over the whole sequence in `b`; `blocks_done(k)` is called after
+/// each round of `k` blocks of pass 2 and may stop the pass.
+pub(crate) fn forward_layer<K: Kernels, R: Runner<K>>(
+    k: &K,
+    runner: &R,
+    c: &Config,
+    w: &LayerWeights<'_, '_>,
+    plan: &Plan,
+    b: &mut Buffers<'_>,
+    blocks_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let (n, block) = (plan.tokens(), plan.block());
+    let (d, heads) = (c.hidden_size as usize, c.num_attention_heads as usize);
+    let workers = runner.workers().min(plan.workers()).max(1);
+    let seq = &mut b.seq;
+    let worker_bytes = plan.worker_bytes();
+    fn geometry<'s>(
+        (block, d, heads, worker_bytes): (usize, usize, usize, usize),
+        (r0, rows): (usize, usize),
+        scratch: &'s mut [u8],
+        what: Pass<'s>,
+    ) -> PassRun<'s> {
+        PassRun {
+            r0,
+            rows,
+            scratch,
+            block,
+            d,
+            heads,
+            worker_bytes,
+            what,
+        }
+    }
+    let shape = (block, d, heads, worker_bytes);
+    let job = LayerJob {
+        k,
+        c,
+        w,
+        plan,
+        kv: None,
+    };
+
+    // Pass 1: keys and values of every token.
+    let scales = if workers > 1 {
+        Scales::Staged(&mut *seq.kv_staged)
+    } else {
+        Scales::HeadMajor {
+            k_exp: &mut *seq.k_exp,
+            v_amax: &mut *seq.v_amax,
+        }
+    };
+    let what = Pass::KeysValues {
+        input: &*seq.hidden,
+        k_q: &mut *seq.k_q,
+        v_q: &mut *seq.v_q,
+        scales,
+    };
+    runner.run(&job, geometry(shape, (0, n), &mut *b.blocks, what));
+    if workers > 1 {
+        // Back to `[heads, n]`, where attention reads one head's scales contiguously.
+        for (t, pairs) in seq.kv_staged.chunks_exact(heads * 2).take(n).enumerate() {
+            for (h, pair) in pairs.chunks_exact(2).enumerate() {
+                if let (Some(e), Some(a)) =
+                    (seq.k_exp.get_mut(h * n + t), seq.v_amax.get_mut(h * n + t))
+                {
+                    (*e, *a) = (pair[0], pair[1]);
+                }
+            }
+        }
+    }
+    let (Some(keys), Some(values)) = (
+        MatRef::contiguous(&*seq.k_q, n, d),
+        MatRef::contiguous(&*seq.v_q, n, d),
+    ) else {
+        return ControlFlow::Continue(());
+    };
+    let job = LayerJob {
+        kv: Some(KeysValues {
+            keys,
+            values,
+            k_exp: &*seq.k_exp,
+            v_amax: &*seq.v_amax,
+        }),
+        ..job
+    };
+
+    // Pass 2: attention, output projection and feed-forward, in rounds of blocks.
+    let round = if workers > 1 {
+        workers * ROUND_BLOCKS_PER_WORKER * block
+    } else {
+        block
+    };
+    for (i, hidden) in seq.hidden.chunks_mut(round * d).enumerate() {
+        let rows = hidden.len() / d.max(1);
+        let what = Pass::Blocks { hidden };
+        runner.run(
+            &job,
+            geometry(shape, (i * round, rows), &mut *b.blocks, what),
+        );
+        blocks_done(rows.div_ceil(block))?;
     }
     ControlFlow::Continue(())
 }

@@ -21,6 +21,7 @@ macro_rules! dense_scratch {
 mod dense;
 pub mod embeddings;
 pub mod layer;
+pub mod parallel;
 pub mod position;
 pub mod prepared;
 pub mod scratch;
@@ -30,7 +31,8 @@ use crate::error::RunError;
 use crate::kernels::{Kernels, Lhs, MatRef, Requant};
 use core::ops::ControlFlow;
 use dense::{DenseScratch, forward, layer_norm, le_values, product, weights};
-use layer::LayerWeights;
+use layer::{LayerWeights, Runner};
+use parallel::{Parallel, Sequential};
 use prepared::{PreparedWeights, weight_matrix};
 use scratch::{Buffers, Plan};
 
@@ -41,10 +43,15 @@ use scratch::{Buffers, Plan};
 /// encoders and threads (`ModelView` is `Copy` and `Sync`: borrowed bytes), and one encoder
 /// may run calls on several threads at once when its kernels are `Sync`, each call with
 /// its own arena. Nothing is global.
+///
+/// Several cores: [`Self::with_parallel`] hands each call's work to an executor as
+/// independent jobs (see [`parallel`]); the output is bit-identical for any number of
+/// workers, and the arena grows with them ([`Self::plan`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Encoder<'m, 'a, K> {
+pub struct Encoder<'m, 'a, K, R = Sequential> {
     model: &'m ModelView<'a>,
     kernels: K,
+    runner: R,
     positions: PositionMode,
     prepared: Option<PreparedWeights<'m>>,
 }
@@ -77,16 +84,34 @@ pub struct EmbedOptions<'p> {
 }
 
 impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
-    /// An encoder for `model` using `kernels`, in the blob's position mode.
+    /// An encoder for `model` using `kernels`, in the blob's position mode, running on the
+    /// calling thread.
     pub fn new(model: &'m ModelView<'a>, kernels: K) -> Self {
         Self {
             model,
             kernels,
+            runner: Sequential,
             positions: model.config.position_mode,
             prepared: None,
         }
     }
+}
 
+impl<'m, 'a, K: Kernels + Sync> Encoder<'m, 'a, K> {
+    /// The same encoder running each pass's jobs on `parallel`'s workers (kernels that are
+    /// `Sync`). Its calls need the larger arena of [`Self::plan`].
+    pub fn with_parallel<P: Parallel>(self, parallel: P) -> Encoder<'m, 'a, K, P> {
+        Encoder {
+            model: self.model,
+            kernels: self.kernels,
+            runner: parallel,
+            positions: self.positions,
+            prepared: self.prepared,
+        }
+    }
+}
+
+impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
     /// The same encoder reading the weights `kernels` prepared for this model
     /// ([`prepared::prepare_weights`]).
     ///
@@ -118,10 +143,15 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         self.model.config.max_positions(self.positions)
     }
 
-    /// The scratch plan of a call on `n_tokens` tokens (its arena size is
-    /// [`Plan::arena_bytes`]).
+    /// The scratch plan of a call on `n_tokens` tokens, with buffers for every worker (its
+    /// arena size is [`Plan::arena_bytes`]; with one worker, [`crate::scratch_bytes`]).
     pub fn plan(&self, n_tokens: usize) -> Plan {
-        Plan::for_model(self.model, n_tokens)
+        Plan::for_model(self.model, n_tokens).with_workers(self.runner.workers())
+    }
+
+    /// Jobs this encoder runs at once.
+    pub fn workers(&self) -> usize {
+        self.runner.workers()
     }
 
     /// The model.
@@ -195,7 +225,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             ids,
             token_types,
             self.positions,
-            b.hidden,
+            b.seq.hidden,
         )?;
         let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
         let mut done = 0;
@@ -209,12 +239,13 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             };
             let flow = layer::forward_layer(
                 &self.kernels,
+                &self.runner,
                 &self.model.config,
                 &weights,
                 &plan,
                 &mut b,
-                &mut || {
-                    done += 1;
+                &mut |blocks| {
+                    done += blocks;
                     match progress.as_deref_mut() {
                         Some(report) => report(Progress { done, total }),
                         None => ControlFlow::Continue(()),
@@ -243,7 +274,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
         scratch: &'s mut [u8],
     ) -> Result<&'s [i32], RunError> {
         let (_, b) = self.encode(ids, token_types, scratch, false, None)?;
-        Ok(b.hidden)
+        Ok(b.seq.hidden)
     }
 
     /// Sentence embedding with the model's pooling: `pooled` (length `hidden_size`)
@@ -275,7 +306,7 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             });
         }
         let (plan, b) = self.encode(ids, options.token_types, scratch, false, options.progress)?;
-        pool(b.hidden, plan.tokens(), d, pooling, pooled);
+        pool(b.seq.hidden, plan.tokens(), d, pooling, pooled);
         Ok(())
     }
 
@@ -309,9 +340,11 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
                 limit: ids.len(),
             });
         }
-        let (_, b) = self.encode(ids, None, scratch, true, None)?;
+        let (plan, b) = self.encode(ids, None, scratch, true, None)?;
         let k = &self.kernels;
-        let mut s = dense_scratch!(b);
+        let run = b.blocks.get_mut(..plan.worker_bytes()).unwrap_or_default();
+        let blk = plan.block_buffers(run);
+        let mut s = dense_scratch!(blk);
         let (Some(decoder), Some(ln)) = (
             Requant::new(
                 le_values(&mlm.decoder_multiplier),
@@ -330,9 +363,9 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             prepared(1),
         );
         for (&p, out) in positions.iter().zip(logits.chunks_exact_mut(vocab.max(1))) {
-            let row = b.hidden.get(p * d..(p + 1) * d).unwrap_or_default();
+            let row = b.seq.hidden.get(p * d..(p + 1) * d).unwrap_or_default();
             // BertPredictionHeadTransform: dense, GELU, LayerNorm.
-            let y = b.y.get_mut(..d).unwrap_or_default();
+            let y = blk.y.get_mut(..d).unwrap_or_default();
             let how = (InputFormat::Int8, prepared(0));
             forward(k, &mlm.transform, how, 1, row, &mut s, y);
             k.gelu_row(y);
@@ -340,9 +373,9 @@ impl<'m, 'a, K: Kernels> Encoder<'m, 'a, K> {
             // Decoder tied to the word embeddings: one int8 row per vocabulary entry.
             let amax = k.quantize_row_i8(y, s.x_q);
             if let Some(x) = MatRef::contiguous(s.x_q.get(..d).unwrap_or_default(), 1, d) {
-                product(k, Lhs::I8(x), table, b.mlm_acc);
+                product(k, Lhs::I8(x), table, b.seq.mlm_acc);
             }
-            k.requantize_row(b.mlm_acc, amax, &decoder, out);
+            k.requantize_row(b.seq.mlm_acc, amax, &decoder, out);
         }
         Ok(())
     }

@@ -72,6 +72,7 @@ pub struct Plan {
     mlm: bool,
     int16: bool,
     uint8: bool,
+    workers: usize,
 }
 
 impl Plan {
@@ -83,6 +84,7 @@ impl Plan {
             mlm: false,
             int16: false,
             uint8: false,
+            workers: 1,
         }
     }
 
@@ -122,6 +124,21 @@ impl Plan {
     /// The same plan with the masked-language-model logits ([`crate::Encoder::mlm_logits`]).
     pub const fn with_mlm(self) -> Self {
         Self { mlm: true, ..self }
+    }
+
+    /// The same plan for a pass run by `workers` workers at once (see
+    /// [`crate::model::parallel`]): each worker gets its own block buffers, and the key and
+    /// value scales of every token are staged in token order. 0 counts as 1.
+    pub const fn with_workers(self, workers: usize) -> Self {
+        Self {
+            workers: if workers == 0 { 1 } else { workers },
+            ..self
+        }
+    }
+
+    /// Workers the plan has buffers for.
+    pub const fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The model dimensions.
@@ -237,19 +254,20 @@ macro_rules! tri {
     };
 }
 
-/// Generates [`Buffers`], `Plan::region_bytes` and `Plan::carve` from one list of
-/// regions: `name: type = count;` with `count` an `Option<usize>` expression of the plan
-/// `$p` (and its derived sizes).
+/// Generates a carved struct, the `const fn` that sizes its regions and the code that
+/// carves them, from one list of regions: `name: type = count;` with `count` an
+/// `Option<usize>` expression of the plan's sizes `$p`.
 macro_rules! layout {
-    (|$p:ident| { $( $(#[$doc:meta])* $name:ident : $ty:ty = $count:expr; )* }) => {
-        /// The carved arena: one buffer per region of the layout.
-        pub(crate) struct Buffers<'s> {
-            $( $(#[$doc])* pub(crate) $name: &'s mut [$ty], )*
+    ($(#[$sdoc:meta])* $name:ident, $bytes:ident, $carve:ident,
+     |$p:ident| { $( $(#[$doc:meta])* $field:ident : $ty:ty = $count:expr; )* }) => {
+        $(#[$sdoc])*
+        pub(crate) struct $name<'s> {
+            $( $(#[$doc])* pub(crate) $field: &'s mut [$ty], )*
         }
 
         impl Plan {
-            /// Bytes of all regions from an aligned start.
-            const fn region_bytes(&self) -> Option<usize> {
+            /// Bytes of all regions from an aligned start (a multiple of [`REGION_ALIGN`]).
+            const fn $bytes(&self) -> Option<usize> {
                 let $p = Sizes::of(self);
                 let mut total = 0usize;
                 $(
@@ -259,15 +277,9 @@ macro_rules! layout {
                 Some(total)
             }
 
-            /// Splits the arena into the buffers, or says how many bytes it lacks.
-            pub(crate) fn carve<'s>(&self, arena: &'s mut [u8]) -> Result<Buffers<'s>, RunError> {
-                let given = arena.len();
-                let needed = self.arena_bytes();
-                if given < needed {
-                    return Err(RunError::ScratchTooSmall { given, needed });
-                }
-                let skip = arena.as_ptr().align_offset(REGION_ALIGN).min(REGION_ALIGN - 1);
-                let (_, mut rest) = arena.split_at_mut(skip);
+            /// Carves the regions from the start of `rest` (aligned, and at least
+            /// `$bytes` long: the caller checked); returns them and what is left.
+            fn $carve<'s>(&self, mut rest: &'s mut [u8]) -> ($name<'s>, &'s mut [u8]) {
                 let $p = Sizes::of(self);
                 $(
                     let count = ($count).unwrap_or(0);
@@ -275,14 +287,59 @@ macro_rules! layout {
                     let taken = core::mem::take(&mut rest);
                     let (region, tail) = taken.split_at_mut(len.min(taken.len()));
                     rest = tail;
-                    let $name: &mut [$ty] = cast_region(region, count);
+                    let $field: &mut [$ty] = cast_region(region, count);
                 )*
-                // What follows the last region is not used.
-                let _ = rest;
-                Ok(Buffers { $( $name, )* })
+                ($name { $( $field, )* }, rest)
             }
         }
     };
+}
+
+/// The carved arena: the buffers kept for the whole sequence, and the block buffers of
+/// each worker (carved by the worker, [`Plan::block_buffers`]).
+pub(crate) struct Buffers<'s> {
+    /// The buffers of the whole sequence.
+    pub(crate) seq: Sequence<'s>,
+    /// `workers` runs of [`Plan::block_bytes`] bytes, each aligned.
+    pub(crate) blocks: &'s mut [u8],
+}
+
+impl Plan {
+    /// Bytes of all regions from an aligned start.
+    const fn region_bytes(&self) -> Option<usize> {
+        let blocks = tri!(mul(tri!(self.block_bytes()), self.workers));
+        tri!(self.sequence_bytes()).checked_add(blocks)
+    }
+
+    /// Splits the arena into the buffers, or says how many bytes it lacks.
+    pub(crate) fn carve<'s>(&self, arena: &'s mut [u8]) -> Result<Buffers<'s>, RunError> {
+        let given = arena.len();
+        let needed = self.arena_bytes();
+        if given < needed {
+            return Err(RunError::ScratchTooSmall { given, needed });
+        }
+        let skip = arena
+            .as_ptr()
+            .align_offset(REGION_ALIGN)
+            .min(REGION_ALIGN - 1);
+        let (_, rest) = arena.split_at_mut(skip);
+        let (seq, rest) = self.carve_sequence(rest);
+        let len = self.block_bytes().unwrap_or(0).saturating_mul(self.workers);
+        let blocks = rest.get_mut(..len).unwrap_or_default();
+        Ok(Buffers { seq, blocks })
+    }
+
+    /// Bytes of one worker's block buffers (a multiple of [`REGION_ALIGN`]).
+    pub(crate) fn worker_bytes(&self) -> usize {
+        self.block_bytes().unwrap_or(0)
+    }
+
+    /// One worker's block buffers, carved from its aligned run of
+    /// [`Self::worker_bytes`] bytes (empty buffers if it is shorter, which `carve`'s size
+    /// check rules out).
+    pub(crate) fn block_buffers<'s>(&self, run: &'s mut [u8]) -> Block<'s> {
+        self.carve_block(run).0
+    }
 }
 
 /// Sizes derived from a plan, every product checked.
@@ -304,6 +361,8 @@ struct Sizes {
     int16: bool,
     /// Whether some dense input is unsigned 8-bit.
     uint8: bool,
+    /// Workers.
+    workers: usize,
 }
 
 impl Sizes {
@@ -323,6 +382,7 @@ impl Sizes {
             mlm_vocab: if p.mlm { p.dims.vocab } else { 0 },
             int16: p.int16,
             uint8: p.uint8,
+            workers: p.workers,
         }
     }
 
@@ -340,7 +400,9 @@ impl Sizes {
     }
 }
 
-layout!(|s| {
+layout!(
+    /// The buffers kept for the whole sequence.
+    Sequence, sequence_bytes, carve_sequence, |s| {
     /// Residual stream, Q.16 `[n, d]`.
     hidden: i32 = mul(s.n, s.d);
     /// Keys, int8 `[n, d]`, quantised per (token, head) with power-of-two scales.
@@ -352,6 +414,17 @@ layout!(|s| {
     k_exp: u32 = mul(s.n, s.h);
     /// Value ranges, `[heads, n]`.
     v_amax: u32 = mul(s.n, s.h);
+    /// Key exponents and value ranges staged in token order, `[n, heads, 2]`, so that
+    /// workers projecting disjoint runs of tokens write disjoint slices (only with more
+    /// than one worker).
+    kv_staged: u32 = if s.workers > 1 { match mul(s.n, s.h) { Some(x) => mul(x, 2), None => None } } else { Some(0) };
+    /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
+    mlm_acc: i32 = Some(s.mlm_vocab);
+});
+
+layout!(
+    /// One worker's buffers of a block of query rows.
+    Block, block_bytes, carve_block, |s| {
     /// Queries of a block, int8 `[block, d]`.
     q_q: i8 = mul(s.b, s.d);
     /// Query ranges of a block, `[block, heads]`.
@@ -374,8 +447,6 @@ layout!(|s| {
     p: u16 = mul(s.b, s.n);
     /// `p . v` accumulators of a block for one head, `[block, d / heads]`.
     pv: i32 = mul(s.b, s.dh());
-    /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
-    mlm_acc: i32 = Some(s.mlm_vocab);
 });
 
 /// `count` elements of `T` at the start of an aligned region (empty if the region is
@@ -421,10 +492,14 @@ mod tests {
         for start in 0..REGION_ALIGN {
             let arena = &mut storage[start..start + need];
             let b = plan.carve(arena).expect("exact size carves");
-            assert_eq!(b.hidden.len(), 9 * 32);
-            assert_eq!(b.p.len(), 9 * 9);
-            assert!(b.mlm_acc.is_empty() && b.x_q16.is_empty() && b.x_u8.is_empty());
-            assert_eq!(b.hidden.as_ptr() as usize % REGION_ALIGN, 0);
+            assert_eq!(b.seq.hidden.len(), 9 * 32);
+            assert!(b.seq.mlm_acc.is_empty() && b.seq.kv_staged.is_empty());
+            assert_eq!(b.seq.hidden.as_ptr() as usize % REGION_ALIGN, 0);
+            assert_eq!(b.blocks.len(), plan.worker_bytes());
+            let blk = plan.block_buffers(b.blocks);
+            assert_eq!(blk.p.len(), 9 * 9);
+            assert!(blk.x_q16.is_empty() && blk.x_u8.is_empty());
+            assert_eq!(blk.q_q.as_ptr() as usize % REGION_ALIGN, 0);
         }
         let short = &mut storage[..need - 1];
         assert_eq!(
@@ -466,6 +541,25 @@ mod tests {
                 plan.carve(&mut storage[start..start + need]).is_ok(),
                 "{need} bytes at residue {residue}"
             );
+        }
+    }
+
+    #[test]
+    fn each_worker_adds_its_block_buffers_and_the_staged_scales_once() {
+        let one = Plan::new(TINY, 100);
+        assert_eq!(one.with_workers(0), one);
+        assert_eq!(one.workers(), 1);
+        let staged = region_len(100 * 2 * 2, 4).unwrap();
+        for workers in 2..6 {
+            let many = one.with_workers(workers);
+            let extra = (workers - 1) * one.worker_bytes() + staged;
+            assert_eq!(many.arena_bytes() - one.arena_bytes(), extra);
+            let mut storage = [0u8; 1 << 18];
+            let arena = &mut storage[..many.arena_bytes()];
+            let b = many.carve(arena).expect("exact size carves");
+            assert_eq!(b.seq.kv_staged.len(), 100 * 2 * 2);
+            assert_eq!(b.blocks.len(), workers * one.worker_bytes());
+            assert_eq!(one.worker_bytes() % REGION_ALIGN, 0);
         }
     }
 

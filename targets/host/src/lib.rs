@@ -63,6 +63,7 @@ mod avx2;
 mod avx512;
 pub mod cpu;
 pub mod lines;
+pub mod threads;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
@@ -70,6 +71,7 @@ use microbert::kernels::{
     Gemm, Kernels, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
 };
 use microbert::{Encoder, ModelView, PreparedWeights, RunError};
+pub use threads::Threads;
 
 /// An instruction-set tier of the host backend: what its GEMM runs on. Every tier gives
 /// results bit-identical to the scalar reference.

@@ -9,7 +9,7 @@ use core::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microbert::blob::{ModelView, Pooling, PositionMode};
 use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
-use microbert_host::{HostKernels, PreparedModel, Tier};
+use microbert_host::{HostKernels, PreparedModel, Threads, Tier};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,10 @@ pub(crate) struct EmbedArgs {
     /// bit-identical results.
     #[arg(long, value_enum, default_value_t = KernelsArg::Auto)]
     kernels: KernelsArg,
+    /// Threads per text (the calling one included); default: the cores this process may
+    /// use. Every count gives bit-identical results.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(flatten)]
     batch: BatchArgs,
 }
@@ -166,9 +170,8 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
 
 /// The model, kernels and buffers of one run.
 struct Embedder<'m, 'a> {
-    model: &'m ModelView<'a>,
     tokenizer: Tokenizer<'a>,
-    encoder: Encoder<'m, 'a, HostKernels>,
+    encoder: Encoder<'m, 'a, HostKernels, Threads>,
     pooling: Pooling,
     model_max: usize,
     ids: Vec<u32>,
@@ -203,7 +206,10 @@ impl<'m, 'a> Embedder<'m, 'a> {
         model: &'m ModelView<'a>,
         prepared: &'m PreparedModel,
     ) -> Result<Self> {
-        let mut encoder = prepared.encoder(model)?;
+        let threads = args
+            .threads
+            .map_or_else(Threads::available, |n| Threads::new(n.into()));
+        let mut encoder = prepared.encoder(model)?.with_parallel(threads);
         match args.positions {
             Some(PositionsArg::Absolute) => {
                 encoder = encoder.with_positions(PositionMode::Absolute);
@@ -226,7 +232,6 @@ impl<'m, 'a> Embedder<'m, 'a> {
         };
         let d = model.config.hidden_size as usize;
         Ok(Self {
-            model,
             tokenizer: Tokenizer::new(model),
             encoder,
             pooling,
@@ -251,7 +256,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
 
     fn embed(&mut self, text: &str) -> Result<Embedded<'_>> {
         let enc = self.tokenizer.encode(text, &mut self.ids)?;
-        let needed = microbert::scratch_bytes(self.model, enc.len);
+        let needed = self.encoder.plan(enc.len).arena_bytes();
         if self.arena.len() < needed {
             self.arena.resize(needed, 0);
         }
