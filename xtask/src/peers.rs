@@ -1,5 +1,7 @@
 //! `cargo xtask bench-peers [--model NAME]`: microbert against its peers in one run, on the
-//! same token ids, one thread.
+//! same token ids: one thread, and the best tier and ONNX Runtime also with as many threads
+//! as the machine has cores (microbert's reviews in packed batches of 32, as `microbert
+//! embed` runs them).
 //!
 //! For each model of [`MODELS`] (one entry per model: its microbert blob recipe, the
 //! checkpoint candle reads, and the pinned ONNX file):
@@ -335,6 +337,12 @@ fn bench_model(
             .arg(&work)
             .arg("--ids")
             .arg(&ids_path)
+            .arg("--threads")
+            .arg(
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .to_string(),
+            )
             .arg("--out")
             .arg(&onnx_out),
         "peers_onnx.py (onnxruntime f32 and dynamic int8)",
@@ -390,7 +398,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "## {} on {cpu}, one thread\n\nfeatures: {features}; clock {ghz:.2} GHz (measured, \
+        "## {} on {cpu}, one thread unless the engine says threads\n\nfeatures: {features}; clock {ghz:.2} GHz (measured, \
          dependent adds)\nload before: {before}\nload after: {after}\n",
         m.name
     );
@@ -408,6 +416,18 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
     };
     let (ort_int8, ort_f32) = (ort(" dynamic int8"), ort(" f32"));
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    // ONNX Runtime's dynamic int8 engine with `threads` threads.
+    let ort_int8_threads = |threads: u64| {
+        engines
+            .iter()
+            .find(|e| {
+                e["engine"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("onnxruntime") && n.ends_with(" dynamic int8"))
+                    && e["threads"].as_u64().unwrap_or(1) == threads
+            })
+            .copied()
+    };
     // Speed of `e` relative to `base`: base time over e's time, by `stat`.
     let ratio = |base: Option<&Value>, e: &Value, key: &str, stat: &str| {
         base.map_or("-".to_owned(), |b| {
@@ -420,7 +440,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
         "| engine | 128 tokens: ms CPU | ms wall median / fastest | 512 tokens: ms CPU | \
          ms wall median / fastest | {reviews} reviews: texts/s CPU / wall | 128: speed vs ORT \
          int8, CPU median / CPU fastest / wall fastest | 128: vs ORT f32, CPU | 512: vs ORT int8, \
-         CPU | reviews: vs ORT int8, CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+         CPU | reviews: vs ORT int8, CPU | reviews: vs ORT int8 with as many threads, wall |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for e in &engines {
         let reviews_cell = match (per_s(e, "cpu"), per_s(e, "wall")) {
@@ -432,7 +452,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
         };
         let _ = writeln!(
             o,
-            "| {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {reviews_cell} | {} / {} / {} | {} | {} | {} |",
+            "| {} | {:.2} | {:.2} / {:.2} | {:.2} | {:.2} / {:.2} | {reviews_cell} | {} / {} / {} | {} | {} | {} | {} |",
             e["engine"].as_str().unwrap_or("?"),
             f(&e["ms128"]["cpu_median"]),
             f(&e["ms128"]["median"]),
@@ -446,6 +466,13 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
             ratio(ort_f32, e, "ms128", "cpu_median"),
             ratio(ort_int8, e, "ms512", "cpu_median"),
             match (per_s(e, "cpu"), ort_int8.and_then(|b| per_s(b, "cpu"))) {
+                (Some(p), Some(b)) => format!("{:.2}x", p / b),
+                _ => "-".to_owned(),
+            },
+            match (
+                per_s(e, "wall"),
+                ort_int8_threads(e["threads"].as_u64().unwrap_or(1)).and_then(|b| per_s(b, "wall")),
+            ) {
                 (Some(p), Some(b)) => format!("{:.2}x", p / b),
                 _ => "-".to_owned(),
             },

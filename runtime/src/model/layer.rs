@@ -106,6 +106,71 @@ impl LayerWeights<'_, '_> {
     }
 }
 
+/// The buffers of one head's attention over a block (borrowed from a worker's block
+/// buffers and its dense scratch).
+struct Attention<'b> {
+    /// Q.K accumulators, then logits, `[rows, keys]`.
+    acc: &'b mut [i32],
+    /// Probabilities, `[rows, keys]`.
+    p: &'b mut [u16],
+    /// P.V accumulators, `[rows, head width]`.
+    pv: &'b mut [i32],
+    /// The block's context, `[block, d]`.
+    z: &'b mut [i32],
+    /// The block's query ranges, `[block, heads]`.
+    q_amax: &'b [u32],
+}
+
+/// The texts packed one after another in a sequence: attention stays within each. One
+/// text for [`crate::Encoder::embed`], several for [`crate::Encoder::embed_batch`].
+#[derive(Clone, Copy)]
+pub(crate) struct Texts<'t>(pub(crate) &'t [&'t [u32]]);
+
+/// The rows of a block that belong to one text, and that text's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// First row, relative to the block.
+    pub(crate) row: usize,
+    /// Rows.
+    pub(crate) rows: usize,
+    /// The text's first token in the sequence.
+    pub(crate) key: usize,
+    /// The text's tokens.
+    pub(crate) keys: usize,
+}
+
+impl<'t> Texts<'t> {
+    /// Tokens in all.
+    pub(crate) fn tokens(&self) -> usize {
+        self.0.iter().map(|t| t.len()).sum()
+    }
+
+    /// The texts with their first token in the sequence.
+    pub(crate) fn starts(&self) -> impl Iterator<Item = (usize, &'t [u32])> + 't {
+        self.0.iter().scan(0usize, |start, t| {
+            let at = *start;
+            *start += t.len();
+            Some((at, *t))
+        })
+    }
+
+    /// The spans of the texts that rows `r0..r0 + rows` of the sequence cross, in order.
+    pub(crate) fn spans(&self, r0: usize, rows: usize) -> impl Iterator<Item = Span> + 't {
+        let end = r0 + rows;
+        self.starts()
+            .take_while(move |&(start, _)| start < end)
+            .filter_map(move |(start, t)| {
+                let (lo, hi) = (start.max(r0), (start + t.len()).min(end));
+                (lo < hi).then_some(Span {
+                    row: lo - r0,
+                    rows: hi - lo,
+                    key: start,
+                    keys: t.len(),
+                })
+            })
+    }
+}
+
 /// What every job of one layer reads: the kernels, the config, the layer's weights and the
 /// plan. Opaque outside the crate: it reaches a [`Runner`] only to be handed back.
 pub struct LayerJob<'c, 'l, 'a, K> {
@@ -113,6 +178,8 @@ pub struct LayerJob<'c, 'l, 'a, K> {
     c: &'c Config,
     w: &'c LayerWeights<'l, 'a>,
     plan: &'c Plan,
+    /// The texts packed in the sequence (attention stays within each).
+    texts: Texts<'c>,
     /// The whole sequence's keys, values and their scales (pass 2 reads them).
     kv: Option<KeysValues<'c>>,
 }
@@ -137,7 +204,7 @@ enum Scales<'s> {
     Staged(&'s mut [u32]),
 }
 
-/// A run of consecutive blocks of one pass, with the buffers it owns. Opaque outside the
+/// A run of consecutive rows of one pass, with the buffers it owns. Opaque outside the
 /// crate (see [`LayerJob`]).
 pub struct PassRun<'s> {
     /// First token of the run.
@@ -174,12 +241,12 @@ fn cut<T>(s: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
 }
 
 impl Split for PassRun<'_> {
-    fn blocks(&self) -> usize {
-        self.rows.div_ceil(self.block.max(1))
+    fn rows(&self) -> usize {
+        self.rows
     }
 
-    fn split(self, blocks: usize, workers: usize) -> (Self, Self) {
-        let rows = (blocks * self.block).min(self.rows);
+    fn split(self, rows: usize, workers: usize) -> (Self, Self) {
+        let rows = rows.min(self.rows);
         let (d, heads) = (self.d, self.heads);
         let (s0, s1) = cut(self.scratch, workers * self.worker_bytes);
         let (w0, w1) = match self.what {
@@ -303,7 +370,7 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
                     let rows = run.block.min(run.rows - b0);
                     let span = b0 * run.d..(b0 + rows) * run.d;
                     if let Some(residual) = hidden.get_mut(span) {
-                        self.attention_and_ffn(&mut blk, residual);
+                        self.attention_and_ffn(&mut blk, run.r0 + b0, residual);
                     }
                 }
             }
@@ -364,9 +431,56 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
         }
     }
 
+    /// One head's attention for the block rows `row..row + q.rows()` against the keys
+    /// and values of their text: Q.K, softmax per row, P.V, and the scaled context into
+    /// the head's columns of `blk.z`.
+    fn attend(
+        &self,
+        t: &mut Attention<'_>,
+        (q, keys, values): (MatRef<'_, i8>, MatRef<'_, i8>, MatRef<'_, i8>),
+        (k_exp, v_amax): (&[u32], &[u32]),
+        (row, h): (usize, usize),
+    ) {
+        let (k, c) = (self.k, self.c);
+        let (rows, n) = (q.rows(), keys.rows());
+        let heads = c.num_attention_heads as usize;
+        let (d, dh) = (c.hidden_size as usize, q.cols());
+        let logit = LogitScale {
+            multiplier: c.attention_logit_multiplier,
+            shift: c.attention_logit_shift,
+        };
+        // Q.K: the keys are the product's channels.
+        product(k, Lhs::I8(q), Rhs::Channels(keys), t.acc);
+        // Softmax of every row, then one product of the probabilities with the values.
+        let mut scales = [PvScale::default(); BLOCK_ROWS];
+        for (r, scale) in scales.iter_mut().enumerate().take(rows) {
+            let (Some(logits), Some(p)) = (
+                t.acc.get_mut(r * n..(r + 1) * n),
+                t.p.get_mut(r * n..(r + 1) * n),
+            ) else {
+                continue;
+            };
+            let q_amax = t.q_amax.get((row + r) * heads + h).copied().unwrap_or(0);
+            k.attention_logits_row(logits, q_amax, k_exp, logit);
+            *scale = k.softmax_row(logits, v_amax, p);
+        }
+        // P.V: the values are rows of depth (one per key).
+        if let Some(p) = MatRef::contiguous(t.p.get(..rows * n).unwrap_or_default(), rows, n) {
+            product(k, Lhs::U16(p), Rhs::Depths(values), t.pv);
+        }
+        for (r, &scale) in scales.iter().enumerate().take(rows) {
+            let lo = (row + r) * d + h * dh;
+            if let (Some(pv), Some(ctx)) =
+                (t.pv.get(r * dh..(r + 1) * dh), t.z.get_mut(lo..lo + dh))
+            {
+                k.pv_scale_row(pv, scale, ctx);
+            }
+        }
+    }
+
     /// Pass 2 on one block of `residual` rows: attention against every key, output
     /// projection, add & LayerNorm, feed-forward, add & LayerNorm, in place.
-    fn attention_and_ffn(&self, blk: &mut Block<'_>, residual: &mut [i32]) {
+    fn attention_and_ffn(&self, blk: &mut Block<'_>, r0: usize, residual: &mut [i32]) {
         let (k, c, w, layer) = (self.k, self.c, self.w, self.w.layer);
         let Some(kv) = self.kv else {
             return;
@@ -375,10 +489,6 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
         let (d, heads) = (c.hidden_size as usize, c.num_attention_heads as usize);
         let dh = d / heads.max(1);
         let rows = residual.len() / d.max(1);
-        let logit = LogitScale {
-            multiplier: c.attention_logit_multiplier,
-            shift: c.attention_logit_shift,
-        };
         let mut s = dense_scratch!(blk);
         let how = (
             w.format(QuantizedInput::Attention),
@@ -405,36 +515,26 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
             ) else {
                 continue;
             };
-            // Q.K: the keys are the product's channels.
-            product(k, Lhs::I8(q), Rhs::Channels(k_h), s.acc);
-            let k_exp = kv.k_exp.get(h * n..(h + 1) * n).unwrap_or_default();
-            let v_amax = kv.v_amax.get(h * n..(h + 1) * n).unwrap_or_default();
-            // Softmax of every row of the block, then one product of the block's
-            // probabilities with the head's values.
-            let mut scales = [PvScale::default(); BLOCK_ROWS];
-            for (r, scale) in scales.iter_mut().enumerate().take(rows) {
-                let (Some(logits), Some(p)) = (
-                    s.acc.get_mut(r * n..(r + 1) * n),
-                    blk.p.get_mut(r * n..(r + 1) * n),
+            // Each text's rows of the block attend to that text's keys only.
+            for span in self.texts.spans(r0, rows) {
+                let (Some(q), Some(k_h), Some(v_h)) = (
+                    q.rows_range(span.row, span.rows),
+                    k_h.rows_range(span.key, span.keys),
+                    v_h.rows_range(span.key, span.keys),
                 ) else {
                     continue;
                 };
-                let q_amax = blk.q_amax.get(r * heads + h).copied().unwrap_or(0);
-                k.attention_logits_row(logits, q_amax, k_exp, logit);
-                *scale = k.softmax_row(logits, v_amax, p);
-            }
-            // P.V: the values are rows of depth (one per key).
-            if let Some(p) = MatRef::contiguous(blk.p.get(..rows * n).unwrap_or_default(), rows, n)
-            {
-                product(k, Lhs::U16(p), Rhs::Depths(v_h), blk.pv);
-            }
-            for (r, &scale) in scales.iter().enumerate().take(rows) {
-                let lo = r * d + h * dh;
-                if let (Some(pv), Some(ctx)) =
-                    (blk.pv.get(r * dh..(r + 1) * dh), blk.z.get_mut(lo..lo + dh))
-                {
-                    k.pv_scale_row(pv, scale, ctx);
-                }
+                let keys = span.key + h * n..span.key + span.keys + h * n;
+                let k_exp = kv.k_exp.get(keys.clone()).unwrap_or_default();
+                let v_amax = kv.v_amax.get(keys).unwrap_or_default();
+                let mut t = Attention {
+                    acc: &mut *s.acc,
+                    p: &mut *blk.p,
+                    pv: &mut *blk.pv,
+                    z: &mut *blk.z,
+                    q_amax: &*blk.q_amax,
+                };
+                self.attend(&mut t, (q, k_h, v_h), (k_exp, v_amax), (span.row, h));
             }
         }
         // The context is always int8 (the study: lossless).
@@ -464,15 +564,16 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
 
 /// Blocks per worker between two progress reports when several workers share a pass (one
 /// report per block with one worker).
-const ROUND_BLOCKS_PER_WORKER: usize = 4;
+const ROUND_BLOCKS_PER_WORKER: usize = 16;
 
-/// Runs one encoder layer over the whole sequence in `b`; `blocks_done(k)` is called after
-/// each round of `k` blocks of pass 2 and may stop the pass.
+/// Runs one encoder layer over the whole sequence in `b` (the `texts` packed one after
+/// another); `blocks_done(k)` is called after each round of `k` blocks of pass 2 and may
+/// stop the pass.
 pub(crate) fn forward_layer<K: Kernels, R: Runner<K>>(
     k: &K,
     runner: &R,
     c: &Config,
-    w: &LayerWeights<'_, '_>,
+    (w, texts): (&LayerWeights<'_, '_>, Texts<'_>),
     plan: &Plan,
     b: &mut Buffers<'_>,
     blocks_done: &mut dyn FnMut(usize) -> ControlFlow<()>,
@@ -505,6 +606,7 @@ pub(crate) fn forward_layer<K: Kernels, R: Runner<K>>(
         c,
         w,
         plan,
+        texts,
         kv: None,
     };
 

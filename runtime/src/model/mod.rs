@@ -31,7 +31,7 @@ use crate::error::RunError;
 use crate::kernels::{Kernels, Lhs, MatRef, Requant};
 use core::ops::ControlFlow;
 use dense::{DenseScratch, forward, layer_norm, le_values, product, weights};
-use layer::{LayerWeights, Runner};
+use layer::{LayerWeights, Runner, Texts};
 use parallel::{Parallel, Sequential};
 use prepared::{PreparedWeights, weight_matrix};
 use scratch::{Buffers, Plan};
@@ -213,20 +213,38 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         token_types: Option<&[u32]>,
         scratch: &'s mut [u8],
         with_mlm: bool,
-        mut progress: Option<ProgressFn<'_>>,
+        progress: Option<ProgressFn<'_>>,
     ) -> Result<(Plan, Buffers<'s>), RunError> {
         self.check_input(ids, token_types)?;
+        let texts = [ids];
+        let texts = Texts(&texts);
         let plan = self.plan(ids.len());
         let plan = if with_mlm { plan.with_mlm() } else { plan };
-        let mut b = plan.carve(scratch)?;
-        embeddings::embed(
-            &self.kernels,
-            self.model,
-            ids,
-            token_types,
-            self.positions,
-            b.seq.hidden,
-        )?;
+        let b = plan.carve(scratch)?;
+        self.encode_texts(texts, token_types, plan, b, progress)
+    }
+
+    /// [`Self::encode`] of checked texts packed one after another into a carved arena.
+    fn encode_texts<'s>(
+        &self,
+        texts: Texts<'_>,
+        token_types: Option<&[u32]>,
+        plan: Plan,
+        mut b: Buffers<'s>,
+        mut progress: Option<ProgressFn<'_>>,
+    ) -> Result<(Plan, Buffers<'s>), RunError> {
+        let d = self.model.config.hidden_size as usize;
+        for (start, ids) in texts.starts() {
+            let rows = start * d..(start + ids.len()) * d;
+            embeddings::embed(
+                &self.kernels,
+                self.model,
+                ids,
+                token_types,
+                self.positions,
+                b.seq.hidden.get_mut(rows).unwrap_or_default(),
+            )?;
+        }
         let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
         let mut done = 0;
         let mut layers = 0u32;
@@ -241,7 +259,7 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
                 &self.kernels,
                 &self.runner,
                 &self.model.config,
-                &weights,
+                (&weights, texts),
                 &plan,
                 &mut b,
                 &mut |blocks| {
@@ -307,6 +325,55 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         }
         let (plan, b) = self.encode(ids, options.token_types, scratch, false, options.progress)?;
         pool(b.seq.hidden, plan.tokens(), d, pooling, pooled);
+        Ok(())
+    }
+
+    /// The scratch plan of [`Self::embed_batch`] on `texts` (its arena size is
+    /// [`Plan::arena_bytes`]): the plan of all their tokens in one sequence.
+    pub fn batch_plan(&self, texts: &[&[u32]]) -> Plan {
+        self.plan(Texts(texts).tokens())
+    }
+
+    /// Sentence embeddings of several texts in one pass: their tokens are packed one after
+    /// another into the row blocks (no padding), so short texts fill the dense layers'
+    /// products, while attention stays within each text. `pooled` (`texts.len() *
+    /// hidden_size`) receives text `i`'s pooled Q.16 vector at `i * hidden_size`,
+    /// bit-identical to [`Self::embed`] of that text alone. Token types are all 0; the
+    /// pooling is the blob's.
+    ///
+    /// # Errors
+    /// The error [`Self::embed`] gives for the first text that fails its checks (then no
+    /// text is encoded: check or embed such a batch text by text), or an arena smaller
+    /// than [`Self::batch_plan`]'s.
+    pub fn embed_batch(
+        &self,
+        texts: &[&[u32]],
+        scratch: &mut [u8],
+        pooled: &mut [i32],
+    ) -> Result<(), RunError> {
+        let d = self.model.config.hidden_size as usize;
+        let needed = texts.len().saturating_mul(d);
+        if pooled.len() != needed {
+            return Err(RunError::OutputSize {
+                given: pooled.len(),
+                needed,
+            });
+        }
+        if texts.is_empty() {
+            return Ok(());
+        }
+        for ids in texts {
+            self.check_input(ids, None)?;
+        }
+        let plan = self.batch_plan(texts);
+        let b = plan.carve(scratch)?;
+        let texts = Texts(texts);
+        let (_, b) = self.encode_texts(texts, None, plan, b, None)?;
+        for ((start, ids), out) in texts.starts().zip(pooled.chunks_exact_mut(d.max(1))) {
+            let rows = start * d..(start + ids.len()) * d;
+            let hidden = b.seq.hidden.get(rows).unwrap_or_default();
+            pool(hidden, ids.len(), d, self.model.config.pooling, out);
+        }
         Ok(())
     }
 

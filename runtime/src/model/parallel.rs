@@ -3,13 +3,15 @@
 //!
 //! Each encoder layer is two passes over blocks of [`super::scratch::BLOCK_ROWS`] query
 //! rows (see [`super::layer`]): pass 1 projects keys and values, pass 2 runs attention and
-//! the feed-forward block. The blocks of one pass are independent: a block reads its own
+//! the feed-forward block. The rows of one pass are independent: a row block reads its own
 //! rows (and, in pass 2, every key and value, read-only) and writes only its own rows and
-//! its worker's scratch. So a pass is cut into contiguous runs of blocks, one per worker,
+//! its worker's scratch. So a pass is cut into contiguous runs of rows, one per worker
+//! (equal rows for equal workers; each run then goes block by block from its start),
 //! each owning disjoint slices of the arena (`split_at_mut`, no `unsafe`, no locks), and
 //! the runs are handed to [`Parallel::join`] two at a time, recursively, until every
-//! worker has one. The arithmetic of a block does not depend on who runs it, so the output
-//! is bit-identical for any number of workers.
+//! worker has one. Every step is row by row (quantisation, products, softmax, LayerNorm),
+//! so a row's bits do not depend on which run or block it falls in: the output is
+//! bit-identical for any number of workers.
 //!
 //! [`Sequential`] (the default) runs everything on the calling thread. A host implements
 //! [`Parallel`] with threads (`microbert-host`'s `Threads`: `std::thread::scope`); a
@@ -51,33 +53,35 @@ impl<P: Parallel + ?Sized> Parallel for &P {
     }
 }
 
-/// A run of blocks with the buffers it owns, which splits at a block boundary into two
-/// runs that own disjoint buffers.
+/// A run of rows with the buffers it owns, which splits at any row into two runs that own
+/// disjoint buffers (every step of a pass is row by row, so where a run starts changes no
+/// bit of its rows).
 pub(crate) trait Split: Sized + Send {
-    /// Blocks in the run.
-    fn blocks(&self) -> usize;
+    /// Rows in the run.
+    fn rows(&self) -> usize;
 
-    /// The first `blocks` blocks, served by the first `workers` workers' scratch, and the
+    /// The first `rows` rows, served by the first `workers` workers' scratch, and the
     /// rest.
-    fn split(self, blocks: usize, workers: usize) -> (Self, Self);
+    fn split(self, rows: usize, workers: usize) -> (Self, Self);
 }
 
-/// Runs `work` on `workers` workers: splits it in proportion, hands the halves to
-/// `par.join`, and calls `run` on each run of blocks (with its worker scratch).
+/// Runs `work` on `workers` workers: splits its rows in proportion (so equal workers get
+/// equal rows), hands the halves to `par.join`, and calls `run` on each run (with its
+/// worker scratch).
 pub(crate) fn fork<P: Parallel, S: Split>(
     par: &P,
     workers: usize,
     work: S,
     run: &(impl Fn(S) + Sync),
 ) {
-    let blocks = work.blocks();
-    if workers <= 1 || blocks <= 1 {
+    let rows = work.rows();
+    if workers <= 1 || rows <= 1 {
         run(work);
         return;
     }
     let left_workers = workers / 2;
-    let left_blocks = (blocks * left_workers / workers).max(1);
-    let (left, right) = work.split(left_blocks, left_workers);
+    let left_rows = (rows * left_workers / workers).max(1);
+    let (left, right) = work.split(left_rows, left_workers);
     par.join(
         || fork(par, left_workers, left, run),
         || fork(par, workers - left_workers, right, run),
@@ -89,7 +93,7 @@ mod tests {
     use super::*;
     use core::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A run of blocks `[start, start + len)` with a worker count.
+    /// A run of rows `[start, start + len)` with a worker count.
     struct Run {
         start: usize,
         len: usize,
@@ -97,19 +101,19 @@ mod tests {
     }
 
     impl Split for Run {
-        fn blocks(&self) -> usize {
+        fn rows(&self) -> usize {
             self.len
         }
-        fn split(self, blocks: usize, workers: usize) -> (Self, Self) {
+        fn split(self, rows: usize, workers: usize) -> (Self, Self) {
             (
                 Run {
                     start: self.start,
-                    len: blocks,
+                    len: rows,
                     workers,
                 },
                 Run {
-                    start: self.start + blocks,
-                    len: self.len - blocks,
+                    start: self.start + rows,
+                    len: self.len - rows,
                     workers: self.workers - workers,
                 },
             )
@@ -130,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn every_block_runs_once_on_at_most_the_workers() {
+    fn every_row_runs_once_on_at_most_the_workers() {
         for workers in 1..9 {
             for blocks in 1..40 {
                 let seen = [const { AtomicUsize::new(0) }; 40];
@@ -148,6 +152,13 @@ mod tests {
                     }
                 });
                 assert!(runs.load(Ordering::Relaxed) <= workers.min(blocks));
+                if blocks >= workers {
+                    assert_eq!(
+                        runs.load(Ordering::Relaxed),
+                        workers,
+                        "every worker has work"
+                    );
+                }
                 for (b, s) in seen.iter().enumerate() {
                     let want = usize::from(b < blocks);
                     assert_eq!(s.load(Ordering::Relaxed), want, "{workers} {blocks} {b}");

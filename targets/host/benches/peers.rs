@@ -28,7 +28,7 @@ use core::time::Duration;
 use microbert::kernels::{Gemm, Lhs, MatMut, MatRef, Prepared, Rhs};
 use microbert::model::scratch::BLOCK_ROWS;
 use microbert::{Encoder, Kernels};
-use microbert_host::{HostKernels, Tier};
+use microbert_host::{HostKernels, Threads, Tier};
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::time::Instant;
@@ -217,6 +217,54 @@ fn main() {
         }));
     }
 
+    // The best tier with several threads and with packed batches of reviews.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(tier) = Tier::AUTO
+        .into_iter()
+        .find(|t| tiers.contains(t) && t.supported())
+    {
+        let k = HostKernels::with_tier(tier).expect("supported");
+        let prepared = k.prepare_model(&model);
+        let enc = prepared.encoder(&model).expect("prepared for this model");
+        let mut counts = vec![1];
+        if workers > 1 {
+            counts.push(workers);
+        }
+        for threads in counts {
+            let pool = Threads::new(threads);
+            let enc = enc.with_parallel(pool.clone());
+            let mut arena = Vec::new();
+            let mut embed = |ids: &[u32]| {
+                arena.resize(arena.len().max(enc.plan(ids.len()).arena_bytes()), 0);
+                pool.install(|| enc.embed(ids, &mut arena, &mut pooled))
+                    .expect("microbert embeds");
+            };
+            let (t128, t512) = if threads == 1 {
+                (None, None)
+            } else {
+                (
+                    Some(ms(times_cpu(|| embed(&ids128), 30, Duration::from_secs(1)))),
+                    Some(ms(times_cpu(|| embed(&ids512), 10, Duration::from_secs(1)))),
+                )
+            };
+            let per_s = (!skip("reviews")).then(|| {
+                let groups: Vec<&[Vec<u32>]> = reviews.chunks(REVIEW_BATCH).collect();
+                let mut arena = Vec::new();
+                let mut out = Vec::new();
+                throughput(&groups, |group| {
+                    embed_packed(&enc, group, &mut arena, &mut out, &mut pooled);
+                })
+            });
+            emit(json!({
+                "kind": "engine", "engine": format!("microbert {} {threads} threads", k.name()),
+                "tier": k.name(), "threads": threads,
+                "ms128": t128, "ms512": t512,
+                "reviews_per_s": per_s.map(|v| scale_per_s(v, REVIEW_BATCH, reviews.len())),
+                "reviews_batch": REVIEW_BATCH,
+            }));
+        }
+    }
+
     // candle f32.
     if let Ok(dir) = std::env::var("MICROBERT_PEERS_CHECKPOINT")
         && !skip("candle")
@@ -237,6 +285,45 @@ fn main() {
     }
     // Keep the results alive past the timing (nothing is optimised away).
     black_box(&pooled);
+}
+
+/// Reviews per packed pass in the batch throughput runs (ONNX Runtime's batch size).
+const REVIEW_BATCH: usize = 32;
+
+/// Texts of at most this many tokens are packed together; longer ones run alone (as
+/// `microbert embed` does).
+const PACK_MAX_TOKENS: usize = 128;
+
+/// Embeds one group of reviews as `microbert embed` does: the short ones packed into one
+/// pass, the long ones alone.
+fn embed_packed<K: Kernels + Sync, R: microbert::model::layer::Runner<K>>(
+    enc: &Encoder<'_, '_, K, R>,
+    group: &[Vec<u32>],
+    arena: &mut Vec<u8>,
+    out: &mut Vec<i32>,
+    pooled: &mut [i32],
+) {
+    let (short, long): (Vec<&[u32]>, Vec<&[u32]>) = group
+        .iter()
+        .map(Vec::as_slice)
+        .partition(|ids| ids.len() <= PACK_MAX_TOKENS);
+    arena.resize(arena.len().max(enc.batch_plan(&short).arena_bytes()), 0);
+    out.resize(short.len() * pooled.len(), 0);
+    enc.embed_batch(&short, arena, out)
+        .expect("microbert embeds a batch");
+    for ids in long {
+        arena.resize(arena.len().max(enc.plan(ids.len()).arena_bytes()), 0);
+        enc.embed(ids, arena, pooled).expect("microbert embeds");
+    }
+    black_box(&out);
+}
+
+/// A throughput over groups turned into texts per second.
+fn scale_per_s(v: Value, per_group: usize, texts: usize) -> Value {
+    let groups = texts.div_ceil(per_group) as f64;
+    let k = texts as f64 / groups;
+    let f = |x: &Value| x.as_f64().map(|x| x * k);
+    json!({"wall": f(&v["wall"]), "cpu": f(&v["cpu"])})
 }
 
 /// Measured int8 multiply-accumulate peaks of the tiers.

@@ -61,9 +61,9 @@ def fold_constants(model: onnx.ModelProto) -> int:
     return folded
 
 
-def session(path: str) -> ort.InferenceSession:
+def session(path: str, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -71,9 +71,9 @@ def session(path: str) -> ort.InferenceSession:
 
 
 class Engine:
-    def __init__(self, name: str, path: str):
+    def __init__(self, name: str, path: str, threads: int):
         self.name = name
-        self.sess = session(path)
+        self.sess = session(path, threads)
         self.inputs = [i.name for i in self.sess.get_inputs()]
         self.output = self.sess.get_outputs()[0].name
 
@@ -134,6 +134,7 @@ def main() -> None:
     ap.add_argument("--work", required=True, help="where the f32 and int8 models go")
     ap.add_argument("--ids", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=1, help="also run with this many intra-op threads")
     args = ap.parse_args()
     data = json.load(open(args.ids))
     model = onnx.load(args.model)
@@ -149,11 +150,18 @@ def main() -> None:
         raise SystemExit("quantize_dynamic quantised no MatMul: the int8 row would be f32")
     ids128, ids512 = one(data["ids128"]), one(data["ids512"])
     with open(args.out, "w") as out:
-        for name, path in [
-            (f"onnxruntime {ort.__version__} f32", f32),
-            (f"onnxruntime {ort.__version__} dynamic int8", int8),
-        ]:
-            e = Engine(name, path)
+        runs = [
+            (f"onnxruntime {ort.__version__} f32", f32, 1),
+            (f"onnxruntime {ort.__version__} dynamic int8", int8, 1),
+        ]
+        if args.threads > 1:
+            t = args.threads
+            runs += [
+                (f"onnxruntime {ort.__version__} {t} threads f32", f32, t),
+                (f"onnxruntime {ort.__version__} {t} threads dynamic int8", int8, t),
+            ]
+        for name, path, threads in runs:
+            e = Engine(name, path, threads)
             t128 = times(lambda: e.embed(*ids128), 50, 1.0)
             t512 = times(lambda: e.embed(*ids512), 10, 1.0)
             start, cpu = time.perf_counter(), time.process_time()
@@ -172,6 +180,7 @@ def main() -> None:
                 "ms512": t512,
                 "reviews_per_s": per_s,
                 "reviews_batch": BATCH,
+                "threads": threads,
             }
             print(f"peers_onnx: {json.dumps(line)}", flush=True)
             out.write(json.dumps(line) + "\n")

@@ -44,6 +44,18 @@ impl Threads {
     }
 }
 
+impl Threads {
+    /// Runs `f` on one of the pool's threads (on the calling thread with one worker), so
+    /// the joins inside it hand work over between the pool's own threads: the cheapest
+    /// way to run a whole call (an `embed`) on several threads.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+}
+
 impl Default for Threads {
     fn default() -> Self {
         Self::new(1)

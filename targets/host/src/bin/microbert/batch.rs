@@ -125,38 +125,89 @@ where
     W: Write,
     F: FnMut(u64, &str, &mut Vec<u8>) -> Result<()>,
 {
+    run_groups(input, out, args, 1, |lines, results| {
+        for &(n, text) in lines {
+            let mut buf = Vec::new();
+            let r = verb(n, text, &mut buf).map(|()| buf);
+            results.push(r);
+        }
+    })
+}
+
+/// [`run`] over groups of up to `group` lines: `verb(lines, results)` gets the readable
+/// lines of a group (line number, text) and pushes one result per line, in order (a
+/// missing result is an error line). Output, errors, `--fail-fast` and a closed stdout
+/// behave exactly as with [`run`], line by line.
+pub(crate) fn run_groups<R, W, F>(
+    input: R,
+    out: W,
+    args: BatchArgs,
+    group: usize,
+    mut verb: F,
+) -> Result<Outcome>
+where
+    R: BufRead,
+    W: Write,
+    F: FnMut(&[(u64, &str)], &mut Vec<Result<Vec<u8>>>),
+{
     let mut out = Output::new(out);
     let mut lines = Lines::new(input);
     let mut report = Report::default();
-    let mut buf = Vec::new();
-    while let Some((n, line)) = lines.next_line().context("cannot read stdin")? {
-        report.lines = n;
-        buf.clear();
-        let result = match line {
-            Ok(text) => verb(n, text, &mut buf),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = result {
-            let msg = format!("{e:#}");
-            if args.fail_fast {
-                if out.flush()?.is_err() {
-                    return Ok(Outcome::Closed);
-                }
-                return Err(anyhow!("line {n}: {msg}"));
-            }
-            buf.clear();
-            serde_json::to_writer(
-                &mut buf,
-                &ErrorLine {
-                    line: n,
-                    error: &msg,
-                },
-            )?;
-            report.failed += 1;
-            report.first.get_or_insert((n, msg));
+    let mut pending: Vec<(u64, Result<String>)> = Vec::new();
+    let mut results = Vec::new();
+    let mut end = false;
+    while !end {
+        pending.clear();
+        while pending.len() < group.max(1) {
+            let Some((n, line)) = lines.next_line().context("cannot read stdin")? else {
+                end = true;
+                break;
+            };
+            pending.push((n, line.map(str::to_owned).map_err(Into::into)));
         }
-        if out.line(&buf)?.is_err() {
-            return Ok(Outcome::Closed);
+        let texts: Vec<(u64, &str)> = pending
+            .iter()
+            .filter_map(|(n, l)| l.as_ref().ok().map(|t| (*n, t.as_str())))
+            .collect();
+        results.clear();
+        if !texts.is_empty() {
+            verb(&texts, &mut results);
+        }
+        let mut computed = results.drain(..);
+        for (n, line) in pending.drain(..) {
+            report.lines = n;
+            let result = match line {
+                Ok(_) => computed
+                    .next()
+                    .unwrap_or_else(|| Err(anyhow!("no result for this line"))),
+                Err(e) => Err(e),
+            };
+            let buf = match result {
+                Ok(buf) => buf,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    if args.fail_fast {
+                        if out.flush()?.is_err() {
+                            return Ok(Outcome::Closed);
+                        }
+                        return Err(anyhow!("line {n}: {msg}"));
+                    }
+                    let mut buf = Vec::new();
+                    serde_json::to_writer(
+                        &mut buf,
+                        &ErrorLine {
+                            line: n,
+                            error: &msg,
+                        },
+                    )?;
+                    report.failed += 1;
+                    report.first.get_or_insert((n, msg));
+                    buf
+                }
+            };
+            if out.line(&buf)?.is_err() {
+                return Ok(Outcome::Closed);
+            }
         }
     }
     if out.flush()?.is_err() {

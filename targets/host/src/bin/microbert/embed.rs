@@ -44,6 +44,12 @@ pub(crate) struct EmbedArgs {
     /// use. Every count gives bit-identical results.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Lines read before embedding: the texts of up to N lines (each of at most 128 tokens;
+    /// longer ones run alone) are packed into one pass, which fills the dense layers'
+    /// products with short texts; identical results. Output waits for the group: use
+    /// `--batch 1` to stream line by line (the default when stdin is a terminal).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    batch_lines: Option<u16>,
     #[command(flatten)]
     batch: BatchArgs,
 }
@@ -106,6 +112,13 @@ struct EmbedLine<'a> {
     embedding: &'a [f32],
 }
 
+/// Lines per group of `--batch-lines` when stdin is not a terminal.
+const DEFAULT_BATCH_LINES: usize = 32;
+
+/// Texts of more tokens than this run alone, not packed with others: they fill the row
+/// blocks themselves (and show progress).
+const PACK_MAX_TOKENS: usize = 128;
+
 /// Texts that were cut to the token limit: how many, and the first.
 #[derive(Default)]
 struct Truncations {
@@ -123,20 +136,21 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
     let prepared = kernels.prepare_model(&model);
     let mut embedder = Embedder::new(args, &model, &prepared)?;
     let mut truncations = Truncations::default();
-    let mut embed_line = |n: u64, text: &str, out: &mut Vec<u8>| -> Result<()> {
-        let line = embedder.embed(text)?;
-        if let Some((total, kept)) = line.cut {
+    let mut note = |n: u64, cut: Option<(usize, usize)>| {
+        if let Some((total, kept)) = cut {
             truncations.count += 1;
             truncations.first.get_or_insert((n, total, kept));
         }
-        serde_json::to_writer(out, &line.json(args.hash))?;
-        Ok(())
     };
     let outcome = if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
         let mut buf = Vec::new();
-        embed_line(1, &text, &mut buf).with_context(|| format!("{}", path.display()))?;
+        let line = embedder
+            .embed(&text)
+            .with_context(|| format!("{}", path.display()))?;
+        note(1, line.cut);
+        serde_json::to_writer(&mut buf, &line.json(args.hash))?;
         let mut out = Output::new(std::io::stdout().lock());
         if out.line(&buf)?.is_err() || out.flush()?.is_err() {
             Outcome::Closed
@@ -147,11 +161,20 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
             })
         }
     } else {
-        batch::run(
-            std::io::stdin().lock(),
+        let stdin = std::io::stdin();
+        let group = match args.batch_lines {
+            Some(n) => n.into(),
+            None if std::io::IsTerminal::is_terminal(&stdin) => 1,
+            None => DEFAULT_BATCH_LINES,
+        };
+        batch::run_groups(
+            stdin.lock(),
             std::io::stdout().lock(),
             args.batch,
-            embed_line,
+            group,
+            |lines, results| {
+                embedder.embed_group(lines, args.hash, &mut note, results);
+            },
         )?
     };
     let mut finish = Finish::from(outcome);
@@ -178,6 +201,10 @@ struct Embedder<'m, 'a> {
     arena: Vec<u8>,
     pooled: Vec<i32>,
     embedding: Vec<f32>,
+    /// A group's short texts (ids), their lines' places in the group, and their vectors.
+    packed: Vec<Vec<u32>>,
+    packed_at: Vec<(usize, Option<(usize, usize)>)>,
+    packed_pooled: Vec<i32>,
 }
 
 /// One embedded text.
@@ -240,6 +267,9 @@ impl<'m, 'a> Embedder<'m, 'a> {
             arena: Vec::new(),
             pooled: vec![0i32; d],
             embedding: vec![0f32; d],
+            packed: Vec::new(),
+            packed_at: Vec::new(),
+            packed_pooled: Vec::new(),
         })
     }
 
@@ -251,6 +281,76 @@ impl<'m, 'a> Embedder<'m, 'a> {
             "--positions absolute reads only the trained position table"
         } else {
             "the model's position limit"
+        }
+    }
+
+    /// Embeds a group of lines, pushing one JSON line (or error) per line: texts of at most
+    /// [`PACK_MAX_TOKENS`] tokens in one packed pass, longer ones alone. `note(line, cut)`
+    /// hears of each truncation.
+    fn embed_group(
+        &mut self,
+        lines: &[(u64, &str)],
+        hash: bool,
+        note: &mut impl FnMut(u64, Option<(usize, usize)>),
+        results: &mut Vec<Result<Vec<u8>>>,
+    ) {
+        let start = results.len();
+        self.packed.clear();
+        self.packed_at.clear();
+        for (i, &(n, text)) in lines.iter().enumerate() {
+            let enc = self.tokenizer.encode(text, &mut self.ids);
+            let result = match enc {
+                Ok(enc) if enc.len <= PACK_MAX_TOKENS && lines.len() > 1 => {
+                    let cut = enc.truncated.then_some((enc.total, enc.len));
+                    note(n, cut);
+                    self.packed
+                        .push(self.ids.get(..enc.len).unwrap_or_default().to_vec());
+                    self.packed_at.push((i, cut));
+                    Ok(Vec::new())
+                }
+                Ok(_) => self.embed(text).and_then(|line| {
+                    note(n, line.cut);
+                    Ok(serde_json::to_vec(&line.json(hash))?)
+                }),
+                Err(e) => Err(e.into()),
+            };
+            results.push(result);
+        }
+        if self.packed.is_empty() {
+            return;
+        }
+        let d = self.pooled.len();
+        let texts: Vec<&[u32]> = self.packed.iter().map(Vec::as_slice).collect();
+        let needed = self.encoder.batch_plan(&texts).arena_bytes();
+        if self.arena.len() < needed {
+            self.arena.resize(needed, 0);
+        }
+        self.packed_pooled.resize(texts.len() * d, 0);
+        let batch = self
+            .encoder
+            .embed_batch(&texts, &mut self.arena, &mut self.packed_pooled);
+        for (k, &(i, cut)) in self.packed_at.iter().enumerate() {
+            let pooled = self
+                .packed_pooled
+                .get(k * d..(k + 1) * d)
+                .unwrap_or_default();
+            let line = match batch {
+                Ok(()) => {
+                    microbert::output::normalize(pooled, &mut self.embedding);
+                    let ids = texts.get(k).copied().unwrap_or_default();
+                    let line = Embedded {
+                        tokens: ids.len(),
+                        cut,
+                        pooled,
+                        embedding: &self.embedding,
+                    };
+                    serde_json::to_vec(&line.json(hash)).map_err(Into::into)
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Some(slot) = results.get_mut(start + i) {
+                *slot = line;
+            }
         }
     }
 
