@@ -549,6 +549,56 @@ fn every_kernel_tier_gives_the_same_hashes() {
     );
 }
 
+/// Packing lines (`--batch-lines`) and threads (`--threads`) change no output byte: 200
+/// fixture texts of mixed lengths with corrupt lines among them, a text past the packing
+/// limit and `--max-tokens` truncation, line by line on one thread against groups of 7 and
+/// 32 lines on 1 and 3 threads.
+#[test]
+fn batches_and_threads_give_the_same_lines() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    let mut input = Vec::new();
+    for (i, t) in fixture_texts(200).into_iter().enumerate() {
+        if i % 37 == 5 {
+            input.extend_from_slice(b"bad \xff line\n");
+        }
+        if i == 50 {
+            input.extend_from_slice("word ".repeat(300).as_bytes());
+            input.push(b'\n');
+        }
+        input.extend_from_slice(&t);
+        input.push(b'\n');
+    }
+    for cut in [None, Some("20")] {
+        let args = |batch: &'static str, threads: &'static str| {
+            let mut a = vec![
+                "embed",
+                "--model",
+                blob,
+                "--hash",
+                "--positions",
+                "hierarchical",
+            ];
+            a.extend(["--batch-lines", batch, "--threads", threads]);
+            if let Some(n) = cut {
+                a.extend(["--max-tokens", n]);
+            }
+            a
+        };
+        let reference = run(&args("1", "1"), input.clone());
+        assert_eq!(reference.status.code(), Some(1), "the corrupt lines fail");
+        for (batch, threads) in [("7", "1"), ("32", "3"), ("32", "1")] {
+            let out = run(&args(batch, threads), input.clone());
+            assert_eq!(out.status.code(), Some(1));
+            assert!(
+                text(&out.stdout) == text(&reference.stdout),
+                "--batch-lines {batch} --threads {threads} --max-tokens {cut:?}"
+            );
+            assert_eq!(text(&out.stderr), text(&reference.stderr));
+        }
+    }
+}
+
 /// `inspect --cpu` names the CPU, its features, every tier and the one chosen.
 #[test]
 fn inspect_cpu_names_the_chosen_tier() {
