@@ -300,6 +300,9 @@ pub enum Rhs<'a> {
     /// [`Rhs::Channels`] weights with the copy the backend prepared from them (see
     /// [`crate::Kernels::prepare`]).
     Prepared(Prepared<'a>),
+    /// [`Rhs::Depths`] values (its `raw` is `[depth, channels]`) with the copy the backend
+    /// prepared from them (see [`crate::Kernels::prepare_depths`]).
+    PreparedDepths(Prepared<'a>),
 }
 
 impl<'a> Rhs<'a> {
@@ -307,7 +310,7 @@ impl<'a> Rhs<'a> {
     pub const fn channels(&self) -> usize {
         match self {
             Self::Channels(m) => m.rows(),
-            Self::Depths(m) => m.cols(),
+            Self::Depths(m) | Self::PreparedDepths(Prepared { raw: m, .. }) => m.cols(),
             Self::Prepared(p) => p.raw.rows(),
         }
     }
@@ -316,7 +319,7 @@ impl<'a> Rhs<'a> {
     pub const fn depth(&self) -> usize {
         match self {
             Self::Channels(m) => m.cols(),
-            Self::Depths(m) => m.rows(),
+            Self::Depths(m) | Self::PreparedDepths(Prepared { raw: m, .. }) => m.rows(),
             Self::Prepared(p) => p.raw.cols(),
         }
     }
@@ -325,7 +328,7 @@ impl<'a> Rhs<'a> {
     pub fn at(&self, c: usize, k: usize) -> i8 {
         match self {
             Self::Channels(m) => m.at(c, k),
-            Self::Depths(m) => m.at(k, c),
+            Self::Depths(m) | Self::PreparedDepths(Prepared { raw: m, .. }) => m.at(k, c),
             Self::Prepared(p) => p.raw.at(c, k),
         }
     }

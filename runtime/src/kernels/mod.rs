@@ -64,6 +64,24 @@ pub trait Kernels {
         false
     }
 
+    /// Bytes [`Self::prepare_depths`] writes for values of `depth` rows of `width`; 0
+    /// when this backend reads values as they are (the default).
+    fn prepared_depths_len(&self, depth: usize, width: usize) -> usize {
+        let _ = (depth, width);
+        0
+    }
+
+    /// Writes this backend's copy of the values `v` (`[depth, width]`, the [`Rhs::Depths`]
+    /// layout) into `out`, which holds at least `prepared_depths_len(v.rows(), v.cols())`
+    /// bytes; returns whether it did (the default prepares nothing). The encoder prepares
+    /// each head's attention values once per layer for long inputs and passes
+    /// [`Rhs::PreparedDepths`]; a product given one whose bytes are too short MUST fall
+    /// back to its `raw` values.
+    fn prepare_depths(&self, v: MatRef<'_, i8>, out: &mut [u8]) -> bool {
+        let _ = (v, out);
+        false
+    }
+
     /// Turns one query row's Q.K accumulators into attention logits in place:
     /// `z[j] ~= acc[j] * q_amax * 2^k_exp[j] * scale` (`log2(e) * score` in Q.8; exact
     /// rounding in [`scalar::attention_logits_row`]). Keys have power-of-two scales.
@@ -158,6 +176,12 @@ impl<K: Kernels + ?Sized> Kernels for &K {
     }
     fn prepare(&self, w: MatRef<'_, i8>, out: &mut [u8]) -> bool {
         (**self).prepare(w, out)
+    }
+    fn prepared_depths_len(&self, depth: usize, width: usize) -> usize {
+        (**self).prepared_depths_len(depth, width)
+    }
+    fn prepare_depths(&self, v: MatRef<'_, i8>, out: &mut [u8]) -> bool {
+        (**self).prepare_depths(v, out)
     }
     fn attention_logits_row(&self, acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
         (**self).attention_logits_row(acc, q_amax, k_exp, scale);

@@ -26,10 +26,15 @@ pub fn le_i32(bytes: &[u8], i: usize) -> i32 {
 /// See [`super::Kernels::gemm`]: every operand kind, accumulated modulo 2^32.
 pub fn gemm(g: Gemm<'_, '_>) {
     let (a, b, mut out) = g.parts();
+    // Prepared values are read as the values they were prepared from.
+    let b = match b {
+        Rhs::PreparedDepths(p) => Rhs::Depths(p.raw()),
+        other => other,
+    };
     let b_channels = match b {
         Rhs::Channels(m) => Some(m),
         Rhs::Prepared(p) => Some(p.raw()),
-        Rhs::Depths(_) => None,
+        Rhs::Depths(_) | Rhs::PreparedDepths(_) => None,
     };
     match (a, b_channels, b) {
         (Lhs::I8(a), Some(b), _) => dot_rows(a, 0, b, &mut out),

@@ -15,7 +15,7 @@ use super::parallel::{Parallel, Sequential, Split, fork};
 use super::prepared::{DenseRole, PreparedWeights};
 use super::scratch::{BLOCK_ROWS, Block, Buffers, Plan};
 use crate::blob::{Config, InputFormat, LayerNorm, LayerSection, ModelView, QuantizedInput};
-use crate::kernels::{Kernels, Lhs, LogitScale, MatRef, PvScale, Rhs};
+use crate::kernels::{Kernels, Lhs, LogitScale, MatRef, Prepared, PvScale, Rhs};
 use crate::quant::sat_i32_from_i64;
 use core::ops::ControlFlow;
 
@@ -191,6 +191,14 @@ struct KeysValues<'c> {
     values: MatRef<'c, i8>,
     k_exp: &'c [u32],
     v_amax: &'c [u32],
+    /// Each head's keys as the backend prepared them, `panel_bytes` per head (empty: not
+    /// prepared).
+    panels: &'c [u8],
+    panel_bytes: usize,
+    /// Each head's values as the backend prepared them, `value_bytes` per head (empty:
+    /// not prepared).
+    value_panels: &'c [u8],
+    value_bytes: usize,
 }
 
 /// Where pass 1 puts the key exponents and value ranges.
@@ -437,12 +445,12 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
     fn attend(
         &self,
         t: &mut Attention<'_>,
-        (q, keys, values): (MatRef<'_, i8>, MatRef<'_, i8>, MatRef<'_, i8>),
+        (q, keys, values): (MatRef<'_, i8>, Rhs<'_>, Rhs<'_>),
         (k_exp, v_amax): (&[u32], &[u32]),
         (row, h): (usize, usize),
     ) {
         let (k, c) = (self.k, self.c);
-        let (rows, n) = (q.rows(), keys.rows());
+        let (rows, n) = (q.rows(), keys.channels());
         let heads = c.num_attention_heads as usize;
         let (d, dh) = (c.hidden_size as usize, q.cols());
         let logit = LogitScale {
@@ -450,7 +458,7 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
             shift: c.attention_logit_shift,
         };
         // Q.K: the keys are the product's channels.
-        product(k, Lhs::I8(q), Rhs::Channels(keys), t.acc);
+        product(k, Lhs::I8(q), keys, t.acc);
         // Softmax of every row, then one product of the probabilities with the values.
         let mut scales = [PvScale::default(); BLOCK_ROWS];
         for (r, scale) in scales.iter_mut().enumerate().take(rows) {
@@ -466,7 +474,7 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
         }
         // P.V: the values are rows of depth (one per key).
         if let Some(p) = MatRef::contiguous(t.p.get(..rows * n).unwrap_or_default(), rows, n) {
-            product(k, Lhs::U16(p), Rhs::Depths(values), t.pv);
+            product(k, Lhs::U16(p), values, t.pv);
         }
         for (r, &scale) in scales.iter().enumerate().take(rows) {
             let lo = (row + r) * d + h * dh;
@@ -527,6 +535,23 @@ impl<K: Kernels> LayerJob<'_, '_, '_, K> {
                 let keys = span.key + h * n..span.key + span.keys + h * n;
                 let k_exp = kv.k_exp.get(keys.clone()).unwrap_or_default();
                 let v_amax = kv.v_amax.get(keys).unwrap_or_default();
+                // The prepared keys cover the whole sequence: one text.
+                let panels = kv
+                    .panels
+                    .get(h * kv.panel_bytes..(h + 1) * kv.panel_bytes)
+                    .filter(|p| !p.is_empty() && span.keys == n);
+                let k_h = match panels {
+                    Some(p) => Rhs::Prepared(Prepared::new(k_h, p)),
+                    None => Rhs::Channels(k_h),
+                };
+                let v_panels = kv
+                    .value_panels
+                    .get(h * kv.value_bytes..(h + 1) * kv.value_bytes)
+                    .filter(|p| !p.is_empty() && span.keys == n);
+                let v_h = match v_panels {
+                    Some(p) => Rhs::PreparedDepths(Prepared::new(v_h, p)),
+                    None => Rhs::Depths(v_h),
+                };
                 let mut t = Attention {
                     acc: &mut *s.acc,
                     p: &mut *blk.p,
@@ -644,12 +669,40 @@ pub(crate) fn forward_layer<K: Kernels, R: Runner<K>>(
     ) else {
         return ControlFlow::Continue(());
     };
+    // Each head's keys and values packed once for the whole pass (when the plan has
+    // room).
+    let dh = d / heads.max(1);
+    let (panel_bytes, value_bytes) = (plan.key_panels(), plan.value_panels());
+    let mut prepared = panel_bytes > 0;
+    for (h, out) in seq
+        .k_panels
+        .chunks_exact_mut(panel_bytes.max(1))
+        .enumerate()
+    {
+        prepared &= keys
+            .cols_range(h * dh, dh)
+            .is_some_and(|k_h| k.prepare(k_h, out));
+    }
+    let mut values_prepared = value_bytes > 0;
+    for (h, out) in seq
+        .v_panels
+        .chunks_exact_mut(value_bytes.max(1))
+        .enumerate()
+    {
+        values_prepared &= values
+            .cols_range(h * dh, dh)
+            .is_some_and(|v_h| k.prepare_depths(v_h, out));
+    }
     let job = LayerJob {
         kv: Some(KeysValues {
             keys,
             values,
             k_exp: &*seq.k_exp,
             v_amax: &*seq.v_amax,
+            panels: if prepared { &*seq.k_panels } else { &[] },
+            panel_bytes,
+            value_panels: if values_prepared { &*seq.v_panels } else { &[] },
+            value_bytes,
         }),
         ..job
     };

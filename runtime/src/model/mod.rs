@@ -146,6 +146,23 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
     /// The scratch plan of a call on `n_tokens` tokens, with buffers for every worker (its
     /// arena size is [`Plan::arena_bytes`]; with one worker, [`crate::scratch_bytes`]).
     pub fn plan(&self, n_tokens: usize) -> Plan {
+        let plan = self.base_plan(n_tokens);
+        let c = &self.model.config;
+        let dh = (c.hidden_size / c.num_attention_heads.max(1)) as usize;
+        // Keys and values packed once per layer pay off when several blocks of queries
+        // read them.
+        if n_tokens <= scratch::BLOCK_ROWS {
+            return plan;
+        }
+        // A backend that cannot size them (`usize::MAX`) prepares none.
+        let fits = |bytes: usize| if bytes == usize::MAX { 0 } else { bytes };
+        let plan = plan.with_key_panels(fits(self.kernels.prepared_len(n_tokens, dh)));
+        plan.with_value_panels(fits(self.kernels.prepared_depths_len(n_tokens, dh)))
+    }
+
+    /// [`Self::plan`] without the backend's optional buffers: what
+    /// [`crate::scratch_bytes`] sizes (with one worker).
+    fn base_plan(&self, n_tokens: usize) -> Plan {
         Plan::for_model(self.model, n_tokens).with_workers(self.runner.workers())
     }
 
@@ -218,8 +235,14 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         self.check_input(ids, token_types)?;
         let texts = [ids];
         let texts = Texts(&texts);
-        let plan = self.plan(ids.len());
-        let plan = if with_mlm { plan.with_mlm() } else { plan };
+        let with = |plan: Plan| if with_mlm { plan.with_mlm() } else { plan };
+        // The backend's optional buffers when the arena has room for them.
+        let full = with(self.plan(ids.len()));
+        let plan = if scratch.len() >= full.arena_bytes() {
+            full
+        } else {
+            with(self.base_plan(ids.len()))
+        };
         let b = plan.carve(scratch)?;
         self.encode_texts(texts, token_types, plan, b, progress)
     }
@@ -331,7 +354,7 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
     /// The scratch plan of [`Self::embed_batch`] on `texts` (its arena size is
     /// [`Plan::arena_bytes`]): the plan of all their tokens in one sequence.
     pub fn batch_plan(&self, texts: &[&[u32]]) -> Plan {
-        self.plan(Texts(texts).tokens())
+        self.base_plan(Texts(texts).tokens())
     }
 
     /// Sentence embeddings of several texts in one pass: their tokens are packed one after

@@ -73,6 +73,8 @@ pub struct Plan {
     int16: bool,
     uint8: bool,
     workers: usize,
+    key_panels: usize,
+    value_panels: usize,
 }
 
 impl Plan {
@@ -85,6 +87,8 @@ impl Plan {
             int16: false,
             uint8: false,
             workers: 1,
+            key_panels: 0,
+            value_panels: 0,
         }
     }
 
@@ -139,6 +143,42 @@ impl Plan {
     /// Workers the plan has buffers for.
     pub const fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// The same plan with room for each attention head's keys as the backend prepares
+    /// them ([`crate::Kernels::prepare`]), `bytes` per head: a layer's keys are then packed
+    /// once instead of once per block of queries. [`crate::Encoder::plan`] adds it for long
+    /// enough inputs on backends that prepare; an arena without it still works.
+    pub const fn with_key_panels(self, bytes: usize) -> Self {
+        Self {
+            key_panels: match bytes.checked_add(REGION_ALIGN - 1) {
+                Some(b) => b / REGION_ALIGN * REGION_ALIGN,
+                None => usize::MAX,
+            },
+            ..self
+        }
+    }
+
+    /// Bytes of one head's prepared keys (0: keys are not prepared).
+    pub const fn key_panels(&self) -> usize {
+        self.key_panels
+    }
+
+    /// The same plan with room for each head's values as the backend prepares them
+    /// ([`crate::Kernels::prepare_depths`]), `bytes` per head (as [`Self::with_key_panels`]).
+    pub const fn with_value_panels(self, bytes: usize) -> Self {
+        Self {
+            value_panels: match bytes.checked_add(REGION_ALIGN - 1) {
+                Some(b) => b / REGION_ALIGN * REGION_ALIGN,
+                None => usize::MAX,
+            },
+            ..self
+        }
+    }
+
+    /// Bytes of one head's prepared values (0: values are not prepared).
+    pub const fn value_panels(&self) -> usize {
+        self.value_panels
     }
 
     /// The model dimensions.
@@ -363,6 +403,10 @@ struct Sizes {
     uint8: bool,
     /// Workers.
     workers: usize,
+    /// Bytes of one head's prepared keys.
+    kp: usize,
+    /// Bytes of one head's prepared values.
+    vp: usize,
 }
 
 impl Sizes {
@@ -383,6 +427,8 @@ impl Sizes {
             int16: p.int16,
             uint8: p.uint8,
             workers: p.workers,
+            kp: p.key_panels,
+            vp: p.value_panels,
         }
     }
 
@@ -418,6 +464,12 @@ layout!(
     /// workers projecting disjoint runs of tokens write disjoint slices (only with more
     /// than one worker).
     kv_staged: u32 = if s.workers > 1 { match mul(s.n, s.h) { Some(x) => mul(x, 2), None => None } } else { Some(0) };
+    /// Each head's keys as the backend prepares them, `[heads, key_panels]` (only when
+    /// the plan asks).
+    k_panels: u8 = mul(s.h, s.kp);
+    /// Each head's values as the backend prepares them, `[heads, value_panels]` (only
+    /// when the plan asks).
+    v_panels: u8 = mul(s.h, s.vp);
     /// MLM logits accumulators, `[vocab]` (empty unless the MLM head is asked for).
     mlm_acc: i32 = Some(s.mlm_vocab);
 });

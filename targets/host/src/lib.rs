@@ -388,6 +388,25 @@ impl Kernels for HostKernels {
         false
     }
 
+    fn prepared_depths_len(&self, depth: usize, width: usize) -> usize {
+        match self.tier {
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512Vnni => vnni::prepared_depths_len_zmm(depth, width).unwrap_or(usize::MAX),
+            _ => 0,
+        }
+    }
+
+    fn prepare_depths(&self, v: MatRef<'_, i8>, out: &mut [u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.tier == Tier::Avx512Vnni {
+            // SAFETY: the tier's features were detected (`Tier::supported`);
+            // `prepare_depths_zmm` checks the length of `out` itself.
+            return unsafe { vnni::prepare_depths_zmm(v, out) };
+        }
+        let _ = (v, out);
+        false
+    }
+
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
         if self.tier == Tier::Avx512Vnni {
@@ -612,6 +631,21 @@ fn vnni_gemm<'a, 'o, T: vnni::VnniTier>(
             // SAFETY: as above (every VNNI tier has AVX2).
             _ => unsafe { avx2::weighted_sums(p, v, out) },
         },
+        (None, Lhs::U16(p), Rhs::PreparedDepths(v)) => {
+            let (keys, width) = (v.raw().rows(), v.raw().cols());
+            let fits = vnni::prepared_depths_len_zmm(keys, width)
+                .is_some_and(|len| len <= v.bytes().len());
+            match tier {
+                // SAFETY: as above; the packing was checked to cover the shape.
+                Tier::Avx512Vnni if fits => unsafe {
+                    vnni::weighted_sums_zmm_packed(p, v.bytes(), width, keys, out)
+                },
+                // SAFETY: as above (AVX-512 F, BW, VNNI and AVX2).
+                Tier::Avx512Vnni => unsafe { vnni::weighted_sums_zmm(p, v.raw(), out) },
+                // SAFETY: as above (every VNNI tier has AVX2).
+                _ => unsafe { avx2::weighted_sums(p, v.raw(), out) },
+            }
+        }
         (_, a, b) => return Some((a, b, out)),
     }
     None

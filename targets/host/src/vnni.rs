@@ -564,24 +564,59 @@ pub(crate) unsafe fn weighted_sums_zmm(
     out: MatMut<'_, i32>,
 ) {
     let (keys, width) = (v.rows(), v.cols());
-    let nr = zmm::PV_NR;
+    with_buffer(&B_PACKED, |packed| {
+        let Some(len) = prepared_depths_len_zmm(keys, width) else {
+            return;
+        };
+        resize(packed, len, true);
+        // SAFETY: the caller's (AVX-512 F, BW, VNNI, AVX2); `packed` holds `len` bytes.
+        if unsafe { prepare_depths_zmm(v, packed) } {
+            // SAFETY: the caller's; `packed` is the values' packing.
+            unsafe { weighted_sums_zmm_packed(p, packed, width, keys, out) };
+        }
+    });
+}
+
+/// Bytes of [`prepare_depths_zmm`]'s packing of `keys` values of `width` (`None` when the
+/// size overflows).
+pub(crate) fn prepared_depths_len_zmm(keys: usize, width: usize) -> Option<usize> {
+    panels::packed_len(width, keys, zmm::PV_NR, Group::Pair)
+}
+
+/// Packs the values `v` (`[keys, width]`) for [`weighted_sums_zmm_packed`]: pairs of keys
+/// widened to i16, with each channel's sum after the panels; false when `out` is short.
+///
+/// # Safety
+/// A CPU with AVX-512 F, BW and VNNI and AVX2.
+pub(crate) unsafe fn prepare_depths_zmm(v: MatRef<'_, i8>, out: &mut [u8]) -> bool {
+    let (keys, width) = (v.rows(), v.cols());
+    // SAFETY: the caller's (AVX2); `pack_depth_pairs` checks the length of `out`.
+    if !unsafe { panels::pack_depth_pairs(v, zmm::PV_NR, out) } {
+        return false;
+    }
+    // SAFETY: the caller's instruction set; `out` starts with that packing.
+    unsafe { zmm::fill_pair_sums(out, width, keys) };
+    true
+}
+
+/// The P.V product on values [`prepare_depths_zmm`] packed (`width` channels, `keys`
+/// depths); nothing when `packed` is too short for that shape (the caller checks first).
+///
+/// # Safety
+/// A CPU with AVX-512 F, BW and VNNI and AVX2; `p.cols() == keys`, `out` is
+/// `p.rows() x width`.
+pub(crate) unsafe fn weighted_sums_zmm_packed(
+    p: MatRef<'_, u16>,
+    packed: &[u8],
+    width: usize,
+    keys: usize,
+    out: MatMut<'_, i32>,
+) {
     with_buffer(&A_WORDS, |words| {
         let lda = pairs_of_u16(p, words);
-        with_buffer(&B_PACKED, |packed| {
-            let Some(len) = panels::packed_len(width, keys, nr, Group::Pair) else {
-                return;
-            };
-            resize(packed, len, true);
-            // SAFETY: the caller's (AVX2); `packed` holds `len` bytes.
-            if !unsafe { panels::pack_depth_pairs(v, nr, packed) } {
-                return;
-            }
-            // SAFETY: the caller's instruction set; `packed` is that packing.
-            unsafe { zmm::fill_pair_sums(packed, width, keys) };
-            if let Some(b) = Panels::new(packed, width, keys, nr, Group::Pair) {
-                // SAFETY: the caller's; `words` holds `rows` rows of `lda` words.
-                unsafe { zmm::gemm_pairs(words, lda, b, 1 << 15, out) };
-            }
-        });
+        if let Some(b) = Panels::new(packed, width, keys, zmm::PV_NR, Group::Pair) {
+            // SAFETY: the caller's; `words` holds `rows` rows of `lda` words.
+            unsafe { zmm::gemm_pairs(words, lda, b, 1 << 15, out) };
+        }
     });
 }

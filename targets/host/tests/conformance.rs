@@ -184,6 +184,33 @@ fn encoder_shapes(k: &HostKernels) {
             k.name()
         );
         assert_eq!(got, product(&microbert::Scalar, pm, vm));
+        // The same values prepared once (the encoder's long inputs), and a preparation too
+        // short for the shape, which must fall back to the values themselves.
+        let vr = MatRef::new(&v, keys, width, ldv).expect("v");
+        let mut prepared = vec![0u8; k.prepared_depths_len(keys, width)];
+        if k.prepare_depths(vr, &mut prepared) {
+            let vp = Rhs::PreparedDepths(Prepared::new(vr, &prepared));
+            assert_eq!(product(k, pm, vp), want, "{}: prepared values", k.name());
+            let short = Rhs::PreparedDepths(Prepared::new(vr, &prepared[..prepared.len() - 1]));
+            assert_eq!(
+                product(k, pm, short),
+                want,
+                "{}: short preparation",
+                k.name()
+            );
+        } else {
+            assert!(
+                prepared.is_empty(),
+                "{} sized values it did not prepare",
+                k.name()
+            );
+        }
+        let vp = Rhs::PreparedDepths(Prepared::new(vr, &[]));
+        assert_eq!(
+            product(&microbert::Scalar, pm, vp),
+            want,
+            "scalar: prepared values"
+        );
     }
 }
 

@@ -1,12 +1,14 @@
 //! Several workers give the same bits as one: the last hidden states of every length
 //! around the block boundaries, for 1 to 5 threads, equal those of the sequential encoder
 //! (the scalar reference and the best host tier), on the tiny fixture (absolute and
-//! hierarchical positions) and on MiniLM at 512 and 1,100 tokens. Progress reports still
-//! add up to the pass and cancelling still stops it.
+//! hierarchical positions) and on MiniLM at 512 and 1,100 tokens. The reference runs in an
+//! arena of `scratch_bytes` (no prepared keys), the others in the encoder's plan (keys
+//! prepared once per layer on the host tiers). Progress reports still add up to the pass
+//! and cancelling still stops it.
 
 use core::ops::ControlFlow;
 use microbert::blob::PositionMode;
-use microbert::{EmbedOptions, Encoder, Kernels, ModelView, RunError, Scalar};
+use microbert::{EmbedOptions, Encoder, Kernels, ModelView, Plan, RunError, Scalar};
 use microbert_host::{HostKernels, Threads};
 use std::path::PathBuf;
 
@@ -23,26 +25,39 @@ fn ids(n: usize, vocab: u32, seed: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The last hidden states of `ids` with `workers` threads.
+/// The last hidden states of `ids` with `workers` threads, in the encoder's plan (with the
+/// backend's optional buffers) and in the smallest arena (without them): both, which must
+/// agree.
 fn hidden<K: Kernels + Sync + Copy>(
     encoder: Encoder<'_, '_, K>,
     workers: usize,
     ids: &[u32],
 ) -> Vec<i32> {
     let encoder = encoder.with_parallel(Threads::new(workers));
-    let mut arena = vec![0u8; encoder.plan(ids.len()).arena_bytes()];
-    let short = encoder.plan(ids.len()).arena_bytes() - 1;
+    let minimal = Plan::for_model(encoder.model(), ids.len())
+        .with_workers(workers)
+        .arena_bytes();
+    let mut arena = vec![0u8; encoder.plan(ids.len()).arena_bytes().max(minimal)];
     assert!(
         matches!(
-            encoder.hidden_states(ids, None, &mut arena[..short]),
+            encoder.hidden_states(ids, None, &mut arena[..minimal - 1]),
             Err(RunError::ScratchTooSmall { .. })
         ),
         "an arena one byte short of the {workers}-worker plan is refused"
     );
-    encoder
+    let small = encoder
+        .hidden_states(ids, None, &mut arena[..minimal])
+        .expect("encodes")
+        .to_vec();
+    let full = encoder
         .hidden_states(ids, None, &mut arena)
         .expect("encodes")
-        .to_vec()
+        .to_vec();
+    assert!(
+        small == full,
+        "{workers} workers: the optional buffers change bits"
+    );
+    full
 }
 
 /// Every worker count gives the sequential encoder's hidden states.
@@ -55,7 +70,9 @@ fn same_for_every_worker_count<K: Kernels + Sync + Copy>(
     let vocab = encoder.model().config.vocab_size;
     for (case, &n) in lengths.iter().enumerate() {
         let ids = ids(n, vocab, case as u32 + 1);
-        let mut arena = vec![0u8; encoder.plan(n).arena_bytes()];
+        // `scratch_bytes`: one worker, none of the backend's optional buffers (the other
+        // runs use `plan`, with prepared keys on the host tiers).
+        let mut arena = vec![0u8; microbert::scratch_bytes(encoder.model(), n)];
         let want = encoder
             .hidden_states(&ids, None, &mut arena)
             .expect("encodes")
