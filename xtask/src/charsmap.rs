@@ -127,7 +127,9 @@ pub fn lookup<'a>(charsmap: &'a [u8], key: &[u8]) -> Option<&'a str> {
     let trie = charsmap.get(4..4 + len)?;
     let pool = charsmap.get(4 + len..)?;
     let unit = |i: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(trie.get(i * 4..i * 4 + 4)?.try_into().ok()?))
+        Some(u32::from_le_bytes(
+            trie.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+        ))
     };
     let offset = |u: u32| ((u >> 10) as usize) << ((u & (1 << 9)) >> 6);
     let mut node = offset(unit(0)?);

@@ -124,7 +124,10 @@ pub fn full_parity() -> Result<()> {
     .env("MICROBERT_UNIGRAM_FULL", "1");
     let start = std::time::Instant::now();
     crate::exec::run(&mut cmd, "the full Unigram parity sweep")?;
-    eprintln!("unigram parity sweep: {:.0} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "unigram parity sweep: {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -203,10 +206,7 @@ impl<'a> Cursor<'a> {
 
 /// Parses the header and the tokenizer of an `E5S1` file.
 pub fn parse(bytes: &[u8]) -> Result<Model> {
-    let mut c = Cursor {
-        rest: bytes,
-        at: 0,
-    };
+    let mut c = Cursor { rest: bytes, at: 0 };
     if c.take(4, "magic")? != b"E5S1" {
         bail!("not an E5S1 file (magic)");
     }
@@ -230,12 +230,7 @@ pub fn parse(bytes: &[u8]) -> Result<Model> {
         bail!("E5S1 version {} (this reader knows 1)", header.version);
     }
     let n = c.count("piece count")?;
-    let (bos, eos, pad, unk) = (
-        c.u32("bos")?,
-        c.u32("eos")?,
-        c.u32("pad")?,
-        c.u32("unk")?,
-    );
+    let (bos, eos, pad, unk) = (c.u32("bos")?, c.u32("eos")?, c.u32("pad")?, c.u32("unk")?);
     let blob_len = usize::try_from(u64::from_le_bytes(c.take(8, "piece bytes")?.try_into()?))?;
     let offs = c.take((n + 1) * 4, "piece offsets")?;
     let score_bytes = c.take(n * 4, "scores")?;
@@ -346,7 +341,11 @@ impl SectionBytes {
         }
         offsets.extend_from_slice(&u32::try_from(pieces.len())?.to_le_bytes());
         let mut order: Vec<u32> = (0..u32::try_from(m.pieces.len())?).collect();
-        order.sort_by(|&a, &b| m.pieces[a as usize].as_bytes().cmp(m.pieces[b as usize].as_bytes()));
+        order.sort_by(|&a, &b| {
+            m.pieces[a as usize]
+                .as_bytes()
+                .cmp(m.pieces[b as usize].as_bytes())
+        });
         let sorted_ids = order.iter().flat_map(|i| i.to_le_bytes()).collect();
         Ok(Self {
             pieces,

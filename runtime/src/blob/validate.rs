@@ -5,8 +5,7 @@
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
     MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, Tensor,
-    UnigramSection,
-    TokenizerSection,
+    TokenizerSection, UnigramSection,
 };
 use crate::error::BlobError;
 
@@ -299,13 +298,19 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
 pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), BlobError> {
     let n = (u.offsets.len() / 4).saturating_sub(1);
     if u.offsets.len() % 4 != 0 || n == 0 || n > vocab_size as usize {
-        return Err(vocab_err("unigram offset table length is not pieces + 1 (<= vocab_size + 1)"));
+        return Err(vocab_err(
+            "unigram offset table length is not pieces + 1 (<= vocab_size + 1)",
+        ));
     }
     if u.sorted_ids.len() != n * 4 {
-        return Err(vocab_err("unigram sorted index length is not the number of pieces"));
+        return Err(vocab_err(
+            "unigram sorted index length is not the number of pieces",
+        ));
     }
     if u.scores.len() != n * 4 {
-        return Err(vocab_err("unigram score table length is not the number of pieces"));
+        return Err(vocab_err(
+            "unigram score table length is not the number of pieces",
+        ));
     }
     let text =
         core::str::from_utf8(u.pieces).map_err(|_| vocab_err("unigram pieces are not UTF-8"))?;
@@ -313,12 +318,16 @@ pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), Blo
     for i in 0..=n {
         let off = u32_at(u.offsets, i).ok_or(vocab_err("offset table truncated"))? as usize;
         if off < prev || off > text.len() || !text.is_char_boundary(off) || (i == 0 && off != 0) {
-            return Err(vocab_err("unigram offsets are not increasing UTF-8 boundaries from 0"));
+            return Err(vocab_err(
+                "unigram offsets are not increasing UTF-8 boundaries from 0",
+            ));
         }
         prev = off;
     }
     if prev != text.len() {
-        return Err(vocab_err("last unigram offset is not the end of the piece bytes"));
+        return Err(vocab_err(
+            "last unigram offset is not the end of the piece bytes",
+        ));
     }
     let piece = |id: u32| -> Option<&[u8]> {
         let a = u32_at(u.offsets, id as usize)? as usize;
@@ -347,7 +356,9 @@ pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), Blo
         .get(4..)
         .and_then(|r| r.get(trie_len..))
         .filter(|_| trie_len % 4 == 0)
-        .ok_or(vocab_err("charsmap trie length is not a multiple of 4 inside the section"))?;
+        .ok_or(vocab_err(
+            "charsmap trie length is not a multiple of 4 inside the section",
+        ))?;
     core::str::from_utf8(pool).map_err(|_| vocab_err("charsmap replacements are not UTF-8"))?;
     Ok(())
 }

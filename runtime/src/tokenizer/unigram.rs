@@ -131,6 +131,11 @@ impl<'a> UnigramTokenizer<'a> {
         t
     }
 
+    /// The Unigram tokenizer of a parsed model, if its blob has one (blob kind 20).
+    pub fn new(model: &crate::blob::ModelView<'a>) -> Option<Self> {
+        model.unigram.map(Self::from_section)
+    }
+
     /// Number of pieces.
     pub fn vocab_size(&self) -> usize {
         self.n
@@ -261,28 +266,28 @@ impl<'a> UnigramTokenizer<'a> {
         first.unwrap_or(true)
     }
 
-    /// Bytes of normalised text a segment gives, the prepended `▁` included, and how many
-    /// of them the prepended `▁` is (0 or 3).
-    fn normalized_len(&self, segment: &str) -> (usize, usize) {
+    /// Bytes of normalised text a segment gives, without the prepended `▁`.
+    fn normalized_len(&self, segment: &str) -> usize {
         let mut n = 0usize;
-        let starts_with_meta = self.normalized_bytes(segment, |_| n += 1);
-        if n > 0 && !starts_with_meta {
-            (n + META.len(), META.len())
-        } else {
-            (n, 0)
-        }
+        self.normalized_bytes(segment, |_| n += 1);
+        n
     }
 
     /// Scratch bytes [`Self::encode`] and [`Self::count`] need for `text`: for its largest
-    /// segment of `m` normalised bytes, `m + 16 (m + 1)`.
+    /// segment of `m` normalised bytes (before the prepended `▁`), `m + 3` of text and 16 per
+    /// byte of it plus one of lattice, or 0 when every segment normalises to nothing.
     pub fn scratch_bytes(&self, text: &str) -> usize {
         let mut most = 0usize;
         self.segments(text, |s| {
             if let Ok(seg) = s {
-                most = most.max(self.normalized_len(seg).0);
+                most = most.max(self.normalized_len(seg));
             }
         });
-        most.saturating_add(most.saturating_add(1).saturating_mul(NODE))
+        if most == 0 {
+            return 0;
+        }
+        let m = most.saturating_add(META.len());
+        m.saturating_add(m.saturating_add(1).saturating_mul(NODE))
     }
 
     /// Writes `<s>`, the pieces of `text` and `</s>` to the front of `out`, dropping the
@@ -369,23 +374,33 @@ impl<'a> UnigramTokenizer<'a> {
 
     /// The pieces of one segment (scratch checked by the caller).
     fn segment(&self, seg: &str, scratch: &mut [u8], emit: &mut impl FnMut(u32)) {
-        let (m, prepend) = self.normalized_len(seg);
-        if m == 0 {
-            return;
-        }
-        let (text, lattice) = scratch.split_at_mut(m.min(scratch.len()));
-        // The prepended `▁` (when needed), then the normalised bytes.
-        for (slot, &b) in text.iter_mut().zip(META.iter().take(prepend)) {
-            *slot = b;
-        }
-        let mut at = prepend;
-        self.normalized_bytes(seg, |b| {
+        // The normalised bytes after room for a `▁`, which is written if they do not start
+        // with one. The caller checked that the scratch holds `m + 3` bytes and the lattice.
+        let room = scratch
+            .len()
+            .saturating_sub(NODE)
+            .checked_div(NODE + 1)
+            .unwrap_or(0);
+        let (text, lattice) = scratch.split_at_mut(room.min(scratch.len()));
+        let mut at = META.len();
+        let starts = self.normalized_bytes(seg, |b| {
             if let Some(slot) = text.get_mut(at) {
                 *slot = b;
             }
             at += 1;
         });
-        let text: &[u8] = text;
+        if at == META.len() {
+            return;
+        }
+        let from = if starts {
+            META.len()
+        } else {
+            for (slot, &b) in text.iter_mut().zip(&META) {
+                *slot = b;
+            }
+            0
+        };
+        let text: &[u8] = text.get(from..at.min(text.len())).unwrap_or_default();
         // Words start at every `▁` but the first byte.
         let mut start = 0usize;
         let mut i = 1usize;
