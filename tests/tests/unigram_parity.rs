@@ -63,8 +63,8 @@ fn assert_parity(
     let mut scratch = Vec::new();
     let mut buf = Vec::new();
     let (mut total_ids, mut total_bytes) = (0usize, 0usize);
-    let mut ours_time = std::time::Duration::ZERO;
-    let mut hf_time = std::time::Duration::ZERO;
+    let mut ours_time = core::time::Duration::ZERO;
+    let mut hf_time = core::time::Duration::ZERO;
     for text in texts {
         let t0 = Instant::now();
         let want = hf

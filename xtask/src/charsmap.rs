@@ -144,7 +144,7 @@ pub fn lookup<'a>(charsmap: &'a [u8], key: &[u8]) -> Option<&'a str> {
             let at = (unit(node)? & !(1 << 31)) as usize;
             let tail = pool.get(at..)?;
             let end = tail.iter().position(|&b| b == 0)?;
-            return std::str::from_utf8(&tail[..end]).ok();
+            return core::str::from_utf8(&tail[..end]).ok();
         }
     }
     None

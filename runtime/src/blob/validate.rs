@@ -297,7 +297,7 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
 /// may have more rows than the tokenizer has pieces).
 pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), BlobError> {
     let n = (u.offsets.len() / 4).saturating_sub(1);
-    if u.offsets.len() % 4 != 0 || n == 0 || n > vocab_size as usize {
+    if !u.offsets.len().is_multiple_of(4) || n == 0 || n > vocab_size as usize {
         return Err(vocab_err(
             "unigram offset table length is not pieces + 1 (<= vocab_size + 1)",
         ));
@@ -355,7 +355,7 @@ pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), Blo
         .charsmap
         .get(4..)
         .and_then(|r| r.get(trie_len..))
-        .filter(|_| trie_len % 4 == 0)
+        .filter(|_| trie_len.is_multiple_of(4))
         .ok_or(vocab_err(
             "charsmap trie length is not a multiple of 4 inside the section",
         ))?;
