@@ -449,4 +449,26 @@ fn e5_small_vocabulary_round_trips_and_buffers_are_checked() {
     assert!(enc.truncated && enc.len == 4 && enc.total > 4);
     assert_eq!(four[0], 0);
     assert_eq!(four[3], 2);
+
+    // A damaged trie (validation checks its length and pool, not its units) gives other
+    // text, never a panic, and the ids stay in the vocabulary.
+    let section = microbert::blob::decode_unigram(&bytes).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0xBAD);
+    let mut map = section.charsmap.to_vec();
+    let trie_end = 4 + u32::from_le_bytes(map[..4].try_into().unwrap()) as usize;
+    for _ in 0..2000 {
+        let at = rng.random_range(4..trie_end);
+        map[at] = rng.random();
+    }
+    let damaged = UnigramTokenizer::from_section(microbert::blob::UnigramSection {
+        charsmap: &map,
+        ..section
+    });
+    for text in generated(300, 0xBAD) {
+        let mut scratch = vec![0u8; damaged.scratch_bytes(&text)];
+        let n = damaged.count(&text, &mut scratch).unwrap();
+        let mut ids = vec![0u32; n];
+        damaged.encode(&text, &mut scratch, &mut ids).unwrap();
+        assert!(ids.iter().all(|&id| (id as usize) < damaged.vocab_size()));
+    }
 }
