@@ -57,6 +57,9 @@ pub struct UnigramTokenizer<'a> {
     /// Score of an `<unk>` edge: the lowest piece score minus 10.
     unk_score: i64,
     specials: [(&'a [u8], u32); SPECIALS],
+    /// `first[b]..first[b + 1]`: the ranks of the sorted index whose pieces start with byte
+    /// `b` (computed once, so a lookup starts its narrowing at the second byte).
+    first: [u32; 257],
 }
 
 fn u32_at(bytes: &[u8], i: usize) -> Option<u32> {
@@ -124,7 +127,19 @@ impl<'a> UnigramTokenizer<'a> {
             eos_id: s.eos_id,
             unk_score: min - (10i64 << UNIGRAM_SCORE_FRAC_BITS),
             specials: [(&[], 0); SPECIALS],
+            first: [0; 257],
         };
+        // Pieces are non-empty and sorted: count each first byte, then prefix-sum.
+        let mut first = [0u32; 257];
+        for i in 0..n {
+            if let Some(&b) = t.sorted(i).1.first() {
+                first[usize::from(b) + 1] += 1;
+            }
+        }
+        for b in 0..256 {
+            first[b + 1] += first[b];
+        }
+        t.first = first;
         let ids = [s.bos_id, s.pad_id, s.eos_id, s.unk_id, s.mask_id];
         let specials = ids.map(|id| (t.piece(id).unwrap_or(&[]), id));
         t.specials = specials;
@@ -180,8 +195,20 @@ impl<'a> UnigramTokenizer<'a> {
 
     /// Calls `f(len, id)` for every piece that is a prefix of `s`, shortest first.
     fn prefixes(&self, s: &[u8], mut f: impl FnMut(usize, u32)) {
-        let (mut lo, mut hi) = (0, self.n);
-        for (k, &b) in s.iter().enumerate() {
+        let Some(&b0) = s.first() else {
+            return;
+        };
+        let range = |b: usize| self.first.get(b).map_or(self.n, |&r| r as usize);
+        let (mut lo, mut hi) = (range(usize::from(b0)), range(usize::from(b0) + 1));
+        if lo >= hi {
+            return;
+        }
+        if let (id, p) = self.sorted(lo)
+            && p.len() == 1
+        {
+            f(1, id);
+        }
+        for (k, &b) in s.iter().enumerate().skip(1) {
             // A piece of exactly k bytes in the range equals s[..k]: it sorts first.
             if lo < hi && self.sorted(lo).1.len() == k {
                 lo += 1;
