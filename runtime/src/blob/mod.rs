@@ -22,12 +22,25 @@ pub use format::{
     HeadSection, Header, InputFormat, LayerNorm, LayerSection, Licence, MAGIC, MlmHead,
     NumericsSection, OLDEST_FORMAT_VERSION, Package, Pooling, PositionMode, Provenance,
     QuantizedInput, SECTION_HEADER_LEN, SectionHeader, SectionKind, Tensor, TokenizerSection,
-    fnv1a64,
+    UNIGRAM_SCORE_FRAC_BITS, UnigramSection, fnv1a64,
 };
 pub use section::{Section, Sections, sections};
 
 use crate::error::BlobError;
 use section::{Layout, decode};
+
+/// Decodes and validates a Unigram tokenizer payload (kind 20) on its own, for tools and
+/// tests that hold the section without a whole model; ids are checked against the number
+/// of pieces.
+///
+/// # Errors
+/// [`BlobError::Decode`], [`BlobError::SectionTrailingBytes`] or [`BlobError::BadVocab`].
+pub fn decode_unigram(payload: &[u8]) -> Result<UnigramSection<'_>, BlobError> {
+    let u: UnigramSection<'_> = decode(payload, SectionKind::UnigramTokenizer)?;
+    let n = (u.offsets.len() / 4).saturating_sub(1);
+    validate::unigram(&u, u32::try_from(n).unwrap_or(u32::MAX))?;
+    Ok(u)
+}
 
 /// A parsed, validated model: configuration and borrowed tensors.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +58,8 @@ pub struct ModelView<'a> {
     pub provenance: Option<Provenance<'a>>,
     /// How each layer quantises its dense inputs; `None`: every input int8.
     pub numerics: Option<NumericsSection<'a>>,
+    /// The SentencePiece Unigram tokenizer (XLM-R models), when the blob has one.
+    pub unigram: Option<UnigramSection<'a>>,
     /// The encoded layers, validated; decoded one at a time by [`Self::layers`].
     layers: &'a [u8],
     /// Whether each layer in `layers` is wrapped in a section header (format 2).
@@ -257,6 +272,14 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
         }
         None => None,
     };
+    let unigram = match layout.unigram {
+        Some(payload) => {
+            let u: UnigramSection<'_> = decode(payload, SectionKind::UnigramTokenizer)?;
+            validate::unigram(&u, config.vocab_size)?;
+            Some(u)
+        }
+        None => None,
+    };
     Ok(ModelView {
         config,
         tokenizer,
@@ -264,6 +287,7 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
         head,
         provenance,
         numerics,
+        unigram,
         layers: layout.layers,
         framed: true,
         header,

@@ -115,6 +115,7 @@ pub(super) struct Layout<'a> {
     pub(super) mlm: Option<&'a [u8]>,
     pub(super) provenance: Option<&'a [u8]>,
     pub(super) numerics: Option<&'a [u8]>,
+    pub(super) unigram: Option<&'a [u8]>,
 }
 
 impl<'a> Layout<'a> {
@@ -178,6 +179,7 @@ impl<'a> Layout<'a> {
                 SectionKind::MlmHead => found.mlm = Some(s.payload),
                 SectionKind::Provenance => found.provenance = Some(s.payload),
                 SectionKind::Numerics => found.numerics = Some(s.payload),
+                SectionKind::UnigramTokenizer => found.unigram = Some(s.payload),
             }
         }
         let need = |payload: Option<&'a [u8]>, kind: SectionKind| {
@@ -195,6 +197,7 @@ impl<'a> Layout<'a> {
             mlm: found.mlm,
             provenance: found.provenance,
             numerics: found.numerics,
+            unigram: found.unigram,
         })
     }
 }
@@ -208,6 +211,7 @@ struct Found<'a> {
     mlm: Option<&'a [u8]>,
     provenance: Option<&'a [u8]>,
     numerics: Option<&'a [u8]>,
+    unigram: Option<&'a [u8]>,
 }
 
 /// Decodes a section payload that must hold exactly one `T`: a decoding failure is

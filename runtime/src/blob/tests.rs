@@ -657,3 +657,88 @@ fn the_numerics_section_sets_input_formats() {
         }
     );
 }
+
+/// A tiny Unigram section: the XLM-R specials, `▁`, `a`, `b`, `▁a`, `▁ab`, `<mask>`, an
+/// empty charsmap (no normalisation).
+fn tiny_unigram(buf: &mut [Vec<u8>; 5]) -> super::UnigramSection<'_> {
+    let pieces = [
+        "<s>", "<pad>", "</s>", "<unk>", "▁", "a", "b", "▁a", "▁ab", "<mask>",
+    ];
+    let scores: [i32; 10] = [0, 0, 0, 0, -4, -3, -3, -2, -3, 0];
+    let mut order: Vec<u32> = (0..pieces.len() as u32).collect();
+    order.sort_by_key(|&i| pieces[i as usize].as_bytes());
+    let [p, o, s, ids, map] = buf;
+    for (piece, score) in pieces.iter().zip(scores) {
+        o.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        p.extend_from_slice(piece.as_bytes());
+        s.extend_from_slice(&(score << super::UNIGRAM_SCORE_FRAC_BITS).to_le_bytes());
+    }
+    o.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    ids.extend(order.iter().flat_map(|i| i.to_le_bytes()));
+    map.extend_from_slice(&[4, 0, 0, 0, 0, 0, 0, 0]);
+    super::UnigramSection {
+        unk_id: 3,
+        bos_id: 0,
+        eos_id: 2,
+        pad_id: 1,
+        mask_id: 9,
+        pieces: p,
+        offsets: o,
+        sorted_ids: ids,
+        scores: s,
+        charsmap: map,
+    }
+}
+
+/// A Unigram tokenizer section (kind 20, required) after the others parses into
+/// `ModelView::unigram` and tokenizes; an inconsistent one is `BadVocab`, a wrong flag
+/// `BadSectionFlags`.
+#[test]
+fn the_unigram_section_parses_and_tokenizes() {
+    use crate::UnigramTokenizer;
+    let mut buf: [Vec<u8>; 5] = Default::default();
+    let section = tiny_unigram(&mut buf);
+    let with = |payload: Vec<u8>, flags: u16| {
+        let mut secs = split(V2);
+        secs.push(Raw {
+            kind: SectionKind::UnigramTokenizer.code(),
+            flags,
+            payload,
+        });
+        build(&secs)
+    };
+    let good = postcard::to_allocvec(&section).unwrap();
+    assert_eq!(SectionKind::UnigramTokenizer.code(), 20);
+    assert!(parse(V2).unwrap().unigram.is_none());
+    let blob = with(good.clone(), SectionKind::UnigramTokenizer.flags());
+    let model = parse(&blob).expect("a blob with a unigram section parses");
+    let u = model.unigram.expect("the unigram section");
+    assert_eq!(u, section);
+    let tok = UnigramTokenizer::from_section(u);
+    let text = "ab  a<mask>b c";
+    let mut scratch = vec![0u8; tok.scratch_bytes(text)];
+    let mut ids = [0u32; 16];
+    let enc = tok.encode(text, &mut scratch, &mut ids).unwrap();
+    // "▁ab" "▁a" | <mask> | "▁" "b" | "▁" <unk> (c: no piece)
+    assert_eq!(&ids[..enc.len], &[0, 8, 7, 9, 4, 6, 4, 3, 2]);
+    assert_eq!(
+        tok.encode(text, &mut scratch[..3], &mut ids),
+        Err(crate::TokenizeError::ScratchTooSmall {
+            capacity: 3,
+            needed: scratch.len()
+        })
+    );
+    assert!(matches!(
+        err(&with(good.clone(), 0)),
+        BlobError::BadSectionFlags { kind: 20, .. }
+    ));
+    let mut bad = section;
+    bad.unk_id = 10;
+    let bad = postcard::to_allocvec(&bad).unwrap();
+    assert!(matches!(
+        err(&with(bad, SectionKind::UnigramTokenizer.flags())),
+        BlobError::BadVocab { .. }
+    ));
+    assert!(super::decode_unigram(&good).is_ok());
+    assert!(super::decode_unigram(&good[..good.len() - 1]).is_err());
+}

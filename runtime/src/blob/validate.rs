@@ -5,7 +5,7 @@
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
     MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, Tensor,
-    TokenizerSection,
+    TokenizerSection, UnigramSection,
 };
 use crate::error::BlobError;
 
@@ -287,6 +287,79 @@ pub(super) fn tokenizer(t: &TokenizerSection<'_>, c: &Config) -> Result<(), Blob
     if t.max_input_chars_per_word == 0 {
         return Err(vocab_err("max_input_chars_per_word is 0"));
     }
+    Ok(())
+}
+
+/// A Unigram section: pieces indexed like a WordPiece vocabulary (offsets, strictly sorted
+/// index), one score per piece, the special ids in range, and a charsmap whose trie length
+/// fits and whose replacement pool is UTF-8 (lookups are bounds-checked, so a bad trie gives
+/// wrong text, never a panic). `vocab_size` bounds the number of pieces (the embedding table
+/// may have more rows than the tokenizer has pieces).
+pub(super) fn unigram(u: &UnigramSection<'_>, vocab_size: u32) -> Result<(), BlobError> {
+    let n = (u.offsets.len() / 4).saturating_sub(1);
+    if !u.offsets.len().is_multiple_of(4) || n == 0 || n > vocab_size as usize {
+        return Err(vocab_err(
+            "unigram offset table length is not pieces + 1 (<= vocab_size + 1)",
+        ));
+    }
+    if u.sorted_ids.len() != n * 4 {
+        return Err(vocab_err(
+            "unigram sorted index length is not the number of pieces",
+        ));
+    }
+    if u.scores.len() != n * 4 {
+        return Err(vocab_err(
+            "unigram score table length is not the number of pieces",
+        ));
+    }
+    let text =
+        core::str::from_utf8(u.pieces).map_err(|_| vocab_err("unigram pieces are not UTF-8"))?;
+    let mut prev = 0usize;
+    for i in 0..=n {
+        let off = u32_at(u.offsets, i).ok_or(vocab_err("offset table truncated"))? as usize;
+        if off < prev || off > text.len() || !text.is_char_boundary(off) || (i == 0 && off != 0) {
+            return Err(vocab_err(
+                "unigram offsets are not increasing UTF-8 boundaries from 0",
+            ));
+        }
+        prev = off;
+    }
+    if prev != text.len() {
+        return Err(vocab_err(
+            "last unigram offset is not the end of the piece bytes",
+        ));
+    }
+    let piece = |id: u32| -> Option<&[u8]> {
+        let a = u32_at(u.offsets, id as usize)? as usize;
+        let b = u32_at(u.offsets, id as usize + 1)? as usize;
+        u.pieces.get(a..b)
+    };
+    let mut last: Option<&[u8]> = None;
+    for i in 0..n {
+        let id = u32_at(u.sorted_ids, i).ok_or(vocab_err("sorted index truncated"))?;
+        let p = piece(id).ok_or(vocab_err("unigram sorted index holds a bad id"))?;
+        if p.is_empty() || last.is_some_and(|l| l >= p) {
+            return Err(vocab_err(
+                "unigram sorted index is not strictly increasing non-empty pieces",
+            ));
+        }
+        last = Some(p);
+    }
+    for id in [u.unk_id, u.bos_id, u.eos_id, u.pad_id, u.mask_id] {
+        if id as usize >= n {
+            return Err(vocab_err("a unigram special id is past the pieces"));
+        }
+    }
+    let trie_len = u32_at(u.charsmap, 0).ok_or(vocab_err("charsmap has no trie length"))? as usize;
+    let pool = u
+        .charsmap
+        .get(4..)
+        .and_then(|r| r.get(trie_len..))
+        .filter(|_| trie_len.is_multiple_of(4))
+        .ok_or(vocab_err(
+            "charsmap trie length is not a multiple of 4 inside the section",
+        ))?;
+    core::str::from_utf8(pool).map_err(|_| vocab_err("charsmap replacements are not UTF-8"))?;
     Ok(())
 }
 

@@ -34,10 +34,13 @@
 //! of 100 characters (at most 400 bytes) this never differs from the reference.
 
 mod normalize;
+mod precompiled;
+mod unigram;
 #[rustfmt::skip]
 mod unicode_tables;
 mod wordpiece;
 
+pub use unigram::UnigramTokenizer;
 pub use wordpiece::MAX_WORD_BYTES;
 
 use crate::blob::{ModelView, TokenizerSection};

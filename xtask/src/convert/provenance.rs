@@ -126,6 +126,8 @@ fn registry_name(r: Registry) -> &'static str {
     match r {
         Registry::PypiWheel | Registry::PypiSdist => "pypi",
         Registry::Npm => "npm",
+        // No model recipe comes from Debian (only corpora do).
+        Registry::Debian => "debian",
     }
 }
 
