@@ -479,6 +479,7 @@ fn download(item: &Item, dir: &Path) -> Result<()> {
         }
         Registry::Debian => {
             spec = format!("{}={}", item.package, item.version);
+            crate::toolchain::apt_knows(&item.package)?;
             let mut c = Command::new("apt-get");
             c.args(["download", &spec]).current_dir(dir);
             c

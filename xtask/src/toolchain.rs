@@ -594,6 +594,23 @@ fn apt(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Makes sure apt knows `package` (a download of it needs the package lists, which a fresh
+/// machine may not have): runs `apt-get update` once in this process when it does not.
+pub fn apt_knows(package: &str) -> Result<()> {
+    let known = |p: &str| {
+        Command::new("apt-cache")
+            .args(["show", p])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !known(package) && !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        apt(&["update", "-q"])?;
+    }
+    Ok(())
+}
+
 /// Installs the Debian packages of `tools`, adding bookworm-backports first when a package
 /// needs it and apt does not know the suite.
 fn apt_install(tools: &[Tool]) -> Result<()> {
