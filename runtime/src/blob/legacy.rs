@@ -45,6 +45,8 @@ pub(super) fn parse(body: &[u8], header: Header) -> Result<ModelView<'_>, BlobEr
         head,
         provenance: None,
         numerics: None,
+        tasks: super::TaskHeads::default(),
+        pair_template: None,
         layers,
         framed: false,
         header,
