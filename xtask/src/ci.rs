@@ -40,6 +40,7 @@ pub fn prepare() -> Result<()> {
     for name in crate::fetch::data_names() {
         crate::fetch::ensure_data(name)?;
     }
+    crate::heads::prepare()?;
     Ok(())
 }
 

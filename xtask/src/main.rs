@@ -21,6 +21,7 @@ mod firmware;
 mod fixture;
 mod fuzz;
 mod generated;
+mod heads;
 mod icount;
 mod long;
 mod peers;
@@ -119,6 +120,10 @@ enum Command {
     /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
     /// reproducer's path.
     Fuzz(fuzz::FuzzArgs),
+    /// MiniLM checkpoints with task heads (the real encoder and pooler, seeded classifiers:
+    /// sequence, one-label score, token) and their blobs, for the heads' f32 oracle test
+    /// (`prepare` makes them too); prints the blob paths.
+    GenHeads,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -180,6 +185,9 @@ fn main() -> Result<()> {
         Command::BenchLong => long::bench_long(&root),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
+        Command::GenHeads => heads::prepare().map(|blobs| {
+            blobs.iter().for_each(|b| println!("{}", b.display()));
+        }),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),
