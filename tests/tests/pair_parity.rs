@@ -143,7 +143,7 @@ fn assert_pair_parity(
     let (mut ids, mut types) = (Vec::new(), Vec::new());
     let (mut mismatches, mut truncated) = (0usize, 0usize);
     let mut report = String::new();
-    let (mut t_hf, mut t_ours) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let (mut t_hf, mut t_ours) = (core::time::Duration::ZERO, core::time::Duration::ZERO);
     for (label, a, b) in pairs {
         let t0 = std::time::Instant::now();
         let want = hf

@@ -955,69 +955,6 @@ fn push_section<T: serde::Serialize>(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pair_templates_are_read_from_the_post_processor() {
-        let ids = |s: &str| -> Result<u32> {
-            match s {
-                "[CLS]" => Ok(101),
-                "[SEP]" => Ok(102),
-                "<s>" => Ok(0),
-                "</s>" => Ok(2),
-                _ => bail!("no token {s}"),
-            }
-        };
-        let read = |v: serde_json::Value| pair_template(Some(&v), &ids);
-        // BERT's, in either spelling: no section.
-        let bert = serde_json::json!({"type": "BertProcessing", "sep": ["[SEP]", 102], "cls": ["[CLS]", 101]});
-        assert_eq!(read(bert).unwrap(), None);
-        let template = serde_json::json!({"type": "TemplateProcessing",
-            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
-            "special_tokens": {"[CLS]": {"ids": [101]}, "[SEP]": {"ids": [102]}}});
-        assert_eq!(read(template).unwrap(), None);
-        assert_eq!(pair_template(None, &ids).unwrap(), None);
-        // RoBERTa's: six pieces, every type 0.
-        let roberta =
-            serde_json::json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]});
-        let pieces = read(roberta).unwrap().expect("not BERT's");
-        assert_eq!(pieces.len(), 6 * TEMPLATE_PIECE_LEN);
-        assert_eq!(&pieces[..6], &[2, 0, 0, 0, 0, 0]);
-        assert_eq!(&pieces[12..18], &[2, 0, 2, 0, 0, 0]);
-        let e = read(serde_json::json!({"type": "ByteLevel"}))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("ByteLevel"), "{e}");
-    }
-
-    #[test]
-    fn duplicate_tokens_are_rejected() {
-        let v: Vec<String> = ["a", "b", "a"].iter().map(|s| s.to_string()).collect();
-        let e = tokenizer_tables(&v).unwrap_err().to_string();
-        assert!(e.contains("`a` twice (ids 0 and 2)"), "{e}");
-    }
-
-    #[test]
-    fn sorted_ids_sort_by_bytes() {
-        let v: Vec<String> = ["b", "##a", "a", "[CLS]"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (tokens, offsets, sorted) = tokenizer_tables(&v).unwrap();
-        assert_eq!(tokens, b"b##aa[CLS]");
-        assert_eq!(offsets.len(), 5 * 4);
-        let ids: Vec<u32> = sorted
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        assert_eq!(ids, [1, 3, 2, 0]);
-    }
-}
-
 /// A task head read from a `BertFor{Sequence,Token}Classification` checkpoint.
 struct OwnedTaskHead {
     kind: ClassifierKind,
@@ -1219,4 +1156,67 @@ fn pair_template(
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_templates_are_read_from_the_post_processor() {
+        let ids = |s: &str| -> Result<u32> {
+            match s {
+                "[CLS]" => Ok(101),
+                "[SEP]" => Ok(102),
+                "<s>" => Ok(0),
+                "</s>" => Ok(2),
+                _ => bail!("no token {s}"),
+            }
+        };
+        let read = |v: serde_json::Value| pair_template(Some(&v), &ids);
+        // BERT's, in either spelling: no section.
+        let bert = serde_json::json!({"type": "BertProcessing", "sep": ["[SEP]", 102], "cls": ["[CLS]", 101]});
+        assert_eq!(read(bert).unwrap(), None);
+        let template = serde_json::json!({"type": "TemplateProcessing",
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"ids": [101]}, "[SEP]": {"ids": [102]}}});
+        assert_eq!(read(template).unwrap(), None);
+        assert_eq!(pair_template(None, &ids).unwrap(), None);
+        // RoBERTa's: six pieces, every type 0.
+        let roberta =
+            serde_json::json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]});
+        let pieces = read(roberta).unwrap().expect("not BERT's");
+        assert_eq!(pieces.len(), 6 * TEMPLATE_PIECE_LEN);
+        assert_eq!(&pieces[..6], &[2, 0, 0, 0, 0, 0]);
+        assert_eq!(&pieces[12..18], &[2, 0, 2, 0, 0, 0]);
+        let e = read(serde_json::json!({"type": "ByteLevel"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ByteLevel"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_tokens_are_rejected() {
+        let v: Vec<String> = ["a", "b", "a"].iter().map(|s| s.to_string()).collect();
+        let e = tokenizer_tables(&v).unwrap_err().to_string();
+        assert!(e.contains("`a` twice (ids 0 and 2)"), "{e}");
+    }
+
+    #[test]
+    fn sorted_ids_sort_by_bytes() {
+        let v: Vec<String> = ["b", "##a", "a", "[CLS]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (tokens, offsets, sorted) = tokenizer_tables(&v).unwrap();
+        assert_eq!(tokens, b"b##aa[CLS]");
+        assert_eq!(offsets.len(), 5 * 4);
+        let ids: Vec<u32> = sorted
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(ids, [1, 3, 2, 0]);
+    }
 }
