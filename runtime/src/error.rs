@@ -129,6 +129,11 @@ pub enum BlobError {
         /// The section.
         section: &'static str,
     },
+    /// The task-head sections (pooler, classifier, labels) do not fit together.
+    BadHead {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A repeatable section occurs a different number of times than the config implies.
     SectionCount {
         /// The section.
@@ -244,6 +249,7 @@ impl fmt::Display for BlobError {
                 f,
                 "blob has a second `{section}` section (at offset {offset}); it may occur only once"
             ),
+            Self::BadHead { reason } => write!(f, "task heads are invalid: {reason}"),
             Self::MissingSection { section } => {
                 write!(
                     f,
@@ -307,6 +313,18 @@ pub enum TokenizeError {
         /// Bytes this text needs (`UnigramTokenizer::scratch_bytes`).
         needed: usize,
     },
+    /// The token-type buffer of a pair is shorter than its id buffer.
+    TypesTooShort {
+        /// Length of the id buffer.
+        ids: usize,
+        /// Length of the token-type buffer.
+        types: usize,
+    },
+    /// A pair template is malformed.
+    BadTemplate {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for TokenizeError {
@@ -320,6 +338,11 @@ impl fmt::Display for TokenizeError {
                 f,
                 "tokenizer scratch holds {capacity} bytes but this text needs {needed}"
             ),
+            Self::TypesTooShort { ids, types } => write!(
+                f,
+                "token-type buffer holds {types} entries but the id buffer holds {ids}"
+            ),
+            Self::BadTemplate { reason } => write!(f, "pair template is malformed: {reason}"),
         }
     }
 }
@@ -614,6 +637,7 @@ mod tests {
             DuplicateSection { section: "config", offset: 44 }
                 => ["second `config` section", "offset 44", "only once"];
             MissingSection { section: "embeddings" } => ["no `embeddings` section"];
+            BadHead { reason: "labels without a classifier" } => ["task heads", "labels without"];
             SectionCount { section: "encoder layer", found: 1, expected: 2 }
                 => ["has 1 `encoder layer` sections", "implies 2"];
             SectionOrder { kind: 2, previous: 5, offset: 48 }
@@ -660,6 +684,8 @@ mod tests {
         check(&cases!(TokenizeError:
             BufferTooSmall { capacity: 1, needed: 2 } => ["holds 1 ids", "at least 2"];
             ScratchTooSmall { capacity: 10, needed: 99 } => ["holds 10 bytes", "needs 99"];
+            TypesTooShort { ids: 7, types: 5 } => ["holds 5 entries", "holds 7"];
+            BadTemplate { reason: "first after second" } => ["template", "first after second"];
         ));
     }
 

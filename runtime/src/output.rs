@@ -35,6 +35,22 @@ pub fn to_f32(values: &[i32], out: &mut [f32]) {
     }
 }
 
+/// Softmax of Q.16 logits into probabilities (`out`, same length), with the largest logit
+/// subtracted first; a single logit (a regression score) gives probability 1.
+pub fn softmax(logits: &[i32], out: &mut [f32]) {
+    let max = logits.iter().copied().max().unwrap_or(0);
+    let mut sum = 0.0f32;
+    for (o, &x) in out.iter_mut().zip(logits) {
+        *o = F32Ext::exp((x as f32 - max as f32) / 65536.0);
+        sum += *o;
+    }
+    if sum > 0.0 {
+        for o in out.iter_mut() {
+            *o /= sum;
+        }
+    }
+}
+
 /// FNV-1a 64 over the little-endian bytes of a fixed-point vector: equal hashes on two
 /// machines mean bit-identical outputs.
 pub fn hash(values: &[i32]) -> u64 {

@@ -82,6 +82,12 @@ pub struct HfConfig {
     /// Padding id (RoBERTa offsets its positions by it).
     #[serde(default)]
     pub pad_token_id: Option<i64>,
+    /// Label names of a classification head, by id (`"0"`, `"1"`, ...).
+    #[serde(default)]
+    pub id2label: Option<BTreeMap<String, String>>,
+    /// `single_label_classification`, `regression` or `multi_label_classification`.
+    #[serde(default)]
+    pub problem_type: Option<String>,
 }
 
 fn two() -> usize {
@@ -111,6 +117,8 @@ pub struct TokenizerSettings {
     pub continuing_subword_prefix: String,
     /// Where the settings came from, for the report.
     pub source: &'static str,
+    /// tokenizer.json's `post_processor` (the single and pair templates), if any.
+    pub post_processor: Option<Value>,
 }
 
 /// A checkpoint read into memory.
@@ -312,6 +320,7 @@ fn tokenizer_settings(
                 .unwrap_or("##")
                 .to_owned(),
             source: "tokenizer.json",
+            post_processor: Some(t["post_processor"].clone()).filter(|p| !p.is_null()),
         });
     }
     let c = tokenizer_config.unwrap_or(&Value::Null);
@@ -328,6 +337,7 @@ fn tokenizer_settings(
         } else {
             "BERT defaults (uncased)"
         },
+        post_processor: None,
     })
 }
 

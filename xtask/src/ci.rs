@@ -44,6 +44,7 @@ pub fn prepare() -> Result<()> {
     for name in crate::e5s1::names() {
         crate::fetch::ensure_model(name)?;
     }
+    crate::heads::prepare()?;
     Ok(())
 }
 

@@ -29,9 +29,10 @@ use crate::quantize::{
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use microbert::blob::format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, Header, InputFormat, LayerNorm,
-    LayerSection, Licence, MlmHead, NumericsSection, Package, Pooling, PositionMode, Provenance,
-    SectionHeader, SectionKind, Tensor, TokenizerSection,
+    ClassifierKind, ClassifierSection, Config, DType, Dense, EmbeddingTable, EmbeddingsSection,
+    Header, InputFormat, LabelsSection, LayerNorm, LayerSection, Licence, MlmHead, NumericsSection,
+    Package, PoolerSection, Pooling, PositionMode, Provenance, SectionHeader, SectionKind,
+    TEMPLATE_PIECE_LEN, TemplateSection, Tensor, TokenizerSection,
 };
 use std::collections::BTreeSet;
 
@@ -676,6 +677,13 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         sorted_ids: &sorted_ids,
     };
     push_section(&mut body, SectionKind::WordPieceTokenizer, &tokenizer)?;
+    let template = pair_template(t.post_processor.as_ref(), &special)?;
+    if let Some(pieces) = &template {
+        notes.push(format!(
+            "pair template from tokenizer.json ({} pieces, not BERT's)",
+            pieces.len() / TEMPLATE_PIECE_LEN
+        ));
+    }
 
     // Embeddings.
     let e = format!("{prefix}embeddings");
@@ -789,6 +797,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         };
         push_section(&mut body, SectionKind::MlmHead, &head)?;
     }
+    let tasks = task_heads(&mut r, &names, &mut notes)?;
     r.bar.finish_and_clear();
 
     // Every checkpoint key must be used or knowingly ignored.
@@ -836,7 +845,8 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             ),
         ),
     ]
-    .iter()
+    .into_iter()
+    .chain(tasks.as_ref().map(|t| ("head", t.describe())))
     .map(|(k, v)| format!("{k}={v}"))
     .collect::<Vec<_>>()
     .join("\n");
@@ -863,6 +873,36 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             .map(|(name, source)| Licence { name, source }),
     };
     push_section(&mut body, SectionKind::Provenance, &provenance)?;
+    if let Some(t) = &tasks {
+        if let Some(p) = &t.pooler {
+            push_section(
+                &mut body,
+                SectionKind::Pooler,
+                &PoolerSection { dense: p.wire() },
+            )?;
+        }
+        let kind = match t.kind {
+            ClassifierKind::Sequence => SectionKind::SequenceClassifier,
+            ClassifierKind::Token => SectionKind::TokenClassifier,
+        };
+        let classifier = ClassifierSection {
+            dense: t.classifier.wire(),
+        };
+        push_section(&mut body, kind, &classifier)?;
+        let labels = t.labels.join("\n");
+        push_section(
+            &mut body,
+            SectionKind::Labels,
+            &LabelsSection { labels: &labels },
+        )?;
+    }
+    if let Some(pieces) = &template {
+        push_section(
+            &mut body,
+            SectionKind::PairTemplate,
+            &TemplateSection { pieces },
+        )?;
+    }
     if let Some(n) = &opts.numerics {
         let entries: Vec<u8> = n
             .layers
@@ -915,9 +955,247 @@ fn push_section<T: serde::Serialize>(
     Ok(())
 }
 
+/// A task head read from a `BertFor{Sequence,Token}Classification` checkpoint.
+struct OwnedTaskHead {
+    kind: ClassifierKind,
+    /// `bert.pooler.dense` (sequence classification only).
+    pooler: Option<OwnedDense>,
+    /// `classifier`, `[num_labels, hidden]`.
+    classifier: OwnedDense,
+    /// `id2label`, in id order.
+    labels: Vec<String>,
+}
+
+impl OwnedTaskHead {
+    fn describe(&self) -> String {
+        let what = match self.kind {
+            ClassifierKind::Sequence => "sequence classification (pooler + classifier)",
+            ClassifierKind::Token => "token classification",
+        };
+        format!("{what}, {} labels", self.labels.len())
+    }
+}
+
+/// The pooler and classifier of a classification checkpoint (`None` for the others), or a
+/// refusal naming what the runtime cannot run.
+fn task_heads(
+    r: &mut Reader<'_>,
+    names: &[String],
+    notes: &mut Vec<String>,
+) -> Result<Option<OwnedTaskHead>> {
+    let c = &r.ck.config;
+    let d = c.hidden_size;
+    let arch = c.architectures.first().map_or("<none>", String::as_str);
+    let has_classifier = names.iter().any(|n| n.starts_with("classifier."));
+    let kind = match arch {
+        "BertForSequenceClassification" => ClassifierKind::Sequence,
+        "BertForTokenClassification" => ClassifierKind::Token,
+        _ if has_classifier => bail!(
+            "unsupported head: the checkpoint has `classifier.*` tensors but its architecture \
+             is `{arch}`; only BertForSequenceClassification and BertForTokenClassification \
+             classifiers are supported"
+        ),
+        _ => return Ok(None),
+    };
+    if let Some(p) = c.problem_type.as_deref()
+        && p == "multi_label_classification"
+    {
+        bail!(
+            "unsupported head: problem_type `{p}` scores each label with its own sigmoid; \
+             microbert's classifier outputs are softmax logits (single_label_classification) \
+             or one regression score"
+        );
+    }
+    let shape =
+        r.ck.f32("classifier.weight")
+            .map_err(|e| anyhow!("{arch} without a usable classifier: {e}"))?
+            .shape;
+    let [num_labels, input] = shape[..] else {
+        bail!("classifier.weight has shape {shape:?}, expected [num_labels, hidden]");
+    };
+    ensure!(
+        input == d,
+        "classifier.weight reads {input} features, the encoder gives {d}"
+    );
+    ensure!(
+        (1..=d).contains(&num_labels),
+        "unsupported head: {num_labels} labels; the runtime runs 1 to hidden_size ({d}) labels"
+    );
+    let labels: Vec<String> = match &c.id2label {
+        Some(map) => {
+            ensure!(
+                map.len() == num_labels,
+                "config.json id2label names {} labels, classifier.weight has {num_labels} rows",
+                map.len()
+            );
+            (0..num_labels)
+                .map(|i| {
+                    map.get(&i.to_string())
+                        .cloned()
+                        .ok_or_else(|| anyhow!("config.json id2label has no label {i}"))
+                })
+                .collect::<Result<_>>()?
+        }
+        None => (0..num_labels).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    if let Some(l) = labels
+        .iter()
+        .find(|l| l.is_empty() || l.chars().any(char::is_control))
+    {
+        bail!("config.json id2label: label {l:?} is empty or holds a control character");
+    }
+    let pooler = match kind {
+        ClassifierKind::Sequence => {
+            let base = format!("{}pooler.dense", r.prefix);
+            ensure!(
+                r.ck.has(&format!("{base}.weight"))?,
+                "BertForSequenceClassification without `{base}.weight`: the classifier reads \
+                 the pooler's output"
+            );
+            Some(r.dense(&base, d, d, &InputPlan::int8())?)
+        }
+        ClassifierKind::Token => None,
+    };
+    let classifier = r.dense("classifier", num_labels, d, &InputPlan::int8())?;
+    let head = OwnedTaskHead {
+        kind,
+        pooler,
+        classifier,
+        labels,
+    };
+    notes.push(format!("head: {}", head.describe()));
+    Ok(Some(head))
+}
+
+/// The pair template of tokenizer.json's post-processor as [`TemplateSection`] pieces, or
+/// `None` when it is BERT's (`[CLS] $A:0 [SEP]:0 $B:1 [SEP]:1`, what a blob without the
+/// section means) or there is none. `special` gives a token's id in the vocabulary (special
+/// tokens are looked up by name, so a reduced vocabulary's renumbering is followed).
+fn pair_template(
+    post: Option<&serde_json::Value>,
+    special: &dyn Fn(&str) -> Result<u32>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(post) = post else {
+        return Ok(None);
+    };
+    let kind = post["type"].as_str().unwrap_or("<none>");
+    let named = |v: &serde_json::Value| -> Result<u32> {
+        let name = v[0]
+            .as_str()
+            .ok_or_else(|| anyhow!("post_processor {kind}: a special token without a name"))?;
+        special(name)
+    };
+    // (kind, type, id): kind 0 = $A, 1 = $B, 2 = a special token.
+    let pieces: Vec<(u8, u8, u32)> = match kind {
+        "BertProcessing" => {
+            let (cls, sep) = (named(&post["cls"])?, named(&post["sep"])?);
+            vec![(2, 0, cls), (0, 0, 0), (2, 0, sep), (1, 1, 0), (2, 1, sep)]
+        }
+        "RobertaProcessing" => {
+            let (cls, sep) = (named(&post["cls"])?, named(&post["sep"])?);
+            vec![
+                (2, 0, cls),
+                (0, 0, 0),
+                (2, 0, sep),
+                (2, 0, sep),
+                (1, 0, 0),
+                (2, 0, sep),
+            ]
+        }
+        "TemplateProcessing" => {
+            let list = post["pair"]
+                .as_array()
+                .ok_or_else(|| anyhow!("post_processor TemplateProcessing has no pair template"))?;
+            list.iter()
+                .map(|p| {
+                    let type_id = |x: &serde_json::Value| -> Result<u8> {
+                        let t = x["type_id"].as_u64().unwrap_or(0);
+                        u8::try_from(t).map_err(|_| anyhow!("pair template: type_id {t}"))
+                    };
+                    if let Some(s) = p.get("Sequence") {
+                        let which = match s["id"].as_str() {
+                            Some("A") => 0,
+                            Some("B") => 1,
+                            other => bail!("pair template: sequence {other:?}"),
+                        };
+                        Ok((which, type_id(s)?, 0))
+                    } else if let Some(t) = p.get("SpecialToken") {
+                        let name = t["id"]
+                            .as_str()
+                            .ok_or_else(|| anyhow!("pair template: special token without id"))?;
+                        if let Some(ids) = post["special_tokens"][name]["ids"].as_array() {
+                            ensure!(
+                                ids.len() == 1,
+                                "unsupported pair template: special token {name} stands for {} ids",
+                                ids.len()
+                            );
+                        }
+                        Ok((2, type_id(t)?, special(name)?))
+                    } else {
+                        bail!("unsupported pair template piece {p}")
+                    }
+                })
+                .collect::<Result<_>>()?
+        }
+        other => bail!(
+            "unsupported tokenizer post_processor `{other}`: only BertProcessing, \
+             RobertaProcessing and TemplateProcessing are read"
+        ),
+    };
+    if let (Ok(cls), Ok(sep)) = (special("[CLS]"), special("[SEP]"))
+        && pieces == [(2, 0, cls), (0, 0, 0), (2, 0, sep), (1, 1, 0), (2, 1, sep)]
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        pieces
+            .iter()
+            .flat_map(|&(k, t, id)| {
+                let b = id.to_le_bytes();
+                [k, t, b[0], b[1], b[2], b[3]]
+            })
+            .collect(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_templates_are_read_from_the_post_processor() {
+        let ids = |s: &str| -> Result<u32> {
+            match s {
+                "[CLS]" => Ok(101),
+                "[SEP]" => Ok(102),
+                "<s>" => Ok(0),
+                "</s>" => Ok(2),
+                _ => bail!("no token {s}"),
+            }
+        };
+        let read = |v: serde_json::Value| pair_template(Some(&v), &ids);
+        // BERT's, in either spelling: no section.
+        let bert = serde_json::json!({"type": "BertProcessing", "sep": ["[SEP]", 102], "cls": ["[CLS]", 101]});
+        assert_eq!(read(bert).unwrap(), None);
+        let template = serde_json::json!({"type": "TemplateProcessing",
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": {"ids": [101]}, "[SEP]": {"ids": [102]}}});
+        assert_eq!(read(template).unwrap(), None);
+        assert_eq!(pair_template(None, &ids).unwrap(), None);
+        // RoBERTa's: six pieces, every type 0.
+        let roberta =
+            serde_json::json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0]});
+        let pieces = read(roberta).unwrap().expect("not BERT's");
+        assert_eq!(pieces.len(), 6 * TEMPLATE_PIECE_LEN);
+        assert_eq!(&pieces[..6], &[2, 0, 0, 0, 0, 0]);
+        assert_eq!(&pieces[12..18], &[2, 0, 2, 0, 0, 0]);
+        let e = read(serde_json::json!({"type": "ByteLevel"}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ByteLevel"), "{e}");
+    }
 
     #[test]
     fn duplicate_tokens_are_rejected() {

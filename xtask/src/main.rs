@@ -23,6 +23,7 @@ mod firmware;
 mod fixture;
 mod fuzz;
 mod generated;
+mod heads;
 mod icount;
 mod long;
 mod peers;
@@ -131,6 +132,10 @@ enum Command {
     /// The full Unigram tokenizer parity sweep (multilingual-e5-small against Hugging Face
     /// `tokenizers`): every corpus text and 10,000 generated strings, not a CI step.
     UnigramParity,
+    /// MiniLM checkpoints with task heads (the real encoder and pooler, seeded classifiers:
+    /// sequence, one-label score, token) and their blobs, for the heads' f32 oracle test
+    /// (`prepare` makes them too); prints the blob paths.
+    GenHeads,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -193,6 +198,9 @@ fn main() -> Result<()> {
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::UnigramParity => e5s1::full_parity(),
+        Command::GenHeads => heads::prepare().map(|blobs| {
+            blobs.iter().for_each(|b| println!("{}", b.display()));
+        }),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

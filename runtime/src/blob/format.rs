@@ -342,6 +342,83 @@ pub struct HeadSection<'a> {
     pub mlm: Option<MlmHead<'a>>,
 }
 
+/// The BERT pooler (`bert.pooler.dense`, hidden x hidden): `tanh(dense(h[CLS]))`, the
+/// input of a sequence classifier. The payload of [`SectionKind::Pooler`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerSection<'a> {
+    /// `pooler.dense`, `[hidden, hidden]`.
+    #[serde(borrow)]
+    pub dense: Dense<'a>,
+}
+
+/// A classifier (`classifier`, `[num_labels, hidden]`): the payload of
+/// [`SectionKind::SequenceClassifier`] (reading the pooler output) and of
+/// [`SectionKind::TokenClassifier`] (reading each token's last hidden state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifierSection<'a> {
+    /// `classifier`, `[num_labels, hidden]`, `1 <= num_labels <= hidden`.
+    #[serde(borrow)]
+    pub dense: Dense<'a>,
+}
+
+/// The classifier's label names (`id2label`), in label order, joined by `\n`: the payload
+/// of [`SectionKind::Labels`]. Each name is non-empty and free of control characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelsSection<'a> {
+    /// The names joined by `\n` (no trailing newline).
+    pub labels: &'a str,
+}
+
+/// Bytes of one [`TemplateSection`] piece: kind, token type, id (u32 LE).
+pub const TEMPLATE_PIECE_LEN: usize = 6;
+
+/// The tokenizer's pair template (`tokenizers`' post-processor for two sequences), when it
+/// is not BERT's `[CLS] $A [SEP] $B [SEP]` with types 0/1: the payload of
+/// [`SectionKind::PairTemplate`]. Each piece is [`TEMPLATE_PIECE_LEN`] bytes: a kind (0
+/// the first sequence, 1 the second, 2 a special token), the token type of its ids, and
+/// the special token's id (u32 LE, 0 for a sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateSection<'a> {
+    /// The pieces, in order.
+    #[serde(borrow, serialize_with = "as_bytes")]
+    pub pieces: &'a [u8],
+}
+
+/// Which classifier a blob carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ClassifierKind {
+    /// `BertForSequenceClassification`: one row of logits per input, from the pooler.
+    Sequence,
+    /// `BertForTokenClassification`: one row of logits per token.
+    Token,
+}
+
+/// The task heads of a format-2 blob (sections 7 to 10), validated: the pooler, at most one
+/// classifier and its labels. Format-1 blobs have none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskHeads<'a> {
+    /// The pooler ([`SectionKind::Pooler`]); present whenever `classifier` is a sequence
+    /// classifier.
+    pub pooler: Option<Dense<'a>>,
+    /// The classifier and which kind it is.
+    pub classifier: Option<(ClassifierKind, Dense<'a>)>,
+    /// The label names joined by `\n` ([`SectionKind::Labels`]), one per classifier row.
+    pub labels: Option<&'a str>,
+}
+
+impl<'a> TaskHeads<'a> {
+    /// Rows of the classifier (its number of labels), if there is one.
+    pub fn num_labels(&self) -> Option<usize> {
+        self.classifier.map(|(_, d)| d.weight.shape[0] as usize)
+    }
+
+    /// The name of label `i` (from the blob, else `None`).
+    pub fn label(&self, i: usize) -> Option<&'a str> {
+        self.labels?.split('\n').nth(i)
+    }
+}
+
 /// Where a converted checkpoint came from, how it was converted, and its licence: the
 /// payload of the optional [`SectionKind::Provenance`] section. Informative only: nothing
 /// in inference reads it. Every string is free of control characters except the `\n`
@@ -538,17 +615,34 @@ pub enum SectionKind {
     /// [`UnigramSection`] (SentencePiece Unigram, XLM-R): required when present, at most
     /// once.
     UnigramTokenizer,
+    /// [`PoolerSection`]: optional, at most once.
+    Pooler,
+    /// [`ClassifierSection`] of a sequence classifier (after the pooler): optional, at
+    /// most once, needs the pooler; not with a token classifier.
+    SequenceClassifier,
+    /// [`ClassifierSection`] of a token classifier: optional, at most once.
+    TokenClassifier,
+    /// [`LabelsSection`]: optional, at most once, needs a classifier.
+    Labels,
+    /// [`TemplateSection`]: optional (only sentence pairs read it), at most once; absent:
+    /// BERT's pair template.
+    PairTemplate,
 }
 
 impl SectionKind {
     /// Every known kind, in code order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 13] = [
         Self::Config,
         Self::WordPieceTokenizer,
         Self::Embeddings,
         Self::EncoderLayer,
         Self::MlmHead,
         Self::Provenance,
+        Self::Pooler,
+        Self::SequenceClassifier,
+        Self::TokenClassifier,
+        Self::Labels,
+        Self::PairTemplate,
         Self::Numerics,
         Self::UnigramTokenizer,
     ];
@@ -562,6 +656,11 @@ impl SectionKind {
             Self::EncoderLayer => 4,
             Self::MlmHead => 5,
             Self::Provenance => 6,
+            Self::Pooler => 7,
+            Self::SequenceClassifier => 8,
+            Self::TokenClassifier => 9,
+            Self::Labels => 10,
+            Self::PairTemplate => 11,
             Self::Numerics => 16,
             Self::UnigramTokenizer => 20,
         }
@@ -583,6 +682,11 @@ impl SectionKind {
             Self::Provenance => "provenance",
             Self::Numerics => "numerics",
             Self::UnigramTokenizer => "unigram tokenizer",
+            Self::Pooler => "pooler",
+            Self::SequenceClassifier => "sequence classifier",
+            Self::TokenClassifier => "token classifier",
+            Self::Labels => "labels",
+            Self::PairTemplate => "pair template",
         }
     }
 

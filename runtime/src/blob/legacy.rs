@@ -46,6 +46,8 @@ pub(super) fn parse(body: &[u8], header: Header) -> Result<ModelView<'_>, BlobEr
         provenance: None,
         numerics: None,
         unigram: None,
+        tasks: super::TaskHeads::default(),
+        pair_template: None,
         layers,
         framed: false,
         header,

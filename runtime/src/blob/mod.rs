@@ -18,12 +18,13 @@ mod tests;
 mod validate;
 
 pub use format::{
-    Config, DType, Dense, EmbeddingTable, EmbeddingsSection, FORMAT_VERSION, HEADER_LEN,
-    HeadSection, Header, InputFormat, LayerNorm, LayerSection, Licence, MAGIC, MlmHead,
-    NumericsSection, OLDEST_FORMAT_VERSION, Package, Pooling, PositionMode, Provenance,
-    QuantizedInput, SECTION_HEADER_LEN, SectionHeader, SectionKind, Tensor, TokenizerSection,
-    UNIGRAM_SCORE_FRAC_BITS, UnigramSection, fnv1a64,
+    ClassifierKind, ClassifierSection, Config, DType, Dense, EmbeddingTable, EmbeddingsSection,
+    FORMAT_VERSION, HEADER_LEN, HeadSection, Header, InputFormat, LayerNorm, LayerSection, Licence,
+    MAGIC, MlmHead, NumericsSection, OLDEST_FORMAT_VERSION, Package, Pooling, PositionMode,
+    Provenance, QuantizedInput, SECTION_HEADER_LEN, SectionHeader, SectionKind, Tensor,
+    TokenizerSection, UNIGRAM_SCORE_FRAC_BITS, UnigramSection, fnv1a64,
 };
+pub use format::{LabelsSection, PoolerSection, TEMPLATE_PIECE_LEN, TaskHeads, TemplateSection};
 pub use section::{Section, Sections, sections};
 
 use crate::error::BlobError;
@@ -60,6 +61,10 @@ pub struct ModelView<'a> {
     pub numerics: Option<NumericsSection<'a>>,
     /// The SentencePiece Unigram tokenizer (XLM-R models), when the blob has one.
     pub unigram: Option<UnigramSection<'a>>,
+    /// The pooler, classifier and labels (format 2 sections 7 to 10; none in format 1).
+    pub tasks: TaskHeads<'a>,
+    /// The tokenizer's pair template when it is not BERT's (section 11).
+    pub pair_template: Option<crate::tokenizer::Template>,
     /// The encoded layers, validated; decoded one at a time by [`Self::layers`].
     layers: &'a [u8],
     /// Whether each layer in `layers` is wrapped in a section header (format 2).
@@ -103,6 +108,14 @@ impl<'a> ModelView<'a> {
             dense_tensors(&layer.output, &mut f);
             f(&layer.output_layer_norm.gamma);
             f(&layer.output_layer_norm.beta);
+        }
+        for d in self
+            .tasks
+            .pooler
+            .iter()
+            .chain(self.tasks.classifier.map(|c| c.1).iter())
+        {
+            dense_tensors(d, &mut f);
         }
         if let Some(mlm) = &self.head.mlm {
             dense_tensors(&mlm.transform, &mut f);
@@ -280,6 +293,14 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
         }
         None => None,
     };
+    let tasks = task_heads(&layout, &config)?;
+    let pair_template = match layout.template {
+        Some(p) => {
+            let t: TemplateSection<'_> = decode(p, SectionKind::PairTemplate)?;
+            Some(validate::template(&t, &config)?)
+        }
+        None => None,
+    };
     Ok(ModelView {
         config,
         tokenizer,
@@ -288,8 +309,45 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
         provenance,
         numerics,
         unigram,
+        tasks,
+        pair_template,
         layers: layout.layers,
         framed: true,
         header,
     })
+}
+
+/// Decodes and validates the task-head sections (pooler, classifier, labels).
+fn task_heads<'a>(layout: &Layout<'a>, config: &Config) -> Result<TaskHeads<'a>, BlobError> {
+    let pooler = match layout.pooler {
+        Some(p) => Some(decode::<PoolerSection<'_>>(p, SectionKind::Pooler)?.dense),
+        None => None,
+    };
+    let classifier = |payload: Option<&'a [u8]>, kind: SectionKind| match payload {
+        Some(p) => decode::<ClassifierSection<'_>>(p, kind).map(|c| Some(c.dense)),
+        None => Ok(None),
+    };
+    let sequence = classifier(layout.sequence, SectionKind::SequenceClassifier)?;
+    let token = classifier(layout.token, SectionKind::TokenClassifier)?;
+    let classifier = match (sequence, token) {
+        (Some(_), Some(_)) => {
+            return Err(BlobError::BadHead {
+                reason: "a blob carries at most one classifier (sequence or token)",
+            });
+        }
+        (Some(d), None) => Some((ClassifierKind::Sequence, d)),
+        (None, Some(d)) => Some((ClassifierKind::Token, d)),
+        (None, None) => None,
+    };
+    let labels = match layout.labels {
+        Some(p) => Some(decode::<LabelsSection<'_>>(p, SectionKind::Labels)?.labels),
+        None => None,
+    };
+    let heads = TaskHeads {
+        pooler,
+        classifier,
+        labels,
+    };
+    validate::task_heads(&heads, config)?;
+    Ok(heads)
 }

@@ -116,6 +116,11 @@ pub(super) struct Layout<'a> {
     pub(super) provenance: Option<&'a [u8]>,
     pub(super) numerics: Option<&'a [u8]>,
     pub(super) unigram: Option<&'a [u8]>,
+    pub(super) pooler: Option<&'a [u8]>,
+    pub(super) sequence: Option<&'a [u8]>,
+    pub(super) token: Option<&'a [u8]>,
+    pub(super) labels: Option<&'a [u8]>,
+    pub(super) template: Option<&'a [u8]>,
 }
 
 impl<'a> Layout<'a> {
@@ -180,6 +185,11 @@ impl<'a> Layout<'a> {
                 SectionKind::Provenance => found.provenance = Some(s.payload),
                 SectionKind::Numerics => found.numerics = Some(s.payload),
                 SectionKind::UnigramTokenizer => found.unigram = Some(s.payload),
+                SectionKind::Pooler => found.pooler = Some(s.payload),
+                SectionKind::SequenceClassifier => found.sequence = Some(s.payload),
+                SectionKind::TokenClassifier => found.token = Some(s.payload),
+                SectionKind::Labels => found.labels = Some(s.payload),
+                SectionKind::PairTemplate => found.template = Some(s.payload),
             }
         }
         let need = |payload: Option<&'a [u8]>, kind: SectionKind| {
@@ -198,6 +208,11 @@ impl<'a> Layout<'a> {
             provenance: found.provenance,
             numerics: found.numerics,
             unigram: found.unigram,
+            pooler: found.pooler,
+            sequence: found.sequence,
+            token: found.token,
+            labels: found.labels,
+            template: found.template,
         })
     }
 }
@@ -212,6 +227,11 @@ struct Found<'a> {
     provenance: Option<&'a [u8]>,
     numerics: Option<&'a [u8]>,
     unigram: Option<&'a [u8]>,
+    pooler: Option<&'a [u8]>,
+    sequence: Option<&'a [u8]>,
+    token: Option<&'a [u8]>,
+    labels: Option<&'a [u8]>,
+    template: Option<&'a [u8]>,
 }
 
 /// Decodes a section payload that must hold exactly one `T`: a decoding failure is

@@ -205,12 +205,16 @@ fn unknown_optional_sections_are_skipped() {
     assert!(model.layers().eq(reference.layers()));
     let ids = [2u32, 40, 41, 3];
     assert_eq!(pooled(&model, &ids), pooled(&reference, &ids));
-    // Between known kinds, in kind order (a future kind 5 < code < 6 does not exist, so
-    // use the gap after the MLM head by dropping provenance).
+    // Between known kinds, in kind order: the gap between the labels (10) and the
+    // numerics (16).
     let mut mid = secs.clone();
-    let p = position(&mid, SectionKind::Provenance);
-    mid.remove(p);
-    mid.push(Raw::new(7, 0, b"x"));
+    mid.push(Raw::new(13, 0, b"x"));
+    mid.push(Raw::new(16, FLAG_REQUIRED, &[0]));
+    assert!(matches!(
+        err(&build(&mid)),
+        BlobError::Decode { .. } | BlobError::WrongShape { .. }
+    ));
+    mid.pop();
     assert!(parse(&build(&mid)).is_ok());
 }
 
@@ -741,4 +745,152 @@ fn the_unigram_section_parses_and_tokenizes() {
     ));
     assert!(super::decode_unigram(&good).is_ok());
     assert!(super::decode_unigram(&good[..good.len() - 1]).is_err());
+}
+
+/// The fixture with task-head sections appended: layer 0's query projection as a pooler and
+/// its key projection as a hidden-size classifier (any valid `Dense` of the right shape).
+fn with_heads(kinds: &[(SectionKind, Vec<u8>)]) -> Vec<u8> {
+    let mut secs = split(V2);
+    for (kind, payload) in kinds {
+        secs.push(Raw::new(kind.code(), kind.flags(), payload));
+    }
+    build(&secs)
+}
+
+fn head_payloads() -> (Vec<u8>, Vec<u8>, usize) {
+    let model = parse(V2).expect("fixture");
+    let layer = model.layers().next().expect("a layer");
+    let pooler = postcard::to_allocvec(&super::PoolerSection { dense: layer.query }).unwrap();
+    let classifier = postcard::to_allocvec(&super::ClassifierSection { dense: layer.key }).unwrap();
+    (pooler, classifier, model.config.hidden_size as usize)
+}
+
+fn labels(n: usize) -> Vec<u8> {
+    let names: Vec<alloc::string::String> = (0..n).map(|i| alloc::format!("L{i}")).collect();
+    let joined = names.join("\n");
+    postcard::to_allocvec(&super::LabelsSection { labels: &joined }).unwrap()
+}
+
+#[test]
+fn task_heads_load_run_and_are_checked() {
+    let (pooler, classifier, d) = head_payloads();
+    let blob = with_heads(&[
+        (SectionKind::Pooler, pooler.clone()),
+        (SectionKind::SequenceClassifier, classifier.clone()),
+        (SectionKind::Labels, labels(d)),
+    ]);
+    let model = parse(&blob).expect("heads validate");
+    assert_eq!(model.tasks.num_labels(), Some(d));
+    assert_eq!(model.tasks.label(3), Some("L3"));
+    assert_eq!(model.config, parse(V2).unwrap().config);
+    let ids = [2u32, 40, 41, 3];
+    let mut arena = vec![0u8; scratch_bytes(&model, ids.len())];
+    let mut logits = vec![0i32; d];
+    let enc = Encoder::new(&model, Scalar);
+    enc.classify(&ids, None, &mut arena, &mut logits)
+        .expect("classifies");
+    assert!(logits.iter().any(|&l| l != 0));
+    let mut again = vec![0i32; d];
+    enc.classify(&ids, Some(&[0, 0, 0, 0]), &mut arena, &mut again)
+        .unwrap();
+    assert_eq!(logits, again);
+    // Token types change the logits (the type table differs per row).
+    enc.classify(&ids, Some(&[0, 0, 1, 1]), &mut arena, &mut again)
+        .unwrap();
+    assert_ne!(logits, again);
+    assert!(enc.tag(&ids, None, &mut arena, &mut logits).is_err());
+    // Embeddings are unchanged by the heads.
+    assert_eq!(pooled(&model, &ids), pooled(&parse(V2).unwrap(), &ids));
+
+    let bad_head = |secs: &[(SectionKind, Vec<u8>)]| match parse(&with_heads(secs)) {
+        Err(BlobError::BadHead { reason }) => reason,
+        other => panic!("expected BadHead, got {other:?}"),
+    };
+    bad_head(&[(SectionKind::SequenceClassifier, classifier.clone())]);
+    bad_head(&[
+        (SectionKind::Pooler, pooler.clone()),
+        (SectionKind::SequenceClassifier, classifier.clone()),
+        (SectionKind::TokenClassifier, classifier.clone()),
+    ]);
+    bad_head(&[
+        (SectionKind::TokenClassifier, classifier.clone()),
+        (SectionKind::Labels, labels(d - 1)),
+    ]);
+    bad_head(&[(SectionKind::Labels, labels(2))]);
+    let empty = postcard::to_allocvec(&super::LabelsSection { labels: "a\n\nb" }).unwrap();
+    bad_head(&[
+        (SectionKind::Pooler, pooler.clone()),
+        (SectionKind::Labels, empty),
+    ]);
+    // A token classifier alone is fine, and tags every token.
+    let token_blob = with_heads(&[(SectionKind::TokenClassifier, classifier)]);
+    let model = parse(&token_blob).unwrap();
+    let mut logits = vec![0i32; ids.len() * d];
+    Encoder::new(&model, Scalar)
+        .tag(&ids, None, &mut arena, &mut logits)
+        .expect("tags");
+    // A reader skips the head sections it does not know: marked optional.
+    for k in [
+        SectionKind::Pooler,
+        SectionKind::SequenceClassifier,
+        SectionKind::TokenClassifier,
+        SectionKind::Labels,
+    ] {
+        assert!(!k.required() && !k.mandatory() && !k.repeatable());
+    }
+}
+
+#[test]
+fn pair_templates_travel_in_the_blob() {
+    use crate::tokenizer::{Piece, Template, TemplatePiece};
+    let piece = |kind: u8, ty: u8, id: u32| {
+        let b = id.to_le_bytes();
+        [kind, ty, b[0], b[1], b[2], b[3]]
+    };
+    // RoBERTa's: <s> A </s> </s> B </s>, with the fixture's [CLS] (2) and [SEP] (3).
+    let roberta: Vec<u8> = [
+        piece(2, 0, 2),
+        piece(0, 0, 0),
+        piece(2, 0, 3),
+        piece(2, 0, 3),
+        piece(1, 0, 0),
+        piece(2, 0, 3),
+    ]
+    .concat();
+    let payload =
+        |pieces: &[u8]| postcard::to_allocvec(&super::TemplateSection { pieces }).expect("encodes");
+    let blob = with_heads(&[(SectionKind::PairTemplate, payload(&roberta))]);
+    let model = parse(&blob).expect("template validates");
+    assert_eq!(model.pair_template, Some(Template::roberta(2, 3)));
+    let tok = Tokenizer::new(&model);
+    let (mut ids, mut types) = ([0u32; 16], [9u32; 16]);
+    let enc = tok.encode_pair("a", "b", &mut ids, &mut types).unwrap();
+    assert_eq!(enc.len, 4 + enc.first.0 + enc.second.0);
+    assert_eq!(&ids[..2], &[2, ids[1]]);
+    assert_eq!(ids[enc.first.0 + 1..enc.first.0 + 3], [3, 3]);
+    assert!(types[..enc.len].iter().all(|&t| t == 0));
+    // Without the section: BERT's, types 0 then 1.
+    let plain = parse(V2).unwrap();
+    assert_eq!(plain.pair_template, None);
+    let t = Tokenizer::new(&plain);
+    assert_eq!(
+        t.pair_template().pieces().nth(3),
+        Some(TemplatePiece {
+            piece: Piece::Second,
+            type_id: 1
+        })
+    );
+    // Malformed: a cut piece, B before A, an id past the vocabulary, a type past the table.
+    for bad in [
+        roberta[..5].to_vec(),
+        [piece(1, 0, 0), piece(0, 0, 0)].concat(),
+        [piece(0, 0, 0), piece(1, 0, 0), piece(2, 0, 1 << 20)].concat(),
+        [piece(0, 0, 0), piece(1, 7, 0)].concat(),
+    ] {
+        let blob = with_heads(&[(SectionKind::PairTemplate, payload(&bad))]);
+        assert!(
+            matches!(parse(&blob), Err(BlobError::BadVocab { .. })),
+            "{bad:?}"
+        );
+    }
 }

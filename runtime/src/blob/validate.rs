@@ -4,8 +4,8 @@
 
 use super::format::{
     Config, DType, Dense, EmbeddingTable, EmbeddingsSection, HeadSection, LayerNorm, LayerSection,
-    MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, Tensor,
-    TokenizerSection, UnigramSection,
+    MAX_SHIFT, NUMERICS_ENTRY_LEN, NumericsSection, Provenance, QuantizedInput, TEMPLATE_PIECE_LEN,
+    TaskHeads, TemplateSection, Tensor, TokenizerSection, UnigramSection,
 };
 use crate::error::BlobError;
 
@@ -444,4 +444,94 @@ pub(super) fn provenance(p: &Provenance<'_>) -> Result<(), BlobError> {
         }
     }
     Ok(())
+}
+
+fn bad_head(reason: &'static str) -> BlobError {
+    BlobError::BadHead { reason }
+}
+
+/// The pooler is hidden x hidden; a classifier has `1..=hidden` rows of `hidden` inputs; a
+/// sequence classifier has a pooler; labels name every classifier row, each non-empty and
+/// printable.
+pub(super) fn task_heads(h: &TaskHeads<'_>, c: &Config) -> Result<(), BlobError> {
+    let d = c.hidden_size;
+    if let Some(p) = &h.pooler {
+        dense(p, "pooler.dense", d, d)?;
+    }
+    let Some((kind, classifier)) = &h.classifier else {
+        if h.labels.is_some() {
+            return Err(bad_head("labels without a classifier"));
+        }
+        return Ok(());
+    };
+    let labels = classifier.weight.shape[0];
+    if labels == 0 || labels > d {
+        return Err(bad_head("a classifier needs 1 to hidden_size labels"));
+    }
+    dense(classifier, "classifier", labels, d)?;
+    if *kind == super::format::ClassifierKind::Sequence && h.pooler.is_none() {
+        return Err(bad_head("a sequence classifier needs the pooler section"));
+    }
+    if let Some(names) = h.labels {
+        if names.split('\n').count() != labels as usize {
+            return Err(bad_head(
+                "the number of labels differs from the classifier's rows",
+            ));
+        }
+        if names
+            .split('\n')
+            .any(|n| n.is_empty() || n.chars().any(char::is_control))
+        {
+            return Err(bad_head("a label is empty or holds a control character"));
+        }
+    }
+    Ok(())
+}
+
+/// The pieces decode into a valid [`Template`](crate::tokenizer::Template) whose special
+/// ids are in the vocabulary.
+pub(super) fn template(
+    t: &TemplateSection<'_>,
+    c: &Config,
+) -> Result<crate::tokenizer::Template, BlobError> {
+    use crate::tokenizer::{MAX_TEMPLATE_PIECES, Piece, Template, TemplatePiece};
+    let bad = |reason| BlobError::BadVocab { reason };
+    if !t.pieces.len().is_multiple_of(TEMPLATE_PIECE_LEN)
+        || t.pieces.len() > MAX_TEMPLATE_PIECES * TEMPLATE_PIECE_LEN
+    {
+        return Err(bad(
+            "pair template length is not a whole number of pieces (at most 8)",
+        ));
+    }
+    let filler = TemplatePiece {
+        piece: Piece::First,
+        type_id: 0,
+    };
+    let mut pieces = [filler; MAX_TEMPLATE_PIECES];
+    let mut n = 0;
+    for (slot, raw) in pieces
+        .iter_mut()
+        .zip(t.pieces.chunks_exact(TEMPLATE_PIECE_LEN))
+    {
+        let &[kind, type_id, a, b, c0, d] = raw else {
+            return Err(bad("pair template piece is cut short"));
+        };
+        let id = u32::from_le_bytes([a, b, c0, d]);
+        let piece = match kind {
+            0 if id == 0 => Piece::First,
+            1 if id == 0 => Piece::Second,
+            2 if id < c.vocab_size => Piece::Special(id),
+            _ => return Err(bad("pair template piece has a bad kind or id")),
+        };
+        if u32::from(type_id) >= c.type_vocab_size {
+            return Err(bad("pair template token type is not below type_vocab_size"));
+        }
+        *slot = TemplatePiece {
+            piece,
+            type_id: u32::from(type_id),
+        };
+        n += 1;
+    }
+    Template::new(pieces.get(..n).unwrap_or_default())
+        .map_err(|_| bad("pair template needs each sequence once, the first one first"))
 }

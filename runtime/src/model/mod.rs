@@ -20,6 +20,7 @@ macro_rules! dense_scratch {
 
 mod dense;
 pub mod embeddings;
+pub mod heads;
 pub mod layer;
 pub mod parallel;
 pub mod position;

@@ -29,17 +29,22 @@
 //!    WordPiece takes the longest vocabulary match, continuing pieces prefixed with `##`,
 //!    and a word with a part that matches nothing is a single `[UNK]`.
 //!
+//! Sentence pairs (`encode_pair`, module `pair`) fill a pair template, BERT's by default,
+//! with `tokenizers`' `longest_first` truncation.
+//!
 //! One deliberate limit: a word of more than [`MAX_WORD_BYTES`] bytes of UTF-8 is `[UNK]`
 //! even when it has no more than `max_input_chars_per_word` characters. With the usual limit
 //! of 100 characters (at most 400 bytes) this never differs from the reference.
 
 mod normalize;
+mod pair;
 mod precompiled;
 mod unigram;
 #[rustfmt::skip]
 mod unicode_tables;
 mod wordpiece;
 
+pub use pair::{MAX_TEMPLATE_PIECES, PairEncoding, Piece, Template, TemplatePiece, longest_first};
 pub use unigram::UnigramTokenizer;
 pub use wordpiece::MAX_WORD_BYTES;
 
@@ -63,6 +68,8 @@ pub struct Tokenizer<'a> {
     sep_id: u32,
     /// The special tokens' strings (empty if an id has no token) and ids.
     specials: [(&'a [u8], u32); SPECIALS],
+    /// The template of [`Self::encode_pair`].
+    pair_template: Template,
 }
 
 /// What [`Tokenizer::encode`] wrote.
@@ -79,7 +86,11 @@ pub struct Encoding {
 impl<'a> Tokenizer<'a> {
     /// The tokenizer of a parsed model.
     pub fn new(model: &ModelView<'a>) -> Self {
-        Self::from_section(model.tokenizer)
+        let t = Self::from_section(model.tokenizer);
+        match model.pair_template {
+            Some(template) => t.with_pair_template(template),
+            None => t,
+        }
     }
 
     /// A tokenizer over a tokenizer section. The section is expected to be valid (as
@@ -108,6 +119,7 @@ impl<'a> Tokenizer<'a> {
                 special(section.pad_id),
                 special(section.mask_id),
             ],
+            pair_template: Template::bert(section.cls_id, section.sep_id),
         }
     }
 

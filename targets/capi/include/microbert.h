@@ -32,7 +32,7 @@
 /**
  * Bytes of a `microbert_model`, the same on every target.
  */
-#define MICROBERT_MODEL_BYTES 2048
+#define MICROBERT_MODEL_BYTES 4096
 
 /**
  * Success.

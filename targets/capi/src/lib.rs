@@ -25,7 +25,7 @@ use core::ffi::{c_char, c_void};
 use glue::Error;
 
 /// Bytes of a `microbert_model`, the same on every target.
-pub const MICROBERT_MODEL_BYTES: usize = 2048;
+pub const MICROBERT_MODEL_BYTES: usize = 4096;
 
 /// Caller-owned storage for an opened model: declare one (static, on the stack or in a
 /// struct; it is `MICROBERT_MODEL_BYTES` bytes and 8-byte aligned on every target) and fill

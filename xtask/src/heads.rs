@@ -1,0 +1,355 @@
+//! `cargo xtask gen-heads`: all-MiniLM-L6-v2 checkpoints with task heads, for the heads'
+//! f32 oracle test (`tests/tests/task_heads.rs`). No registry ships classifier weights, so
+//! each checkpoint is the real encoder and its real pretrained pooler
+//! (`nreimers/MiniLM-L6-H384-uncased`'s `pooler.dense`, in the package's safetensors) under
+//! the `bert.` prefix, plus a `classifier` with seeded random weights of realistic scale:
+//! every row is a seeded random combination of the centred f32 features of real texts
+//! (pooler outputs, or token states), scaled so that its logit has a standard deviation of
+//! [`LOGIT_STD`] over those texts, and a bias that centres it (plus a seeded offset), so
+//! labels change from text to text as a fine-tuned head's do (without the centring, the
+//! shared component of the pooled vectors decides every argmax). The features come from
+//! the converter's own f32 reference (`crate::reference`) on 64 calibration texts,
+//! disjoint from the test texts. Three checkpoints, written as Hugging Face directories
+//! (`config.json` with the architecture and `id2label`, `model.safetensors`, the
+//! tokenizer files) and converted like any other (calibrated numerics) into
+//! `$CACHE/blobs/minilm-{sequence,score,token}.blob`:
+//!
+//! - `minilm-sequence`: `BertForSequenceClassification`, 3 labels;
+//! - `minilm-score`: `BertForSequenceClassification`, 1 label (a cross-encoder's raw
+//!   score, `problem_type` `regression`);
+//! - `minilm-token`: `BertForTokenClassification`, 5 labels.
+//!
+//! Deterministic (seeded); regenerated when this file, the converter or the MiniLM
+//! package changes (a key in each directory's stamp).
+
+use crate::cache::{Key, cache_dir};
+use crate::checkpoint::{Checkpoint, Files};
+use crate::convert::{Converter, Options, Source, convert};
+use crate::reference::Reference;
+use anyhow::{Context, Result, anyhow, ensure};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Standard deviation of each logit over real texts.
+const LOGIT_STD: f64 = 2.0;
+/// Texts the logit statistics are taken on.
+const STAT_TEXTS: usize = 64;
+/// Tokens per statistics text at most.
+const STAT_TOKENS: usize = 128;
+const STAMP: &str = ".microbert-heads";
+
+/// One generated checkpoint.
+struct HeadSpec {
+    name: &'static str,
+    architecture: &'static str,
+    labels: &'static [&'static str],
+    problem_type: Option<&'static str>,
+    seed: u64,
+}
+
+const SPECS: [HeadSpec; 3] = [
+    HeadSpec {
+        name: "minilm-sequence",
+        architecture: "BertForSequenceClassification",
+        labels: &["negative", "neutral", "positive"],
+        problem_type: Some("single_label_classification"),
+        seed: 0x5E9,
+    },
+    HeadSpec {
+        name: "minilm-score",
+        architecture: "BertForSequenceClassification",
+        labels: &["score"],
+        problem_type: Some("regression"),
+        seed: 0x5C0,
+    },
+    HeadSpec {
+        name: "minilm-token",
+        architecture: "BertForTokenClassification",
+        labels: &["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
+        problem_type: None,
+        seed: 0x70C,
+    },
+];
+
+/// splitmix64, and Gaussians by Box-Muller: enough for seeded weights, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn gauss(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * core::f64::consts::PI * v).cos()
+    }
+}
+
+/// `cargo xtask gen-heads`: makes (or reuses) every head checkpoint and blob; returns the
+/// blob paths.
+pub fn prepare() -> Result<Vec<PathBuf>> {
+    let minilm = crate::fetch::ensure_model("minilm")?;
+    let stamp = crate::fetch::model(&crate::recipe::load("minilm")?)?.stamp;
+    let key = Key::new("microbert heads v2")
+        .field("generator", include_bytes!("heads.rs"))
+        .field("converter", crate::blobs::converter_identity())
+        .field("minilm", &stamp)
+        .hex();
+    let root = cache_dir()?;
+    let mut out = Vec::new();
+    let mut todo = Vec::new();
+    for spec in &SPECS {
+        let dir = root.join("models").join(spec.name);
+        let blob = root.join("blobs").join(format!("{}.blob", spec.name));
+        let fresh = std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s.trim() == key)
+            && std::fs::read(&blob).is_ok_and(|b| microbert::parse(&b).is_ok());
+        if fresh {
+            println!("{}: reused {}", spec.name, blob.display());
+        } else {
+            todo.push((spec, dir, blob.clone()));
+        }
+        out.push(blob);
+    }
+    if todo.is_empty() {
+        return Ok(out);
+    }
+    let ck = Checkpoint::load(&Files::Dir(minilm.clone()))?;
+    let features = Features::of(&ck)?;
+    let mut numerics = None;
+    for (spec, dir, blob) in todo {
+        write_checkpoint(&ck, &minilm, &features, spec, &dir)?;
+        let head = Checkpoint::load(&Files::Dir(dir.clone()))?;
+        let opts = Options {
+            source: Some(Source::detect(&dir, &head)?),
+            converter: Converter::current(),
+            ..Options::default()
+        };
+        if numerics.is_none() {
+            let texts = crate::calibrate::Texts::default_set()?;
+            let recipe = crate::calibrate::NumericsRecipe::Default;
+            numerics = Some(crate::calibrate::calibrate(&head, &opts, &texts, recipe)?.numerics);
+        }
+        let converted = convert(
+            &head,
+            &Options {
+                numerics: numerics.clone(),
+                ..opts
+            },
+        )?;
+        if let Some(parent) = blob.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&blob, &converted.blob)
+            .with_context(|| format!("writing {}", blob.display()))?;
+        std::fs::write(dir.join(STAMP), &key)?;
+        println!(
+            "{}: converted {} ({} bytes)",
+            spec.name,
+            blob.display(),
+            converted.blob.len()
+        );
+    }
+    Ok(out)
+}
+
+/// f32 features of the statistics texts: the pooler outputs (one per text) and the last
+/// hidden states (every token).
+struct Features {
+    pooled: Vec<Vec<f64>>,
+    tokens: Vec<Vec<f64>>,
+    pooler: (Vec<f32>, Vec<f32>),
+}
+
+impl Features {
+    fn of(ck: &Checkpoint) -> Result<Self> {
+        let d = ck.config.hidden_size;
+        let reference = Reference::load(ck)?;
+        let vocab = microbert_tests::OwnedVocab::from_tokens(&ck.vocab);
+        let tok = microbert::Tokenizer::from_section(vocab.section());
+        let w = ck.f32("pooler.dense.weight")?.data;
+        let b = ck.f32("pooler.dense.bias")?.data;
+        ensure!(
+            w.len() == d * d && b.len() == d,
+            "pooler.dense has another shape"
+        );
+        let texts = microbert_tests::corpus::try_calibration_texts()?;
+        let (mut pooled, mut tokens) = (Vec::new(), Vec::new());
+        let mut ids = vec![0u32; STAT_TOKENS];
+        for text in texts
+            .iter()
+            .step_by((texts.len() / STAT_TEXTS).max(1))
+            .take(STAT_TEXTS)
+        {
+            let n = tok.encode(text, &mut ids)?.len;
+            let trace = reference.run(&ids[..n])?;
+            let last = &trace
+                .layers
+                .last()
+                .ok_or_else(|| anyhow!("no layers"))?
+                .output;
+            let cls = &last[..d];
+            pooled.push(
+                (0..d)
+                    .map(|o| {
+                        let row = &w[o * d..(o + 1) * d];
+                        let z: f64 = row
+                            .iter()
+                            .zip(cls)
+                            .map(|(&a, &x)| f64::from(a) * f64::from(x))
+                            .sum();
+                        (z + f64::from(b[o])).tanh()
+                    })
+                    .collect(),
+            );
+            tokens.extend(
+                last.chunks_exact(d)
+                    .map(|r| r.iter().map(|&x| f64::from(x)).collect()),
+            );
+        }
+        Ok(Self {
+            pooled,
+            tokens,
+            pooler: (w, b),
+        })
+    }
+}
+
+/// A seeded classifier `[labels, d]` reading the directions `samples` vary along: row `c`
+/// is `sum_i g_ci (x_i - mean)` with seeded Gaussian `g` (a random combination of the
+/// centred samples, so the principal directions weigh by their variance, as a trained
+/// head's discriminative directions do), scaled to a logit standard deviation of
+/// [`LOGIT_STD`] over the samples and centred by its bias (plus a seeded offset). A
+/// direction drawn uniformly instead would mostly read the low-variance directions, which
+/// no trained head relies on, and magnify the encoder's rounding there.
+fn classifier(samples: &[Vec<f64>], labels: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let d = samples.first().map_or(0, Vec::len);
+    let n = samples.len().max(1) as f64;
+    let mut mean = vec![0f64; d];
+    for x in samples {
+        for (m, v) in mean.iter_mut().zip(x) {
+            *m += v / n;
+        }
+    }
+    let mut rng = Rng(seed);
+    let (mut w, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..labels {
+        let mut row = vec![0f64; d];
+        for x in samples {
+            let g = rng.gauss();
+            for ((r, v), m) in row.iter_mut().zip(x).zip(&mean) {
+                *r += g * (v - m);
+            }
+        }
+        let logits: Vec<f64> = samples
+            .iter()
+            .map(|x| row.iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect();
+        let mu = logits.iter().sum::<f64>() / n;
+        let std = (logits.iter().map(|l| (l - mu).powi(2)).sum::<f64>() / n)
+            .sqrt()
+            .max(1e-9);
+        let scale = LOGIT_STD / std;
+        w.extend(row.iter().map(|&x| (x * scale) as f32));
+        b.push((-mu * scale + 0.5 * rng.gauss()) as f32);
+    }
+    (w, b)
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `dir` as a Hugging Face checkpoint of `spec`.
+fn write_checkpoint(
+    ck: &Checkpoint,
+    minilm: &Path,
+    features: &Features,
+    spec: &HeadSpec,
+    dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join(STAMP));
+    for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
+        std::fs::copy(minilm.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
+    }
+    let mut config: Value = serde_json::from_slice(&std::fs::read(minilm.join("config.json"))?)?;
+    let id2label: BTreeMap<String, String> = spec
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), (*l).to_owned()))
+        .collect();
+    let label2id: BTreeMap<String, usize> = spec
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ((*l).to_owned(), i))
+        .collect();
+    config["architectures"] = serde_json::json!([spec.architecture]);
+    config["id2label"] = serde_json::json!(id2label);
+    config["label2id"] = serde_json::json!(label2id);
+    if let Some(p) = spec.problem_type {
+        config["problem_type"] = serde_json::json!(p);
+    }
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+
+    let token = spec.architecture == "BertForTokenClassification";
+    let samples = if token {
+        &features.tokens
+    } else {
+        &features.pooled
+    };
+    let (w, b) = classifier(samples, spec.labels.len(), spec.seed);
+    let d = ck.config.hidden_size;
+    let st = SafeTensors::deserialize(&ck.safetensors)?;
+    let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        // BertForTokenClassification has no pooler.
+        if token && name.starts_with("pooler.") {
+            continue;
+        }
+        owned.push((
+            format!("bert.{name}"),
+            view.dtype(),
+            view.shape().to_vec(),
+            view.data().to_vec(),
+        ));
+    }
+    ensure!(
+        token || features.pooler.0.len() == d * d,
+        "the pooler was not read"
+    );
+    owned.push((
+        "classifier.weight".to_owned(),
+        Dtype::F32,
+        vec![spec.labels.len(), d],
+        f32_bytes(&w),
+    ));
+    owned.push((
+        "classifier.bias".to_owned(),
+        Dtype::F32,
+        vec![spec.labels.len()],
+        f32_bytes(&b),
+    ));
+    let views: Vec<(String, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, dt, shape, data)| Ok((n.clone(), TensorView::new(*dt, shape.clone(), data)?)))
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, None)?;
+    std::fs::write(dir.join("model.safetensors"), bytes)?;
+    Ok(())
+}
