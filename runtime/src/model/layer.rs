@@ -161,7 +161,7 @@ impl<'t> Texts<'t> {
             .take_while(move |&(start, _)| start < end)
             .filter_map(move |(start, t)| {
                 let (lo, hi) = (start.max(r0), (start + t.len()).min(end));
-                (lo < hi).then_some(Span {
+                (lo < hi).then(|| Span {
                     row: lo - r0,
                     rows: hi - lo,
                     key: start,
