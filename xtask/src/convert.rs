@@ -1052,11 +1052,12 @@ fn task_heads(
                 "BertForSequenceClassification without `{base}.weight`: the classifier reads \
                  the pooler's output"
             );
-            Some(r.dense(&base, d, d, &InputPlan::int8())?)
+            Some(r.dense(&base, d, d, &InputPlan::int16())?)
         }
         ClassifierKind::Token => None,
     };
-    let classifier = r.dense("classifier", num_labels, d, &InputPlan::int8())?;
+    // The heads' inputs are int16 (docs/blob-format.md, kinds 7-9).
+    let classifier = r.dense("classifier", num_labels, d, &InputPlan::int16())?;
     let head = OwnedTaskHead {
         kind,
         pooler,

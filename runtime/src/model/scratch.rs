@@ -72,6 +72,7 @@ pub struct Plan {
     mlm: bool,
     int16: bool,
     uint8: bool,
+    heads: bool,
     workers: usize,
     key_panels: usize,
     value_panels: usize,
@@ -86,6 +87,7 @@ impl Plan {
             mlm: false,
             int16: false,
             uint8: false,
+            heads: false,
             workers: 1,
             key_panels: 0,
             value_panels: 0,
@@ -105,7 +107,17 @@ impl Plan {
         Self {
             int16: formats.0,
             uint8: formats.1,
+            heads: model.tasks.pooler.is_some() || model.tasks.classifier.is_some(),
             ..Self::new(Dims::of(&model.config), tokens)
+        }
+    }
+
+    /// The same plan with the task heads' int16 input row (a blob with a pooler or a
+    /// classifier: `hidden` int16 values, [`crate::Encoder::classify`]).
+    pub const fn with_heads(self) -> Self {
+        Self {
+            heads: true,
+            ..self
         }
     }
 
@@ -401,6 +413,8 @@ struct Sizes {
     int16: bool,
     /// Whether some dense input is unsigned 8-bit.
     uint8: bool,
+    /// Whether the task heads' int16 input row is needed.
+    heads: bool,
     /// Workers.
     workers: usize,
     /// Bytes of one head's prepared keys.
@@ -426,6 +440,7 @@ impl Sizes {
             mlm_vocab: if p.mlm { p.dims.vocab } else { 0 },
             int16: p.int16,
             uint8: p.uint8,
+            heads: p.heads,
             workers: p.workers,
             kp: p.key_panels,
             vp: p.value_panels,
@@ -485,8 +500,9 @@ layout!(
     x_q: i8 = mul(s.b, s.w);
     /// Ranges of the dense inputs, `[block]`.
     x_amax: u32 = Some(s.b);
-    /// int16 dense inputs, `[block, max(d, ffn)]` (only for blobs with int16 inputs).
-    x_q16: i16 = if s.int16 { mul(s.b, s.w) } else { Some(0) };
+    /// int16 dense inputs, `[block, max(d, ffn)]` (only for blobs with int16 inputs), or
+    /// the task heads' one `[d]` row (blobs with heads and otherwise int8 inputs).
+    x_q16: i16 = if s.int16 { mul(s.b, s.w) } else if s.heads { Some(s.d) } else { Some(0) };
     /// Unsigned 8-bit dense inputs, `[block, max(d, ffn)]` (only for blobs that ask).
     x_u8: u8 = if s.uint8 { mul(s.b, s.w) } else { Some(0) };
     /// Accumulators of products, `[block, max(d, ffn, n)]`.

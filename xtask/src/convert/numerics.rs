@@ -24,6 +24,14 @@ impl InputPlan {
             smoothing: None,
         }
     }
+
+    /// Symmetric int16, no smoothing (the task heads' inputs, docs/blob-format.md).
+    pub const fn int16() -> Self {
+        Self {
+            format: InputFormat::Int16,
+            smoothing: None,
+        }
+    }
 }
 
 /// The plans of one layer's inputs.
