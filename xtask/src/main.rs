@@ -32,6 +32,7 @@ mod recipe;
 mod reference;
 mod tables;
 mod toolchain;
+mod train_head;
 mod unicode;
 mod vocab;
 
@@ -132,6 +133,9 @@ enum Command {
     /// The full Unigram tokenizer parity sweep (multilingual-e5-small against Hugging Face
     /// `tokenizers`): every corpus text and 10,000 generated strings, not a CI step.
     UnigramParity,
+    /// Train a task head in f32 on a frozen encoder and write it as a Hugging Face
+    /// checkpoint directory: `sentiment` (movie reviews, negative/positive) on MiniLM.
+    TrainHead(train_head::TrainHeadArgs),
     /// MiniLM checkpoints with task heads (the real encoder and pooler, seeded classifiers:
     /// sequence, one-label score, token) and their blobs, for the heads' f32 oracle test
     /// (`prepare` makes them too); prints the blob paths.
@@ -198,6 +202,7 @@ fn main() -> Result<()> {
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::UnigramParity => e5s1::full_parity(),
+        Command::TrainHead(args) => train_head::run(&args),
         Command::GenHeads => heads::prepare().map(|blobs| {
             blobs.iter().for_each(|b| println!("{}", b.display()));
         }),

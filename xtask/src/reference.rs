@@ -150,6 +150,15 @@ impl Reference {
         ])
     }
 
+    /// The last layer's output `[n, d]` of `ids` (what a task head reads).
+    pub fn last_hidden(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.run(ids)?
+            .layers
+            .pop()
+            .map(|l| l.output)
+            .ok_or_else(|| anyhow::anyhow!("the model has no layers"))
+    }
+
     /// The forward pass over `ids` (at most the trained positions), recording a [`Trace`].
     pub fn run(&self, ids: &[u32]) -> Result<Trace> {
         let (n, d) = (ids.len(), self.d);
