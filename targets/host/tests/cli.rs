@@ -629,3 +629,96 @@ fn inspect_cpu_names_the_chosen_tier() {
     // Without either, a usage error.
     assert!(!run(&["inspect"], Vec::new()).status.success());
 }
+
+/// `classify` with the trained sentiment head (`cargo xtask prepare` makes it): each line's
+/// label and probabilities are the library's (`Encoder::classify` and
+/// `microbert::output::softmax`), a pair line is a pair, and bad lines are error lines in
+/// place; a blob without a classifier is one clear error.
+#[test]
+fn classify_gives_the_library_labels_line_by_line() {
+    use microbert_tests::require::require;
+    let blob = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join("minilm-sentiment.blob");
+    let Some(bytes) = require(std::fs::read(&blob), blob.display(), "cargo xtask prepare") else {
+        return;
+    };
+    let model = microbert::parse(&bytes).expect("blob parses");
+    let enc = microbert::Encoder::new(&model, microbert::Scalar);
+    let tok = microbert::Tokenizer::new(&model);
+    let texts = [
+        "a gorgeous, witty, seductive movie.",
+        "the plot is a dull, tedious mess.",
+        "",
+    ];
+    let mut input = Vec::new();
+    for t in texts {
+        input.extend_from_slice(t.as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"{\"text\": \"great acting\", \"text_pair\": \"awful script\"}\n");
+    input.extend_from_slice(b"{\"text\": 5}\n");
+    input.extend_from_slice(b"bad \xff byte\n");
+    let blob_arg = blob.to_str().expect("UTF-8 path");
+    let out = run(&["classify", "--model", blob_arg], input);
+    assert_eq!(out.status.code(), Some(1), "two lines fail");
+    assert!(
+        text(&out.stderr).contains("2 of 6 lines failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 6);
+    let library = |ids: &[u32], types: &[u32]| {
+        let mut arena = vec![0u8; microbert::scratch_bytes(&model, ids.len())];
+        let mut logits = [0i32; 2];
+        enc.classify(ids, Some(types), &mut arena, &mut logits)
+            .expect("classifies");
+        let mut p = [0f32; 2];
+        microbert::output::softmax(&logits, &mut p);
+        p
+    };
+    let (mut ids, mut types) = (vec![0u32; 512], vec![0u32; 512]);
+    let mut expected = Vec::new();
+    for t in texts {
+        let n = tok.encode(t, &mut ids).expect("encodes").len;
+        expected.push(library(&ids[..n], &vec![0; n]));
+    }
+    let n = tok
+        .encode_pair("great acting", "awful script", &mut ids, &mut types)
+        .expect("encodes")
+        .len;
+    assert!(types[..n].contains(&1), "the pair has segment B");
+    expected.push(library(&ids[..n], &types[..n]));
+    for (line, p) in got.iter().zip(&expected) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        let label = if p[1] > p[0] { "positive" } else { "negative" };
+        assert_eq!(v["label"], label, "{line}");
+        for (i, name) in ["negative", "positive"].iter().enumerate() {
+            // serde_json parses without exact round-trip: compare as the f32 printed.
+            let got = v["scores"][name].as_f64().map(|x| x as f32);
+            assert_eq!(got, Some(p[i]), "{line}");
+        }
+    }
+    let first: serde_json::Value = serde_json::from_str(got[0]).expect("JSON");
+    assert_eq!(first["label"], "positive", "a clearly positive review");
+    let second: serde_json::Value = serde_json::from_str(got[1]).expect("JSON");
+    assert_eq!(second["label"], "negative", "a clearly negative review");
+    assert!(got[4].starts_with("{\"line\":5,\"error\":"), "{}", got[4]);
+    assert!(got[4].contains("\\\"text\\\""), "{}", got[4]);
+    assert!(got[5].starts_with("{\"line\":6,\"error\":"), "{}", got[5]);
+
+    // The fixture has no classifier: one error, no output.
+    let fixture = fixture();
+    let out = run(
+        &["classify", "--model", fixture.to_str().expect("UTF-8")],
+        b"text\n".to_vec(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("has no sequence classifier"),
+        "{}",
+        text(&out.stderr)
+    );
+}

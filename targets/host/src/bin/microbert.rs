@@ -1,9 +1,10 @@
-//! The `microbert` command: sentence embeddings, tokenization and blob inspection on the
-//! host, with the integer-only runtime.
+//! The `microbert` command: sentence embeddings, classification, tokenization and blob
+//! inspection on the host, with the integer-only runtime.
 //!
 //! ```text
 //! microbert embed --model minilm.blob < texts.txt      # one JSON object per input line
 //! microbert tokenize --model minilm.blob < texts.txt   # {"ids": [...]} per line
+//! microbert classify --model head.blob < texts.txt    # {"label", "score", "scores"}
 //! microbert inspect minilm.blob                        # config, tensors, checksum
 //! microbert inspect minilm.blob --fit --tokens 128      # flash and RAM a device needs
 //! microbert inspect --cpu                               # CPU features and kernel tier
@@ -18,6 +19,8 @@
 // binary of its own).
 #[path = "microbert/batch.rs"]
 mod batch;
+#[path = "microbert/classify.rs"]
+mod classify;
 #[path = "microbert/embed.rs"]
 mod embed;
 #[path = "microbert/inspect.rs"]
@@ -36,7 +39,7 @@ use std::process::ExitCode;
 #[command(
     name = "microbert",
     version,
-    about = "Integer-only int8 BERT inference: embeddings, tokenization, blob inspection"
+    about = "Integer-only int8 BERT inference: embeddings, classification, tokenization, blob inspection"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +54,11 @@ enum Command {
     /// Tokenize texts (one per line on stdin) and print {"ids": [...]} per line, with
     /// [CLS] and [SEP], never truncated.
     Tokenize(tokenize::TokenizeArgs),
+    /// Classify texts or sentence pairs (one per line on stdin: plain text, or
+    /// {"text": ..., "text_pair": ...}) with a blob's sequence classifier and print
+    /// {"label", "score", "scores": {label: p}} per line ({"score": s} for a one-label
+    /// head, such as a cross-encoder's).
+    Classify(classify::ClassifyArgs),
     /// Print a blob's config, its tensor table with sizes, and whether its checksum holds.
     Inspect {
         /// The model blob (optional with --cpu).
@@ -113,6 +121,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Embed(args) => embed::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Classify(args) => classify::run(args),
         Command::Inspect {
             blob,
             cpu,

@@ -61,7 +61,7 @@ enum PoolingArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum KernelsArg {
+pub(crate) enum KernelsArg {
     /// The best tier this CPU has.
     Auto,
     /// The portable scalar reference.
@@ -78,7 +78,7 @@ enum KernelsArg {
 
 impl KernelsArg {
     /// The kernels, or an error naming what this CPU lacks.
-    fn kernels(self) -> Result<HostKernels> {
+    pub(crate) fn kernels(self) -> Result<HostKernels> {
         let tier = match self {
             Self::Auto => return Ok(HostKernels::detect()),
             Self::Scalar => Tier::Scalar,
