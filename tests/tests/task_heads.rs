@@ -257,6 +257,7 @@ fn sequence_classifier_score_and_pairs_match_f32_oracle() {
     let (mut on_texts, mut on_pairs) = (Agreement::new(), Agreement::new());
     let (mut score_ours, mut score_ref) = (Vec::new(), Vec::new());
     let mut pair_cos = Vec::new();
+    let mut token_cos = Vec::new();
     let mut pooler_cos = Vec::new();
     for (i, x) in singles.iter().chain(&pairs).enumerate() {
         let is_pair = i >= singles.len();
@@ -283,9 +284,16 @@ fn sequence_classifier_score_and_pairs_match_f32_oracle() {
                 token_types: Some(&x.types),
                 ..EmbedOptions::default()
             };
-            seq_enc
-                .embed_with(&x.ids, options, &mut arena, &mut pooled)
+            let states = seq_enc
+                .embed_tokens(&x.ids, options, &mut arena, &mut pooled)
                 .expect("embeds");
+            // Token embeddings (`embed --tokens`): each token's state against f32's.
+            let theirs: Vec<Vec<f32>> = hidden.to_vec2().expect("hidden states");
+            assert_eq!(states.len(), theirs.len() * d);
+            for (row, t) in states.chunks_exact(d).zip(&theirs) {
+                let ours: Vec<f32> = row.iter().map(|&v| v as f32 / 65536.0).collect();
+                token_cos.push(cosine(&ours, t));
+            }
             let ours: Vec<f32> = pooled.iter().map(|&v| v as f32 / 65536.0).collect();
             let mean: Vec<f32> = hidden
                 .mean(0)
@@ -354,6 +362,12 @@ fn sequence_classifier_score_and_pairs_match_f32_oracle() {
     assert!(pmean >= 0.998, "pooler cosine mean {pmean:.5}");
     assert!(rho >= 0.995, "score Spearman {rho:.5}");
     assert!(cmean >= 0.995, "pair cosine mean {cmean:.5}");
+    let (tmin, _, _, tmean) = summary(&token_cos);
+    println!(
+        "token embeddings of the pairs: cosine(int8, f32) over {} tokens: min {tmin:.5} mean {tmean:.5}",
+        token_cos.len()
+    );
+    assert!(tmean >= 0.995, "token embedding cosine mean {tmean:.5}");
 }
 
 #[test]

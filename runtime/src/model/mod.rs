@@ -339,6 +339,19 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         scratch: &mut [u8],
         pooled: &mut [i32],
     ) -> Result<(), RunError> {
+        self.embed_tokens(ids, options, scratch, pooled).map(|_| ())
+    }
+
+    /// [`Self::embed_with`], also returning the last hidden states it pooled (`[n, hidden]`,
+    /// Q.16, borrowed from the scratch arena): token embeddings and the sentence embedding
+    /// from one pass.
+    pub fn embed_tokens<'s>(
+        &self,
+        ids: &[u32],
+        options: EmbedOptions<'_>,
+        scratch: &'s mut [u8],
+        pooled: &mut [i32],
+    ) -> Result<&'s [i32], RunError> {
         let pooling = options.pooling.unwrap_or(self.model.config.pooling);
         let d = self.model.config.hidden_size as usize;
         if pooled.len() != d {
@@ -349,7 +362,7 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         }
         let (plan, b) = self.encode(ids, options.token_types, scratch, false, options.progress)?;
         pool(b.seq.hidden, plan.tokens(), d, pooling, pooled);
-        Ok(())
+        Ok(b.seq.hidden.get(..plan.tokens() * d).unwrap_or_default())
     }
 
     /// The scratch plan of [`Self::embed_batch`] on `texts` (its arena size is

@@ -722,3 +722,55 @@ fn classify_gives_the_library_labels_line_by_line() {
         text(&out.stderr)
     );
 }
+
+/// `embed --tokens`: each line's token embeddings are the library's last hidden states
+/// (`Encoder::embed_tokens`), and the sentence embeddings are those of a run without the
+/// flag (which packs the lines into one pass).
+#[test]
+fn embed_tokens_gives_the_library_hidden_states() {
+    let blob = fixture();
+    let blob_arg = blob.to_str().expect("UTF-8 path");
+    let input = b"the model\nparis is a city\n\nhello world\n".to_vec();
+    let with = run(&["embed", "--model", blob_arg, "--tokens"], input.clone());
+    let without = run(&["embed", "--model", blob_arg, "--batch-lines", "4"], input);
+    assert!(with.status.success() && without.status.success());
+    let bytes = std::fs::read(&blob).expect("fixture");
+    let model = microbert::parse(&bytes).expect("parses");
+    let enc = microbert::Encoder::new(&model, microbert::Scalar);
+    let tok = microbert::Tokenizer::new(&model);
+    let d = model.config.hidden_size as usize;
+    let texts = ["the model", "paris is a city", "", "hello world"];
+    let (a, b) = (lines(&with.stdout), lines(&without.stdout));
+    assert_eq!((a.len(), b.len()), (4, 4));
+    for ((line, plain), text) in a.iter().zip(&b).zip(texts) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        let w: serde_json::Value = serde_json::from_str(plain).expect("JSON");
+        assert_eq!(v["embedding"], w["embedding"], "{text:?}");
+        assert!(w.get("token_embeddings").is_none());
+        let mut ids = vec![0u32; 64];
+        let n = tok.encode(text, &mut ids).expect("encodes").len;
+        let mut arena = vec![0u8; microbert::scratch_bytes(&model, n)];
+        let mut pooled = vec![0i32; d];
+        let states = enc
+            .embed_tokens(
+                &ids[..n],
+                microbert::EmbedOptions::default(),
+                &mut arena,
+                &mut pooled,
+            )
+            .expect("embeds");
+        let rows = v["token_embeddings"].as_array().expect("token_embeddings");
+        assert_eq!(rows.len(), n, "{text:?}");
+        assert_eq!(v["tokens"], n);
+        for (row, want) in rows.iter().zip(states.chunks_exact(d)) {
+            let got: Vec<f32> = row
+                .as_array()
+                .expect("a row")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
+            let want: Vec<f32> = want.iter().map(|&q| q as f32 / 65536.0).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+}

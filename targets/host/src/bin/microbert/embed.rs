@@ -35,6 +35,11 @@ pub(crate) struct EmbedArgs {
     /// Add "hash": FNV-1a 64 of the pooled fixed-point vector's little-endian bytes.
     #[arg(long)]
     hash: bool,
+    /// Add "token_embeddings": each token's last hidden state ([CLS] and [SEP] included;
+    /// not normalised), from the same pass as the sentence embedding. Texts then run one
+    /// by one (no packing).
+    #[arg(long)]
+    tokens: bool,
     /// Kernels: `auto` picks the best tier this CPU has (`microbert inspect --cpu` shows
     /// which); a tier's name forces it (an error when the CPU lacks it). Every tier gives
     /// bit-identical results.
@@ -110,6 +115,8 @@ struct EmbedLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     hash: Option<String>,
     embedding: &'a [f32],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_embeddings: Option<Vec<&'a [f32]>>,
 }
 
 /// Lines per group of `--batch-lines` when stdin is not a terminal.
@@ -201,6 +208,8 @@ struct Embedder<'m, 'a> {
     arena: Vec<u8>,
     pooled: Vec<i32>,
     embedding: Vec<f32>,
+    /// With `--tokens`: the last hidden states of the text, `[n, d]`.
+    token_states: Option<Vec<f32>>,
     /// A group's short texts (ids), their lines' places in the group, and their vectors.
     packed: Vec<Vec<u32>>,
     packed_at: Vec<(usize, Option<(usize, usize)>)>,
@@ -214,15 +223,19 @@ struct Embedded<'a> {
     cut: Option<(usize, usize)>,
     pooled: &'a [i32],
     embedding: &'a [f32],
+    /// `[n, d]` token states (`--tokens`).
+    token_states: Option<&'a [f32]>,
 }
 
 impl Embedded<'_> {
     fn json(&self, hash: bool) -> EmbedLine<'_> {
+        let d = self.embedding.len().max(1);
         EmbedLine {
             tokens: self.tokens,
             truncated: self.cut.is_some(),
             hash: hash.then(|| format!("{:016x}", microbert::output::hash(self.pooled))),
             embedding: self.embedding,
+            token_embeddings: self.token_states.map(|t| t.chunks_exact(d).collect()),
         }
     }
 }
@@ -267,6 +280,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
             arena: Vec::new(),
             pooled: vec![0i32; d],
             embedding: vec![0f32; d],
+            token_states: args.tokens.then(Vec::new),
             packed: Vec::new(),
             packed_at: Vec::new(),
             packed_pooled: Vec::new(),
@@ -300,7 +314,11 @@ impl<'m, 'a> Embedder<'m, 'a> {
         for (i, &(n, text)) in lines.iter().enumerate() {
             let enc = self.tokenizer.encode(text, &mut self.ids);
             let result = match enc {
-                Ok(enc) if enc.len <= PACK_MAX_TOKENS && lines.len() > 1 => {
+                Ok(enc)
+                    if enc.len <= PACK_MAX_TOKENS
+                        && lines.len() > 1
+                        && self.token_states.is_none() =>
+                {
                     let cut = enc.truncated.then_some((enc.total, enc.len));
                     note(n, cut);
                     self.packed
@@ -343,6 +361,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
                         cut,
                         pooled,
                         embedding: &self.embedding,
+                        token_states: None,
                     };
                     serde_json::to_vec(&line.json(hash)).map_err(Into::into)
                 }
@@ -370,8 +389,13 @@ impl<'m, 'a> Embedder<'m, 'a> {
             }),
             ..EmbedOptions::default()
         };
-        self.encoder
-            .embed_with(ids, options, &mut self.arena, &mut self.pooled)?;
+        let hidden = self
+            .encoder
+            .embed_tokens(ids, options, &mut self.arena, &mut self.pooled)?;
+        if let Some(states) = &mut self.token_states {
+            states.clear();
+            states.extend(hidden.iter().map(|&x| x as f32 / 65536.0));
+        }
         bar.finish();
         microbert::output::normalize(&self.pooled, &mut self.embedding);
         Ok(Embedded {
@@ -379,6 +403,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
             cut: enc.truncated.then_some((enc.total, enc.len)),
             pooled: &self.pooled,
             embedding: &self.embedding,
+            token_states: self.token_states.as_deref(),
         })
     }
 }
