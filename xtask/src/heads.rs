@@ -9,10 +9,10 @@
 //! labels change from text to text as a fine-tuned head's do (without the centring, the
 //! shared component of the pooled vectors decides every argmax). The features come from
 //! the converter's own f32 reference (`crate::reference`) on 64 calibration texts,
-//! disjoint from the test texts. Four checkpoints, written as Hugging Face directories
+//! disjoint from the test texts. Five checkpoints, written as Hugging Face directories
 //! (`config.json` with the architecture and `id2label`, `model.safetensors`, the
 //! tokenizer files) and converted like any other (calibrated numerics) into
-//! `$CACHE/blobs/minilm-{sequence,score,token,sentiment}.blob`:
+//! `$CACHE/blobs/minilm-{sequence,score,token,sentiment,segment}.blob`:
 //!
 //! - `minilm-sequence`: `BertForSequenceClassification`, 3 labels;
 //! - `minilm-score`: `BertForSequenceClassification`, 1 label (a cross-encoder's raw
@@ -20,7 +20,9 @@
 //! - `minilm-token`: `BertForTokenClassification`, 5 labels;
 //! - `minilm-sentiment`: `BertForSequenceClassification`, `negative`/`positive`, a real
 //!   head trained on movie reviews in f32 (`cargo xtask train-head sentiment`,
-//!   `crate::train_head`).
+//!   `crate::train_head`);
+//! - `minilm-segment`: `BertForTokenClassification`, `B`/`I`, a Chinese word-segmentation
+//!   tagger trained in f32 (`cargo xtask train-head tag`).
 //!
 //! Deterministic (seeded); regenerated when this file, the converter or the MiniLM
 //! package changes (a key in each directory's stamp).
@@ -51,6 +53,8 @@ pub enum Weights {
     Seeded(u64),
     /// The movie-review sentiment head trained in f32 (`crate::train_head`).
     Sentiment,
+    /// The Chinese word-segmentation tagger trained in f32 (`crate::train_head`).
+    Segmentation,
 }
 
 /// One generated checkpoint.
@@ -60,6 +64,17 @@ pub struct HeadSpec {
     labels: &'static [&'static str],
     problem_type: Option<&'static str>,
     weights: Weights,
+}
+
+/// The trained segmentation checkpoint (`minilm-segment`).
+pub fn segmentation_spec() -> HeadSpec {
+    HeadSpec {
+        name: "minilm-segment",
+        architecture: "BertForTokenClassification",
+        labels: &crate::train_head::TAGS,
+        problem_type: None,
+        weights: Weights::Segmentation,
+    }
 }
 
 /// The trained sentiment checkpoint (`minilm-sentiment`).
@@ -134,7 +149,13 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
     let root = cache_dir()?;
     let mut out = Vec::new();
     let mut todo = Vec::new();
-    let specs = [&SPECS[0], &SPECS[1], &SPECS[2], &sentiment_spec()];
+    let specs = [
+        &SPECS[0],
+        &SPECS[1],
+        &SPECS[2],
+        &sentiment_spec(),
+        &segmentation_spec(),
+    ];
     for spec in specs {
         let dir = root.join("models").join(spec.name);
         let blob = root.join("blobs").join(format!("{}.blob", spec.name));
@@ -169,6 +190,10 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
             }
             Weights::Sentiment => {
                 let head = crate::train_head::sentiment(&ck)?;
+                (head.weight, head.bias)
+            }
+            Weights::Segmentation => {
+                let head = crate::train_head::segmentation(&ck)?;
                 (head.weight, head.bias)
             }
         };

@@ -1,7 +1,14 @@
-//! `cargo xtask train-head sentiment`: a real sequence-classification head, trained in f32
-//! with the encoder frozen, since no registry package ships classifier weights.
+//! `cargo xtask train-head sentiment|tag`: real task heads, trained in f32 with the encoder
+//! frozen, since no registry package ships classifier weights.
 //!
-//! Task: the vaderSentiment movie-review snippets, `positive` vs `negative` by the human
+//! `tag`: a token-classification head for Chinese word segmentation as per-character B/I
+//! tags (`microbert_tests::corpus::segmentation_split`: People's Daily sentences of CJK
+//! characters and punctuation, one BERT token per character), on each character's f32
+//! last hidden state, fitted the same way (B vs I, a logistic model); written as a
+//! `BertForTokenClassification`. MiniLM's English vocabulary reads most of these
+//! characters, but the task's accuracy is not the point: int8 must agree with f32.
+//!
+//! `sentiment`: the vaderSentiment movie-review snippets, `positive` vs `negative` by the human
 //! mean score (neutral ones left out), split by `microbert_tests::corpus::sentiment_split`
 //! (the held-out part is the tests'; the converter's calibration reviews are in neither).
 //! Features: the encoder's f32 pooler output (`tanh(pooler.dense(h[CLS]))`, the
@@ -24,8 +31,10 @@ use ndarray::{Array1, Array2, Axis};
 
 /// Tokens per review at most (with `[CLS]` and `[SEP]`).
 pub const MAX_TOKENS: usize = 128;
-/// The labels, by id.
+/// The sentiment labels, by id.
 pub const LABELS: [&str; 2] = ["negative", "positive"];
+/// The segmentation tags, by id.
+pub const TAGS: [&str; 2] = ["B", "I"];
 /// Regularisation strengths tried (on the mean log-loss).
 const LAMBDAS: [f64; 7] = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3];
 /// Every fifth training review (from this offset) validates the regularisation.
@@ -43,7 +52,8 @@ pub struct Head {
 /// `cargo xtask train-head TASK --out DIR [--encoder NAME]`.
 #[derive(clap::Args)]
 pub struct TrainHeadArgs {
-    /// The task: `sentiment` (sequence classification of movie reviews).
+    /// The task: `sentiment` (sequence classification of movie reviews) or `tag` (Chinese
+    /// word segmentation as per-character B/I token classification).
     task: String,
     /// The checkpoint directory to write (config.json, model.safetensors, tokenizer files).
     #[arg(long)]
@@ -55,26 +65,20 @@ pub struct TrainHeadArgs {
 
 /// Runs `cargo xtask train-head`.
 pub fn run(args: &TrainHeadArgs) -> Result<()> {
-    if args.task != "sentiment" {
-        bail!(
-            "unknown task {:?}: `sentiment` is the one task with training data here \
-             (token tagging has no registry-shipped English corpus yet)",
-            args.task
-        );
-    }
+    let (train, spec): (fn(&Checkpoint) -> Result<Head>, _) = match args.task.as_str() {
+        "sentiment" => (sentiment, crate::heads::sentiment_spec()),
+        "tag" => (segmentation, crate::heads::segmentation_spec()),
+        other => bail!(
+            "unknown task {other:?}: `sentiment` (movie reviews) and `tag` (Chinese word \
+             segmentation) have training data here"
+        ),
+    };
     let dir = crate::fetch::ensure_model(&args.encoder)?;
     let ck = Checkpoint::load(&crate::checkpoint::Files::Dir(dir.clone()))?;
-    let head = sentiment(&ck)?;
-    crate::heads::write_checkpoint(
-        &ck,
-        &dir,
-        &crate::heads::sentiment_spec(),
-        &args.out,
-        (&head.weight, &head.bias),
-    )?;
+    let head = train(&ck)?;
+    crate::heads::write_checkpoint(&ck, &dir, &spec, &args.out, (&head.weight, &head.bias))?;
     println!(
-        "wrote {} (BertForSequenceClassification, labels {LABELS:?}); convert it with \
-         `cargo xtask convert {} --out BLOB`",
+        "wrote {}; convert it with `cargo xtask convert {} --out BLOB`",
         args.out.display(),
         args.out.display()
     );
@@ -98,6 +102,44 @@ pub fn sentiment(ck: &Checkpoint) -> Result<Head> {
         started.elapsed().as_secs_f64(),
         y.sum()
     );
+    logistic_head("sentiment", &x, &y)
+}
+
+/// Trains the segmentation head (B/I per character) on `ck`'s frozen encoder.
+pub fn segmentation(ck: &Checkpoint) -> Result<Head> {
+    let split = corpus::try_segmentation_split()?;
+    let started = std::time::Instant::now();
+    let texts: Vec<&str> = split.train.iter().map(|s| s.text.as_str()).collect();
+    let states = per_text(ck, &texts, |hidden| Ok(hidden.to_vec()))?;
+    let d = ck.config.hidden_size;
+    let (mut rows, mut y) = (Vec::new(), Vec::new());
+    let mut skipped = 0usize;
+    for (hidden, s) in states.iter().zip(&split.train) {
+        // [CLS], one token per character, [SEP]; anything else is not a 1:1 sentence.
+        if hidden.len() != (s.tags.len() + 2) * d {
+            skipped += 1;
+            continue;
+        }
+        for (row, &tag) in hidden.chunks_exact(d).skip(1).zip(&s.tags) {
+            rows.extend(row.iter().map(|&v| f64::from(v)));
+            y.push(tag as f64);
+        }
+    }
+    ensure!(y.len() >= 1_000, "only {} training characters", y.len());
+    let x = Array2::from_shape_vec((y.len(), d), rows)?;
+    println!(
+        "tag: f32 token states of {} characters ({} sentences, {skipped} not one token per \
+         character) in {:.1} s",
+        y.len(),
+        split.train.len() - skipped,
+        started.elapsed().as_secs_f64()
+    );
+    logistic_head("tag", &x, &Array1::from(y))
+}
+
+/// A two-label head `[-w/2, w/2]` from a logistic model of `y` on `x`, its regularisation
+/// chosen on every fifth row.
+fn logistic_head(task: &str, x: &Array2<f64>, y: &Array1<f64>) -> Result<Head> {
     let (fit_rows, val_rows): (Vec<usize>, Vec<usize>) =
         (0..x.nrows()).partition(|i| i % VALIDATION_STRIDE != 2);
     let (xf, yf) = (x.select(Axis(0), &fit_rows), y.select(Axis(0), &fit_rows));
@@ -107,8 +149,8 @@ pub fn sentiment(ck: &Checkpoint) -> Result<Head> {
         let w = fit(&xf, &yf, lambda)?;
         let (acc, loss) = evaluate(&xv, &yv, &w);
         println!(
-            "sentiment: lambda {lambda:e}: validation accuracy {:.2}%, log-loss {loss:.4} \
-             ({} reviews)",
+            "{task}: lambda {lambda:e}: validation accuracy {:.2}%, log-loss {loss:.4} \
+             ({} rows)",
             100.0 * acc,
             yv.len()
         );
@@ -118,10 +160,10 @@ pub fn sentiment(ck: &Checkpoint) -> Result<Head> {
         }
     }
     let (lambda, _, _) = best.ok_or_else(|| anyhow!("no regularisation tried"))?;
-    let w = fit(&x, &y, lambda)?;
-    let (acc, loss) = evaluate(&x, &y, &w);
+    let w = fit(x, y, lambda)?;
+    let (acc, loss) = evaluate(x, y, &w);
     println!(
-        "sentiment: lambda {lambda:e} refitted on all {} training reviews: accuracy {:.2}%, \
+        "{task}: lambda {lambda:e} refitted on all {} training rows: accuracy {:.2}%, \
          log-loss {loss:.4}",
         y.len(),
         100.0 * acc
@@ -139,36 +181,52 @@ pub fn sentiment(ck: &Checkpoint) -> Result<Head> {
 
 /// `[reviews, d]` f32 pooler outputs, computed on every core.
 fn features(ck: &Checkpoint, reviews: &[Labelled]) -> Result<Array2<f64>> {
-    let reference = Reference::load(ck)?;
     let pooler = Pooler::of(ck)?;
+    let d = ck.config.hidden_size;
+    let texts: Vec<&str> = reviews.iter().map(|r| r.text.as_str()).collect();
+    let rows = per_text(ck, &texts, |last| Ok(pooler.apply(&last[..d])))?;
+    let mut x = Array2::zeros((reviews.len(), d));
+    for (i, row) in rows.into_iter().enumerate() {
+        x.row_mut(i).assign(&Array1::from(row));
+    }
+    Ok(x)
+}
+
+/// `f(last hidden states [n, d])` of each text (cut at [`MAX_TOKENS`]) on the f32
+/// reference, on every core, in text order.
+fn per_text<T: Send>(
+    ck: &Checkpoint,
+    texts: &[&str],
+    f: impl Fn(&[f32]) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let reference = Reference::load(ck)?;
     let vocab = microbert_tests::OwnedVocab::from_tokens(&ck.vocab);
     let tok = microbert::Tokenizer::from_section(vocab.section());
-    let d = ck.config.hidden_size;
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let bar = ProgressBar::new(reviews.len() as u64);
+    let bar = ProgressBar::new(texts.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} f32 features [{bar:40}] {pos}/{len} reviews")
+        ProgressStyle::with_template("{spinner} f32 features [{bar:40}] {pos}/{len} texts")
             .map_err(|e| anyhow!("{e}"))?
             .progress_chars("=> "),
     );
-    let rows: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
+    let rows: Vec<Result<T>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let (reference, pooler, tok, bar) = (&reference, &pooler, &tok, &bar);
+                let (reference, tok, bar, f) = (&reference, &tok, &bar, &f);
                 s.spawn(move || {
                     let mut ids = vec![0u32; MAX_TOKENS];
-                    reviews
+                    texts
                         .iter()
                         .skip(w)
                         .step_by(workers)
-                        .map(|r| {
+                        .map(|text| {
                             let n = tok
-                                .encode(&r.text, &mut ids)
-                                .with_context(|| format!("tokenizing {:?}", r.text))?
+                                .encode(text, &mut ids)
+                                .with_context(|| format!("tokenizing {text:?}"))?
                                 .len;
                             let last = reference.last_hidden(&ids[..n])?;
                             bar.inc(1);
-                            Ok(pooler.apply(&last[..d]))
+                            f(&last)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -181,23 +239,19 @@ fn features(ck: &Checkpoint, reviews: &[Labelled]) -> Result<Array2<f64>> {
             .into_iter()
             .map(Vec::into_iter)
             .collect();
-        // Back in review order: review i was worker i % workers' (i / workers)-th.
+        // Back in text order: text i was worker i % workers' (i / workers)-th.
         Ok::<_, anyhow::Error>(
-            (0..reviews.len())
+            (0..texts.len())
                 .map(|i| {
                     per_worker[i % workers]
                         .next()
-                        .unwrap_or_else(|| Err(anyhow!("a worker lost review {i}")))
+                        .unwrap_or_else(|| Err(anyhow!("a worker lost text {i}")))
                 })
                 .collect(),
         )
     })?;
     bar.finish_and_clear();
-    let mut x = Array2::zeros((reviews.len(), d));
-    for (i, row) in rows.into_iter().enumerate() {
-        x.row_mut(i).assign(&Array1::from(row?));
-    }
-    Ok(x)
+    rows.into_iter().collect()
 }
 
 fn sigmoid(z: f64) -> f64 {
