@@ -14,7 +14,7 @@
 //! bit-identical for any number of workers.
 //!
 //! [`Sequential`] (the default) runs everything on the calling thread. A host implements
-//! [`Parallel`] with threads (`microbert-host`'s `Threads`: `std::thread::scope`); a
+//! [`Parallel`] with threads (`microbert-host`'s `Threads`, a `rayon-core` pool); a
 //! bare-metal multi-core part (a dual-core MCU, a Cortex-A cluster without an OS) can
 //! implement `join` by posting the first closure to the other core through a mailbox and
 //! running the second itself, then waiting for the other core's completion flag. The
