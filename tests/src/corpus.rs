@@ -130,15 +130,20 @@ pub fn wiki_split() -> WikiSplit {
     must(try_wiki_split())
 }
 
+/// The movie-review file's rows with a non-empty sentence, in file order: (line number
+/// from 1, the mean-score column, the sentence).
+fn review_rows(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
+    text.lines().enumerate().filter_map(|(i, l)| {
+        let mut cols = l.trim_end_matches('\r').splitn(3, '\t');
+        let (_, score, review) = (cols.next(), cols.next()?, cols.next()?);
+        (!review.trim().is_empty()).then_some((i + 1, score, review))
+    })
+}
+
 /// The movie-review sentences (third column of the TSV), in file order.
 pub fn try_movie_reviews() -> Result<Vec<String>> {
     let text = read_data("vader", "vader/movieReviewSnippets_GroundTruth.txt")?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').splitn(3, '\t').nth(2))
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_owned)
-        .collect())
+    Ok(review_rows(&text).map(|(_, _, r)| r.to_owned()).collect())
 }
 
 /// [`try_movie_reviews`], panicking on error.
@@ -166,13 +171,19 @@ pub struct ReviewSplit {
     pub rest: Vec<String>,
 }
 
+/// The movie-review rows (one per review, in file order) permuted with
+/// [`REVIEW_SPLIT_SEED`], and the last [`REVIEW_CALIBRATION`] of them split off: (the
+/// others, the calibration rows).
+fn permute_reviews<T>(mut rows: Vec<T>) -> (Vec<T>, Vec<T>) {
+    rows.shuffle(&mut ChaCha8Rng::seed_from_u64(REVIEW_SPLIT_SEED));
+    let n = rows.len();
+    let calibration = rows.split_off(n.saturating_sub(REVIEW_CALIBRATION).max(REVIEW_TEST.min(n)));
+    (rows, calibration)
+}
+
 /// The [`ReviewSplit`] of the movie reviews.
 pub fn try_review_split() -> Result<ReviewSplit> {
-    let mut reviews = try_movie_reviews()?;
-    reviews.shuffle(&mut ChaCha8Rng::seed_from_u64(REVIEW_SPLIT_SEED));
-    let n = reviews.len();
-    let cal_start = n.saturating_sub(REVIEW_CALIBRATION).max(REVIEW_TEST.min(n));
-    let calibration = reviews.split_off(cal_start);
+    let (mut reviews, calibration) = permute_reviews(try_movie_reviews()?);
     let rest = reviews.split_off(REVIEW_TEST.min(reviews.len()));
     Ok(ReviewSplit {
         test: reviews,
@@ -216,24 +227,16 @@ pub struct SentimentSplit {
 /// The [`SentimentSplit`].
 pub fn try_sentiment_split() -> Result<SentimentSplit> {
     let text = read_data("vader", "vader/movieReviewSnippets_GroundTruth.txt")?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let mut cols = line.trim_end_matches('\r').splitn(3, '\t');
-        let (_, score, review) = (cols.next(), cols.next(), cols.next());
-        let Some(review) = review.filter(|s| !s.trim().is_empty()) else {
-            continue;
-        };
-        let score: f64 = score.unwrap_or_default().trim().parse().with_context(|| {
-            format!(
-                "movieReviewSnippets_GroundTruth.txt line {}: no mean score",
-                i + 1
-            )
-        })?;
-        rows.push((review.to_owned(), score));
-    }
-    // The same permutation as `try_review_split` (same length, same seed).
-    rows.shuffle(&mut ChaCha8Rng::seed_from_u64(REVIEW_SPLIT_SEED));
-    rows.truncate(rows.len().saturating_sub(REVIEW_CALIBRATION));
+    let rows = review_rows(&text)
+        .map(|(line, score, review)| {
+            let score: f64 = score.trim().parse().with_context(|| {
+                format!("movieReviewSnippets_GroundTruth.txt line {line}: no mean score")
+            })?;
+            Ok((review.to_owned(), score))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The permutation of `try_review_split` (the same rows), its calibration rows left out.
+    let (rows, _) = permute_reviews(rows);
     let mut labelled: Vec<Labelled> = rows
         .into_iter()
         .filter(|(_, s)| s.abs() >= SENTIMENT_MIN_SCORE)
