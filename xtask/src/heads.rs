@@ -51,10 +51,8 @@ const STAMP: &str = ".microbert-heads";
 pub enum Weights {
     /// Seeded random rows of realistic scale ([`classifier`]).
     Seeded(u64),
-    /// The movie-review sentiment head trained in f32 (`crate::train_head`).
-    Sentiment,
-    /// The Chinese word-segmentation tagger trained in f32 (`crate::train_head`).
-    Segmentation,
+    /// Trained in f32 on the frozen encoder by this `crate::train_head` function.
+    Trained(fn(&Checkpoint) -> Result<crate::train_head::Head>),
 }
 
 /// One generated checkpoint.
@@ -63,7 +61,8 @@ pub struct HeadSpec {
     architecture: &'static str,
     labels: &'static [&'static str],
     problem_type: Option<&'static str>,
-    weights: Weights,
+    /// Where the classifier comes from.
+    pub weights: Weights,
 }
 
 /// The trained segmentation checkpoint (`minilm-segment`).
@@ -73,7 +72,7 @@ pub fn segmentation_spec() -> HeadSpec {
         architecture: "BertForTokenClassification",
         labels: &crate::train_head::TAGS,
         problem_type: None,
-        weights: Weights::Segmentation,
+        weights: Weights::Trained(crate::train_head::segmentation),
     }
 }
 
@@ -84,7 +83,7 @@ pub fn sentiment_spec() -> HeadSpec {
         architecture: "BertForSequenceClassification",
         labels: &crate::train_head::LABELS,
         problem_type: Some("single_label_classification"),
-        weights: Weights::Sentiment,
+        weights: Weights::Trained(crate::train_head::sentiment),
     }
 }
 
@@ -188,12 +187,8 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
                     seed,
                 )
             }
-            Weights::Sentiment => {
-                let head = crate::train_head::sentiment(&ck)?;
-                (head.weight, head.bias)
-            }
-            Weights::Segmentation => {
-                let head = crate::train_head::segmentation(&ck)?;
+            Weights::Trained(train) => {
+                let head = train(&ck)?;
                 (head.weight, head.bias)
             }
         };

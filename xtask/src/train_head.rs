@@ -65,13 +65,16 @@ pub struct TrainHeadArgs {
 
 /// Runs `cargo xtask train-head`.
 pub fn run(args: &TrainHeadArgs) -> Result<()> {
-    let (train, spec): (fn(&Checkpoint) -> Result<Head>, _) = match args.task.as_str() {
-        "sentiment" => (sentiment, crate::heads::sentiment_spec()),
-        "tag" => (segmentation, crate::heads::segmentation_spec()),
+    let spec = match args.task.as_str() {
+        "sentiment" => crate::heads::sentiment_spec(),
+        "tag" => crate::heads::segmentation_spec(),
         other => bail!(
             "unknown task {other:?}: `sentiment` (movie reviews) and `tag` (Chinese word \
              segmentation) have training data here"
         ),
+    };
+    let crate::heads::Weights::Trained(train) = spec.weights else {
+        bail!("{} is not a trained head", args.task);
     };
     let dir = crate::fetch::ensure_model(&args.encoder)?;
     let ck = Checkpoint::load(&crate::checkpoint::Files::Dir(dir.clone()))?;
