@@ -75,4 +75,4 @@ pub use model::parallel::{Parallel, Sequential};
 pub use model::prepared::{PreparedWeights, prepare_weights, prepared_bytes};
 pub use model::scratch::{Arena, Dims, Plan, mlm_scratch_bytes, scratch_bytes};
 pub use model::{EmbedOptions, Encoder, Progress, ProgressFn};
-pub use tokenizer::{Encoding, Tokenizer, UnigramTokenizer};
+pub use tokenizer::{Encoding, Tokenizer, UnigramTokenizer, WordSpan};

@@ -83,6 +83,22 @@ pub struct Encoding {
     pub truncated: bool,
 }
 
+/// Where a piece comes from: the pre-tokenizer word it is part of (counted from 0 in the
+/// text; a special token written in the text is a word of its own) and that word's
+/// characters in the original text, `start..end` in Unicode scalar values (not bytes), as
+/// Hugging Face `tokenizers` gives with `OffsetType::Char`. Every piece of a word has the
+/// word's whole span; the first piece of each word is the one whose `word` differs from
+/// the piece before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WordSpan {
+    /// Index of the word in the text.
+    pub word: u32,
+    /// First character of the word.
+    pub start: u32,
+    /// One past the word's last character that survives normalisation.
+    pub end: u32,
+}
+
 impl<'a> Tokenizer<'a> {
     /// The tokenizer of a parsed model.
     pub fn new(model: &ModelView<'a>) -> Self {
@@ -141,7 +157,20 @@ impl<'a> Tokenizer<'a> {
             units: Units::new(),
             word: Word::new(),
             emit_at: None,
+            chars_read: 0,
+            words: 0,
+            span: WordSpan::default(),
+            last: WordSpan::default(),
         }
+    }
+
+    /// [`Self::word_pieces`] with the [`WordSpan`] of each piece.
+    pub fn word_pieces_spanned<'t>(
+        &self,
+        text: &'t str,
+    ) -> impl Iterator<Item = (u32, WordSpan)> + use<'a, 't> {
+        let mut pieces = self.word_pieces(text);
+        core::iter::from_fn(move || pieces.next().map(|id| (id, pieces.last)))
     }
 
     /// Writes `[CLS]`, the pieces of `text` and `[SEP]` to the front of `out`, dropping the
@@ -150,6 +179,38 @@ impl<'a> Tokenizer<'a> {
     /// # Errors
     /// [`TokenizeError::BufferTooSmall`] if `out` cannot hold two ids.
     pub fn encode(&self, text: &str, out: &mut [u32]) -> Result<Encoding, TokenizeError> {
+        self.encode_into(text, out, None)
+    }
+
+    /// [`Self::encode`], also writing each id's [`WordSpan`] to the same position of
+    /// `spans` (`None` for `[CLS]` and `[SEP]`), for per-word outputs such as token
+    /// classification.
+    ///
+    /// # Errors
+    /// [`TokenizeError::BufferTooSmall`] if `out` cannot hold two ids or `spans` is
+    /// shorter than `out`.
+    pub fn encode_spanned(
+        &self,
+        text: &str,
+        out: &mut [u32],
+        spans: &mut [Option<WordSpan>],
+    ) -> Result<Encoding, TokenizeError> {
+        if spans.len() < out.len() {
+            return Err(TokenizeError::BufferTooSmall {
+                capacity: spans.len(),
+                needed: out.len(),
+            });
+        }
+        self.encode_into(text, out, Some(spans))
+    }
+
+    /// [`Self::encode`] and, when given, the spans of [`Self::encode_spanned`].
+    fn encode_into(
+        &self,
+        text: &str,
+        out: &mut [u32],
+        mut spans: Option<&mut [Option<WordSpan>]>,
+    ) -> Result<Encoding, TokenizeError> {
         let capacity = out.len();
         if capacity < 2 {
             return Err(TokenizeError::BufferTooSmall {
@@ -157,18 +218,25 @@ impl<'a> Tokenizer<'a> {
                 needed: 2,
             });
         }
+        let mut set_span = |at: usize, span: Option<WordSpan>| {
+            if let Some(slot) = spans.as_deref_mut().and_then(|s| s.get_mut(at)) {
+                *slot = span;
+            }
+        };
         if let Some(slot) = out.first_mut() {
             *slot = self.cls_id;
         }
+        set_span(0, None);
         // Room for pieces between `[CLS]` and `[SEP]`.
         let room = capacity - 2;
         let mut written = 0usize;
         let mut pieces = 0usize;
-        for id in self.word_pieces(text) {
+        for (id, span) in self.word_pieces_spanned(text) {
             if written < room
                 && let Some(slot) = out.get_mut(1 + written)
             {
                 *slot = id;
+                set_span(1 + written, Some(span));
                 written += 1;
             }
             pieces += 1;
@@ -176,6 +244,7 @@ impl<'a> Tokenizer<'a> {
         if let Some(slot) = out.get_mut(1 + written) {
             *slot = self.sep_id;
         }
+        set_span(1 + written, None);
         let len = written + 2;
         let total = pieces.saturating_add(2);
         Ok(Encoding {
@@ -218,9 +287,33 @@ pub struct WordPieces<'a, 't> {
     word: Word,
     /// Byte offset of the next piece of a finished, valid word.
     emit_at: Option<usize>,
+    /// Characters of the original text read so far (the queued units come from the last).
+    chars_read: u32,
+    /// Words started so far.
+    words: u32,
+    /// The span of the word being built or emitted.
+    span: WordSpan,
+    /// The span of the last piece returned.
+    last: WordSpan,
 }
 
 impl WordPieces<'_, '_> {
+    /// Appends a unit of the last character read to the word, starting a new word (and
+    /// its span) when the word is empty.
+    fn push(&mut self, c: char, class: u8) {
+        let at = self.chars_read.saturating_sub(1);
+        if self.word.is_empty() {
+            self.span = WordSpan {
+                word: self.words,
+                start: at,
+                end: at,
+            };
+            self.words = self.words.saturating_add(1);
+        }
+        self.span.end = self.chars_read;
+        self.word.push(c, class);
+    }
+
     /// Ends the current word: returns `[UNK]` at once for a bad word, otherwise starts
     /// emitting its pieces.
     fn finish_word(&mut self) -> Option<u32> {
@@ -241,12 +334,14 @@ impl WordPieces<'_, '_> {
             None
         } else {
             self.word.clear();
+            self.last = self.span;
             Some(t.unk_id)
         }
     }
 
     /// The next piece of the word being emitted.
     fn next_piece(&mut self, at: usize) -> u32 {
+        self.last = self.span;
         let t = &self.tok;
         let step = self.word.bytes().and_then(|w| {
             Some((
@@ -295,7 +390,7 @@ impl Iterator for WordPieces<'_, '_> {
                     }
                     Unit::Char(c, class) if is_punctuation(c) => {
                         if self.word.is_empty() {
-                            self.word.push(c, class);
+                            self.push(c, class);
                             self.units.advance();
                         }
                         // The punctuation stays queued until the word before it is done.
@@ -304,7 +399,7 @@ impl Iterator for WordPieces<'_, '_> {
                         }
                         continue;
                     }
-                    Unit::Char(c, class) => self.word.push(c, class),
+                    Unit::Char(c, class) => self.push(c, class),
                 }
                 self.units.advance();
                 continue;
@@ -316,13 +411,24 @@ impl Iterator for WordPieces<'_, '_> {
                     }
                     continue;
                 }
-                self.rest = self.rest.get(n..).unwrap_or("");
+                let (special, rest) = self.rest.split_at_checked(n).unwrap_or((self.rest, ""));
+                let start = self.chars_read;
+                let len = u32::try_from(special.chars().count()).unwrap_or(u32::MAX);
+                self.chars_read = start.saturating_add(len);
+                self.last = WordSpan {
+                    word: self.words,
+                    start,
+                    end: self.chars_read,
+                };
+                self.words = self.words.saturating_add(1);
+                self.rest = rest;
                 return Some(id);
             }
             let mut chars = self.rest.chars();
             match chars.next() {
                 Some(c) => {
                     self.rest = chars.as_str();
+                    self.chars_read = self.chars_read.saturating_add(1);
                     self.tok.normalizer.normalize(c, &mut self.units);
                 }
                 None => {
