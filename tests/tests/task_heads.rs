@@ -13,9 +13,8 @@
 
 mod common;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config as CandleConfig};
+use candle_core::Tensor;
+use common::heads::{HeadOracle, softmax};
 use common::{blob_bytes, checkpoint_dir, cosine, spearman, summary};
 use microbert::{EmbedOptions, Encoder, ModelView, Tokenizer};
 use microbert_host::HostKernels;
@@ -82,83 +81,31 @@ fn inputs(tok: &Tokenizer<'_>, n: usize) -> (Vec<Input>, Vec<Input>) {
     (singles, pairs)
 }
 
-/// candle's encoder and heads on one checkpoint.
-struct Oracle {
-    bert: BertModel,
-    pooler: Option<Linear>,
-    classifier: Linear,
-    device: Device,
-}
+/// candle's encoder and heads on one checkpoint (`common::heads`).
+struct Oracle(HeadOracle);
 
 impl Oracle {
     fn load(name: &str, labels: usize, pooler: bool) -> Self {
-        let dir = checkpoint_dir(name);
-        let config: CandleConfig = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("config.json")).expect("config.json"),
-        )
-        .expect("config.json parses");
-        let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .expect("safetensors loads");
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let d = config.hidden_size;
-        let bert = BertModel::load(vb.pp("bert"), &config).expect("BertModel loads");
-        let pooler =
-            pooler.then(|| candle_nn::linear(d, d, vb.pp("bert.pooler.dense")).expect("pooler"));
-        let classifier = candle_nn::linear(d, labels, vb.pp("classifier")).expect("classifier");
-        Self {
-            bert,
-            pooler,
-            classifier,
-            device,
-        }
+        let oracle = HeadOracle::load(&checkpoint_dir(name)).expect("the f32 oracle loads");
+        assert_eq!(oracle.labels().len(), labels, "{name}'s labels");
+        assert_eq!(oracle.classifies_sequences(), pooler, "{name}'s pooler");
+        Self(oracle)
     }
 
     /// Last hidden states `[n, d]`.
     fn hidden(&self, x: &Input) -> Tensor {
-        let ids = Tensor::new(x.ids.as_slice(), &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("ids");
-        let types = Tensor::new(x.types.as_slice(), &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("types");
-        self.bert
-            .forward(&ids, &types, None)
-            .and_then(|t| t.squeeze(0))
-            .expect("forward")
+        self.0.hidden(&x.ids, &x.types).expect("forward")
     }
 
     /// Sequence logits: classifier(tanh(pooler(h[CLS]))).
     fn classify(&self, hidden: &Tensor) -> Vec<f32> {
-        let cls = hidden.i(0..1).expect("cls row");
-        let pooled = self
-            .pooler
-            .as_ref()
-            .expect("a pooler")
-            .forward(&cls)
-            .and_then(|t| t.tanh())
-            .expect("pooler");
-        self.classifier
-            .forward(&pooled)
-            .and_then(|t| t.squeeze(0))
-            .and_then(|t| t.to_vec1())
-            .expect("classifier")
+        self.0.classify(hidden).expect("classifier")
     }
 
     /// Token logits `[n, labels]`.
     fn tag(&self, hidden: &Tensor) -> Vec<Vec<f32>> {
-        self.classifier
-            .forward(hidden)
-            .and_then(|t| t.to_vec2())
-            .expect("classifier")
+        self.0.tag(hidden).expect("classifier")
     }
-}
-
-fn softmax(logits: &[f64]) -> Vec<f64> {
-    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|x| x / s).collect()
 }
 
 fn argmax(xs: &[f64]) -> usize {
@@ -313,15 +260,10 @@ fn sequence_classifier_score_and_pairs_match_f32_oracle() {
                     .pooler_output(&x.ids, None, &mut arena, &mut pooled)
                     .expect("pools");
                 let ours: Vec<f32> = pooled.iter().map(|&v| v as f32 / 65536.0).collect();
-                let cls = hidden.i(0..1).expect("cls");
                 let theirs: Vec<f32> = seq_oracle
-                    .pooler
-                    .as_ref()
-                    .expect("pooler")
-                    .forward(&cls)
-                    .and_then(|t| t.tanh())
-                    .and_then(|t| t.squeeze(0))
-                    .and_then(|t| t.to_vec1())
+                    .0
+                    .pooled(&hidden)
+                    .and_then(|t| Ok(t.squeeze(0)?.to_vec1()?))
                     .expect("pooler");
                 pooler_cos.push(cosine(&ours, &theirs));
             }

@@ -774,3 +774,134 @@ fn embed_tokens_gives_the_library_hidden_states() {
         }
     }
 }
+
+/// `tag` with the trained segmentation tagger (`cargo xtask prepare` makes it): each word
+/// of a line is the slice `start..end` (in characters) of the line, words come in order
+/// without overlap, and each word's label and score are the library's (`Encoder::tag`'s
+/// row of the word's first piece, `microbert::output::softmax`); `--all` keeps the words
+/// labelled `O` (this tagger has none, so the lines are the same), `--max-tokens` cuts
+/// the words after the limit, and bad lines are error lines in place; a blob without a
+/// token classifier is one clear error.
+#[test]
+fn tag_gives_the_library_labels_per_word() {
+    use microbert_tests::require::require;
+    let blob = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join("minilm-segment.blob");
+    let Some(bytes) = require(std::fs::read(&blob), blob.display(), "cargo xtask prepare") else {
+        return;
+    };
+    let model = microbert::parse(&bytes).expect("blob parses");
+    let enc = microbert::Encoder::new(&model, microbert::Scalar);
+    let tok = microbert::Tokenizer::new(&model);
+    let texts = [
+        "中共中央总书记、国家主席江泽民发表新年讲话。",
+        "Café au lait,  naïve   résumé!",
+        "",
+        "“１９９８年” 新年好",
+    ];
+    let mut input = Vec::new();
+    for t in texts {
+        input.extend_from_slice(t.as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"{\"text\": \"a\", \"text_pair\": \"b\"}\n");
+    input.extend_from_slice(b"bad \xff byte\n");
+    let blob_arg = blob.to_str().expect("UTF-8 path");
+    let out = run(&["tag", "--model", blob_arg], input.clone());
+    assert_eq!(out.status.code(), Some(1), "two lines fail");
+    assert!(
+        text(&out.stderr).contains("2 of 6 lines failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 6);
+    let all = run(&["tag", "--model", blob_arg, "--all"], input);
+    assert_eq!(lines(&all.stdout), got, "no word of this tagger is O");
+    let labels = ["B", "I"];
+    for (t, line) in texts.iter().zip(&got) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(v["truncated"], false, "{line}");
+        let mut ids = vec![0u32; 128];
+        let mut spans = vec![None; 128];
+        let n = tok
+            .encode_spanned(t, &mut ids, &mut spans)
+            .expect("encodes")
+            .len;
+        let mut logits = vec![0i32; n * 2];
+        let mut arena = vec![0u8; microbert::scratch_bytes(&model, n)];
+        enc.tag(&ids[..n], None, &mut arena, &mut logits)
+            .expect("tags");
+        // The library's first piece of each word.
+        let mut expected = Vec::new();
+        let mut previous = None;
+        for (span, row) in spans[..n].iter().zip(logits.chunks_exact(2)) {
+            if let Some(s) = span
+                && previous != Some(s.word)
+            {
+                previous = Some(s.word);
+                let mut p = [0f32; 2];
+                microbert::output::softmax(row, &mut p);
+                let best = usize::from(row[1] > row[0]);
+                expected.push((s.start, s.end, labels[best], p[best]));
+            }
+        }
+        let entities = v["entities"].as_array().expect("entities");
+        assert_eq!(entities.len(), expected.len(), "{t:?}: {line}");
+        let chars: Vec<char> = t.chars().collect();
+        let mut end_before = 0;
+        for (e, &(start, end, label, score)) in entities.iter().zip(&expected) {
+            let (s, en) = (e["start"].as_u64(), e["end"].as_u64());
+            assert_eq!((s, en), (Some(start.into()), Some(end.into())), "{line}");
+            let (s, en) = (start as usize, end as usize);
+            assert!(end_before <= s && s < en && en <= chars.len(), "{line}");
+            end_before = en;
+            let word: String = chars[s..en].iter().collect();
+            assert_eq!(e["word"], word.as_str(), "{line}");
+            assert_eq!(e["label"], label, "{line}");
+            assert_eq!(e["score"].as_f64().map(|x| x as f32), Some(score), "{line}");
+        }
+    }
+    let first: serde_json::Value = serde_json::from_str(got[0]).expect("JSON");
+    assert_eq!(
+        first["entities"].as_array().map(Vec::len),
+        Some(texts[0].chars().count()),
+        "one word per CJK character and punctuation mark"
+    );
+    let accented: serde_json::Value = serde_json::from_str(got[1]).expect("JSON");
+    let words: Vec<&str> = accented["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter_map(|e| e["word"].as_str())
+        .collect();
+    assert_eq!(words, ["Café", "au", "lait", ",", "naïve", "résumé", "!"]);
+    assert_eq!(got[2], "{\"entities\":[],\"truncated\":false}");
+    assert!(got[4].starts_with("{\"line\":5,\"error\":"), "{}", got[4]);
+    assert!(got[4].contains("text_pair"), "{}", got[4]);
+    assert!(got[5].starts_with("{\"line\":6,\"error\":"), "{}", got[5]);
+
+    // Cut at 8 tokens: [CLS], six characters, [SEP].
+    let out = run(
+        &["tag", "--model", blob_arg, "--max-tokens", "8"],
+        format!("{}\n", texts[0]).into_bytes(),
+    );
+    let v: serde_json::Value = serde_json::from_str(lines(&out.stdout)[0]).expect("JSON");
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["entities"].as_array().map(Vec::len), Some(6));
+
+    // The fixture has no classifier: one error, no output.
+    let fixture = fixture();
+    let out = run(
+        &["tag", "--model", fixture.to_str().expect("UTF-8")],
+        b"text\n".to_vec(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("has no token classifier"),
+        "{}",
+        text(&out.stderr)
+    );
+}

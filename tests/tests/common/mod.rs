@@ -2,6 +2,7 @@
 //! the candle f32 oracle, and running the integer runtime.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod heads;
 pub mod long;
 
 use candle_core::{DType, Device, Tensor};

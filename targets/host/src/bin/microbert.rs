@@ -5,6 +5,7 @@
 //! microbert embed --model minilm.blob < texts.txt      # one JSON object per input line
 //! microbert tokenize --model minilm.blob < texts.txt   # {"ids": [...]} per line
 //! microbert classify --model head.blob < texts.txt    # {"label", "score", "scores"}
+//! microbert tag --model tagger.blob < texts.txt       # {"entities": [{"word", "start", ...}]}
 //! microbert inspect minilm.blob                        # config, tensors, checksum
 //! microbert inspect minilm.blob --fit --tokens 128      # flash and RAM a device needs
 //! microbert inspect --cpu                               # CPU features and kernel tier
@@ -25,6 +26,8 @@ mod classify;
 mod embed;
 #[path = "microbert/inspect.rs"]
 mod inspect;
+#[path = "microbert/tag.rs"]
+mod tag;
 #[path = "microbert/tokenize.rs"]
 mod tokenize;
 
@@ -39,7 +42,7 @@ use std::process::ExitCode;
 #[command(
     name = "microbert",
     version,
-    about = "Integer-only int8 BERT inference: embeddings, classification, tokenization, blob inspection"
+    about = "Integer-only int8 BERT inference: embeddings, classification, tagging, tokenization, blob inspection"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +62,11 @@ enum Command {
     /// {"label", "score", "scores": {label: p}} per line ({"score": s} for a one-label
     /// head, such as a cross-encoder's).
     Classify(classify::ClassifyArgs),
+    /// Label each word of texts (one per line on stdin: plain text, or {"text": ...}) with
+    /// a blob's token classifier (its first piece's label) and print
+    /// {"entities": [{"word", "start", "end", "label", "score"}], "truncated": bool} per
+    /// line, offsets in Unicode characters; words labelled O only with --all.
+    Tag(tag::TagArgs),
     /// Print a blob's config, its tensor table with sizes, and whether its checksum holds.
     Inspect {
         /// The model blob (optional with --cpu).
@@ -122,6 +130,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Tag(args) => tag::run(args),
         Command::Inspect {
             blob,
             cpu,

@@ -87,19 +87,7 @@ struct Classifier<'e, 'm, K: Kernels> {
 impl<K: Kernels> Classifier<'_, '_, K> {
     /// The output object of one input line.
     fn line(&mut self, line: &str) -> Result<Value> {
-        let (text, pair) = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(o)) => {
-                let field = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
-                let Some(text) = field("text") else {
-                    bail!("a JSON object line needs a string \"text\"");
-                };
-                if o.get("text_pair").is_some_and(|v| !v.is_string()) {
-                    bail!("\"text_pair\" must be a string");
-                }
-                (text, field("text_pair"))
-            }
-            _ => (line.to_owned(), None),
-        };
+        let (text, pair) = text_of(line)?;
         let n = match &pair {
             Some(b) => {
                 self.tok
@@ -125,16 +113,42 @@ impl<K: Kernels> Classifier<'_, '_, K> {
         }
         let mut probs = vec![0f32; labels];
         microbert::output::softmax(&logits, &mut probs);
-        let name = |i: usize| {
-            self.model
-                .tasks
-                .label(i)
-                .map_or_else(|| format!("LABEL_{i}"), str::to_owned)
-        };
-        let best = (0..labels)
-            .max_by(|&a, &b| logits[a].cmp(&logits[b]).then(b.cmp(&a)))
-            .unwrap_or(0);
+        let name = |i: usize| label_name(self.model, i);
+        let best = argmax(&logits);
         let scores: Map<String, Value> = (0..labels).map(|i| (name(i), json!(probs[i]))).collect();
         Ok(json!({ "label": name(best), "score": probs[best], "scores": scores }))
     }
+}
+
+/// The text (and the optional second text of a pair) of an input line: the line itself,
+/// or the `text` and `text_pair` strings of a JSON object line.
+pub(crate) fn text_of(line: &str) -> Result<(String, Option<String>)> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(o)) => {
+            let field = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+            let Some(text) = field("text") else {
+                bail!("a JSON object line needs a string \"text\"");
+            };
+            if o.get("text_pair").is_some_and(|v| !v.is_string()) {
+                bail!("\"text_pair\" must be a string");
+            }
+            Ok((text, field("text_pair")))
+        }
+        _ => Ok((line.to_owned(), None)),
+    }
+}
+
+/// The blob's name of label `i`, or Hugging Face's default `LABEL_i`.
+pub(crate) fn label_name(model: &ModelView<'_>, i: usize) -> String {
+    model
+        .tasks
+        .label(i)
+        .map_or_else(|| format!("LABEL_{i}"), str::to_owned)
+}
+
+/// The index of the largest logit (the first of equals).
+pub(crate) fn argmax(logits: &[i32]) -> usize {
+    (0..logits.len())
+        .max_by(|&a, &b| logits[a].cmp(&logits[b]).then(b.cmp(&a)))
+        .unwrap_or(0)
 }
