@@ -386,6 +386,83 @@ int32_t microbert_embed_q16(const microbert_model *model,
                             size_t out_len);
 
 /**
+ * Labels of the blob's task head: the number of logits `microbert_classify` writes (a
+ * sequence classifier; 1 is a raw score, as cross-encoders give) or `microbert_tag`
+ * writes per token (a token classifier); 0 if the blob has no classifier, or `model` is
+ * null or not opened.
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`.
+ */
+size_t microbert_num_labels(const microbert_model *model);
+
+/**
+ * Whether the blob's classifier labels tokens (`microbert_tag`): 1, or 0 for a sequence
+ * classifier (`microbert_classify`), no classifier, or a null or unopened `model`.
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`.
+ */
+int32_t microbert_tags_tokens(const microbert_model *model);
+
+/**
+ * The name of label `i` (the checkpoint's `id2label`), as `*len` bytes of UTF-8 inside
+ * the blob: **not** NUL-terminated, valid while the blob is. Null (and `*len` 0) if the
+ * blob has no name for it, `i` is out of range, or `model` is null or not opened; `len`
+ * may be null.
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`; `len` is null or points to a
+ * writable `size_t`.
+ */
+const char *microbert_label(const microbert_model *model, size_t i, size_t *len);
+
+/**
+ * Sequence classification of the token ids `ids[0..n_ids]` (`microbert_tokenize`'s),
+ * with token types `token_types[0..n_ids]` (0 / 1 for the two texts of a pair; null: all
+ * 0): `logits[0..microbert_num_labels(model)]` receives the classifier's logits in Q.16
+ * fixed point (`value / 65536.0`; the label is the largest, a one-label head's logit is
+ * its score). Bit-identical to `microbert classify` on the same blob. Scratch and
+ * threads as `microbert_embed` (`microbert_scratch_bytes(model, n_ids)` is enough).
+ *
+ * Returns `MICROBERT_OK`; the errors of `microbert_embed`, `MICROBERT_ERR_NO_SUCH_HEAD`
+ * when the blob has no sequence classifier, `MICROBERT_ERR_TOKEN_TYPE` for a token type
+ * the model does not have.
+ *
+ * # Safety
+ * As `microbert_embed`; `token_types` is null or points to `n_ids` readable `uint32_t`;
+ * `logits` points to `logits_len` writable `int32_t`.
+ */
+int32_t microbert_classify(const microbert_model *model,
+                           const uint32_t *ids,
+                           const uint32_t *token_types,
+                           size_t n_ids,
+                           void *scratch,
+                           size_t scratch_len,
+                           int32_t *logits,
+                           size_t logits_len);
+
+/**
+ * Token classification of the token ids `ids[0..n_ids]`: `logits` receives
+ * `n_ids * microbert_num_labels(model)` Q.16 logits, row `t` (of `num_labels`) for token
+ * `t`, `[CLS]` and `[SEP]` included (a caller labels each word by its first piece).
+ * Bit-identical to `microbert tag`'s logits. Scratch and threads as `microbert_embed`.
+ *
+ * Returns `MICROBERT_OK`; the errors of `microbert_embed`, `MICROBERT_ERR_NO_SUCH_HEAD`
+ * when the blob has no token classifier.
+ *
+ * # Safety
+ * As `microbert_embed`; `logits` points to `logits_len` writable `int32_t`.
+ */
+int32_t microbert_tag(const microbert_model *model,
+                      const uint32_t *ids,
+                      size_t n_ids,
+                      void *scratch,
+                      size_t scratch_len,
+                      int32_t *logits,
+                      size_t logits_len);
+
+/**
  * The sentence (static, NUL-terminated, never null) that explains a status returned by
  * this library; unknown values get "unknown microbert status".
  */

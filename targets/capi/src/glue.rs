@@ -194,8 +194,22 @@ pub(crate) fn tokenize(model: &Model, text: &str, ids: &mut [u32]) -> Result<usi
     Ok(Tokenizer::new(model).encode(text, ids)?.len)
 }
 
-/// The pooled Q.16 vector (before normalisation) of `ids` into `out` (`hidden_size` long),
-/// with the weights [`prepare`] wrote into `prepared` (empty: the blob's, read in place).
+/// The encoder of this build's kernels, with the weights [`prepare`] wrote into `prepared`
+/// (empty: the blob's, read in place).
+fn encoder<'m>(
+    model: &'m Model,
+    prepared: &'m [u8],
+) -> Result<Encoder<'m, 'static, impl Kernels + use<>>, Error> {
+    let k = kernels();
+    let encoder = Encoder::new(model, k);
+    Ok(if prepared.is_empty() {
+        encoder
+    } else {
+        encoder.with_prepared(PreparedWeights::from_bytes(&k, model, prepared)?)?
+    })
+}
+
+/// The pooled Q.16 vector (before normalisation) of `ids` into `out` (`hidden_size` long).
 pub(crate) fn embed_q16(
     model: &Model,
     prepared: &[u8],
@@ -203,14 +217,50 @@ pub(crate) fn embed_q16(
     scratch: &mut [u8],
     out: &mut [i32],
 ) -> Result<(), Error> {
-    let k = kernels();
-    let encoder = Encoder::new(model, k);
-    let encoder = if prepared.is_empty() {
-        encoder
-    } else {
-        encoder.with_prepared(PreparedWeights::from_bytes(&k, model, prepared)?)?
-    };
-    Ok(encoder.embed(ids, scratch, out)?)
+    Ok(encoder(model, prepared)?.embed(ids, scratch, out)?)
+}
+
+/// Labels of the blob's classifier (sequence or token); 0 without one.
+pub(crate) fn num_labels(model: &Model) -> usize {
+    model.tasks.num_labels().unwrap_or(0)
+}
+
+/// Whether the blob's classifier labels tokens (else sequences, or there is none).
+pub(crate) fn tags_tokens(model: &Model) -> bool {
+    matches!(
+        model.tasks.classifier,
+        Some((microbert::blob::ClassifierKind::Token, _))
+    )
+}
+
+/// The blob's name of label `i` (a slice of the blob, not NUL-terminated).
+pub(crate) fn label(model: &Model, i: usize) -> Option<&'static str> {
+    model.tasks.label(i)
+}
+
+/// Sequence-classification logits (Q.16) of `ids` with optional token types into `out`
+/// ([`num_labels`] long).
+pub(crate) fn classify(
+    model: &Model,
+    prepared: &[u8],
+    ids: &[u32],
+    types: Option<&[u32]>,
+    scratch: &mut [u8],
+    out: &mut [i32],
+) -> Result<(), Error> {
+    Ok(encoder(model, prepared)?.classify(ids, types, scratch, out)?)
+}
+
+/// Token-classification logits (Q.16) of `ids` into `out` (`ids.len() * num_labels`, row
+/// `t` for token `t`).
+pub(crate) fn tag(
+    model: &Model,
+    prepared: &[u8],
+    ids: &[u32],
+    scratch: &mut [u8],
+    out: &mut [i32],
+) -> Result<(), Error> {
+    Ok(encoder(model, prepared)?.tag(ids, None, scratch, out)?)
 }
 
 /// The L2-normalised embedding of `ids` into `out` (`hidden_size` long). The pooled vector

@@ -369,13 +369,45 @@ unsafe fn embed_args<'a, T>(
     out_len: usize,
 ) -> Result<EmbedArgs<'a, T>, Error> {
     // SAFETY: forwarded contract.
+    unsafe {
+        call_args(
+            model,
+            ids,
+            n_ids,
+            scratch,
+            scratch_len,
+            out,
+            out_len,
+            |m, _| Some(glue::hidden_size(m)),
+        )
+    }
+}
+
+/// [`embed_args`] for any call on token ids with an output of `needed(model, n_ids)`
+/// elements (`out` is exactly that long).
+///
+/// # Safety
+/// The contract of `microbert_embed`, with `out_len` elements of `T` at `out`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn call_args<'a, T>(
+    model: *const microbert_model,
+    ids: *const u32,
+    n_ids: usize,
+    scratch: *mut c_void,
+    scratch_len: usize,
+    out: *mut T,
+    out_len: usize,
+    needed: impl FnOnce(&glue::Model, usize) -> Option<usize>,
+) -> Result<EmbedArgs<'a, T>, Error> {
+    // SAFETY: forwarded contract.
     let slot = unsafe { opened(model) }?;
     let ids = checked_ptr(ids)?;
     let n_ids = checked_len::<u32>(n_ids)?;
     let scratch = checked_ptr(scratch.cast_const().cast::<u8>())?.cast_mut();
     let scratch_len = checked_len::<u8>(scratch_len)?;
     let out = checked_ptr(out.cast_const())?.cast_mut();
-    let hidden = glue::hidden_size(&slot.model);
+    let hidden = needed(&slot.model, n_ids).ok_or(Error::Length)?;
+    checked_len::<T>(hidden)?;
     if out_len < hidden {
         return Err(microbert::RunError::OutputSize {
             given: out_len,
@@ -460,6 +492,145 @@ pub unsafe extern "C" fn microbert_embed_q16(
         // SAFETY: forwarded contract.
         let a = unsafe { embed_args(model, ids, n_ids, scratch, scratch_len, out, out_len) }?;
         glue::embed_q16(a.model, a.prepared, a.ids, a.scratch, a.out)
+    })())
+}
+
+/// Labels of the blob's task head: the number of logits `microbert_classify` writes (a
+/// sequence classifier; 1 is a raw score, as cross-encoders give) or `microbert_tag`
+/// writes per token (a token classifier); 0 if the blob has no classifier, or `model` is
+/// null or not opened.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_num_labels(model: *const microbert_model) -> usize {
+    // SAFETY: forwarded contract.
+    unsafe { opened(model) }.map_or(0, |s| glue::num_labels(&s.model))
+}
+
+/// Whether the blob's classifier labels tokens (`microbert_tag`): 1, or 0 for a sequence
+/// classifier (`microbert_classify`), no classifier, or a null or unopened `model`.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_tags_tokens(model: *const microbert_model) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { opened(model) }.map_or(0, |s| i32::from(glue::tags_tokens(&s.model)))
+}
+
+/// The name of label `i` (the checkpoint's `id2label`), as `*len` bytes of UTF-8 inside
+/// the blob: **not** NUL-terminated, valid while the blob is. Null (and `*len` 0) if the
+/// blob has no name for it, `i` is out of range, or `model` is null or not opened; `len`
+/// may be null.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`; `len` is null or points to a
+/// writable `size_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_label(
+    model: *const microbert_model,
+    i: usize,
+    len: *mut usize,
+) -> *const c_char {
+    // SAFETY: forwarded contract.
+    let name = unsafe { opened(model) }
+        .ok()
+        .and_then(|s| glue::label(&s.model, i));
+    if let Ok(len) = checked_ptr(len.cast_const()) {
+        // SAFETY: `len` is non-null and aligned, and points to a writable `size_t`.
+        unsafe { len.cast_mut().write(name.map_or(0, str::len)) };
+    }
+    name.map_or(core::ptr::null(), |n| n.as_ptr().cast())
+}
+
+/// Sequence classification of the token ids `ids[0..n_ids]` (`microbert_tokenize`'s),
+/// with token types `token_types[0..n_ids]` (0 / 1 for the two texts of a pair; null: all
+/// 0): `logits[0..microbert_num_labels(model)]` receives the classifier's logits in Q.16
+/// fixed point (`value / 65536.0`; the label is the largest, a one-label head's logit is
+/// its score). Bit-identical to `microbert classify` on the same blob. Scratch and
+/// threads as `microbert_embed` (`microbert_scratch_bytes(model, n_ids)` is enough).
+///
+/// Returns `MICROBERT_OK`; the errors of `microbert_embed`, `MICROBERT_ERR_NO_SUCH_HEAD`
+/// when the blob has no sequence classifier, `MICROBERT_ERR_TOKEN_TYPE` for a token type
+/// the model does not have.
+///
+/// # Safety
+/// As `microbert_embed`; `token_types` is null or points to `n_ids` readable `uint32_t`;
+/// `logits` points to `logits_len` writable `int32_t`.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn microbert_classify(
+    model: *const microbert_model,
+    ids: *const u32,
+    token_types: *const u32,
+    n_ids: usize,
+    scratch: *mut c_void,
+    scratch_len: usize,
+    logits: *mut i32,
+    logits_len: usize,
+) -> i32 {
+    code((|| {
+        // SAFETY: forwarded contract.
+        let a = unsafe {
+            call_args(
+                model,
+                ids,
+                n_ids,
+                scratch,
+                scratch_len,
+                logits,
+                logits_len,
+                |m, _| Some(glue::num_labels(m)),
+            )
+        }?;
+        let types = if token_types.is_null() {
+            None
+        } else {
+            let types = checked_ptr(token_types)?;
+            // SAFETY: non-null and aligned (checked); `n_ids` readable `uint32_t` (the
+            // contract; `call_args` checked the length fits isize for `ids`).
+            Some(unsafe { core::slice::from_raw_parts(types, a.ids.len()) })
+        };
+        glue::classify(a.model, a.prepared, a.ids, types, a.scratch, a.out)
+    })())
+}
+
+/// Token classification of the token ids `ids[0..n_ids]`: `logits` receives
+/// `n_ids * microbert_num_labels(model)` Q.16 logits, row `t` (of `num_labels`) for token
+/// `t`, `[CLS]` and `[SEP]` included (a caller labels each word by its first piece).
+/// Bit-identical to `microbert tag`'s logits. Scratch and threads as `microbert_embed`.
+///
+/// Returns `MICROBERT_OK`; the errors of `microbert_embed`, `MICROBERT_ERR_NO_SUCH_HEAD`
+/// when the blob has no token classifier.
+///
+/// # Safety
+/// As `microbert_embed`; `logits` points to `logits_len` writable `int32_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_tag(
+    model: *const microbert_model,
+    ids: *const u32,
+    n_ids: usize,
+    scratch: *mut c_void,
+    scratch_len: usize,
+    logits: *mut i32,
+    logits_len: usize,
+) -> i32 {
+    code((|| {
+        // SAFETY: forwarded contract.
+        let a = unsafe {
+            call_args(
+                model,
+                ids,
+                n_ids,
+                scratch,
+                scratch_len,
+                logits,
+                logits_len,
+                |m, n| n.checked_mul(glue::num_labels(m)),
+            )
+        }?;
+        glue::tag(a.model, a.prepared, a.ids, a.scratch, a.out)
     })())
 }
 

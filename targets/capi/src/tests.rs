@@ -558,3 +558,173 @@ fn kernels_have_a_name() {
         "{name} is not a host tier"
     );
 }
+
+/// A blob `cargo xtask prepare` makes, leaked like the fixture (`None`: skipped outside CI).
+fn prepared_blob(name: &str) -> Option<&'static [u8]> {
+    let path = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join(format!("{name}.blob"));
+    let bytes = microbert_tests::require::require(
+        std::fs::read(&path),
+        path.display(),
+        "cargo xtask prepare",
+    )?;
+    Some(Box::leak(bytes.into_boxed_slice()))
+}
+
+/// `microbert_classify` with `types` (null or not) and `microbert_tag`: status and logits.
+fn head_call(
+    m: &microbert_model,
+    ids: &[u32],
+    types: Option<&[u32]>,
+    tag: bool,
+    out_len: usize,
+) -> (i32, Vec<i32>) {
+    // SAFETY: a live storage.
+    let bytes = unsafe { microbert_scratch_bytes(m, ids.len()) };
+    let mut s = scratch(bytes);
+    let mut out = vec![0i32; out_len];
+    // SAFETY: live buffers of the lengths given.
+    let status = unsafe {
+        if tag {
+            microbert_tag(
+                m,
+                ids.as_ptr(),
+                ids.len(),
+                s.as_mut_ptr().cast(),
+                bytes,
+                out.as_mut_ptr(),
+                out_len,
+            )
+        } else {
+            microbert_classify(
+                m,
+                ids.as_ptr(),
+                types.map_or(null(), <[u32]>::as_ptr),
+                ids.len(),
+                s.as_mut_ptr().cast(),
+                bytes,
+                out.as_mut_ptr(),
+                out_len,
+            )
+        }
+    };
+    (status, out)
+}
+
+fn label_of(m: &microbert_model, i: usize) -> Option<String> {
+    let mut len = usize::MAX;
+    // SAFETY: a live storage and a local length.
+    let p = unsafe { microbert_label(m, i, &mut len) };
+    if p.is_null() {
+        assert_eq!(len, 0);
+        return None;
+    }
+    // SAFETY: the library returned `len` bytes inside the live blob.
+    let bytes = unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) };
+    Some(String::from_utf8(bytes.to_vec()).expect("UTF-8 label"))
+}
+
+/// The heads through the C functions against the runtime called directly: the trained
+/// sentiment classifier (single texts and a pair with token types) and the segmentation
+/// tagger, their labels, and the errors a wrong head or a short output gives.
+#[test]
+fn heads_equal_the_runtime_called_directly() {
+    let (Some(sentiment), Some(segment)) = (
+        prepared_blob("minilm-sentiment"),
+        prepared_blob("minilm-segment"),
+    ) else {
+        return;
+    };
+    let (status, m) = open(sentiment);
+    assert_eq!(status, MICROBERT_OK);
+    // SAFETY: a live storage.
+    assert_eq!(unsafe { microbert_num_labels(&m) }, 2);
+    // SAFETY: as above.
+    assert_eq!(unsafe { microbert_tags_tokens(&m) }, 0);
+    assert_eq!(label_of(&m, 0).as_deref(), Some("negative"));
+    assert_eq!(label_of(&m, 1).as_deref(), Some("positive"));
+    assert_eq!(label_of(&m, 2), None);
+    let model = microbert::parse(sentiment).expect("parses");
+    let enc = microbert::Encoder::new(&model, microbert::Scalar);
+    let tok = microbert::Tokenizer::new(&model);
+    let direct = |ids: &[u32], types: Option<&[u32]>, labels: usize, tag: bool| {
+        let mut arena = vec![0u8; microbert::scratch_bytes(enc.model(), ids.len())];
+        let mut out = vec![0i32; labels];
+        if tag {
+            enc.tag(ids, None, &mut arena, &mut out).expect("tags");
+        } else {
+            enc.classify(ids, types, &mut arena, &mut out)
+                .expect("classifies");
+        }
+        out
+    };
+    let (_, ids) = tokenize(&m, b"a gorgeous, witty, seductive movie.", 128);
+    assert_eq!(
+        head_call(&m, &ids, None, false, 2),
+        (MICROBERT_OK, direct(&ids, None, 2, false))
+    );
+    let (mut pair, mut types) = (vec![0u32; 128], vec![0u32; 128]);
+    let n = tok
+        .encode_pair("great acting", "awful script", &mut pair, &mut types)
+        .expect("pair")
+        .len;
+    let (pair, types) = (&pair[..n], &types[..n]);
+    let (status, with_types) = head_call(&m, pair, Some(types), false, 2);
+    assert_eq!(
+        (status, &with_types),
+        (MICROBERT_OK, &direct(pair, Some(types), 2, false))
+    );
+    assert_ne!(
+        with_types,
+        head_call(&m, pair, None, false, 2).1,
+        "the token types count"
+    );
+    assert_eq!(
+        head_call(&m, &ids, None, false, 1).0,
+        MICROBERT_ERR_OUTPUT_SIZE
+    );
+    assert_eq!(
+        head_call(&m, &ids, None, true, 2 * ids.len()).0,
+        MICROBERT_ERR_NO_SUCH_HEAD
+    );
+    let bad_types = vec![7u32; ids.len()];
+    assert_eq!(
+        head_call(&m, &ids, Some(&bad_types), false, 2).0,
+        MICROBERT_ERR_TOKEN_TYPE
+    );
+
+    let (status, t) = open(segment);
+    assert_eq!(status, MICROBERT_OK);
+    // SAFETY: a live storage.
+    let counts = unsafe { (microbert_num_labels(&t), microbert_tags_tokens(&t)) };
+    assert_eq!(counts, (2, 1));
+    assert_eq!(label_of(&t, 0).as_deref(), Some("B"));
+    let model = microbert::parse(segment).expect("parses");
+    let enc_t = microbert::Encoder::new(&model, microbert::Scalar);
+    let (_, ids) = tokenize(&t, "江泽民发表新年讲话。".as_bytes(), 128);
+    let n = ids.len();
+    let mut arena = vec![0u8; microbert::scratch_bytes(&model, n)];
+    let mut want = vec![0i32; 2 * n];
+    enc_t.tag(&ids, None, &mut arena, &mut want).expect("tags");
+    assert_eq!(head_call(&t, &ids, None, true, 2 * n), (MICROBERT_OK, want));
+    assert_eq!(
+        head_call(&t, &ids, None, true, 2 * n - 1).0,
+        MICROBERT_ERR_OUTPUT_SIZE
+    );
+    assert_eq!(
+        head_call(&t, &ids, None, false, 2).0,
+        MICROBERT_ERR_NO_SUCH_HEAD
+    );
+
+    // The fixture has no head.
+    let (_, f) = open(fixture());
+    // SAFETY: a live storage; a null length is allowed.
+    let none = unsafe { (microbert_num_labels(&f), microbert_label(&f, 0, null_mut())) };
+    assert_eq!(none, (0, null()));
+    let (_, ids) = tokenize(&f, TEXT.as_bytes(), 64);
+    assert_eq!(
+        head_call(&f, &ids, None, false, 0).0,
+        MICROBERT_ERR_NO_SUCH_HEAD
+    );
+}
