@@ -26,6 +26,7 @@ mod generated;
 mod heads;
 mod icount;
 mod long;
+mod onnx;
 mod peers;
 mod quantize;
 mod recipe;
@@ -54,7 +55,8 @@ enum Command {
     FetchModel(fetch::FetchModelArgs),
     /// Download a pinned text corpus into the cache, check its hash, print its path last.
     FetchData(fetch::FetchDataArgs),
-    /// Convert a Hugging Face checkpoint directory into a microbert blob.
+    /// Convert a Hugging Face checkpoint directory (or a BERT encoder exported to ONNX, with
+    /// --onnx and --tokenizer) into a microbert blob.
     Convert(convert_cmd::ConvertArgs),
     /// Fetch the pinned models and corpora and convert the blobs the tests use (a blob whose
     /// inputs did not change is reused from the cache; each line says which).
