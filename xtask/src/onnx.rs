@@ -658,7 +658,10 @@ pub fn map_graph(model: &ModelProto) -> Result<Mapped> {
     let mut tensors = BTreeMap::new();
     let mut renamed = 0;
     for (init, p) in &placed {
-        let t = graph.init[init.as_str()];
+        let t = graph
+            .init
+            .get(init.as_str())
+            .ok_or_else(|| anyhow!("initializer `{init}` is not a float initializer"))?;
         let shape = dims(t)?;
         let mut data = tensor_f32(t)?;
         let shape = if p.transpose {
@@ -811,7 +814,8 @@ fn attention_heads(graph: &Graph<'_>, hidden: usize) -> Result<usize> {
                 };
                 let scale = if n.op_type == "Div" { c } else { 1.0 / c };
                 let d = (scale * scale).round();
-                if d >= 1.0 && (scale * scale - d).abs() < 1e-3 && hidden % (d as usize) == 0 {
+                if d >= 1.0 && (scale * scale - d).abs() < 1e-3 && hidden.is_multiple_of(d as usize)
+                {
                     found.push((hidden / d as usize, node_label(n)));
                 }
             }
@@ -919,12 +923,12 @@ const TOKENIZER_FILES: &[&str] = &[
     "special_tokens_map.json",
 ];
 
+/// Checkpoint files by relative name, as [`Files::Memory`] takes them.
+pub type FileMap = BTreeMap<String, Vec<u8>>;
+
 /// The in-memory checkpoint files of an ONNX model (`onnx` bytes) and a tokenizer
 /// directory, and the mapping's notes.
-pub fn checkpoint_files(
-    onnx: &[u8],
-    tokenizer_dir: &Path,
-) -> Result<(BTreeMap<String, Vec<u8>>, Vec<String>)> {
+pub fn checkpoint_files(onnx: &[u8], tokenizer_dir: &Path) -> Result<(FileMap, Vec<String>)> {
     let model = ModelProto::decode(onnx).context("decoding the ONNX protobuf")?;
     let mut mapped = map_graph(&model)?;
     mapped.notes.insert(
@@ -1013,4 +1017,344 @@ pub fn load(onnx: &Path, tokenizer_dir: &Path) -> Result<(Checkpoint, Vec<String
         .with_context(|| format!("mapping {}", onnx.display()))?;
     let ck = Checkpoint::load(&Files::Memory(files))?;
     Ok((ck, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::{AttributeProto, ValueInfoProto};
+    use super::*;
+
+    const H: usize = 4;
+    const FFN: usize = 8;
+    const POS: usize = 6;
+
+    fn init(name: &str, dims: &[usize]) -> TensorProto {
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|k| ((k * 7 + name.len()) % 13) as f32 / 13.0 - 0.4)
+            .collect();
+        TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: proto::FLOAT,
+            name: name.to_owned(),
+            raw_data: data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn node(op: &str, name: &str, input: &[&str], output: &[&str]) -> NodeProto {
+        NodeProto {
+            op_type: op.to_owned(),
+            name: name.to_owned(),
+            input: input.iter().map(|s| (*s).to_owned()).collect(),
+            output: output.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn constant(out: &str, values: &[i64]) -> NodeProto {
+        let mut n = node("Constant", "", &[], &[out]);
+        n.attribute.push(AttributeProto {
+            name: "value".to_owned(),
+            t: Some(TensorProto {
+                dims: vec![values.len() as i64],
+                data_type: proto::INT64,
+                int64_data: values.to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        n
+    }
+
+    fn layer_norm(name: &str, x: &str, params: &str, out: &str) -> NodeProto {
+        let mut n = node(
+            "LayerNormalization",
+            name,
+            &[x, &format!("{params}.weight"), &format!("{params}.bias")],
+            &[out],
+        );
+        n.attribute.push(AttributeProto {
+            name: "epsilon".to_owned(),
+            f: 1e-12,
+            ..Default::default()
+        });
+        n
+    }
+
+    /// A one-layer BERT shaped as the PyTorch exporter writes it: Hugging Face names on
+    /// the tables, biases and LayerNorms under the prefix `m.`, `onnx::MatMul_N` weights
+    /// `[in, out]`, mean pooling.
+    fn tiny(vocab: usize) -> ModelProto {
+        let p = "m.";
+        let mut initializer = vec![
+            init(
+                &format!("{p}embeddings.word_embeddings.weight"),
+                &[vocab, H],
+            ),
+            init(
+                &format!("{p}embeddings.position_embeddings.weight"),
+                &[POS, H],
+            ),
+            init(
+                &format!("{p}embeddings.token_type_embeddings.weight"),
+                &[2, H],
+            ),
+        ];
+        for ln in [
+            "embeddings.LayerNorm",
+            "encoder.layer.0.attention.output.LayerNorm",
+            "encoder.layer.0.output.LayerNorm",
+        ] {
+            initializer.push(init(&format!("{p}{ln}.weight"), &[H]));
+            initializer.push(init(&format!("{p}{ln}.bias"), &[H]));
+        }
+        let mut nodes = vec![
+            node(
+                "Gather",
+                "/m/embeddings/word_embeddings/Gather",
+                &["m.embeddings.word_embeddings.weight", "input_ids"],
+                &["we"],
+            ),
+            constant("onnx::Slice_1", &(0..POS as i64).collect::<Vec<_>>()),
+            node("Slice", "/m/embeddings/Slice", &["onnx::Slice_1"], &["pid"]),
+            node(
+                "Gather",
+                "/m/embeddings/position_embeddings/Gather",
+                &["m.embeddings.position_embeddings.weight", "pid"],
+                &["pe"],
+            ),
+            constant("tt", &[0; POS]),
+            node(
+                "Gather",
+                "/m/embeddings/token_type_embeddings/Gather",
+                &["m.embeddings.token_type_embeddings.weight", "tt"],
+                &["te"],
+            ),
+            node("Add", "/m/embeddings/Add", &["we", "te"], &["e1"]),
+            node("Add", "/m/embeddings/Add_1", &["e1", "pe"], &["e2"]),
+            layer_norm(
+                "/m/embeddings/LayerNorm/LayerNormalization",
+                "e2",
+                "m.embeddings.LayerNorm",
+                "h0",
+            ),
+        ];
+        let linears = [
+            ("attention/self/query", H, H, "h0", "q"),
+            ("attention/self/key", H, H, "h0", "k"),
+            ("attention/self/value", H, H, "h0", "v"),
+            ("attention/output/dense", H, H, "v", "ao"),
+            ("intermediate/dense", H, FFN, "h1", "i"),
+            ("output/dense", FFN, H, "g", "o"),
+        ];
+        for (k, (path, din, dout, x, y)) in linears.iter().enumerate() {
+            let w = format!("onnx::MatMul_{}", 100 + k);
+            initializer.push(init(&w, &[*din, *dout]));
+            let bias = format!("m.encoder.layer.0.{}.bias", path.replace('/', "."));
+            initializer.push(init(&bias, &[*dout]));
+            let m = format!("{y}_mm");
+            nodes.push(node(
+                "MatMul",
+                &format!("/m/encoder/layer.0/{path}/MatMul"),
+                &[x, &w],
+                &[&m],
+            ));
+            nodes.push(node(
+                "Add",
+                &format!("/m/encoder/layer.0/{path}/Add"),
+                &[&bias, &m],
+                &[y],
+            ));
+        }
+        nodes.extend([
+            constant("heads", &[2, 2]),
+            node(
+                "Concat",
+                "/m/encoder/layer.0/attention/self/Concat",
+                &["b", "s", "heads"],
+                &["shape"],
+            ),
+            node(
+                "Reshape",
+                "/m/encoder/layer.0/attention/self/Reshape",
+                &["q", "shape"],
+                &["q4"],
+            ),
+            layer_norm(
+                "/m/encoder/layer.0/attention/output/LayerNorm/LayerNormalization",
+                "ao",
+                "m.encoder.layer.0.attention.output.LayerNorm",
+                "h1",
+            ),
+            node(
+                "Erf",
+                "/m/encoder/layer.0/intermediate/intermediate_act_fn/Erf",
+                &["i"],
+                &["g"],
+            ),
+            layer_norm(
+                "/m/encoder/layer.0/output/LayerNorm/LayerNormalization",
+                "o",
+                "m.encoder.layer.0.output.LayerNorm",
+                "last",
+            ),
+            node("Mul", "/m1/Mul", &["last", "mask"], &["masked"]),
+            node("ReduceSum", "/m1/ReduceSum", &["masked"], &["pooled"]),
+        ]);
+        ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                node: nodes,
+                initializer,
+                input: vec![
+                    ValueInfoProto {
+                        name: "input_ids".to_owned(),
+                    },
+                    ValueInfoProto {
+                        name: "attention_mask".to_owned(),
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn edit(f: impl FnOnce(&mut GraphProto)) -> String {
+        let mut m = tiny(5);
+        if let Some(g) = m.graph.as_mut() {
+            f(g);
+        }
+        format!("{:#}", map_graph(&m).unwrap_err())
+    }
+
+    fn find<'a>(g: &'a mut GraphProto, name: &str) -> &'a mut NodeProto {
+        g.node.iter_mut().find(|n| n.name == name).unwrap()
+    }
+
+    #[test]
+    fn maps_names_shapes_and_config() {
+        let m = tiny(5);
+        let mapped = map_graph(&m).unwrap();
+        assert_eq!(mapped.tensors.len(), 3 + 6 + 12);
+        let c = &mapped.config;
+        assert_eq!(
+            (
+                c["num_hidden_layers"].as_u64(),
+                c["num_attention_heads"].as_u64()
+            ),
+            (Some(1), Some(2))
+        );
+        assert_eq!(c["intermediate_size"].as_u64(), Some(FFN as u64));
+        assert_eq!(c["max_position_embeddings"].as_u64(), Some(POS as u64));
+        assert!((c["layer_norm_eps"].as_f64().unwrap() - 1e-12).abs() < 1e-15);
+        assert!(mapped.mean_pooling);
+        // [in, out] -> [out, in].
+        let g = m.graph.as_ref().unwrap();
+        let w = tensor_f32(
+            g.initializer
+                .iter()
+                .find(|t| t.name == "onnx::MatMul_104")
+                .unwrap(),
+        )
+        .unwrap();
+        let (shape, hf) = &mapped.tensors["encoder.layer.0.intermediate.dense.weight"];
+        assert_eq!(shape, &vec![FFN, H]);
+        for o in 0..FFN {
+            for i in 0..H {
+                assert_eq!(hf[o * H + i], w[i * FFN + o]);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_an_operator_it_cannot_map_naming_the_node() {
+        let e = edit(|g| {
+            find(g, "/m/encoder/layer.0/intermediate/intermediate_act_fn/Erf").op_type =
+                "Tanh".into()
+        });
+        assert!(
+            e.contains("/m/encoder/layer.0/intermediate/intermediate_act_fn/Erf")
+                && e.contains("Tanh"),
+            "{e}"
+        );
+        let e = edit(|g| find(g, "/m1/ReduceSum").domain = "com.microsoft".into());
+        assert!(
+            e.contains("/m1/ReduceSum") && e.contains("com.microsoft"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refuses_a_matmul_weight_without_its_bias_add() {
+        let e =
+            edit(|g| find(g, "/m/encoder/layer.0/attention/self/key/Add").op_type = "Mul".into());
+        assert!(
+            e.contains("/m/encoder/layer.0/attention/self/key/MatMul"),
+            "{e}"
+        );
+        assert!(e.contains("not followed by a bias Add"), "{e}");
+    }
+
+    #[test]
+    fn refuses_a_bias_that_contradicts_the_node_path() {
+        let e = edit(|g| {
+            find(g, "/m/encoder/layer.0/attention/self/key/Add").name =
+                "/m/encoder/layer.0/attention/self/query/Add".into()
+        });
+        assert!(
+            e.contains("attention.self.key") && e.contains("attention.self.query"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refuses_computed_position_ids_and_unplaced_weights() {
+        let e = edit(|g| find(g, "/m/embeddings/Slice").op_type = "Sub".into());
+        assert!(
+            e.contains("/m/embeddings/position_embeddings/Gather")
+                && e.contains("/m/embeddings/Slice"),
+            "{e}"
+        );
+        let e = edit(|g| {
+            g.initializer.push(init("onnx::Mul_9", &[H]));
+            g.node.push(node(
+                "Mul",
+                "/m/encoder/layer.0/Mul",
+                &["h1", "onnx::Mul_9"],
+                &["z"],
+            ));
+        });
+        assert!(
+            e.contains("/m/encoder/layer.0/Mul") && e.contains("onnx::Mul_9"),
+            "{e}"
+        );
+    }
+
+    /// Bytes -> checkpoint files -> the converter -> a blob the runtime parses.
+    #[test]
+    fn encoded_graph_converts_to_a_valid_blob() {
+        let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        vocab.extend(('a'..='z').map(String::from));
+        let bytes = tiny(vocab.len()).encode_to_vec();
+        let dir = std::env::temp_dir().join(format!("microbert-onnx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+        let (files, notes) = checkpoint_files(&bytes, &dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(notes.iter().any(|n| n.contains("6 renamed")), "{notes:?}");
+        let ck = Checkpoint::load(&Files::Memory(files)).unwrap();
+        assert_eq!(ck.pooling, Some(microbert::blob::format::Pooling::Mean));
+        let out = crate::convert::convert(&ck, &crate::convert::Options::default()).unwrap();
+        microbert::parse(&out.blob).unwrap();
+        let e = format!(
+            "{:#}",
+            checkpoint_files(b"\x0a\xff", Path::new(".")).unwrap_err()
+        );
+        assert!(e.contains("decoding the ONNX protobuf"), "{e}");
+    }
 }
