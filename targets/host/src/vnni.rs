@@ -20,8 +20,9 @@
 //!
 //! **Attention P.V** (`Lhs::U16 x Rhs::Depths`, on the `zmm` tier): u16 probabilities
 //! times int8 values with `vpdpwssd` (i16 x i16 pairs, wrapping): `p = p' + 32768` with
-//! `p' = p ^ 0x8000` as i16, the values widened to i16 when packed, and the accumulators
-//! start at `32768 * sum_j v[j][t]`. Measured on the AMD EPYC (Zen 5) this tier was
+//! `p' = p ^ 0x8000` as i16, the values packed as int8 pairs and sign-extended to i16 by
+//! the kernel's load (`vpmovsxbw`: a packed head takes one byte per value, not two), and
+//! the accumulators start at `32768 * sum_j v[j][t]`. Measured on the AMD EPYC (Zen 5) this tier was
 //! verified on: `vpdpwssd zmm`, `vpmaddwd zmm` and `vpdpbusd zmm` each issue two per cycle
 //! (12 independent chains), so the fused form saves `vpmaddwd` + `vpaddd`'s separate add.
 //!
@@ -62,6 +63,12 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The tier's instruction set; `p` readable for `4 * LANES` bytes.
     unsafe fn load(p: *const u8) -> Self;
+    /// `2 * LANES` int8 from `p` (unaligned), each sign-extended to i16 in place: lane `i`
+    /// holds bytes `2i` and `2i + 1` as a pair of i16 (`vpmovsxbw`).
+    ///
+    /// # Safety
+    /// The tier's instruction set; `p` readable for `2 * LANES` bytes.
+    unsafe fn load_i8_pairs(p: *const u8) -> Self;
     /// Lane-wise wrapping `a * b` (low 32 bits).
     ///
     /// # Safety
@@ -90,6 +97,12 @@ pub(crate) trait Dot {
     const GROUP: Group;
     /// The left operand that makes [`Self::dot`] sum a group (all elements 1).
     const ONES: i32;
+    /// One register of a panel's group (`GROUP.bytes() * V::LANES` bytes at `p`) as the
+    /// operand of [`Self::dot`].
+    ///
+    /// # Safety
+    /// The tier's instruction set; `p` readable for `GROUP.bytes() * V::LANES` bytes.
+    unsafe fn load<V: Simd>(p: *const u8) -> V;
     /// `acc + a . b` per lane over one group.
     ///
     /// # Safety
@@ -104,18 +117,29 @@ impl Dot for Quads {
     const GROUP: Group = Group::Quad;
     const ONES: i32 = 0x0101_0101;
     #[inline(always)]
+    unsafe fn load<V: Simd>(p: *const u8) -> V {
+        // SAFETY: the caller's.
+        unsafe { V::load(p) }
+    }
+    #[inline(always)]
     unsafe fn dot<V: Simd>(acc: V, a: V, b: V) -> V {
         // SAFETY: the caller's.
         unsafe { V::dpbusd(acc, a, b) }
     }
 }
 
-/// `vpdpwssd`: i16 activations, i16 weights, pairs.
+/// `vpdpwssd`: i16 activations, pairs of int8 weights sign-extended to i16 as they are
+/// loaded.
 pub(crate) struct Pairs;
 
 impl Dot for Pairs {
     const GROUP: Group = Group::Pair;
     const ONES: i32 = 0x0001_0001;
+    #[inline(always)]
+    unsafe fn load<V: Simd>(p: *const u8) -> V {
+        // SAFETY: the caller's.
+        unsafe { V::load_i8_pairs(p) }
+    }
     #[inline(always)]
     unsafe fn dot<V: Simd>(acc: V, a: V, b: V) -> V {
         // SAFETY: the caller's.
@@ -148,7 +172,7 @@ pub(crate) struct Tile {
     pub(crate) lda: usize,
     /// Groups (the panel's depth).
     pub(crate) groups: usize,
-    /// The panel: `groups * 4 * NR` bytes.
+    /// The panel: `groups * GROUP.bytes() * NR` bytes.
     pub(crate) panel: *const u8,
     /// Its channel sums: `4 * NR` bytes of little-endian i32.
     pub(crate) sums: *const u8,
@@ -164,7 +188,8 @@ pub(crate) struct Tile {
 ///
 /// # Safety
 /// The tier's instruction set for `V`; `t.a` readable for `R` rows of `t.groups` words
-/// (`t.lda` apart), `t.panel` for `t.groups` groups of `NV * 4 * V::LANES` bytes, `t.sums`
+/// (`t.lda` apart), `t.panel` for `t.groups` groups of `NV * D::GROUP.bytes() * V::LANES`
+/// bytes, `t.sums`
 /// for `NV * 4 * V::LANES` bytes, and `out` writable at `r * t.ldo + c` for every
 /// `r < R`, `c < t.cols`.
 #[inline(always)]
@@ -173,7 +198,8 @@ pub(crate) unsafe fn tile<V: Simd, D: Dot, const R: usize, const NV: usize>(
     out: *mut i32,
 ) {
     let lanes = V::LANES;
-    let group_bytes = NV * 4 * lanes;
+    let reg_bytes = D::GROUP.bytes() * lanes;
+    let group_bytes = NV * reg_bytes;
     // SAFETY: the caller's guarantees cover every pointer formed and read below.
     unsafe {
         let factor = V::splat(t.factor);
@@ -183,7 +209,7 @@ pub(crate) unsafe fn tile<V: Simd, D: Dot, const R: usize, const NV: usize>(
         let rows: [*const u32; R] = core::array::from_fn(|r| t.a.add(r * t.lda));
         let mut bp = t.panel;
         for g in 0..t.groups {
-            let w: [V; NV] = core::array::from_fn(|v| V::load(bp.add(v * 4 * lanes)));
+            let w: [V; NV] = core::array::from_fn(|v| D::load(bp.add(v * reg_bytes)));
             bp = bp.add(group_bytes);
             for r in 0..R {
                 let x = V::splat(rows[r].add(g).read() as i32);
@@ -255,7 +281,7 @@ pub(crate) unsafe fn gemm_panels<K: MicroKernel>(
     let out = out.data_mut();
     for q in 0..n.div_ceil(K::NR) {
         let (panel, sums) = (b.panel(q), b.sums(q));
-        debug_assert!(panel.len() >= groups * 4 * K::NR && sums.len() >= 4 * K::NR);
+        debug_assert!(panel.len() >= groups * K::GROUP.bytes() * K::NR && sums.len() >= 4 * K::NR);
         let c0 = q * K::NR;
         for r0 in (0..m).step_by(K::MR) {
             let t = Tile {
@@ -294,21 +320,22 @@ pub(crate) unsafe fn fill_sums<V: Simd, D: Dot, const NV: usize>(
     };
     let groups = depth.div_ceil(D::GROUP.depths());
     let panels = n.div_ceil(nr);
-    let panel_bytes = groups * 4 * nr;
+    let reg_bytes = D::GROUP.bytes() * V::LANES;
+    let panel_bytes = groups * NV * reg_bytes;
     let (body, sums) = data[..len].split_at_mut(panels * panel_bytes);
     for (panel, dst) in body
         .chunks_exact(panel_bytes.max(1))
         .zip(sums.chunks_exact_mut(4 * nr))
     {
         // SAFETY: the caller's instruction set; the panel holds `groups` groups of
-        // `NV * 4 * LANES` bytes and `dst` the panel's `nr` i32 (stored unaligned, in
+        // `NV * reg_bytes` bytes and `dst` the panel's `nr` i32 (stored unaligned, in
         // the machine's little-endian order).
         unsafe {
             let ones = V::splat(D::ONES);
             let mut acc = [V::splat(0); NV];
             for g in 0..groups {
                 for (v, a) in acc.iter_mut().enumerate() {
-                    let w = V::load(panel.as_ptr().add((g * NV + v) * 4 * V::LANES));
+                    let w = D::load::<V>(panel.as_ptr().add((g * NV + v) * reg_bytes));
                     *a = D::dot(*a, ones, w);
                 }
             }
@@ -584,7 +611,7 @@ pub(crate) fn prepared_depths_len_zmm(keys: usize, width: usize) -> Option<usize
 }
 
 /// Packs the values `v` (`[keys, width]`) for [`weighted_sums_zmm_packed`]: pairs of keys
-/// widened to i16, with each channel's sum after the panels; false when `out` is short.
+/// as int8 pairs, with each channel's sum after the panels; false when `out` is short.
 ///
 /// # Safety
 /// A CPU with AVX-512 F, BW and VNNI and AVX2.

@@ -1,24 +1,26 @@
 //! The packed right operand of the VNNI tiers: panels of `nr` output channels, each a run
-//! of *groups* of depths, 4 bytes per channel per group, followed by one i32 sum per
+//! of *groups* of depths (`s` bytes per channel per group), followed by one i32 sum per
 //! channel.
 //!
 //! Two element kinds share the layout:
-//! - [`Group::Quad`]: four int8 depths `b[c][4g..4g + 4]` (the operand of `vpdpbusd`);
-//! - [`Group::Pair`]: two int8 depths widened to i16, `b[c][2g], b[c][2g + 1]` (the operand
-//!   of `vpdpwssd`), used for the values of attention P.V.
+//! - [`Group::Quad`]: four int8 depths `b[c][4g..4g + 4]` (the operand of `vpdpbusd`),
+//!   `s = 4`;
+//! - [`Group::Pair`]: two int8 depths `b[c][2g], b[c][2g + 1]`, `s = 2`, which the kernel
+//!   sign-extends to an i16 pair as it loads them (the operand of `vpdpwssd`), used for the
+//!   values of attention P.V.
 //!
 //! Layout of `n` channels of `depth`: panel `q` (channels `q * nr..q * nr + nr`) starts at
-//! byte `q * groups * 4 * nr`; in it, group `g` is `4 * nr` bytes, channel `c % nr` at
-//! `4 * (c % nr)`. Channels are padded to whole panels and depth to whole groups with
+//! byte `q * groups * s * nr`; in it, group `g` is `s * nr` bytes, channel `c % nr` at
+//! `s * (c % nr)`. Channels are padded to whole panels and depth to whole groups with
 //! zeros (zeros add nothing to a sum, so the padding is exact). After the panels,
 //! `panels * nr` little-endian i32: the wrapping sum over the depth of each channel
 //! (0 for padding), which turns the offset products back into the reference's sums (see
 //! the parent module).
 
 use core::arch::x86_64::{
-    __m256i, _mm_loadu_si128, _mm256_cvtepi8_epi16, _mm256_permute2x128_si256, _mm256_set_m128i,
-    _mm256_storeu_si256, _mm256_unpackhi_epi16, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
-    _mm256_unpacklo_epi16, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
+    __m256i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi8, _mm_unpacklo_epi8,
+    _mm256_set_m128i, _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
+    _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
 };
 use core::ops::Range;
 use microbert::kernels::MatRef;
@@ -40,6 +42,11 @@ impl Group {
             Self::Pair => 2,
         }
     }
+
+    /// Bytes per channel per group (one int8 per depth).
+    pub(crate) const fn bytes(self) -> usize {
+        self.depths()
+    }
 }
 
 /// Bytes of the packing of `n` channels of `depth` in panels of `nr` (`None` on overflow).
@@ -49,10 +56,10 @@ pub(crate) const fn packed_len(n: usize, depth: usize, nr: usize, group: Group) 
         None => return None,
     };
     let groups = depth.div_ceil(group.depths());
-    // 4 bytes per channel per group, and 4 for its sum.
-    match groups.checked_add(1) {
-        Some(g) => match padded.checked_mul(g) {
-            Some(x) => x.checked_mul(4),
+    // `group.bytes()` per channel per group, and 4 for its sum.
+    match groups.checked_mul(group.bytes()) {
+        Some(b) => match b.checked_add(4) {
+            Some(per_channel) => padded.checked_mul(per_channel),
             None => None,
         },
         None => None,
@@ -103,15 +110,20 @@ impl<'a> Panels<'a> {
         self.groups
     }
 
-    /// Panel `q`: `groups * 4 * nr` bytes (empty past the last).
+    /// Panel `q`: `groups * group.bytes() * nr` bytes (empty past the last).
     pub(crate) fn panel(&self, q: usize) -> &'a [u8] {
-        let len = self.groups * 4 * self.nr;
+        let len = self.panel_bytes();
         self.data.get(q * len..(q + 1) * len).unwrap_or_default()
+    }
+
+    /// Bytes of one panel.
+    const fn panel_bytes(&self) -> usize {
+        self.groups * self.group.bytes() * self.nr
     }
 
     /// The channel sums of panel `q`: `4 * nr` bytes of little-endian i32.
     pub(crate) fn sums(&self, q: usize) -> &'a [u8] {
-        let start = self.n.div_ceil(self.nr) * self.groups * 4 * self.nr + q * 4 * self.nr;
+        let start = self.n.div_ceil(self.nr) * self.panel_bytes() + q * 4 * self.nr;
         self.data
             .get(start..start + 4 * self.nr)
             .unwrap_or_default()
@@ -196,8 +208,8 @@ pub(crate) unsafe fn pack_quads(b: MatRef<'_, i8>, nr: usize, out: &mut [u8]) ->
 /// Packs the transpose of `v` (`[keys, width]`: channel `t` has depth `keys`, element `j`
 /// being `v[j][t]`) as [`Group::Pair`]s into `out` (at least
 /// [`packed_len`]`(width, keys, nr, Pair)` bytes, `nr` a multiple of 16); false when it is
-/// too short. Per pair of keys and 16 channels: both rows sign-extended (`vpmovsxbw`) and
-/// their words interleaved; the ragged edges element by element. Sums are left zero.
+/// too short. Per pair of keys and 16 channels: the two rows' bytes interleaved
+/// (`vpunpcklbw` / `vpunpckhbw`); the ragged edges element by element. Sums are left zero.
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -210,7 +222,7 @@ pub(crate) unsafe fn pack_depth_pairs(v: MatRef<'_, i8>, nr: usize, out: &mut [u
     debug_assert!(nr.is_multiple_of(16));
     let out = &mut out[..len];
     let groups = keys.div_ceil(2);
-    let panel_bytes = groups * 4 * nr;
+    let panel_bytes = groups * 2 * nr;
     let panels = width.div_ceil(nr);
     let (body, sums) = out.split_at_mut(panels * panel_bytes);
     sums.fill(0);
@@ -222,23 +234,18 @@ pub(crate) unsafe fn pack_depth_pairs(v: MatRef<'_, i8>, nr: usize, out: &mut [u
     for t0 in (0..w16).step_by(16) {
         let dst = body
             .as_mut_ptr()
-            .wrapping_add(t0 / nr * panel_bytes + 4 * (t0 % nr));
+            .wrapping_add(t0 / nr * panel_bytes + 2 * (t0 % nr));
         for j in (0..k2).step_by(2) {
             // SAFETY: rows `j, j + 1 < keys` hold `t0 + 16 <= width` elements of `v` (the
-            // `MatRef` invariant); the 64 bytes stored are channels `t0..t0 + 16` (inside one
+            // `MatRef` invariant); the 32 bytes stored are channels `t0..t0 + 16` (inside one
             // panel, `nr` being a multiple of 16) of group `j / 2`, inside `body`.
             unsafe {
-                let r0 =
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(src.as_ptr().add(j * ldv + t0).cast()));
-                let r1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(
-                    src.as_ptr().add((j + 1) * ldv + t0).cast(),
-                ));
-                // Channels 0-3 and 8-11, then 4-7 and 12-15.
-                let lo = _mm256_unpacklo_epi16(r0, r1);
-                let hi = _mm256_unpackhi_epi16(r0, r1);
-                let at = dst.add(j / 2 * 4 * nr);
-                _mm256_storeu_si256(at.cast(), _mm256_permute2x128_si256::<0x20>(lo, hi));
-                _mm256_storeu_si256(at.add(32).cast(), _mm256_permute2x128_si256::<0x31>(lo, hi));
+                let r0 = _mm_loadu_si128(src.as_ptr().add(j * ldv + t0).cast());
+                let r1 = _mm_loadu_si128(src.as_ptr().add((j + 1) * ldv + t0).cast());
+                // Channels 0-7, then 8-15, each as its two keys' bytes.
+                let at = dst.add(j / 2 * 2 * nr);
+                _mm_storeu_si128(at.cast(), _mm_unpacklo_epi8(r0, r1));
+                _mm_storeu_si128(at.add(16).cast(), _mm_unpackhi_epi8(r0, r1));
             }
         }
     }
@@ -247,9 +254,9 @@ pub(crate) unsafe fn pack_depth_pairs(v: MatRef<'_, i8>, nr: usize, out: &mut [u
         let row = v.row(j);
         let ts = if j < k2 { w16..width } else { 0..width };
         for t in ts {
-            let at = t / nr * panel_bytes + j / 2 * 4 * nr + 4 * (t % nr) + 2 * (j % 2);
-            if let (Some(d), Some(&x)) = (body.get_mut(at..at + 2), row.get(t)) {
-                d.copy_from_slice(&i16::from(x).to_le_bytes());
+            let at = t / nr * panel_bytes + j / 2 * 2 * nr + 2 * (t % nr) + j % 2;
+            if let (Some(d), Some(&x)) = (body.get_mut(at), row.get(t)) {
+                *d = x as u8;
             }
         }
     }

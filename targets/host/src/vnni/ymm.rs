@@ -10,9 +10,9 @@
 
 use super::{Quads, Simd, micro_kernel};
 use core::arch::x86_64::{
-    __m256i, _mm256_cmpgt_epi32, _mm256_dpbusd_avx_epi32, _mm256_dpwssd_avx_epi32,
-    _mm256_loadu_si256, _mm256_maskstore_epi32, _mm256_mullo_epi32, _mm256_set1_epi32,
-    _mm256_setr_epi32, _mm256_storeu_si256,
+    __m256i, _mm_loadu_si128, _mm256_cmpgt_epi32, _mm256_cvtepi8_epi16, _mm256_dpbusd_avx_epi32,
+    _mm256_dpwssd_avx_epi32, _mm256_loadu_si256, _mm256_maskstore_epi32, _mm256_mullo_epi32,
+    _mm256_set1_epi32, _mm256_setr_epi32, _mm256_storeu_si256,
 };
 use microbert::kernels::{MatMut, MatRef};
 
@@ -31,6 +31,11 @@ impl Simd for Ymm {
     unsafe fn load(p: *const u8) -> Self {
         // SAFETY: the caller's (AVX, 32 readable bytes).
         Self(unsafe { _mm256_loadu_si256(p.cast()) })
+    }
+    #[inline(always)]
+    unsafe fn load_i8_pairs(p: *const u8) -> Self {
+        // SAFETY: the caller's (AVX2, 16 readable bytes).
+        Self(unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) })
     }
     #[inline(always)]
     unsafe fn mullo(a: Self, b: Self) -> Self {

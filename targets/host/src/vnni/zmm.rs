@@ -7,14 +7,15 @@
 //! 18 KiB at depth 384, 72 KiB at 1,536) is read from L1 or L2 once per row tile.
 //!
 //! P.V ([`ZmmPv12x32`]): 12 rows by 32 channels (an attention head's width) with
-//! `vpdpwssd` on i16 pairs.
+//! `vpdpwssd` on int8 value pairs sign-extended to i16 as they are loaded.
 //!
 //! Ragged channel edges are stored with lane masks (`vmovdqu32 {k}`).
 
 use super::{Pairs, Quads, Simd, micro_kernel};
 use core::arch::x86_64::{
-    __m512i, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32, _mm512_loadu_si512,
-    _mm512_mask_storeu_epi32, _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_storeu_si512,
+    __m512i, _mm256_loadu_si256, _mm512_cvtepi8_epi16, _mm512_dpbusd_epi32, _mm512_dpwssd_epi32,
+    _mm512_loadu_si512, _mm512_mask_storeu_epi32, _mm512_mullo_epi32, _mm512_set1_epi32,
+    _mm512_storeu_si512,
 };
 use microbert::kernels::{MatMut, MatRef};
 
@@ -33,6 +34,11 @@ impl Simd for Zmm {
     unsafe fn load(p: *const u8) -> Self {
         // SAFETY: the caller's (AVX-512 F, 64 readable bytes).
         Self(unsafe { _mm512_loadu_si512(p.cast()) })
+    }
+    #[inline(always)]
+    unsafe fn load_i8_pairs(p: *const u8) -> Self {
+        // SAFETY: the caller's (AVX-512 BW, 32 readable bytes).
+        Self(unsafe { _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast())) })
     }
     #[inline(always)]
     unsafe fn mullo(a: Self, b: Self) -> Self {
