@@ -281,8 +281,8 @@ fn long_document(model: &microbert::ModelView<'_>, min_tokens: usize) -> Result<
     )
 }
 
-/// `cargo xtask bench-long [--max-tokens N]`.
-pub fn bench_long(root: &Path, max_tokens: usize) -> Result<()> {
+/// `cargo xtask bench-long [--max-tokens N] [--no-candle]`.
+pub fn bench_long(root: &Path, max_tokens: usize, no_candle: bool) -> Result<()> {
     let lengths: Vec<usize> = BENCH_LENGTHS
         .into_iter()
         .filter(|&n| n <= max_tokens.max(RSS_CHECKED))
@@ -306,17 +306,19 @@ pub fn bench_long(root: &Path, max_tokens: usize) -> Result<()> {
         ]),
         "cargo build --release -p microbert-host --bin microbert",
     )?;
-    run(
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "microbert-tests",
-            "--example",
-            "candle_embed",
-        ]),
-        "cargo build --release -p microbert-tests --example candle_embed",
-    )?;
+    if !no_candle {
+        run(
+            cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "microbert-tests",
+                "--example",
+                "candle_embed",
+            ]),
+            "cargo build --release -p microbert-tests --example candle_embed",
+        )?;
+    }
     let release = target_dir(root).join("release");
     let microbert = release.join("microbert");
     let candle = release.join("examples").join("candle_embed");
@@ -364,7 +366,9 @@ pub fn bench_long(root: &Path, max_tokens: usize) -> Result<()> {
         if n == RSS_CHECKED {
             rss_at_max = Some(ours.peak_rss);
         }
-        let theirs = if n > CANDLE_MAX {
+        let theirs = if no_candle {
+            Err("not run (--no-candle)".to_string())
+        } else if n > CANDLE_MAX {
             Err(format!(
                 "not run (n x n scores, ~{} GiB)",
                 candle_estimate(n, heads) >> 30

@@ -123,6 +123,9 @@ enum Command {
         /// hour on 2 cores).
         #[arg(long, value_name = "TOKENS", default_value_t = 65_536)]
         max_tokens: usize,
+        /// microbert only: no candle f32 runs (and so no cosine column).
+        #[arg(long)]
+        no_candle: bool,
     },
     /// microbert (every tier the CPU has), ONNX Runtime f32 and dynamic int8 and candle f32
     /// on the same token ids, one thread: ms per text at 128 and 512 tokens, texts/s over
@@ -205,7 +208,10 @@ fn main() -> Result<()> {
         Command::Firmware(args) => firmware::run(&root, &args),
         Command::Icount => icount::run(&root),
         Command::Accuracy { long } => long::accuracy(long),
-        Command::BenchLong { max_tokens } => long::bench_long(&root, max_tokens),
+        Command::BenchLong {
+            max_tokens,
+            no_candle,
+        } => long::bench_long(&root, max_tokens, no_candle),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::UnigramParity => e5s1::full_parity(),

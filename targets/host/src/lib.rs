@@ -61,12 +61,14 @@ struct ReadmeDoctests;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod blob_file;
 pub mod cpu;
 pub mod lines;
 pub mod threads;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
+pub use blob_file::BlobFile;
 use microbert::kernels::{
     Gemm, Kernels, LayerNormParams, LeI32s, Lhs, LogitScale, MatRef, PvScale, Requant, Rhs, scalar,
 };

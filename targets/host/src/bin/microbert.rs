@@ -34,6 +34,7 @@ mod tokenize;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use microbert::blob::{self, ModelView};
+use microbert_host::BlobFile;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -116,8 +117,10 @@ fn say(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "microbert: {msg}");
 }
 
-fn read_blob(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read blob {}", path.display()))
+/// The blob file, mapped (see [`BlobFile::release_pages`], which each verb calls once its
+/// weights are prepared).
+fn read_blob(path: &Path) -> Result<BlobFile> {
+    BlobFile::open(path).with_context(|| format!("cannot read blob {}", path.display()))
 }
 
 fn parse_model<'a>(path: &Path, bytes: &'a [u8]) -> Result<ModelView<'a>> {

@@ -53,6 +53,7 @@ pub(crate) fn run(args: &ClassifyArgs) -> Result<Finish> {
     };
     let kernels = args.kernels.kernels()?;
     let prepared = kernels.prepare_model(&model);
+    bytes.release_pages();
     let encoder = prepared.encoder(&model)?;
     let mut classifier = Classifier {
         encoder: &encoder,

@@ -141,6 +141,7 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
     let kernels = args.kernels.kernels()?;
     // The dense weights prepared once for the tier's GEMM (nothing on the scalar backend).
     let prepared = kernels.prepare_model(&model);
+    bytes.release_pages();
     let mut embedder = Embedder::new(args, &model, &prepared)?;
     let mut truncations = Truncations::default();
     let mut note = |n: u64, cut: Option<(usize, usize)>| {

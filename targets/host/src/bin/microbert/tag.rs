@@ -62,6 +62,7 @@ pub(crate) fn run(args: &TagArgs) -> Result<Finish> {
     };
     let kernels = args.kernels.kernels()?;
     let prepared = kernels.prepare_model(&model);
+    bytes.release_pages();
     let encoder = prepared.encoder(&model)?;
     let mut tagger = Tagger {
         encoder: &encoder,
