@@ -10,10 +10,10 @@
 //! prepared matrices) no longer counts in the resident set. Files that cannot be mapped
 //! (pipes, `/dev/stdin`) are read into memory instead.
 
+use core::ops::Deref;
 use memmap2::{Mmap, UncheckedAdvice};
 use std::fs::File;
 use std::io::Read;
-use std::ops::Deref;
 use std::path::Path;
 
 /// The bytes of a blob file, mapped or read.
