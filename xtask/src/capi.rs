@@ -22,7 +22,10 @@
 //!    MiniLM blob (static), at the model's token limit and at 128: the token count, the
 //!    hash of the Q.16 vector and the bits of every f32 must be identical. The C program
 //!    computes both vectors (two inferences per text); on MiniLM it runs once more with
-//!    `--f32-only` (one, as the CLI), and the times of all runs are printed;
+//!    `--f32-only` (one, as the CLI), and the times of all runs are printed; and the
+//!    trained sentiment head (`minilm-sentiment`, [`crate::heads`]) through the C program's
+//!    `--classify` (`microbert_classify`) and `microbert classify --logits`: the same label
+//!    and Q.16 logits on every text;
 //! 5. the library for `riscv32imac-unknown-none-elf` and `riscv32imc-unknown-none-elf`
 //!    (ESP32-C6 and ESP32-C3 class; a build proof, nothing runs) and
 //!    `thumbv7em-none-eabihf`, with [`DebianCargo`] and `-Zbuild-std=core`;
@@ -173,6 +176,11 @@ fn run_steps(root: &Path, steps: &mut Steps) -> Result<()> {
         }
     }
     println!("C program vs `microbert embed --hash` (tokens, hash, f32 bits):\n{table}");
+    let sentiment = steps.run("sentiment head blob (gen-heads)", sentiment_blob)?;
+    let line = steps.run("compare C and CLI: sentiment head (classify)", || {
+        compare_classify(&cli, &c.static_lib, &sentiment, &texts)
+    })?;
+    println!("C `embed --classify` vs `microbert classify --logits`: {line}");
 
     for triple in RISCV32 {
         let lib = steps.run(
@@ -506,6 +514,81 @@ fn compare(
     let longest = want.iter().map(|l| l.tokens).max().unwrap_or(0);
     Ok(format!(
         "{n_texts} texts ({tokens} tokens, longest {longest}): identical; {times}"
+    ))
+}
+
+/// The trained sentiment head's blob (`minilm-sentiment`, [`crate::heads`]).
+fn sentiment_blob() -> Result<PathBuf> {
+    crate::heads::prepare()?
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "minilm-sentiment"))
+        .context("gen-heads made no minilm-sentiment blob")
+}
+
+/// The label and the Q.16 logits of one classified text.
+#[derive(Debug, PartialEq, Eq)]
+struct Classified {
+    label: String,
+    logits: Vec<i64>,
+}
+
+/// `microbert classify --logits` and the C program's `--classify` on the same texts: the
+/// same label and the same integer logits, line for line.
+fn compare_classify(cli: &Path, exe: &Path, blob: &Path, input: &str) -> Result<String> {
+    let stdout = piped(
+        command(cli)
+            .args(["classify", "--logits", "--model"])
+            .arg(blob),
+        input,
+    )?;
+    let want = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)?;
+            Ok(Classified {
+                label: v["label"].as_str().context("no label")?.to_owned(),
+                logits: v["logits"]
+                    .as_array()
+                    .context("no logits")?
+                    .iter()
+                    .map(|x| x.as_i64().context("a logit is not an integer"))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let stdout = piped(command(exe).arg("--classify").arg(blob), input)?;
+    let have = stdout
+        .lines()
+        .map(|l| {
+            let (_, rest) = l.split_once(" label ").context("no label")?;
+            let (label, logits) = rest.split_once(" logits ").context("no logits")?;
+            Ok(Classified {
+                label: label.to_owned(),
+                logits: logits
+                    .split(' ')
+                    .map(|x| x.parse::<i64>().context("a logit is not an integer"))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n_texts = input.lines().count();
+    ensure!(
+        want.len() == n_texts && have.len() == n_texts,
+        "{n_texts} texts: the CLI printed {} lines, the C program {}",
+        want.len(),
+        have.len()
+    );
+    if let Some((i, (h, w))) = have
+        .iter()
+        .zip(&want)
+        .enumerate()
+        .find(|(_, (h, w))| h != w)
+    {
+        bail!("line {}: C gives {h:?}, the CLI {w:?}", i + 1);
+    }
+    let positive = want.iter().filter(|c| c.label == "positive").count();
+    Ok(format!(
+        "{n_texts} texts ({positive} positive): labels and logits identical"
     ))
 }
 

@@ -10,6 +10,12 @@
  *       The weights are prepared once (microbert_prepare, in a malloc'd buffer) unless
  *       --no-prepare. --f32-only calls microbert_embed alone (one inference per text, as
  *       the CLI) and prints `tokens <n> f32 ...`: what the timing compares.
+ *   embed --classify [--max-tokens N] BLOB < texts.txt
+ *       With a blob that has a sequence classifier (a converted
+ *       BertForSequenceClassification): per line `tokens <n> label <name> logits <Q.16
+ *       logits, decimal>` from microbert_classify (the label is the largest logit, the
+ *       first of equals); `cargo xtask capi` compares them with `microbert classify
+ *       --logits`.
  *   embed --sizes N BLOB
  *       Prints `hidden <d> max_tokens <m> scratch_bytes <s> prepared_bytes <p>` for N
  *       tokens: how `cargo xtask capi` sizes the C firmware's static arena.
@@ -121,11 +127,34 @@ static int fail(const char *what, int32_t status) {
     return 1;
 }
 
-/* Embeds each line of stdin (the Q.16 vector too unless f32_only). */
-static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_only) {
+/* Prints `label <name> logits ...` for the classifier's Q.16 logits. */
+static void print_label(const microbert_model *model, const int32_t *logits, size_t labels) {
+    size_t i, best = 0, len = 0;
+    const char *name;
+    for (i = 1; i < labels; i++) {
+        if (logits[i] > logits[best]) {
+            best = i;
+        }
+    }
+    name = microbert_label(model, best, &len);
+    if (name) {
+        printf(" label %.*s logits", (int)len, name);
+    } else {
+        printf(" label LABEL_%zu logits", best);
+    }
+    for (i = 0; i < labels; i++) {
+        printf(" %" PRId32, logits[i]);
+    }
+}
+
+/* Embeds each line of stdin (the Q.16 vector too unless f32_only), or classifies it
+ * (classify). */
+static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_only,
+                       int classify) {
     size_t hidden = microbert_hidden_size(model);
+    size_t labels = microbert_num_labels(model);
     uint32_t *ids = (uint32_t *)malloc(max_tokens * sizeof *ids);
-    int32_t *q16 = (int32_t *)malloc(hidden * sizeof *q16);
+    int32_t *q16 = (int32_t *)malloc((hidden > labels ? hidden : labels) * sizeof *q16);
     float *out = (float *)malloc(hidden * sizeof *out);
     uint8_t *scratch = NULL; /* any alignment */
     size_t scratch_len = 0;
@@ -159,6 +188,17 @@ static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_
             }
             scratch = grown;
             scratch_len = need;
+        }
+        if (classify) {
+            s = microbert_classify(model, ids, NULL, n, scratch, need, q16, labels);
+            if (s != MICROBERT_OK) {
+                rc = fail("classify", s);
+                break;
+            }
+            printf("tokens %zu", n);
+            print_label(model, q16, labels);
+            putchar('\n');
+            continue;
         }
         if (!f32_only) {
             s = microbert_embed_q16(model, ids, n, scratch, need, q16, hidden);
@@ -371,7 +411,7 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
 int main(int argc, char **argv) {
     size_t max_tokens = 0, blob_len = 0, sizes = 0, prepared_len = 0;
     const char *path = NULL;
-    int errors = 0, f32_only = 0, no_prepare = 0, i, rc;
+    int errors = 0, f32_only = 0, no_prepare = 0, classify = 0, i, rc;
     uint8_t *blob, *prepared = NULL;
     microbert_model model;
     int32_t s;
@@ -387,6 +427,8 @@ int main(int argc, char **argv) {
             sizes = (size_t)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--check-errors") == 0) {
             errors = 1;
+        } else if (strcmp(argv[i], "--classify") == 0) {
+            classify = 1;
         } else if (strcmp(argv[i], "--f32-only") == 0) {
             f32_only = 1;
         } else if (strcmp(argv[i], "--no-prepare") == 0) {
@@ -400,6 +442,7 @@ int main(int argc, char **argv) {
     }
     if (!path) {
         fprintf(stderr, "usage: embed [--max-tokens N] [--f32-only] [--no-prepare] BLOB < texts\n"
+                        "       embed --classify [--max-tokens N] BLOB < texts\n"
                         "       embed --sizes N BLOB | embed --check-errors BLOB\n");
         return 1;
     }
@@ -444,7 +487,13 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "embed: %s kernels, %zu bytes of prepared weights, hidden %zu, at most %zu tokens\n",
             microbert_kernels(), prepared_len, microbert_hidden_size(&model), max_tokens);
-    rc = embed_lines(&model, max_tokens, f32_only);
+    if (classify && microbert_num_labels(&model) == 0) {
+        fprintf(stderr, "embed: %s has no classifier\n", path);
+        free(prepared);
+        free(blob);
+        return 1;
+    }
+    rc = embed_lines(&model, max_tokens, f32_only, classify);
     /* After the last use of the model, which borrows both. */
     free(prepared);
     free(blob);

@@ -631,7 +631,7 @@ fn inspect_cpu_names_the_chosen_tier() {
 }
 
 /// `classify` with the trained sentiment head (`cargo xtask prepare` makes it): each line's
-/// label and probabilities are the library's (`Encoder::classify` and
+/// label, probabilities and `--logits` are the library's (`Encoder::classify` and
 /// `microbert::output::softmax`), a pair line is a pair, and bad lines are error lines in
 /// place; a blob without a classifier is one clear error.
 #[test]
@@ -660,7 +660,7 @@ fn classify_gives_the_library_labels_line_by_line() {
     input.extend_from_slice(b"{\"text\": 5}\n");
     input.extend_from_slice(b"bad \xff byte\n");
     let blob_arg = blob.to_str().expect("UTF-8 path");
-    let out = run(&["classify", "--model", blob_arg], input);
+    let out = run(&["classify", "--logits", "--model", blob_arg], input);
     assert_eq!(out.status.code(), Some(1), "two lines fail");
     assert!(
         text(&out.stderr).contains("2 of 6 lines failed"),
@@ -676,7 +676,7 @@ fn classify_gives_the_library_labels_line_by_line() {
             .expect("classifies");
         let mut p = [0f32; 2];
         microbert::output::softmax(&logits, &mut p);
-        p
+        (p, logits)
     };
     let (mut ids, mut types) = (vec![0u32; 512], vec![0u32; 512]);
     let mut expected = Vec::new();
@@ -690,8 +690,13 @@ fn classify_gives_the_library_labels_line_by_line() {
         .len;
     assert!(types[..n].contains(&1), "the pair has segment B");
     expected.push(library(&ids[..n], &types[..n]));
-    for (line, p) in got.iter().zip(&expected) {
+    for (line, (p, logits)) in got.iter().zip(&expected) {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(
+            v["logits"],
+            serde_json::json!(logits),
+            "--logits: the Q.16 logits"
+        );
         let label = if p[1] > p[0] { "positive" } else { "negative" };
         assert_eq!(v["label"], label, "{line}");
         for (i, name) in ["negative", "positive"].iter().enumerate() {

@@ -30,6 +30,10 @@ pub(crate) struct ClassifyArgs {
     /// Kernels (as for `embed`); every tier gives bit-identical results.
     #[arg(long, value_enum, default_value_t = KernelsArg::Auto)]
     kernels: KernelsArg,
+    /// Also print the classifier's integer logits, `"logits": [..]` in Q16.16 fixed point
+    /// (what the C API's `microbert_classify` writes, bit for bit).
+    #[arg(long)]
+    logits: bool,
     #[command(flatten)]
     batch: BatchArgs,
 }
@@ -62,6 +66,7 @@ pub(crate) fn run(args: &ClassifyArgs) -> Result<Finish> {
         arena: vec![0u8; microbert::scratch_bytes(&model, max_tokens)],
         ids: vec![0; max_tokens],
         types: vec![0; max_tokens],
+        print_logits: args.logits,
     };
     let outcome = batch::run(
         std::io::stdin().lock(),
@@ -83,6 +88,8 @@ struct Classifier<'e, 'm, K: Kernels> {
     arena: Vec<u8>,
     ids: Vec<u32>,
     types: Vec<u32>,
+    /// `--logits`.
+    print_logits: bool,
 }
 
 impl<K: Kernels> Classifier<'_, '_, K> {
@@ -109,15 +116,21 @@ impl<K: Kernels> Classifier<'_, '_, K> {
             &mut self.arena,
             &mut logits,
         )?;
-        if labels == 1 {
-            return Ok(json!({ "score": f64::from(logits[0]) / 65536.0 }));
+        let mut out = if labels == 1 {
+            json!({ "score": f64::from(logits[0]) / 65536.0 })
+        } else {
+            let mut probs = vec![0f32; labels];
+            microbert::output::softmax(&logits, &mut probs);
+            let name = |i: usize| label_name(self.model, i);
+            let best = argmax(&logits);
+            let scores: Map<String, Value> =
+                (0..labels).map(|i| (name(i), json!(probs[i]))).collect();
+            json!({ "label": name(best), "score": probs[best], "scores": scores })
+        };
+        if self.print_logits {
+            out["logits"] = json!(logits);
         }
-        let mut probs = vec![0f32; labels];
-        microbert::output::softmax(&logits, &mut probs);
-        let name = |i: usize| label_name(self.model, i);
-        let best = argmax(&logits);
-        let scores: Map<String, Value> = (0..labels).map(|i| (name(i), json!(probs[i]))).collect();
-        Ok(json!({ "label": name(best), "score": probs[best], "scores": scores }))
+        Ok(out)
     }
 }
 
