@@ -199,12 +199,13 @@ impl<'a> Layout<'a> {
             })
         };
         let (layers_start, layers_end) = layers.unwrap_or((0, 0));
+        let config = need(found.config, SectionKind::Config)?;
         if found.tokenizer.is_none() && found.unigram.is_none() {
             // Either tokenizer will do; the message names the usual one.
             need(None, SectionKind::WordPieceTokenizer)?;
         }
         Ok(Self {
-            config: need(found.config, SectionKind::Config)?,
+            config,
             tokenizer: found.tokenizer,
             embeddings: need(found.embeddings, SectionKind::Embeddings)?,
             layers: body.get(layers_start..layers_end).unwrap_or_default(),

@@ -105,7 +105,8 @@ impl<'a> Tokenizer<'a> {
     /// The WordPiece tokenizer of a parsed model. A model without a WordPiece vocabulary
     /// (one that carries only a Unigram tokenizer, see [`UnigramTokenizer::new`]) gives a
     /// tokenizer whose `encode*` calls return [`TokenizeError::NotWordPiece`] and whose
-    /// piece iterators and counts are empty; [`Self::is_wordpiece`] tells which.
+    /// piece iterators are empty (a count is then only the specials'); [`Self::is_wordpiece`]
+    /// tells which.
     pub fn new(model: &ModelView<'a>) -> Self {
         let Some(section) = model.tokenizer else {
             return Self {

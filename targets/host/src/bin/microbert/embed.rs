@@ -209,7 +209,9 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
 
 /// The blob's tokenizer, with the `--prefix` text and the Unigram tokenizer's scratch.
 struct TextTokenizer<'a> {
-    kind: TokenizerKind<'a>,
+    wordpiece: Tokenizer<'a>,
+    /// Used when the blob has no WordPiece vocabulary.
+    unigram: Option<UnigramTokenizer<'a>>,
     prefix: String,
     /// `prefix` + the text being tokenized.
     text: String,
@@ -217,20 +219,13 @@ struct TextTokenizer<'a> {
     scratch: Vec<u8>,
 }
 
-enum TokenizerKind<'a> {
-    WordPiece(Tokenizer<'a>),
-    Unigram(UnigramTokenizer<'a>),
-}
-
 impl<'a> TextTokenizer<'a> {
     fn new(model: &ModelView<'a>, prefix: &str) -> Self {
         let wordpiece = Tokenizer::new(model);
-        let kind = match UnigramTokenizer::new(model) {
-            Some(u) if !wordpiece.is_wordpiece() => TokenizerKind::Unigram(u),
-            _ => TokenizerKind::WordPiece(wordpiece),
-        };
+        let unigram = UnigramTokenizer::new(model).filter(|_| !wordpiece.is_wordpiece());
         Self {
-            kind,
+            wordpiece,
+            unigram,
             prefix: prefix.to_owned(),
             text: String::new(),
             scratch: Vec::new(),
@@ -247,9 +242,9 @@ impl<'a> TextTokenizer<'a> {
             self.text.push_str(text);
             &self.text
         };
-        match &self.kind {
-            TokenizerKind::WordPiece(t) => t.encode(text, out),
-            TokenizerKind::Unigram(u) => {
+        match &self.unigram {
+            None => self.wordpiece.encode(text, out),
+            Some(u) => {
                 let needed = u.scratch_bytes(text);
                 if self.scratch.len() < needed {
                     self.scratch.resize(needed, 0);
