@@ -37,6 +37,8 @@ mod toolchain;
 mod train_head;
 mod unicode;
 mod vocab;
+#[cfg(test)]
+mod xlmr_tests;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

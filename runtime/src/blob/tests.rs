@@ -723,8 +723,8 @@ fn the_unigram_section_parses_and_tokenizes() {
     let only = build(&only);
     let unigram_only = parse(&only).expect("a Unigram-only blob parses");
     assert!(unigram_only.tokenizer.is_none() && unigram_only.unigram.is_some());
-    let wp = crate::Tokenizer::new(&unigram_only);
-    assert!(!wp.is_wordpiece() && crate::Tokenizer::new(&model).is_wordpiece());
+    let wp = Tokenizer::new(&unigram_only);
+    assert!(!wp.is_wordpiece() && Tokenizer::new(&model).is_wordpiece());
     assert_eq!(
         wp.encode("ab", &mut [0u32; 8]),
         Err(crate::TokenizeError::NotWordPiece)
