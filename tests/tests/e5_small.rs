@@ -39,7 +39,7 @@ use microbert_tests::corpus::{self, cache_dir};
 use microbert_tests::require::require;
 use std::path::{Path, PathBuf};
 
-const PREPARE: &str = "cargo xtask prepare-e5 (or cargo xtask prepare)";
+const PREPARE: &str = "cargo xtask prepare-e5";
 /// Tokens per text in the short-text comparison.
 const MAX_TOKENS: usize = 256;
 /// Tokens of the long document.
