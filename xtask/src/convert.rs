@@ -20,7 +20,7 @@ pub mod numerics;
 mod provenance;
 
 pub use numerics::{InputPlan, LayerNumerics, Numerics};
-pub use provenance::{Converter, Source};
+pub use provenance::{Converter, Package as SourcePackage, Source};
 
 use crate::checkpoint::Checkpoint;
 use crate::quantize::{
@@ -431,12 +431,24 @@ impl Reader<'_> {
     fn table(&mut self, base: &str, rows: usize, hidden: usize) -> Result<(OwnedTable, Vec<f64>)> {
         let key = format!("{base}.weight");
         let w = self.read(&key, &[rows, hidden])?;
-        let q = quantize_rows(&w, rows, hidden);
-        self.weight_row(&key, [rows, hidden], &w, &q);
+        self.table_of(&key, &w, rows, hidden)
+    }
+
+    /// [`Self::table`] of values `w` (`[rows, hidden]`) read from checkpoint key `key`.
+    fn table_of(
+        &mut self,
+        key: &str,
+        w: &[f32],
+        rows: usize,
+        hidden: usize,
+    ) -> Result<(OwnedTable, Vec<f64>)> {
+        let base = key.strip_suffix(".weight").unwrap_or(key);
+        let q = quantize_rows(w, rows, hidden);
+        self.weight_row(key, [rows, hidden], w, &q);
         let (m, s) = encode_all(q.scales.iter().map(|s| s * crate::quantize::Q16));
         let name = self.blob_name(base);
         let table = OwnedTable {
-            weight: OwnedTensor::i8(self.blob_name(&key), rows, hidden, &q.q)?,
+            weight: OwnedTensor::i8(self.blob_name(key), rows, hidden, &q.q)?,
             row_multiplier: OwnedTensor::i32(format!("{name}.row_multiplier"), &m)?,
             row_shift: OwnedTensor::u8(format!("{name}.row_shift"), &s)?,
         };
@@ -459,26 +471,42 @@ impl Reader<'_> {
     }
 }
 
-/// Refuses what the runtime cannot run, naming it.
-fn check_architecture(ck: &Checkpoint, names: &[String]) -> Result<()> {
+/// Refuses what the runtime cannot run, naming it; `Ok(true)` for an XLM-R checkpoint
+/// (SentencePiece Unigram tokenizer, positions offset by `pad_token_id + 1`).
+fn check_architecture(ck: &Checkpoint, names: &[String]) -> Result<bool> {
     let c = &ck.config;
     let model_type = c.model_type.as_deref().unwrap_or("<missing>");
-    if matches!(
-        model_type,
-        "roberta" | "xlm-roberta" | "camembert" | "xlm_roberta"
-    ) || names.iter().any(|n| n.starts_with("roberta."))
+    let xlmr = matches!(model_type, "xlm-roberta" | "xlm_roberta");
+    if xlmr {
+        ensure!(
+            ck.unigram.is_some(),
+            "unsupported tokenizer: model_type `{model_type}` needs a SentencePiece Unigram \
+             tokenizer.json (model type Unigram); {} was read instead",
+            ck.vocab_source
+        );
+        let pad = c.pad_token_id.unwrap_or(1);
+        ensure!(
+            usize::try_from(pad).is_ok_and(|p| p + 1 < c.max_position_embeddings),
+            "pad_token_id {pad} leaves no usable positions of max_position_embeddings {}",
+            c.max_position_embeddings
+        );
+    } else if matches!(model_type, "roberta" | "camembert")
+        || names.iter().any(|n| n.starts_with("roberta."))
     {
         bail!(
-            "unsupported architecture: model_type `{model_type}` uses RoBERTa-style positions \
-             (offset by pad_token_id + 1 = {}); only BERT's absolute positions from 0 are supported",
-            c.pad_token_id.unwrap_or(1) + 1
+            "unsupported architecture: model_type `{model_type}` (RoBERTa-style positions): of \
+             the RoBERTa family only XLM-R (`xlm-roberta`, a SentencePiece Unigram \
+             tokenizer.json) is supported; RoBERTa's byte-level BPE and CamemBERT's \
+             tokenizers are not"
         );
-    }
-    if model_type != "bert" {
+    } else if model_type != "bert" {
         bail!(
-            "unsupported architecture: model_type is `{model_type}` (architectures {:?}); only `bert` is supported",
+            "unsupported architecture: model_type is `{model_type}` (architectures {:?}); only `bert` and `xlm-roberta` are supported",
             c.architectures
         );
+    }
+    if !xlmr && ck.unigram.is_some() {
+        bail!("unsupported tokenizer: a Unigram tokenizer.json with model_type `{model_type}`");
     }
     if c.hidden_act != "gelu" {
         bail!(
@@ -502,7 +530,7 @@ fn check_architecture(ck: &Checkpoint, names: &[String]) -> Result<()> {
         "layer_norm_eps {} is outside (0, 1)",
         c.layer_norm_eps
     );
-    Ok(())
+    Ok(xlmr)
 }
 
 /// Keys the blob does not need: why each is dropped, or `None` when it is not ignorable.
@@ -512,6 +540,8 @@ fn ignorable(key: &str, prefix: &str) -> Option<&'static str> {
         Some("position ids buffer (positions are implicit)")
     } else if k.starts_with("pooler.") {
         Some("BERT pooler (not used by mean/CLS pooling or the MLM head)")
+    } else if key.starts_with("lm_head.") {
+        Some("RoBERTa MLM head (not supported)")
     } else if key.starts_with("cls.seq_relationship.") {
         Some("next-sentence-prediction head (not supported)")
     } else {
@@ -557,7 +587,7 @@ pub fn full_blob(ck: &Checkpoint) -> Result<Vec<u8>> {
 /// Converts a loaded checkpoint into a sealed, validated blob.
 pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
     let names = ck.names()?;
-    check_architecture(ck, &names)?;
+    let xlmr = check_architecture(ck, &names)?;
     let c = &ck.config;
     ensure!(
         opts.alpha > 0.0 && opts.alpha < 1.0,
@@ -569,12 +599,27 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         .any(|n| n == "bert.embeddings.word_embeddings.weight")
     {
         "bert."
+    } else if names
+        .iter()
+        .any(|n| n == "roberta.embeddings.word_embeddings.weight")
+    {
+        "roberta."
     } else {
         ""
     };
+    // XLM-R reads position `pad_token_id + 1 + k` for token `k`: the runtime's row `k` is
+    // the trained row `k + skip`, and the first `skip` rows are dropped.
+    let skip = if xlmr {
+        usize::try_from(c.pad_token_id.unwrap_or(1))? + 1
+    } else {
+        0
+    };
+    let positions = c.max_position_embeddings - skip;
     let (d, ff, vocab_size) = (c.hidden_size, c.intermediate_size, c.vocab_size);
+    // An XLM-R word table may have rows past the tokenizer's pieces (multilingual-e5-small:
+    // 250,037 rows, 250,002 pieces); those ids are never produced, and are kept.
     ensure!(
-        ck.vocab.len() == vocab_size,
+        ck.vocab.len() == vocab_size || (xlmr && ck.vocab.len() < vocab_size),
         "the vocabulary ({}) has {} tokens but config.json says vocab_size {}",
         ck.vocab_source,
         ck.vocab.len(),
@@ -620,7 +665,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         num_hidden_layers: dim(c.num_hidden_layers)?,
         num_attention_heads: dim(c.num_attention_heads)?,
         intermediate_size: dim(ff)?,
-        max_position_embeddings: dim(c.max_position_embeddings)?,
+        max_position_embeddings: dim(positions)?,
         type_vocab_size: dim(c.type_vocab_size)?,
         layer_norm_eps_q32: (c.layer_norm_eps * 4_294_967_296.0).round().max(1.0) as u64,
         pooling,
@@ -637,21 +682,8 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
     let mut body = Vec::new();
     push_section(&mut body, SectionKind::Config, &config)?;
 
-    // Tokenizer.
+    // Tokenizer: WordPiece (kind 2) here; a Unigram one is kind 20, written last.
     let t = &ck.tokenizer;
-    notes.push(format!(
-        "tokenizer from {} (vocabulary from {}): lowercase {}, strip_accents {}, clean_text {}, \
-         handle_chinese_chars {}, max_input_chars_per_word {}, prefix `{}`",
-        t.source,
-        ck.vocab_source,
-        t.lowercase,
-        t.strip_accents,
-        t.clean_text,
-        t.handle_chinese_chars,
-        t.max_input_chars_per_word,
-        t.continuing_subword_prefix
-    ));
-    let (tokens, offsets, sorted_ids) = tokenizer_tables(&ck.vocab)?;
     let special = |s: &str| -> Result<u32> {
         let id = ck
             .vocab
@@ -660,39 +692,77 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             .ok_or_else(|| anyhow!("the vocabulary has no special token {s}"))?;
         dim(id)
     };
-    let tokenizer = TokenizerSection {
-        lowercase: t.lowercase,
-        strip_accents: t.strip_accents,
-        clean_text: t.clean_text,
-        handle_chinese_chars: t.handle_chinese_chars,
-        max_input_chars_per_word: t.max_input_chars_per_word,
-        unk_id: special("[UNK]")?,
-        cls_id: special("[CLS]")?,
-        sep_id: special("[SEP]")?,
-        pad_id: special("[PAD]")?,
-        mask_id: special("[MASK]")?,
-        continuing_subword_prefix: &t.continuing_subword_prefix,
-        tokens: &tokens,
-        offsets: &offsets,
-        sorted_ids: &sorted_ids,
+    let unigram = match &ck.unigram {
+        Some(u) => {
+            notes.push(format!(
+                "tokenizer: SentencePiece Unigram from {} ({} pieces, charsmap {} bytes), \
+                 XLM-R template <s> $A </s>; positions offset by {skip} (the first {skip} of \
+                 {} trained rows dropped)",
+                ck.vocab_source,
+                ck.vocab.len(),
+                u.charsmap.len(),
+                c.max_position_embeddings
+            ));
+            Some(crate::e5s1::SectionBytes::from_parts(
+                &ck.vocab,
+                &u.scores,
+                u.charsmap.clone(),
+                u.ids,
+            )?)
+        }
+        None => None,
     };
-    push_section(&mut body, SectionKind::WordPieceTokenizer, &tokenizer)?;
-    let template = pair_template(t.post_processor.as_ref(), &special)?;
-    if let Some(pieces) = &template {
+    let template = if unigram.is_none() {
         notes.push(format!(
-            "pair template from tokenizer.json ({} pieces, not BERT's)",
-            pieces.len() / TEMPLATE_PIECE_LEN
+            "tokenizer from {} (vocabulary from {}): lowercase {}, strip_accents {}, clean_text {}, \
+             handle_chinese_chars {}, max_input_chars_per_word {}, prefix `{}`",
+            t.source,
+            ck.vocab_source,
+            t.lowercase,
+            t.strip_accents,
+            t.clean_text,
+            t.handle_chinese_chars,
+            t.max_input_chars_per_word,
+            t.continuing_subword_prefix
         ));
-    }
+        let (tokens, offsets, sorted_ids) = tokenizer_tables(&ck.vocab)?;
+        let tokenizer = TokenizerSection {
+            lowercase: t.lowercase,
+            strip_accents: t.strip_accents,
+            clean_text: t.clean_text,
+            handle_chinese_chars: t.handle_chinese_chars,
+            max_input_chars_per_word: t.max_input_chars_per_word,
+            unk_id: special("[UNK]")?,
+            cls_id: special("[CLS]")?,
+            sep_id: special("[SEP]")?,
+            pad_id: special("[PAD]")?,
+            mask_id: special("[MASK]")?,
+            continuing_subword_prefix: &t.continuing_subword_prefix,
+            tokens: &tokens,
+            offsets: &offsets,
+            sorted_ids: &sorted_ids,
+        };
+        push_section(&mut body, SectionKind::WordPieceTokenizer, &tokenizer)?;
+        let template = pair_template(t.post_processor.as_ref(), &special)?;
+        if let Some(pieces) = &template {
+            notes.push(format!(
+                "pair template from tokenizer.json ({} pieces, not BERT's)",
+                pieces.len() / TEMPLATE_PIECE_LEN
+            ));
+        }
+        template
+    } else {
+        None
+    };
 
     // Embeddings.
     let e = format!("{prefix}embeddings");
     let (word, word_scales) = r.table(&format!("{e}.word_embeddings"), vocab_size, d)?;
-    let (position, _) = r.table(
-        &format!("{e}.position_embeddings"),
-        c.max_position_embeddings,
-        d,
-    )?;
+    let (position, _) = {
+        let key = format!("{e}.position_embeddings.weight");
+        let w = r.read(&key, &[c.max_position_embeddings, d])?;
+        r.table_of(&key, &w[skip * d..], positions, d)?
+    };
     let (token_type, _) = r.table(&format!("{e}.token_type_embeddings"), c.type_vocab_size, d)?;
     let ln = r.layer_norm(&format!("{e}.LayerNorm"), d)?;
     let embeddings = EmbeddingsSection {
@@ -830,7 +900,14 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             opts.keep_vocab.clone().unwrap_or_else(|| "none".to_owned()),
         ),
         ("vocab_size", vocab_size.to_string()),
-        ("tokenizer_settings", t.source.to_owned()),
+        (
+            "tokenizer_settings",
+            if unigram.is_some() {
+                "tokenizer.json (SentencePiece Unigram)".to_owned()
+            } else {
+                t.source.to_owned()
+            },
+        ),
         ("vocabulary", ck.vocab_source.to_owned()),
         (
             "weights",
@@ -846,6 +923,7 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
         ),
     ]
     .into_iter()
+    .chain(xlmr.then(|| ("position_offset", skip.to_string())))
     .chain(tasks.as_ref().map(|t| ("head", t.describe())))
     .map(|(k, v)| format!("{k}={v}"))
     .collect::<Vec<_>>()
@@ -915,6 +993,10 @@ pub fn convert(ck: &Checkpoint, opts: &Options) -> Result<Converted> {
             SectionKind::Numerics,
             &NumericsSection { inputs: &entries },
         )?;
+    }
+
+    if let Some(u) = &unigram {
+        push_section(&mut body, SectionKind::UnigramTokenizer, &u.section())?;
     }
 
     let mut blob = Header::seal(&body).to_vec();

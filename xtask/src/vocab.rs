@@ -54,6 +54,10 @@ pub type FullBlob<'f> = &'f dyn Fn(&Checkpoint) -> Result<Vec<u8>>;
 /// Reduces the vocabulary of `ck` according to `spec` (see the module docs); a frequency
 /// spec tokenizes the corpus with the tokenizer of `full_blob(&ck)`.
 pub fn reduce(ck: Checkpoint, spec: &str, full_blob: FullBlob<'_>) -> Result<Reduced> {
+    anyhow::ensure!(
+        ck.unigram.is_none(),
+        "--keep-vocab is not implemented for Unigram (XLM-R) vocabularies yet"
+    );
     let mut notes = Vec::new();
     let mut keep = always_kept(&ck);
     let always = keep.len();
@@ -227,6 +231,7 @@ fn apply(ck: Checkpoint, keep: &[usize]) -> Result<Checkpoint> {
         vocab: keep.iter().map(|&i| ck.vocab[i].clone()).collect(),
         vocab_source: ck.vocab_source,
         tokenizer: ck.tokenizer.clone(),
+        unigram: None,
         pooling: ck.pooling,
         origin: format!(
             "{} (vocabulary reduced to {} of {vocab_size} tokens)",

@@ -63,7 +63,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let text = text(input.rest());
             tokens::check(
                 &tok,
-                Some(&model.tokenizer),
+                model.tokenizer.as_ref(),
                 model.config.vocab_size,
                 &text,
                 seed,

@@ -72,7 +72,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             let seed = number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ data.len() as u64;
             tokens::check(
                 &tokenizer,
-                Some(&model.tokenizer),
+                model.tokenizer.as_ref(),
                 model.config.vocab_size,
                 text,
                 seed,

@@ -40,7 +40,7 @@ pub(super) fn parse(body: &[u8], header: Header) -> Result<ModelView<'_>, BlobEr
     }
     Ok(ModelView {
         config,
-        tokenizer,
+        tokenizer: Some(tokenizer),
         embeddings,
         head,
         provenance: None,

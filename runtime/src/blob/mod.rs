@@ -3,8 +3,8 @@
 //! [`parse`] checks, in order: the header length, magic, format version (1 or 2), total
 //! length, the checksum over the body; then, for format 2, the structure of every section
 //! (`section.rs`: bounds, flags, order, duplicates, unknown required kinds, required kinds
-//! present) before any payload is decoded, and then each payload in a fixed order (config,
-//! tokenizer, embeddings, encoder layers, MLM head, provenance), each fully consumed and
+//! present; a WordPiece or a Unigram tokenizer) before any payload is decoded, and then each
+//! payload in a fixed order (config, tokenizer, embeddings, encoder layers, MLM head, provenance), each fully consumed and
 //! validated against the config (`validate.rs`). Format 1, the legacy layout without
 //! sections, is decoded value by value (`legacy.rs`) through the same validation. Only a blob
 //! that passes all of it becomes a [`ModelView`]; inference never re-checks and never panics
@@ -48,8 +48,10 @@ pub fn decode_unigram(payload: &[u8]) -> Result<UnigramSection<'_>, BlobError> {
 pub struct ModelView<'a> {
     /// Hyper-parameters and fixed-point constants.
     pub config: Config,
-    /// Tokenizer settings and vocabulary.
-    pub tokenizer: TokenizerSection<'a>,
+    /// The WordPiece tokenizer's settings and vocabulary; `None` for a model that carries
+    /// only a SentencePiece Unigram tokenizer ([`Self::unigram`], XLM-R models): a blob
+    /// always has at least one of the two.
+    pub tokenizer: Option<TokenizerSection<'a>>,
     /// Embedding tables and their LayerNorm.
     pub embeddings: EmbeddingsSection<'a>,
     /// Heads after the encoder.
@@ -253,9 +255,14 @@ pub fn parse(bytes: &[u8]) -> Result<ModelView<'_>, BlobError> {
             expected: config.num_hidden_layers,
         });
     }
-    let tokenizer: TokenizerSection<'_> =
-        decode(layout.tokenizer, SectionKind::WordPieceTokenizer)?;
-    validate::tokenizer(&tokenizer, &config)?;
+    let tokenizer = match layout.tokenizer {
+        Some(payload) => {
+            let t: TokenizerSection<'_> = decode(payload, SectionKind::WordPieceTokenizer)?;
+            validate::tokenizer(&t, &config)?;
+            Some(t)
+        }
+        None => None,
+    };
     let embeddings: EmbeddingsSection<'_> = decode(layout.embeddings, SectionKind::Embeddings)?;
     validate::embeddings(&embeddings, &config)?;
     for s in Sections::of_body(layout.layers, 0) {

@@ -106,7 +106,8 @@ impl<'a> Iterator for Sections<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Layout<'a> {
     pub(super) config: &'a [u8],
-    pub(super) tokenizer: &'a [u8],
+    /// The WordPiece tokenizer; a blob without one must carry a Unigram tokenizer.
+    pub(super) tokenizer: Option<&'a [u8]>,
     pub(super) embeddings: &'a [u8],
     /// Every encoder-layer section, headers included (they are consecutive).
     pub(super) layers: &'a [u8],
@@ -198,9 +199,14 @@ impl<'a> Layout<'a> {
             })
         };
         let (layers_start, layers_end) = layers.unwrap_or((0, 0));
+        let config = need(found.config, SectionKind::Config)?;
+        if found.tokenizer.is_none() && found.unigram.is_none() {
+            // Either tokenizer will do; the message names the usual one.
+            need(None, SectionKind::WordPieceTokenizer)?;
+        }
         Ok(Self {
-            config: need(found.config, SectionKind::Config)?,
-            tokenizer: need(found.tokenizer, SectionKind::WordPieceTokenizer)?,
+            config,
+            tokenizer: found.tokenizer,
             embeddings: need(found.embeddings, SectionKind::Embeddings)?,
             layers: body.get(layers_start..layers_end).unwrap_or_default(),
             layer_count,

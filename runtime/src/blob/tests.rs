@@ -716,6 +716,20 @@ fn the_unigram_section_parses_and_tokenizes() {
     assert!(parse(V2).unwrap().unigram.is_none());
     let blob = with(good.clone(), SectionKind::UnigramTokenizer.flags());
     let model = parse(&blob).expect("a blob with a unigram section parses");
+    // Without the WordPiece section: a Unigram-only model (XLM-R), whose WordPiece
+    // tokenizer refuses to encode.
+    let mut only = split(&blob);
+    only.remove(position(&only, SectionKind::WordPieceTokenizer));
+    let only = build(&only);
+    let unigram_only = parse(&only).expect("a Unigram-only blob parses");
+    assert!(unigram_only.tokenizer.is_none() && unigram_only.unigram.is_some());
+    let wp = Tokenizer::new(&unigram_only);
+    assert!(!wp.is_wordpiece() && Tokenizer::new(&model).is_wordpiece());
+    assert_eq!(
+        wp.encode("ab", &mut [0u32; 8]),
+        Err(crate::TokenizeError::NotWordPiece)
+    );
+    assert_eq!(wp.count("ab"), 2, "no pieces, the two specials' places");
     let u = model.unigram.expect("the unigram section");
     assert_eq!(u, section);
     let tok = UnigramTokenizer::from_section(u);

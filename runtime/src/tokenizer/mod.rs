@@ -70,6 +70,8 @@ pub struct Tokenizer<'a> {
     specials: [(&'a [u8], u32); SPECIALS],
     /// The template of [`Self::encode_pair`].
     pair_template: Template,
+    /// Whether the model has a WordPiece vocabulary (see [`Self::new`]).
+    wordpiece: bool,
 }
 
 /// What [`Tokenizer::encode`] wrote.
@@ -100,9 +102,34 @@ pub struct WordSpan {
 }
 
 impl<'a> Tokenizer<'a> {
-    /// The tokenizer of a parsed model.
+    /// The WordPiece tokenizer of a parsed model. A model without a WordPiece vocabulary
+    /// (one that carries only a Unigram tokenizer, see [`UnigramTokenizer::new`]) gives a
+    /// tokenizer whose `encode*` calls return [`TokenizeError::NotWordPiece`] and whose
+    /// piece iterators are empty (a count is then only the specials'); [`Self::is_wordpiece`]
+    /// tells which.
     pub fn new(model: &ModelView<'a>) -> Self {
-        let t = Self::from_section(model.tokenizer);
+        let Some(section) = model.tokenizer else {
+            return Self {
+                wordpiece: false,
+                ..Self::from_section(TokenizerSection {
+                    lowercase: false,
+                    strip_accents: false,
+                    clean_text: false,
+                    handle_chinese_chars: false,
+                    max_input_chars_per_word: 0,
+                    unk_id: 0,
+                    cls_id: 0,
+                    sep_id: 0,
+                    pad_id: 0,
+                    mask_id: 0,
+                    continuing_subword_prefix: "",
+                    tokens: &[],
+                    offsets: &[],
+                    sorted_ids: &[],
+                })
+            };
+        };
+        let t = Self::from_section(section);
         match model.pair_template {
             Some(template) => t.with_pair_template(template),
             None => t,
@@ -136,7 +163,13 @@ impl<'a> Tokenizer<'a> {
                 special(section.mask_id),
             ],
             pair_template: Template::bert(section.cls_id, section.sep_id),
+            wordpiece: true,
         }
+    }
+
+    /// Whether the model has a WordPiece vocabulary ([`Self::new`]).
+    pub fn is_wordpiece(&self) -> bool {
+        self.wordpiece
     }
 
     /// The id of `token` (exact, e.g. `"##ing"`), if it is in the vocabulary.
@@ -153,7 +186,7 @@ impl<'a> Tokenizer<'a> {
     pub fn word_pieces<'t>(&self, text: &'t str) -> WordPieces<'a, 't> {
         WordPieces {
             tok: *self,
-            rest: text,
+            rest: if self.wordpiece { text } else { "" },
             units: Units::new(),
             word: Word::new(),
             emit_at: None,
@@ -211,6 +244,9 @@ impl<'a> Tokenizer<'a> {
         out: &mut [u32],
         mut spans: Option<&mut [Option<WordSpan>]>,
     ) -> Result<Encoding, TokenizeError> {
+        if !self.wordpiece {
+            return Err(TokenizeError::NotWordPiece);
+        }
         let capacity = out.len();
         if capacity < 2 {
             return Err(TokenizeError::BufferTooSmall {

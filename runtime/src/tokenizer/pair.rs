@@ -251,6 +251,9 @@ impl Tokenizer<'_> {
         ids: &mut [u32],
         types: &mut [u32],
     ) -> Result<PairEncoding, TokenizeError> {
+        if !self.wordpiece {
+            return Err(TokenizeError::NotWordPiece);
+        }
         let capacity = ids.len();
         let added = self.pair_template.added();
         if capacity < added {

@@ -10,6 +10,8 @@
 //!   line without `\n`, the truncation note, whole-run errors and `--help`.
 //! - The same 10,000-line case with the real MiniLM blob and movie reviews
 //!   (`MICROBERT_CLI_LINES` lines, 1,000 unless set; needs `cargo xtask prepare`).
+//! - `embed --prefix`, and `embed` on a Unigram-only blob (multilingual-e5-small, needs
+//!   `cargo xtask prepare-e5`) against the library's tokens and hashes.
 
 use microbert_host::lines::MAX_LINE_BYTES;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -909,4 +911,98 @@ fn tag_gives_the_library_labels_per_word() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `embed --prefix P` on a line is `embed` on `P` + the line: same tokens, same hash, for
+/// every line; the prefix is counted in the tokens; `--help` documents it.
+#[test]
+fn embed_prefix_is_prepended_to_every_text() {
+    let blob = fixture();
+    let blob = blob.to_str().expect("UTF-8 path");
+    let texts = ["hello world", "the tiny fixture", ""];
+    let input: String = texts.iter().map(|t| format!("{t}\n")).collect();
+    let prefixed: String = texts.iter().map(|t| format!("query: {t}\n")).collect();
+    let with = run(
+        &["embed", "--model", blob, "--hash", "--prefix", "query: "],
+        input.clone().into_bytes(),
+    );
+    let by_hand = run(&["embed", "--model", blob, "--hash"], prefixed.into_bytes());
+    let without = run(&["embed", "--model", blob, "--hash"], input.into_bytes());
+    for out in [&with, &by_hand, &without] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let (with, by_hand, without) = (
+        lines(&with.stdout),
+        lines(&by_hand.stdout),
+        lines(&without.stdout),
+    );
+    assert_eq!(with.len(), texts.len());
+    assert_eq!(with, by_hand, "--prefix differs from prepending by hand");
+    let tokens = |l: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+        v["tokens"].as_u64().expect("tokens")
+    };
+    for (w, o) in with.iter().zip(&without) {
+        assert!(tokens(w) > tokens(o), "the prefix adds tokens: {w} vs {o}");
+    }
+    let help = run(&["embed", "--help"], Vec::new());
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("--prefix") && help.contains("query: "),
+        "{help}"
+    );
+}
+
+/// `embed` on a Unigram-only blob (multilingual-e5-small) tokenizes with the blob's
+/// `UnigramTokenizer`: each line's tokens and hash are the library's on `query: ` + the
+/// line (Chinese, English, Russian). Needs `cargo xtask prepare-e5`.
+#[test]
+fn embed_reads_a_unigram_blob_with_its_prefix() {
+    use microbert_tests::require::require;
+    let path = microbert_tests::corpus::cache_dir()
+        .join("blobs")
+        .join("e5-small.blob");
+    let Some(bytes) = require(
+        std::fs::read(&path),
+        path.display(),
+        "cargo xtask prepare-e5",
+    ) else {
+        return;
+    };
+    let model = microbert::parse(&bytes).expect("parses");
+    assert!(model.tokenizer.is_none(), "no WordPiece vocabulary");
+    let tok = microbert::UnigramTokenizer::new(&model).expect("a Unigram tokenizer");
+    let texts = [
+        "南瓜的家常做法",
+        "how much protein should a female eat",
+        "Привет, мир",
+    ];
+    let input: String = texts.iter().map(|t| format!("{t}\n")).collect();
+    let arg = path.to_str().expect("UTF-8 path");
+    let out = run(
+        &["embed", "--model", arg, "--hash", "--prefix", "query: "],
+        input.into_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), texts.len());
+    let d = model.config.hidden_size as usize;
+    for (line, t) in got.iter().zip(texts) {
+        let text = format!("query: {t}");
+        let mut scratch = vec![0u8; tok.scratch_bytes(&text)];
+        let mut ids = vec![0u32; 512];
+        let n = tok
+            .encode(&text, &mut scratch, &mut ids)
+            .expect("encodes")
+            .len;
+        let mut arena = vec![0u8; microbert::scratch_bytes(&model, n)];
+        let mut pooled = vec![0i32; d];
+        microbert::Encoder::new(&model, microbert_host::HostKernels::detect())
+            .embed(&ids[..n], &mut arena, &mut pooled)
+            .expect("embeds");
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(v["tokens"].as_u64(), Some(n as u64), "{text}");
+        let want = format!("{:016x}", microbert::output::hash(&pooled));
+        assert_eq!(v["hash"].as_str(), Some(want.as_str()), "{text}");
+    }
 }

@@ -1,5 +1,7 @@
 //! `microbert embed`: one JSON object per text (tokens, truncated, optional hash,
-//! the pooled L2-normalised embedding).
+//! the pooled L2-normalised embedding). Texts are tokenized with the blob's tokenizer:
+//! WordPiece (BERT), or SentencePiece Unigram (XLM-R models such as multilingual-e5-small,
+//! which also want `--prefix "query: "` or `"passage: "`).
 
 use crate::batch::{self, BatchArgs, Outcome, Output, Report};
 use crate::{Finish, read_blob};
@@ -8,7 +10,9 @@ use clap::ValueEnum;
 use core::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use microbert::blob::{ModelView, Pooling, PositionMode};
-use microbert::{EmbedOptions, Encoder, Progress, Tokenizer};
+use microbert::{
+    EmbedOptions, Encoder, Encoding, Progress, TokenizeError, Tokenizer, UnigramTokenizer,
+};
 use microbert_host::{HostKernels, PreparedModel, Threads, Tier};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,6 +29,11 @@ pub(crate) struct EmbedArgs {
     /// Truncate each text to at most N tokens, [CLS] and [SEP] included (at least 2).
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
+    /// Text prepended to every input text before tokenizing (and counted in its tokens):
+    /// multilingual-e5 expects `--prefix "query: "` for queries and `--prefix "passage: "`
+    /// for documents.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    prefix: String,
     /// Pooling; defaults to the one stored in the blob.
     #[arg(long)]
     pooling: Option<PoolingArg>,
@@ -199,9 +208,57 @@ pub(crate) fn run(args: &EmbedArgs) -> Result<Finish> {
     Ok(finish)
 }
 
+/// The blob's tokenizer, with the `--prefix` text and the Unigram tokenizer's scratch.
+struct TextTokenizer<'a> {
+    wordpiece: Tokenizer<'a>,
+    /// Used when the blob has no WordPiece vocabulary.
+    unigram: Option<UnigramTokenizer<'a>>,
+    prefix: String,
+    /// `prefix` + the text being tokenized.
+    text: String,
+    /// The Unigram tokenizer's scratch (grown to each text's need).
+    scratch: Vec<u8>,
+}
+
+impl<'a> TextTokenizer<'a> {
+    fn new(model: &ModelView<'a>, prefix: &str) -> Self {
+        let wordpiece = Tokenizer::new(model);
+        let unigram = UnigramTokenizer::new(model).filter(|_| !wordpiece.is_wordpiece());
+        Self {
+            wordpiece,
+            unigram,
+            prefix: prefix.to_owned(),
+            text: String::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The ids of `--prefix` + `text` (the model's template around them), truncated to `out`.
+    fn encode(&mut self, text: &str, out: &mut [u32]) -> Result<Encoding, TokenizeError> {
+        let text = if self.prefix.is_empty() {
+            text
+        } else {
+            self.text.clear();
+            self.text.push_str(&self.prefix);
+            self.text.push_str(text);
+            &self.text
+        };
+        match &self.unigram {
+            None => self.wordpiece.encode(text, out),
+            Some(u) => {
+                let needed = u.scratch_bytes(text);
+                if self.scratch.len() < needed {
+                    self.scratch.resize(needed, 0);
+                }
+                u.encode(text, &mut self.scratch, out)
+            }
+        }
+    }
+}
+
 /// The model, kernels and buffers of one run.
 struct Embedder<'m, 'a> {
-    tokenizer: Tokenizer<'a>,
+    tokenizer: TextTokenizer<'a>,
     encoder: Encoder<'m, 'a, HostKernels, Threads>,
     pooling: Pooling,
     model_max: usize,
@@ -273,7 +330,7 @@ impl<'m, 'a> Embedder<'m, 'a> {
         };
         let d = model.config.hidden_size as usize;
         Ok(Self {
-            tokenizer: Tokenizer::new(model),
+            tokenizer: TextTokenizer::new(model, &args.prefix),
             encoder,
             pooling,
             model_max,

@@ -113,7 +113,6 @@ fn describe(path: &Path, bytes: &[u8], fit_tokens: Option<usize>, o: &mut String
         }
     }
     let c = &model.config;
-    let t = &model.tokenizer;
     writeln!(o, "config:")?;
     writeln!(o, "  vocab_size               {}", c.vocab_size)?;
     writeln!(o, "  hidden_size              {}", c.hidden_size)?;
@@ -149,21 +148,36 @@ fn describe(path: &Path, bytes: &[u8], fit_tokens: Option<usize>, o: &mut String
         }
     )?;
     writeln!(o, "tokenizer:")?;
-    writeln!(
-        o,
-        "  lowercase {} strip_accents {} clean_text {} chinese_chars {} max_chars/word {} subword prefix {:?}",
-        t.lowercase,
-        t.strip_accents,
-        t.clean_text,
-        t.handle_chinese_chars,
-        t.max_input_chars_per_word,
-        t.continuing_subword_prefix
-    )?;
-    writeln!(
-        o,
-        "  special ids: [UNK] {} [CLS] {} [SEP] {} [PAD] {} [MASK] {}",
-        t.unk_id, t.cls_id, t.sep_id, t.pad_id, t.mask_id
-    )?;
+    if let Some(t) = &model.tokenizer {
+        writeln!(
+            o,
+            "  WordPiece: lowercase {} strip_accents {} clean_text {} chinese_chars {} max_chars/word {} subword prefix {:?}",
+            t.lowercase,
+            t.strip_accents,
+            t.clean_text,
+            t.handle_chinese_chars,
+            t.max_input_chars_per_word,
+            t.continuing_subword_prefix
+        )?;
+        writeln!(
+            o,
+            "  special ids: [UNK] {} [CLS] {} [SEP] {} [PAD] {} [MASK] {}",
+            t.unk_id, t.cls_id, t.sep_id, t.pad_id, t.mask_id
+        )?;
+    }
+    if let Some(u) = &model.unigram {
+        writeln!(
+            o,
+            "  SentencePiece Unigram: {} pieces, charsmap {} bytes",
+            (u.offsets.len() / 4).saturating_sub(1),
+            u.charsmap.len()
+        )?;
+        writeln!(
+            o,
+            "  special ids: <unk> {} <s> {} </s> {} <pad> {} <mask> {}",
+            u.unk_id, u.bos_id, u.eos_id, u.pad_id, u.mask_id
+        )?;
+    }
     match &model.provenance {
         Some(p) => writeln!(o, "provenance:\n{p}")?,
         None if model.header.version == 1 => {
