@@ -33,7 +33,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::xlm_roberta::{Config, XLMRobertaModel};
 use common::long::hierarchical_table;
-use common::{cosine, runtime_embed, summary};
+use common::{cosine, mean_pool, runtime_embed, summary};
 use microbert::UnigramTokenizer;
 use microbert_tests::corpus::{self, cache_dir};
 use microbert_tests::require::require;
@@ -110,15 +110,7 @@ impl Oracle {
             .and_then(|t| t.squeeze(0))
             .and_then(|t| t.to_vec2::<f32>())
             .expect("forward");
-        let d = h[0].len();
-        let mut mean = vec![0f64; d];
-        for row in &h {
-            for (m, &x) in mean.iter_mut().zip(row) {
-                *m += f64::from(x);
-            }
-        }
-        let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
-        mean.iter().map(|x| (x / norm) as f32).collect()
+        mean_pool(&h)
     }
 }
 

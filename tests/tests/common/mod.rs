@@ -95,16 +95,22 @@ impl Oracle {
     /// Mean-pooled, L2-normalised embedding, as sentence-transformers computes it.
     pub fn embed(&self, ids: &[u32]) -> Vec<f32> {
         let h = self.hidden(ids);
-        let d = h[0].len();
-        let mut mean = vec![0f64; d];
-        for row in &h {
-            for (m, &x) in mean.iter_mut().zip(row) {
-                *m += f64::from(x);
-            }
-        }
-        let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
-        mean.iter().map(|x| (x / norm) as f32).collect()
+        mean_pool(&h)
     }
+}
+
+/// The mean over the rows of `h` (one sequence's hidden states), L2-normalised, as
+/// sentence-transformers pools.
+pub fn mean_pool(h: &[Vec<f32>]) -> Vec<f32> {
+    let d = h.first().map_or(0, Vec::len);
+    let mut mean = vec![0f64; d];
+    for row in h {
+        for (m, &x) in mean.iter_mut().zip(row) {
+            *m += f64::from(x);
+        }
+    }
+    let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt();
+    mean.iter().map(|x| (x / norm) as f32).collect()
 }
 
 /// The integer runtime's pooled, L2-normalised embedding, with the best host backend
