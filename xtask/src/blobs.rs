@@ -258,8 +258,8 @@ fn key(checkpoint_stamp: &str, settings: &Settings) -> Result<Key> {
 /// [`crate::onnx`] with the tokenizer directory.
 fn convert(
     recipe: &Recipe,
-    checkpoint: &std::path::Path,
-    tokenizer: Option<&std::path::Path>,
+    checkpoint: &Path,
+    tokenizer: Option<&Path>,
     settings: &Settings,
 ) -> Result<Vec<u8>> {
     let mut ck = match (&recipe.fetch.onnx, tokenizer) {
