@@ -129,6 +129,9 @@ pub enum BlobError {
         /// The section.
         section: &'static str,
     },
+    /// The blob carries both tokenizers (WordPiece and Unigram): a model has exactly one, and
+    /// a reader must not guess which the converter meant.
+    TwoTokenizers,
     /// The task-head sections (pooler, classifier, labels) do not fit together.
     BadHead {
         /// What is wrong.
@@ -248,6 +251,9 @@ impl fmt::Display for BlobError {
             Self::DuplicateSection { section, offset } => write!(
                 f,
                 "blob has a second `{section}` section (at offset {offset}); it may occur only once"
+            ),
+            Self::TwoTokenizers => f.write_str(
+                "blob has both a `wordpiece tokenizer` and a `unigram tokenizer` section; a model has exactly one tokenizer",
             ),
             Self::BadHead { reason } => write!(f, "task heads are invalid: {reason}"),
             Self::MissingSection { section } => {
@@ -644,6 +650,7 @@ mod tests {
             DuplicateSection { section: "config", offset: 44 }
                 => ["second `config` section", "offset 44", "only once"];
             MissingSection { section: "embeddings" } => ["no `embeddings` section"];
+            TwoTokenizers => ["both a `wordpiece tokenizer`", "`unigram tokenizer`", "exactly one"];
             BadHead { reason: "labels without a classifier" } => ["task heads", "labels without"];
             SectionCount { section: "encoder layer", found: 1, expected: 2 }
                 => ["has 1 `encoder layer` sections", "implies 2"];

@@ -597,7 +597,8 @@ impl SectionHeader {
 pub enum SectionKind {
     /// [`Config`]: required, exactly once (and so always the first section).
     Config,
-    /// [`TokenizerSection`] (WordPiece): required, exactly once.
+    /// [`TokenizerSection`] (WordPiece): required, exactly once, unless the blob carries a
+    /// [`UnigramSection`] instead (exactly one of the two: [`crate::BlobError::TwoTokenizers`]).
     WordPieceTokenizer,
     /// [`EmbeddingsSection`]: required, exactly once.
     Embeddings,
@@ -613,7 +614,7 @@ pub enum SectionKind {
     /// most once. Without it every dense input is int8.
     Numerics,
     /// [`UnigramSection`] (SentencePiece Unigram, XLM-R): required when present, at most
-    /// once.
+    /// once, never beside a [`TokenizerSection`].
     UnigramTokenizer,
     /// [`PoolerSection`]: optional, at most once.
     Pooler,

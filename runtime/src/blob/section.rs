@@ -8,8 +8,9 @@
 //! unknown kind is not required (else [`BlobError::UnknownRequiredSection`]: the blob needs a
 //! newer runtime) and is otherwise skipped unread, a known kind carries the required bit its
 //! definition says, and a kind that is not repeatable does not repeat. Then the kinds every
-//! model needs must be present. Payloads are decoded afterwards, by the caller, with
-//! [`decode`], which also refuses bytes left inside a section.
+//! model needs must be present, exactly one tokenizer among them. Payloads are decoded
+//! afterwards, by the caller, with [`decode`], which also refuses bytes left inside a
+//! section.
 
 use super::format::{DEFINED_FLAGS, HEADER_LEN, SECTION_HEADER_LEN, SectionHeader, SectionKind};
 use crate::error::BlobError;
@@ -106,7 +107,7 @@ impl<'a> Iterator for Sections<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Layout<'a> {
     pub(super) config: &'a [u8],
-    /// The WordPiece tokenizer; a blob without one must carry a Unigram tokenizer.
+    /// The WordPiece tokenizer; a blob carries it or [`Self::unigram`], never both.
     pub(super) tokenizer: Option<&'a [u8]>,
     pub(super) embeddings: &'a [u8],
     /// Every encoder-layer section, headers included (they are consecutive).
@@ -200,9 +201,11 @@ impl<'a> Layout<'a> {
         };
         let (layers_start, layers_end) = layers.unwrap_or((0, 0));
         let config = need(found.config, SectionKind::Config)?;
-        if found.tokenizer.is_none() && found.unigram.is_none() {
+        match (found.tokenizer, found.unigram) {
             // Either tokenizer will do; the message names the usual one.
-            need(None, SectionKind::WordPieceTokenizer)?;
+            (None, None) => need(None, SectionKind::WordPieceTokenizer).map(drop)?,
+            (Some(_), Some(_)) => return Err(BlobError::TwoTokenizers),
+            _ => {}
         }
         Ok(Self {
             config,

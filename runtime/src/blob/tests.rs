@@ -694,16 +694,18 @@ fn tiny_unigram(buf: &mut [Vec<u8>; 5]) -> super::UnigramSection<'_> {
     }
 }
 
-/// A Unigram tokenizer section (kind 20, required) after the others parses into
-/// `ModelView::unigram` and tokenizes; an inconsistent one is `BadVocab`, a wrong flag
-/// `BadSectionFlags`.
+/// A Unigram tokenizer section (kind 20, required) in place of the WordPiece one parses into
+/// `ModelView::unigram` and tokenizes; both tokenizers in one blob are `TwoTokenizers`, an
+/// inconsistent section is `BadVocab`, a wrong flag `BadSectionFlags`.
 #[test]
 fn the_unigram_section_parses_and_tokenizes() {
     use crate::UnigramTokenizer;
     let mut buf: [Vec<u8>; 5] = Default::default();
     let section = tiny_unigram(&mut buf);
+    // The fixture with its WordPiece section replaced by `payload` as kind 20.
     let with = |payload: Vec<u8>, flags: u16| {
         let mut secs = split(V2);
+        secs.remove(position(&secs, SectionKind::WordPieceTokenizer));
         secs.push(Raw {
             kind: SectionKind::UnigramTokenizer.code(),
             flags,
@@ -715,21 +717,33 @@ fn the_unigram_section_parses_and_tokenizes() {
     assert_eq!(SectionKind::UnigramTokenizer.code(), 20);
     assert!(parse(V2).unwrap().unigram.is_none());
     let blob = with(good.clone(), SectionKind::UnigramTokenizer.flags());
-    let model = parse(&blob).expect("a blob with a unigram section parses");
-    // Without the WordPiece section: a Unigram-only model (XLM-R), whose WordPiece
-    // tokenizer refuses to encode.
-    let mut only = split(&blob);
-    only.remove(position(&only, SectionKind::WordPieceTokenizer));
-    let only = build(&only);
-    let unigram_only = parse(&only).expect("a Unigram-only blob parses");
-    assert!(unigram_only.tokenizer.is_none() && unigram_only.unigram.is_some());
-    let wp = Tokenizer::new(&unigram_only);
-    assert!(!wp.is_wordpiece() && Tokenizer::new(&model).is_wordpiece());
+    // A Unigram-only model (XLM-R), whose WordPiece tokenizer refuses to encode.
+    let model = parse(&blob).expect("a Unigram-only blob parses");
+    assert!(model.tokenizer.is_none() && model.unigram.is_some());
+    let wp = Tokenizer::new(&model);
+    assert!(!wp.is_wordpiece() && Tokenizer::new(&parse(V2).unwrap()).is_wordpiece());
     assert_eq!(
         wp.encode("ab", &mut [0u32; 8]),
         Err(crate::TokenizeError::NotWordPiece)
     );
     assert_eq!(wp.count("ab"), 2, "no pieces, the two specials' places");
+    // Both tokenizers: refused, whichever the reader would have picked.
+    let mut both = split(V2);
+    both.push(Raw {
+        kind: SectionKind::UnigramTokenizer.code(),
+        flags: SectionKind::UnigramTokenizer.flags(),
+        payload: good.clone(),
+    });
+    assert_eq!(err(&build(&both)), BlobError::TwoTokenizers);
+    // Neither: the usual one is named missing.
+    let mut neither = split(V2);
+    neither.remove(position(&neither, SectionKind::WordPieceTokenizer));
+    assert!(matches!(
+        err(&build(&neither)),
+        BlobError::MissingSection {
+            section: "wordpiece tokenizer"
+        }
+    ));
     let u = model.unigram.expect("the unigram section");
     assert_eq!(u, section);
     let tok = UnigramTokenizer::from_section(u);
