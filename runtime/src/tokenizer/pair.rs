@@ -254,55 +254,80 @@ impl Tokenizer<'_> {
         if !self.wordpiece {
             return Err(TokenizeError::NotWordPiece);
         }
-        let capacity = ids.len();
-        let added = self.pair_template.added();
-        if capacity < added {
-            return Err(TokenizeError::BufferTooSmall {
-                capacity,
-                needed: added,
-            });
-        }
-        if types.len() < capacity {
-            return Err(TokenizeError::TypesTooShort {
-                ids: capacity,
-                types: types.len(),
-            });
-        }
-        let n1 = self.word_pieces(first).count();
-        let n2 = self.word_pieces(second).count();
-        let (k1, k2) = longest_first(n1, n2, capacity - added);
-        let mut at = 0usize;
-        let mut put = |id: u32, type_id: u32| {
+        fill(
+            &self.pair_template,
+            ids,
+            types,
+            |which| self.word_pieces(pick(which, first, second)).count(),
+            |which, k, put| {
+                self.word_pieces(pick(which, first, second))
+                    .take(k)
+                    .for_each(put)
+            },
+        )
+    }
+}
+
+/// The first text (`false`) or the second (`true`).
+fn pick<'t>(second: bool, a: &'t str, b: &'t str) -> &'t str {
+    if second { b } else { a }
+}
+
+/// Fills `template` into the front of `ids` and `types`, truncating with
+/// [`longest_first`]: `count(second)` is the number of pieces of the first (`false`) or the
+/// second (`true`) text, `pieces(second, k, put)` feeds its first `k` piece ids to `put`.
+/// What every tokenizer's `encode_pair` shares.
+///
+/// # Errors
+/// [`TokenizeError::BufferTooSmall`] if `ids` cannot hold the template's special tokens;
+/// [`TokenizeError::TypesTooShort`] if `types` is shorter than `ids`.
+pub(super) fn fill(
+    template: &Template,
+    ids: &mut [u32],
+    types: &mut [u32],
+    mut count: impl FnMut(bool) -> usize,
+    mut pieces: impl FnMut(bool, usize, &mut dyn FnMut(u32)),
+) -> Result<PairEncoding, TokenizeError> {
+    let capacity = ids.len();
+    let added = template.added();
+    if capacity < added {
+        return Err(TokenizeError::BufferTooSmall {
+            capacity,
+            needed: added,
+        });
+    }
+    if types.len() < capacity {
+        return Err(TokenizeError::TypesTooShort {
+            ids: capacity,
+            types: types.len(),
+        });
+    }
+    let (n1, n2) = (count(false), count(true));
+    let (k1, k2) = longest_first(n1, n2, capacity - added);
+    let mut at = 0usize;
+    for p in template.pieces() {
+        let mut put = |id: u32| {
             if let (Some(i), Some(t)) = (ids.get_mut(at), types.get_mut(at)) {
                 *i = id;
-                *t = type_id;
+                *t = p.type_id;
                 at += 1;
             }
         };
-        let template = self.pair_template;
-        for p in template.pieces() {
-            match p.piece {
-                Piece::Special(id) => put(id, p.type_id),
-                Piece::First => self
-                    .word_pieces(first)
-                    .take(k1)
-                    .for_each(|id| put(id, p.type_id)),
-                Piece::Second => self
-                    .word_pieces(second)
-                    .take(k2)
-                    .for_each(|id| put(id, p.type_id)),
-            }
+        match p.piece {
+            Piece::Special(id) => put(id),
+            Piece::First => pieces(false, k1, &mut put),
+            Piece::Second => pieces(true, k2, &mut put),
         }
-        let total = n1.saturating_add(n2).saturating_add(added);
-        let len = k1 + k2 + added;
-        Ok(PairEncoding {
-            len,
-            total,
-            first: (k1, n1),
-            second: (k2, n2),
-            truncated: total > len,
-        })
     }
+    let total = n1.saturating_add(n2).saturating_add(added);
+    let len = k1 + k2 + added;
+    Ok(PairEncoding {
+        len,
+        total,
+        first: (k1, n1),
+        second: (k2, n2),
+        truncated: total > len,
+    })
 }
 
 #[cfg(test)]

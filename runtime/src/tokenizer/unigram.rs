@@ -29,6 +29,7 @@
 //! byte), so the section needs no trie of its own.
 
 use super::Encoding;
+use super::pair::{self, PairEncoding, Template};
 use super::precompiled::Charsmap;
 use crate::blob::{UNIGRAM_SCORE_FRAC_BITS, UnigramSection};
 use crate::error::TokenizeError;
@@ -60,6 +61,9 @@ pub struct UnigramTokenizer<'a> {
     /// `first[b]..first[b + 1]`: the ranks of the sorted index whose pieces start with byte
     /// `b` (computed once, so a lookup starts its narrowing at the second byte).
     first: [u32; 257],
+    /// The pair template of [`Self::encode_pair`]: the blob's, else XLM-R's
+    /// `<s> $A </s> </s> $B </s>`.
+    pair_template: Template,
 }
 
 fn u32_at(bytes: &[u8], i: usize) -> Option<u32> {
@@ -128,6 +132,7 @@ impl<'a> UnigramTokenizer<'a> {
             unk_score: min - (10i64 << UNIGRAM_SCORE_FRAC_BITS),
             specials: [(&[], 0); SPECIALS],
             first: [0; 257],
+            pair_template: Template::roberta(s.bos_id, s.eos_id),
         };
         // Pieces are non-empty and sorted: count each first byte, then prefix-sum.
         let mut first = [0u32; 257];
@@ -148,7 +153,72 @@ impl<'a> UnigramTokenizer<'a> {
 
     /// The Unigram tokenizer of a parsed model, if its blob has one (blob kind 20).
     pub fn new(model: &crate::blob::ModelView<'a>) -> Option<Self> {
-        model.unigram.map(Self::from_section)
+        let t = model.unigram.map(Self::from_section)?;
+        Some(match model.pair_template {
+            Some(template) => t.with_pair_template(template),
+            None => t,
+        })
+    }
+
+    /// The same tokenizer with another pair template.
+    pub fn with_pair_template(self, template: Template) -> Self {
+        Self {
+            pair_template: template,
+            ..self
+        }
+    }
+
+    /// The pair template [`Self::encode_pair`] uses.
+    pub fn pair_template(&self) -> &Template {
+        &self.pair_template
+    }
+
+    /// Scratch bytes [`Self::encode_pair`] needs for `first` and `second` (the texts are
+    /// segmented one after the other, in the same scratch).
+    pub fn pair_scratch_bytes(&self, first: &str, second: &str) -> usize {
+        self.scratch_bytes(first).max(self.scratch_bytes(second))
+    }
+
+    /// Writes the pair template filled with the pieces of `first` and `second` to the
+    /// front of `ids`, and each id's token type to the same place in `types`, truncating
+    /// with `tokenizers`' `longest_first` strategy as [`crate::Tokenizer::encode_pair`]
+    /// does (a buffer of `count(first) + count(second) + 2` ids, with XLM-R's template,
+    /// truncates nothing).
+    ///
+    /// # Errors
+    /// [`TokenizeError::ScratchTooSmall`] if `scratch` is smaller than
+    /// [`Self::pair_scratch_bytes`]; [`TokenizeError::BufferTooSmall`] if `ids` cannot hold
+    /// the template's special tokens; [`TokenizeError::TypesTooShort`] if `types` is
+    /// shorter than `ids`.
+    pub fn encode_pair(
+        &self,
+        first: &str,
+        second: &str,
+        scratch: &mut [u8],
+        ids: &mut [u32],
+        types: &mut [u32],
+    ) -> Result<PairEncoding, TokenizeError> {
+        let text = |second_text: bool| if second_text { second } else { first };
+        let mut n = [0usize; 2];
+        for (which, count) in n.iter_mut().enumerate() {
+            self.pieces_of(text(which == 1), scratch, |_| *count += 1)?;
+        }
+        pair::fill(
+            &self.pair_template,
+            ids,
+            types,
+            |second_text| n[usize::from(second_text)],
+            |second_text, k, put| {
+                let mut left = k;
+                // The scratch held both texts above, so this pass cannot fail.
+                let _ = self.pieces_of(text(second_text), scratch, |id| {
+                    if left > 0 {
+                        left -= 1;
+                        put(id);
+                    }
+                });
+            },
+        )
     }
 
     /// Number of pieces.
