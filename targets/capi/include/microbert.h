@@ -142,6 +142,18 @@
 #define MICROBERT_ERR_IDS_TOO_SMALL -201
 
 /**
+ * The tokenizer scratch is smaller than `microbert_tokenize_scratch_bytes` says this text
+ * needs.
+ */
+#define MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL -202
+
+/**
+ * The model's tokenizer (SentencePiece Unigram) needs scratch: call
+ * `microbert_tokenize_with_scratch`.
+ */
+#define MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH -203
+
+/**
  * Inference cannot run, for a reason this table does not name yet.
  */
 #define MICROBERT_ERR_RUN -300
@@ -317,11 +329,14 @@ int32_t microbert_prepare(microbert_model *model, void *buf, size_t len);
  * `min(ids_cap, microbert_max_tokens(model))` ids are written: pieces that do not fit are
  * dropped, `[CLS]` and `[SEP]` always kept. `*n_ids` receives the number written (0 on
  * error). The text needs no NUL terminator; `text` may be null only when `text_len` is 0.
+ * A model with a SentencePiece Unigram tokenizer (XLM-R, multilingual-e5) needs scratch:
+ * `microbert_tokenize_with_scratch`, which takes any model.
  *
  * Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL` (null `model`, `ids`, `n_ids`, or `text`
  * with a nonzero length), `MICROBERT_ERR_NOT_OPEN`, `MICROBERT_ERR_UTF8` if the text is not
  * valid UTF-8, `MICROBERT_ERR_IDS_TOO_SMALL` if `ids_cap` < 2, `MICROBERT_ERR_ALIGN` or
- * `MICROBERT_ERR_LENGTH` for a misaligned `ids` or an impossible length.
+ * `MICROBERT_ERR_LENGTH` for a misaligned `ids` or an impossible length,
+ * `MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH` for a Unigram model.
  *
  * # Safety
  * `model` is null or points to a `microbert_model`; `text` points to `text_len` readable
@@ -333,6 +348,46 @@ int32_t microbert_tokenize(const microbert_model *model,
                            uint32_t *ids,
                            size_t ids_cap,
                            size_t *n_ids);
+
+/**
+ * Bytes of scratch `microbert_tokenize_with_scratch` needs for the UTF-8 text
+ * `text[0..text_len]`: for a SentencePiece Unigram tokenizer its segmentation lattice
+ * (about 17 bytes per byte of the text's longest space-separated segment after
+ * normalisation: a Chinese sentence without spaces is one segment), 0 for WordPiece (which
+ * needs none) or a text that normalises to nothing. Also 0 if `model` is null or not
+ * opened, or the text is null or not UTF-8: the tokenize call then says which.
+ *
+ * # Safety
+ * `model` is null or points to a `microbert_model`; `text` points to `text_len` readable
+ * bytes.
+ */
+size_t microbert_tokenize_scratch_bytes(const microbert_model *model,
+                                        const char *text,
+                                        size_t text_len);
+
+/**
+ * `microbert_tokenize` for any model: with `scratch[0..scratch_len]` (any alignment, at
+ * least `microbert_tokenize_scratch_bytes(model, text, text_len)` bytes; its contents
+ * before and after do not matter) a SentencePiece Unigram model writes `<s>`, the pieces,
+ * `</s>` (bit-exact with Hugging Face `tokenizers`), truncated as `microbert_tokenize`
+ * truncates. A WordPiece model ignores the scratch. `scratch` may be null only when
+ * `scratch_len` is 0. Nothing is allocated.
+ *
+ * Returns what `microbert_tokenize` returns, and
+ * `MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL` when the scratch is too small for this text.
+ *
+ * # Safety
+ * As `microbert_tokenize`, and `scratch` points to `scratch_len` writable bytes that
+ * overlap none of the other buffers.
+ */
+int32_t microbert_tokenize_with_scratch(const microbert_model *model,
+                                        const char *text,
+                                        size_t text_len,
+                                        void *scratch,
+                                        size_t scratch_len,
+                                        uint32_t *ids,
+                                        size_t ids_cap,
+                                        size_t *n_ids);
 
 /**
  * Sentence embedding of the token ids `ids[0..n_ids]` (as `microbert_tokenize` writes

@@ -15,6 +15,7 @@ use crate::status::*;
 use core::ffi::CStr;
 use microbert::{
     BlobError, Encoder, Kernels, ModelView, PreparedWeights, RunError, TokenizeError, Tokenizer,
+    UnigramTokenizer,
 };
 
 /// A parsed model. `'static` stands for "as long as the caller keeps the blob", the
@@ -79,6 +80,10 @@ pub(crate) fn status(e: Error) -> i32 {
         Error::Blob(BlobError::BadVocab { .. }) => MICROBERT_ERR_BLOB_VOCAB,
         Error::Blob(_) => MICROBERT_ERR_BLOB,
         Error::Tokenize(TokenizeError::BufferTooSmall { .. }) => MICROBERT_ERR_IDS_TOO_SMALL,
+        Error::Tokenize(TokenizeError::ScratchTooSmall { .. }) => {
+            MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL
+        }
+        Error::Tokenize(TokenizeError::NotWordPiece) => MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH,
         Error::Tokenize(_) => MICROBERT_ERR_TOKENIZE,
         Error::Run(RunError::EmptyInput) => MICROBERT_ERR_EMPTY_INPUT,
         Error::Run(RunError::TokenOutOfVocab { .. }) => MICROBERT_ERR_TOKEN_OUT_OF_VOCAB,
@@ -186,12 +191,42 @@ pub(crate) fn prepare(model: &Model, storage: &mut [u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// `[CLS]`, the pieces of `text` and `[SEP]` into `ids` (truncated to its length and to
-/// [`max_tokens`]); returns the number written.
+/// WordPiece's `[CLS]` pieces `[SEP]` of `text` into `ids` (truncated to its length and to
+/// [`max_tokens`]); a SentencePiece Unigram model is [`TokenizeError::NotWordPiece`] (it
+/// needs the scratch of [`tokenize_with_scratch`]). Returns the number of ids written.
+///
+/// Separate from [`tokenize_with_scratch`] so that a firmware calling only
+/// `microbert_tokenize` links no Unigram code (its normaliser and lattice are most of the
+/// tokenizer's flash).
 pub(crate) fn tokenize(model: &Model, text: &str, ids: &mut [u32]) -> Result<usize, Error> {
-    let cap = ids.len().min(max_tokens(model));
-    let ids = ids.get_mut(..cap).unwrap_or_default();
+    let ids = capped(model, ids);
     Ok(Tokenizer::new(model).encode(text, ids)?.len)
+}
+
+/// [`tokenize`] for any model: SentencePiece Unigram's `<s>` pieces `</s>` with `scratch`
+/// for its lattice, WordPiece as [`tokenize`] (the scratch unused).
+pub(crate) fn tokenize_with_scratch(
+    model: &Model,
+    text: &str,
+    scratch: &mut [u8],
+    ids: &mut [u32],
+) -> Result<usize, Error> {
+    match UnigramTokenizer::new(model) {
+        Some(unigram) => Ok(unigram.encode(text, scratch, capped(model, ids))?.len),
+        None => tokenize(model, text, ids),
+    }
+}
+
+/// `ids` cut to [`max_tokens`].
+fn capped<'a>(model: &Model, ids: &'a mut [u32]) -> &'a mut [u32] {
+    let cap = ids.len().min(max_tokens(model));
+    ids.get_mut(..cap).unwrap_or_default()
+}
+
+/// Scratch bytes [`tokenize`] needs for `text`: the Unigram tokenizer's lattice, 0 for
+/// WordPiece (which needs none).
+pub(crate) fn tokenize_scratch_bytes(model: &Model, text: &str) -> usize {
+    UnigramTokenizer::new(model).map_or(0, |u| u.scratch_bytes(text))
 }
 
 /// The encoder of this build's kernels, with the weights [`prepare`] wrote into `prepared`

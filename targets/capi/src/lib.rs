@@ -298,11 +298,14 @@ pub unsafe extern "C" fn microbert_prepare(
 /// `min(ids_cap, microbert_max_tokens(model))` ids are written: pieces that do not fit are
 /// dropped, `[CLS]` and `[SEP]` always kept. `*n_ids` receives the number written (0 on
 /// error). The text needs no NUL terminator; `text` may be null only when `text_len` is 0.
+/// A model with a SentencePiece Unigram tokenizer (XLM-R, multilingual-e5) needs scratch:
+/// `microbert_tokenize_with_scratch`, which takes any model.
 ///
 /// Returns `MICROBERT_OK`; `MICROBERT_ERR_NULL` (null `model`, `ids`, `n_ids`, or `text`
 /// with a nonzero length), `MICROBERT_ERR_NOT_OPEN`, `MICROBERT_ERR_UTF8` if the text is not
 /// valid UTF-8, `MICROBERT_ERR_IDS_TOO_SMALL` if `ids_cap` < 2, `MICROBERT_ERR_ALIGN` or
-/// `MICROBERT_ERR_LENGTH` for a misaligned `ids` or an impossible length.
+/// `MICROBERT_ERR_LENGTH` for a misaligned `ids` or an impossible length,
+/// `MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH` for a Unigram model.
 ///
 /// # Safety
 /// `model` is null or points to a `microbert_model`; `text` points to `text_len` readable
@@ -316,6 +319,123 @@ pub unsafe extern "C" fn microbert_tokenize(
     ids_cap: usize,
     n_ids: *mut usize,
 ) -> i32 {
+    // SAFETY: forwarded contract.
+    unsafe { tokenize_with(model, text, text_len, ids, ids_cap, n_ids, glue::tokenize) }
+}
+
+/// Bytes of scratch `microbert_tokenize_with_scratch` needs for the UTF-8 text
+/// `text[0..text_len]`: for a SentencePiece Unigram tokenizer its segmentation lattice
+/// (about 17 bytes per byte of the text's longest space-separated segment after
+/// normalisation: a Chinese sentence without spaces is one segment), 0 for WordPiece (which
+/// needs none) or a text that normalises to nothing. Also 0 if `model` is null or not
+/// opened, or the text is null or not UTF-8: the tokenize call then says which.
+///
+/// # Safety
+/// `model` is null or points to a `microbert_model`; `text` points to `text_len` readable
+/// bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn microbert_tokenize_scratch_bytes(
+    model: *const microbert_model,
+    text: *const c_char,
+    text_len: usize,
+) -> usize {
+    (|| {
+        // SAFETY: forwarded contract.
+        let model = &unsafe { opened(model) }?.model;
+        // SAFETY: forwarded contract.
+        let text = unsafe { text_arg(text, text_len) }?;
+        Ok::<_, Error>(glue::tokenize_scratch_bytes(model, text))
+    })()
+    .unwrap_or(0)
+}
+
+/// `microbert_tokenize` for any model: with `scratch[0..scratch_len]` (any alignment, at
+/// least `microbert_tokenize_scratch_bytes(model, text, text_len)` bytes; its contents
+/// before and after do not matter) a SentencePiece Unigram model writes `<s>`, the pieces,
+/// `</s>` (bit-exact with Hugging Face `tokenizers`), truncated as `microbert_tokenize`
+/// truncates. A WordPiece model ignores the scratch. `scratch` may be null only when
+/// `scratch_len` is 0. Nothing is allocated.
+///
+/// Returns what `microbert_tokenize` returns, and
+/// `MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL` when the scratch is too small for this text.
+///
+/// # Safety
+/// As `microbert_tokenize`, and `scratch` points to `scratch_len` writable bytes that
+/// overlap none of the other buffers.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn microbert_tokenize_with_scratch(
+    model: *const microbert_model,
+    text: *const c_char,
+    text_len: usize,
+    scratch: *mut c_void,
+    scratch_len: usize,
+    ids: *mut u32,
+    ids_cap: usize,
+    n_ids: *mut usize,
+) -> i32 {
+    let scratch = match checked_len::<u8>(scratch_len) {
+        Ok(0) => Ok(&mut [][..]),
+        Ok(len) => checked_ptr(scratch.cast_const().cast::<u8>()).map(|p| {
+            // SAFETY: `scratch` is non-null and points to `len` (which fits isize) writable
+            // bytes that nothing else accesses during the call (the documented contract).
+            unsafe { core::slice::from_raw_parts_mut(p.cast_mut(), len) }
+        }),
+        Err(e) => Err(e),
+    };
+    match scratch {
+        // SAFETY: forwarded contract.
+        Ok(scratch) => unsafe {
+            tokenize_with(
+                model,
+                text,
+                text_len,
+                ids,
+                ids_cap,
+                n_ids,
+                |model, text, ids| glue::tokenize_with_scratch(model, text, scratch, ids),
+            )
+        },
+        Err(e) => {
+            if let Ok(n_ids) = checked_ptr(n_ids.cast_const()) {
+                // SAFETY: `n_ids` is non-null and aligned, and points to a writable `size_t`.
+                unsafe { n_ids.cast_mut().write(0) };
+            }
+            glue::status(e)
+        }
+    }
+}
+
+/// The text argument of the tokenize calls: `text_len` bytes of UTF-8 (`text` may be null
+/// when `text_len` is 0).
+///
+/// # Safety
+/// `text` points to `text_len` readable bytes that stay unchanged while the result is used.
+unsafe fn text_arg<'a>(text: *const c_char, text_len: usize) -> Result<&'a str, Error> {
+    let text_len = checked_len::<u8>(text_len)?;
+    let bytes: &[u8] = if text_len == 0 {
+        &[]
+    } else {
+        // SAFETY: `text` is non-null (checked) and points to `text_len` readable bytes.
+        unsafe { core::slice::from_raw_parts(checked_ptr(text)?.cast::<u8>(), text_len) }
+    };
+    core::str::from_utf8(bytes).map_err(|_| Error::Utf8)
+}
+
+/// The body of the tokenize calls, after the scratch (if any) is a slice: `tokenize` is
+/// the glue function (generic, so that each C function links only its own tokenizers).
+///
+/// # Safety
+/// The contract of `microbert_tokenize`.
+unsafe fn tokenize_with(
+    model: *const microbert_model,
+    text: *const c_char,
+    text_len: usize,
+    ids: *mut u32,
+    ids_cap: usize,
+    n_ids: *mut usize,
+    tokenize: impl FnOnce(&glue::Model, &str, &mut [u32]) -> Result<usize, Error>,
+) -> i32 {
     let n_ids = match checked_ptr(n_ids.cast_const()) {
         Ok(p) => p.cast_mut(),
         Err(e) => return glue::status(e),
@@ -327,18 +447,12 @@ pub unsafe extern "C" fn microbert_tokenize(
         let model = &unsafe { opened(model) }?.model;
         let ids = checked_ptr(ids.cast_const())?.cast_mut();
         let ids_cap = checked_len::<u32>(ids_cap)?;
-        let text_len = checked_len::<u8>(text_len)?;
-        let bytes: &[u8] = if text_len == 0 {
-            &[]
-        } else {
-            // SAFETY: `text` is non-null (checked) and points to `text_len` readable bytes.
-            unsafe { core::slice::from_raw_parts(checked_ptr(text)?.cast::<u8>(), text_len) }
-        };
-        let text = core::str::from_utf8(bytes).map_err(|_| Error::Utf8)?;
+        // SAFETY: forwarded contract.
+        let text = unsafe { text_arg(text, text_len) }?;
         // SAFETY: `ids` is non-null, aligned, and points to `ids_cap` (whose byte size fits
         // isize) writable `uint32_t` that nothing else accesses during the call.
         let ids = unsafe { core::slice::from_raw_parts_mut(ids, ids_cap) };
-        let n = glue::tokenize(model, text, ids)?;
+        let n = tokenize(model, text, ids)?;
         // SAFETY: as above.
         unsafe { n_ids.write(n) };
         Ok(())

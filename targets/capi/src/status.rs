@@ -59,6 +59,12 @@ pub const MICROBERT_ERR_BLOB_VOCAB: i32 = -112;
 pub const MICROBERT_ERR_TOKENIZE: i32 = -200;
 /// The id buffer cannot hold even `[CLS]` and `[SEP]` (capacity below 2).
 pub const MICROBERT_ERR_IDS_TOO_SMALL: i32 = -201;
+/// The tokenizer scratch is smaller than `microbert_tokenize_scratch_bytes` says this text
+/// needs.
+pub const MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL: i32 = -202;
+/// The model's tokenizer (SentencePiece Unigram) needs scratch: call
+/// `microbert_tokenize_with_scratch`.
+pub const MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH: i32 = -203;
 
 /// Inference cannot run, for a reason this table does not name yet.
 pub const MICROBERT_ERR_RUN: i32 = -300;
@@ -85,7 +91,7 @@ pub const MICROBERT_ERR_PREPARED_MISMATCH: i32 = -310;
 
 /// Every status, for the tests.
 #[cfg(test)]
-pub(crate) const ALL: [i32; 32] = [
+pub(crate) const ALL: [i32; 34] = [
     MICROBERT_OK,
     MICROBERT_ERR_NULL,
     MICROBERT_ERR_NOT_OPEN,
@@ -107,6 +113,8 @@ pub(crate) const ALL: [i32; 32] = [
     MICROBERT_ERR_BLOB_VOCAB,
     MICROBERT_ERR_TOKENIZE,
     MICROBERT_ERR_IDS_TOO_SMALL,
+    MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL,
+    MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH,
     MICROBERT_ERR_RUN,
     MICROBERT_ERR_EMPTY_INPUT,
     MICROBERT_ERR_TOKEN_OUT_OF_VOCAB,
@@ -155,6 +163,12 @@ pub(crate) fn message(status: i32) -> &'static CStr {
         MICROBERT_ERR_TOKENIZE => c"the text cannot be tokenized",
         MICROBERT_ERR_IDS_TOO_SMALL => {
             c"the token id buffer must hold at least 2 ids ([CLS] and [SEP])"
+        }
+        MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL => {
+            c"the tokenizer scratch is smaller than microbert_tokenize_scratch_bytes for this text"
+        }
+        MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH => {
+            c"this model's tokenizer (SentencePiece Unigram) needs scratch: call microbert_tokenize_with_scratch"
         }
         MICROBERT_ERR_RUN => c"inference cannot run with these inputs",
         MICROBERT_ERR_EMPTY_INPUT => c"the token sequence is empty",

@@ -728,3 +728,156 @@ fn heads_equal_the_runtime_called_directly() {
         MICROBERT_ERR_NO_SUCH_HEAD
     );
 }
+
+/// `microbert_tokenize_with_scratch`: `(status, ids)`, the scratch `offset` bytes into a
+/// buffer (any alignment), `None` for a null scratch pointer.
+fn tokenize_scratch(
+    m: &microbert_model,
+    text: &[u8],
+    scratch: Option<(usize, usize)>,
+    cap: usize,
+) -> (i32, Vec<u32>) {
+    let (len, offset) = scratch.unwrap_or((0, 0));
+    let mut buf = vec![0u8; len + offset];
+    let ptr = match scratch {
+        // SAFETY: `offset` is within the buffer.
+        Some(_) => unsafe { buf.as_mut_ptr().add(offset) }.cast(),
+        None => null_mut(),
+    };
+    let mut ids = vec![0u32; cap];
+    let mut n = usize::MAX;
+    // SAFETY: live buffers of the lengths given.
+    let s = unsafe {
+        microbert_tokenize_with_scratch(
+            m,
+            text.as_ptr().cast(),
+            text.len(),
+            ptr,
+            len,
+            ids.as_mut_ptr(),
+            cap,
+            &mut n,
+        )
+    };
+    ids.truncate(n);
+    (s, ids)
+}
+
+fn tokenize_scratch_bytes(m: &microbert_model, text: &[u8]) -> usize {
+    // SAFETY: a live text of that length.
+    unsafe { microbert_tokenize_scratch_bytes(m, text.as_ptr().cast(), text.len()) }
+}
+
+/// WordPiece models need no tokenizer scratch: the scratch variant gives
+/// `microbert_tokenize`'s ids with none, and its size is 0.
+#[test]
+fn wordpiece_tokenizes_the_same_with_or_without_scratch() {
+    let (_, m) = open(fixture());
+    let (s, plain) = tokenize(&m, TEXT.as_bytes(), 64);
+    assert_eq!(s, MICROBERT_OK);
+    assert_eq!(tokenize_scratch_bytes(&m, TEXT.as_bytes()), 0);
+    assert_eq!(
+        tokenize_scratch(&m, TEXT.as_bytes(), None, 64),
+        (MICROBERT_OK, plain.clone())
+    );
+    assert_eq!(
+        tokenize_scratch(&m, TEXT.as_bytes(), Some((5, 1)), 64),
+        (MICROBERT_OK, plain)
+    );
+    assert_eq!(tokenize_scratch_bytes(&storage(), TEXT.as_bytes()), 0);
+    assert_eq!(
+        tokenize_scratch(&storage(), TEXT.as_bytes(), None, 64).0,
+        MICROBERT_ERR_NOT_OPEN
+    );
+    // A null scratch with a length is a null pointer; `n_ids` is still zeroed.
+    let mut ids = [0u32; 8];
+    let mut n = usize::MAX;
+    // SAFETY: live buffers; the null scratch is the point.
+    let s = unsafe {
+        microbert_tokenize_with_scratch(
+            &m,
+            TEXT.as_ptr().cast(),
+            TEXT.len(),
+            null_mut(),
+            16,
+            ids.as_mut_ptr(),
+            8,
+            &mut n,
+        )
+    };
+    assert_eq!((s, n), (MICROBERT_ERR_NULL, 0));
+}
+
+/// A SentencePiece Unigram model (multilingual-e5-small) tokenizes from C only with scratch,
+/// and then exactly as the runtime's `UnigramTokenizer` (itself checked against Hugging
+/// Face `tokenizers`); too little scratch is its own status.
+#[test]
+fn unigram_tokenizes_with_scratch_as_the_runtime() {
+    let Some(blob) = prepared_blob("e5-small") else {
+        return;
+    };
+    let (status, m) = open(blob);
+    assert_eq!(status, MICROBERT_OK);
+    let model = microbert::parse(blob).expect("parses");
+    let unigram = microbert::UnigramTokenizer::new(&model).expect("a Unigram tokenizer");
+    // SAFETY: an opened storage.
+    let max = unsafe { microbert_max_tokens(&m) };
+    let direct = |text: &str, cap: usize| {
+        let mut scratch = vec![0u8; unigram.scratch_bytes(text)];
+        let mut ids = vec![0u32; cap.min(max)];
+        let n = unigram
+            .encode(text, &mut scratch, &mut ids)
+            .expect("encodes")
+            .len;
+        ids.truncate(n);
+        ids
+    };
+    let texts = [
+        "passage: 今天天气很好，我们去公园散步吧。",
+        "query: how much protein should a female eat",
+        "Zürich ist eine Stadt. Москва — столица России. 🙂",
+        "",
+    ];
+    for text in texts {
+        let bytes = text.as_bytes();
+        let need = tokenize_scratch_bytes(&m, bytes);
+        assert_eq!(need, unigram.scratch_bytes(text), "{text}");
+        assert_eq!(
+            tokenize(&m, bytes, 64),
+            (MICROBERT_ERR_TOKENIZE_NEEDS_SCRATCH, vec![]),
+            "{text}"
+        );
+        for offset in [0, 1, 3] {
+            assert_eq!(
+                tokenize_scratch(&m, bytes, Some((need, offset)), 64),
+                (MICROBERT_OK, direct(text, 64)),
+                "{text}, scratch at offset {offset}"
+            );
+        }
+        if need > 0 {
+            assert_eq!(
+                tokenize_scratch(&m, bytes, Some((need - 1, 1)), 64),
+                (MICROBERT_ERR_TOKENIZE_SCRATCH_TOO_SMALL, vec![]),
+                "{text}"
+            );
+        }
+    }
+    // Truncated to the capacity and to the model's limit, `<s>` and `</s>` kept.
+    let text = texts[0];
+    let need = tokenize_scratch_bytes(&m, text.as_bytes());
+    let full = direct(text, 64);
+    let (s, short) = tokenize_scratch(&m, text.as_bytes(), Some((need, 0)), 4);
+    assert_eq!((s, short.len()), (MICROBERT_OK, 4));
+    assert_eq!(short[..3], full[..3]);
+    assert_eq!(short.last(), full.last());
+    let long = "词".repeat(max * 2);
+    let need = tokenize_scratch_bytes(&m, long.as_bytes());
+    let (s, ids) = tokenize_scratch(&m, long.as_bytes(), Some((need, 0)), max + 10);
+    assert_eq!((s, ids.len()), (MICROBERT_OK, max));
+    assert_eq!(ids, direct(&long, max + 10));
+    assert_eq!(tokenize_scratch_bytes(&m, b"\xff ok"), 0);
+    assert_eq!(
+        tokenize_scratch(&m, b"\xff ok", Some((64, 0)), 8).0,
+        MICROBERT_ERR_UTF8
+    );
+}
