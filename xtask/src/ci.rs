@@ -120,7 +120,7 @@ const STEPS: &[Step] = &[
     }),
     ("fuzz corpus replay", crate::fuzz::replay),
     ("no-std", no_std),
-    ("cross (qemu-user)", crate::cross::cross),
+    ("cross (qemu-user)", |root| crate::cross::cross(root, false)),
     ("firmware --report (qemu-system)", |root| {
         crate::firmware::run(
             root,

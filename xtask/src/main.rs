@@ -96,8 +96,13 @@ enum Command {
     /// Build the Cortex-A (NEON, dotprod, i8mm) and RISC-V (RVV) backends with Debian's
     /// rustc and run their conformance and MiniLM end-to-end tests under qemu-user; build the
     /// Cortex-M backends (DSP, Helium) and run their conformance programs under
-    /// qemu-system-arm (M4, M7, M33, M55).
-    Cross,
+    /// qemu-system-arm (M4, M7, M55; M33 and the soft-float M4 with `--all`).
+    Cross {
+        /// Every configuration, not only those `cargo xtask ci` runs: adds RVV at VLEN 256,
+        /// the dotprod-only bare-metal build, Cortex-M4 soft-float and Cortex-M33.
+        #[arg(long)]
+        all: bool,
+    },
     /// Disassemble the cross-built GEMM kernels and print instructions per
     /// multiply-accumulate of each inner loop.
     AsmReport,
@@ -215,7 +220,7 @@ fn main() -> Result<()> {
         Command::Doctor => doctor::doctor(),
         Command::Embed { args } => ci::embed(&args),
         Command::NoStd => ci::no_std(&root),
-        Command::Cross => cross::cross(&root),
+        Command::Cross { all } => cross::cross(&root, all),
         Command::AsmReport => cross::asm_report(&root),
         Command::Firmware(args) => firmware::run(&root, &args),
         Command::Icount => icount::run(&root),
