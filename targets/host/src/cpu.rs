@@ -37,17 +37,29 @@ pub fn model_name() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The x86 features the tiers need, and AMX-INT8 (which no tier uses yet), with whether
-/// this CPU has each: `is_x86_feature_detected!` names; AMX-INT8 from CPUID leaf 7
-/// (EDX bit 25), whose detection macro is not stable yet.
+/// Whether the CPU has AMX-TILE and AMX-INT8: CPUID leaf 7, EDX bits 24 and 25 (the
+/// detection macro's names for them are not stable yet). Whether the operating system
+/// lets this process use them is [`crate::Tier::supported`]'s second question.
+pub fn amx_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{__cpuid, __cpuid_count};
+        const TILE_AND_INT8: u32 = 3 << 24;
+        __cpuid(0).eax >= 7 && __cpuid_count(7, 0).edx & TILE_AND_INT8 == TILE_AND_INT8
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The x86 features the tiers need, with whether this CPU has each:
+/// `is_x86_feature_detected!` names, and `amx-int8` ([`amx_int8`]).
 pub fn features() -> Vec<(&'static str, bool)> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        let amx_int8 = {
-            use core::arch::x86_64::{__cpuid, __cpuid_count};
-            __cpuid(0).eax >= 7 && __cpuid_count(7, 0).edx & (1 << 25) != 0
-        };
+        let amx_int8 = amx_int8();
         vec![
             ("avx2", has!("avx2")),
             ("avxvnni", has!("avxvnni")),

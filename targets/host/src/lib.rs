@@ -1,5 +1,5 @@
 //! Host backend of microbert: [`HostKernels`] implements [`microbert::Kernels`] on x86-64
-//! in tiers of instruction sets ([`Tier`]: AVX2, AVX-VNNI, AVX-512 VNNI), the best one
+//! in tiers of instruction sets ([`Tier`]: AVX2, AVX-VNNI, AVX-512 VNNI, AMX-INT8), the best one
 //! the CPU has chosen at run time, and the scalar reference elsewhere.
 //!
 //! Selection happens in exactly one place: [`HostKernels::detect`] takes the first tier of
@@ -84,12 +84,11 @@ pub use threads::Threads;
 /// | `avx2` | `vpmaddwd` on i16 pairs, 6 x 16 tiles | the same | `vpmaddwd` | AVX2 |
 /// | `avx-vnni` | VEX `vpdpbusd` on `ymm`, 6 x 16 | two `vpdpbusd` products (high, low bytes) | AVX2 `vpmaddwd` | AVX2 |
 /// | `avx512-vnni` | `vpdpbusd` on `zmm`, 8 x 48 | two `vpdpbusd` products (high, low bytes) | `vpdpwssd` `zmm`, 12 x 32 | mostly AVX-512 |
+/// | `amx` | `tdpbusd` on AMX tiles, 16 x 48 x 64 (depth a multiple of 64, at least 8 rows; else as `avx512-vnni`) | two `tdpbusd` products | as `avx512-vnni` | as `avx512-vnni` |
 ///
-/// AMX-INT8 (`tdpbssd` on tiles) is not implemented: no CPU with AMX was available to
-/// verify it. It would be one more variant here, one more module, and an entry in
-/// [`Tier::ALL`]; it joins [`Tier::AUTO`] (what [`HostKernels::detect`] may choose) only
-/// once the conformance suite has passed on a CPU that has it, because an unverified tier
-/// must never be chosen automatically. The enum is `#[non_exhaustive]` for that reason.
+/// A tier joins [`Tier::AUTO`] (what [`HostKernels::detect`] may choose) only once the
+/// conformance suite has passed on a CPU that has it, because an unverified tier must never
+/// be chosen automatically; the enum is `#[non_exhaustive]` so tiers can be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Tier {
@@ -102,15 +101,30 @@ pub enum Tier {
     /// AVX-512 VNNI (`vpdpbusd`, and `vpdpwssd` for P.V, on `zmm`; needs AVX-512 F and BW), with
     /// AVX2 for the per-row passes.
     Avx512Vnni,
+    /// AMX-INT8 (`tdpbusd` on tiles) for the int8 GEMM, the AVX-512 VNNI tier for the rest;
+    /// needs the operating system's permission to use tile data (Linux: `arch_prctl`).
+    Amx,
 }
 
 impl Tier {
     /// Every tier, slowest first.
-    pub const ALL: [Self; 4] = [Self::Scalar, Self::Avx2, Self::AvxVnni, Self::Avx512Vnni];
+    pub const ALL: [Self; 5] = [
+        Self::Scalar,
+        Self::Avx2,
+        Self::AvxVnni,
+        Self::Avx512Vnni,
+        Self::Amx,
+    ];
 
     /// The tiers [`HostKernels::detect`] chooses from, best first: those that passed the
     /// conformance suite on real hardware (see the README for the CPUs).
-    pub const AUTO: [Self; 4] = [Self::Avx512Vnni, Self::AvxVnni, Self::Avx2, Self::Scalar];
+    pub const AUTO: [Self; 5] = [
+        Self::Amx,
+        Self::Avx512Vnni,
+        Self::AvxVnni,
+        Self::Avx2,
+        Self::Scalar,
+    ];
 
     /// The tier's name (`--kernels`, [`Kernels::name`], benchmark tables).
     pub const fn name(self) -> &'static str {
@@ -119,6 +133,7 @@ impl Tier {
             Self::Avx2 => "avx2",
             Self::AvxVnni => "avx-vnni",
             Self::Avx512Vnni => "avx512-vnni",
+            Self::Amx => "amx",
         }
     }
 
@@ -127,13 +142,15 @@ impl Tier {
         Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// The CPU features it needs (`is_x86_feature_detected!` names).
+    /// The CPU features it needs (`is_x86_feature_detected!` names, and `amx-int8` for AMX-TILE
+    /// with AMX-INT8, [`cpu::amx_int8`]).
     pub const fn features(self) -> &'static [&'static str] {
         match self {
             Self::Scalar => &[],
             Self::Avx2 => &["avx2"],
             Self::AvxVnni => &["avx2", "avxvnni"],
             Self::Avx512Vnni => &["avx2", "avx512f", "avx512bw", "avx512vnni"],
+            Self::Amx => &["avx2", "avx512f", "avx512bw", "avx512vnni", "amx-int8"],
         }
     }
 
@@ -149,6 +166,9 @@ impl Tier {
                 Self::AvxVnni => has!("avx2") && has!("avxvnni"),
                 Self::Avx512Vnni => {
                     has!("avx2") && has!("avx512f") && has!("avx512bw") && has!("avx512vnni")
+                }
+                Self::Amx => {
+                    Self::Avx512Vnni.supported() && cpu::amx_int8() && vnni::amx::permitted()
                 }
             }
         }
@@ -193,6 +213,11 @@ impl Tier {
                 }),
                 Self::AvxVnni => of::<vnni::ymm::Ymm6x16>(),
                 Self::Avx512Vnni => of::<vnni::zmm::Zmm8x48>(),
+                Self::Amx => Some(Geometry {
+                    mr: 16,
+                    nr: 48,
+                    ku: 64,
+                }),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -325,6 +350,13 @@ const fn simd_rows(tier: Tier) -> bool {
     !matches!(tier, Tier::Scalar)
 }
 
+/// Whether a tier runs the AVX-512 per-row passes and P.V (AVX-512 VNNI, and AMX, which
+/// has it).
+#[cfg(target_arch = "x86_64")]
+const fn zmm(tier: Tier) -> bool {
+    matches!(tier, Tier::Avx512Vnni | Tier::Amx)
+}
+
 impl Kernels for HostKernels {
     fn name(&self) -> &'static str {
         self.tier.name()
@@ -338,6 +370,7 @@ impl Kernels for HostKernels {
                 Tier::Avx2 => avx2_gemm(a, b, out),
                 Tier::AvxVnni => vnni_gemm::<vnni::ymm::AvxVnni>(self.tier, a, b, out),
                 Tier::Avx512Vnni => vnni_gemm::<vnni::zmm::Avx512Vnni>(self.tier, a, b, out),
+                Tier::Amx => vnni_gemm::<vnni::amx::Amx>(self.tier, a, b, out),
                 Tier::Scalar => Some((a, b, out)),
             };
             if let Some((a, b, out)) = handled
@@ -359,6 +392,8 @@ impl Kernels for HostKernels {
             Tier::AvxVnni => vnni::prepared_len::<vnni::ymm::AvxVnni>(channels, depth),
             #[cfg(target_arch = "x86_64")]
             Tier::Avx512Vnni => vnni::prepared_len::<vnni::zmm::Avx512Vnni>(channels, depth),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Amx => vnni::prepared_len::<vnni::amx::Amx>(channels, depth),
             #[cfg(not(target_arch = "x86_64"))]
             _ => Some(0),
         };
@@ -384,6 +419,10 @@ impl Kernels for HostKernels {
                 // SAFETY: as above.
                 return unsafe { <vnni::zmm::Avx512Vnni as vnni::VnniTier>::pack(w, out) };
             }
+            Tier::Amx => {
+                // SAFETY: as above.
+                return unsafe { <vnni::amx::Amx as vnni::VnniTier>::pack(w, out) };
+            }
             Tier::Scalar => {}
         }
         let _ = (w, out);
@@ -391,16 +430,17 @@ impl Kernels for HostKernels {
     }
 
     fn prepared_depths_len(&self, depth: usize, width: usize) -> usize {
-        match self.tier {
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512Vnni => vnni::prepared_depths_len_zmm(depth, width).unwrap_or(usize::MAX),
-            _ => 0,
+        #[cfg(target_arch = "x86_64")]
+        if zmm(self.tier) {
+            return vnni::prepared_depths_len_zmm(depth, width).unwrap_or(usize::MAX);
         }
+        let _ = (depth, width);
+        0
     }
 
     fn prepare_depths(&self, v: MatRef<'_, i8>, out: &mut [u8]) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier's features were detected (`Tier::supported`);
             // `prepare_depths_zmm` checks the length of `out` itself.
             return unsafe { vnni::prepare_depths_zmm(v, out) };
@@ -411,7 +451,7 @@ impl Kernels for HostKernels {
 
     fn requantize_row(&self, acc: &[i32], amax: u32, rq: &Requant<'_>, out: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F and AVX2 (`Tier::supported`); the body checks
             // every length itself.
             unsafe { avx512::requantize_row(acc, amax, rq, out) };
@@ -429,7 +469,7 @@ impl Kernels for HostKernels {
 
     fn quantize_row_i8(&self, row: &[i32], out: &mut [i8]) -> u32 {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
             // length itself.
             return unsafe { avx512::quantize_row_i8(row, out) };
@@ -486,7 +526,7 @@ impl Kernels for HostKernels {
 
     fn attention_logits_row(&self, acc: &mut [i32], q_amax: u32, k_exp: &[u32], scale: LogitScale) {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F and AVX2 (`Tier::supported`); the body checks
             // every length itself.
             unsafe { avx512::attention_logits_row(acc, q_amax, k_exp, scale) };
@@ -503,7 +543,7 @@ impl Kernels for HostKernels {
 
     fn softmax_row(&self, logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> PvScale {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
             // length itself.
             return unsafe { avx512::softmax_row(logits, v_amax, p) };
@@ -528,7 +568,7 @@ impl Kernels for HostKernels {
 
     fn gelu_row(&self, row: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F (`Tier::supported`).
             unsafe { avx512::gelu_row(row) };
             return;
@@ -544,7 +584,7 @@ impl Kernels for HostKernels {
 
     fn layer_norm_row(&self, row: &mut [i32], ln: &LayerNormParams<'_>) {
         #[cfg(target_arch = "x86_64")]
-        if self.tier == Tier::Avx512Vnni {
+        if zmm(self.tier) {
             // SAFETY: the tier has AVX-512 F (`Tier::supported`); the body checks every
             // length itself.
             unsafe { avx512::layer_norm_row(row, ln) };
@@ -628,8 +668,9 @@ fn vnni_gemm<'a, 'o, T: vnni::VnniTier>(
             unsafe { vnni::gemm::<T>(act, p.raw(), Some(p.bytes()), out) };
         }
         (None, Lhs::U16(p), Rhs::Depths(v)) => match tier {
-            // SAFETY: as above (the AVX-512 VNNI tier has AVX-512 F, BW, VNNI and AVX2).
-            Tier::Avx512Vnni => unsafe { vnni::weighted_sums_zmm(p, v, out) },
+            // SAFETY: as above (the AVX-512 VNNI and AMX tiers have AVX-512 F, BW, VNNI and
+            // AVX2).
+            Tier::Avx512Vnni | Tier::Amx => unsafe { vnni::weighted_sums_zmm(p, v, out) },
             // SAFETY: as above (every VNNI tier has AVX2).
             _ => unsafe { avx2::weighted_sums(p, v, out) },
         },
@@ -639,11 +680,11 @@ fn vnni_gemm<'a, 'o, T: vnni::VnniTier>(
                 .is_some_and(|len| len <= v.bytes().len());
             match tier {
                 // SAFETY: as above; the packing was checked to cover the shape.
-                Tier::Avx512Vnni if fits => unsafe {
+                Tier::Avx512Vnni | Tier::Amx if fits => unsafe {
                     vnni::weighted_sums_zmm_packed(p, v.bytes(), width, keys, out)
                 },
                 // SAFETY: as above (AVX-512 F, BW, VNNI and AVX2).
-                Tier::Avx512Vnni => unsafe { vnni::weighted_sums_zmm(p, v.raw(), out) },
+                Tier::Avx512Vnni | Tier::Amx => unsafe { vnni::weighted_sums_zmm(p, v.raw(), out) },
                 // SAFETY: as above (every VNNI tier has AVX2).
                 _ => unsafe { avx2::weighted_sums(p, v.raw(), out) },
             }

@@ -1,6 +1,7 @@
 //! The VNNI tiers (AVX-VNNI on `ymm`, AVX-512 VNNI on `zmm`): one generic register-tile
 //! GEMM over packed panels ([`panels`]), instantiated per register width ([`Simd`]: `ymm.rs`,
-//! `zmm.rs`) and per dot-product instruction ([`Dot`]).
+//! `zmm.rs`) and per dot-product instruction ([`Dot`]). The AMX tier (`amx.rs`) runs the
+//! same operands and packing on AMX tiles.
 //!
 //! **int8 products with `vpdpbusd`.** The instruction multiplies *unsigned* bytes of its
 //! first operand by *signed* bytes of the second and adds each group of four products to
@@ -38,6 +39,7 @@
 //! group); the driver [`gemm_panels`] runs every panel over the row tiles of the call, the
 //! last one with fewer rows.
 
+pub(crate) mod amx;
 pub(crate) mod panels;
 pub(crate) mod ymm;
 pub(crate) mod zmm;

@@ -88,6 +88,8 @@ pub(crate) enum KernelsArg {
     /// AVX-512 VNNI (`vpdpbusd` on zmm).
     #[value(name = "avx512-vnni")]
     Avx512Vnni,
+    /// AMX-INT8 (`tdpbusd` on tiles) for the int8 GEMM, AVX-512 VNNI for the rest.
+    Amx,
 }
 
 impl KernelsArg {
@@ -99,6 +101,7 @@ impl KernelsArg {
             Self::Avx2 => Tier::Avx2,
             Self::AvxVnni => Tier::AvxVnni,
             Self::Avx512Vnni => Tier::Avx512Vnni,
+            Self::Amx => Tier::Amx,
         };
         HostKernels::with_tier(tier).with_context(|| {
             format!(
