@@ -525,8 +525,8 @@ const char *microbert_status_message(int32_t status);
 
 /**
  * The name of the kernels this library runs (static, NUL-terminated): "scalar", on x86-64
- * hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni"), "neon",
- * "neon-dotprod" or "rvv".
+ * hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni", "amx"), "neon",
+ * "neon-dotprod", "neon-i8mm" or "rvv".
  */
 const char *microbert_kernels(void);
 

@@ -130,14 +130,15 @@ fn kernels() -> microbert::Scalar {
 
 /// The name of the kernels in use, for logs.
 pub(crate) fn kernels_name() -> &'static CStr {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    return kernels().tier().c_name();
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     match kernels().name() {
-        "scalar" => c"scalar",
-        "avx2" => c"avx2",
-        "avx-vnni" => c"avx-vnni",
-        "avx512-vnni" => c"avx512-vnni",
         "neon" => c"neon",
         "neon-dotprod" => c"neon-dotprod",
+        "neon-i8mm" => c"neon-i8mm",
         "rvv" => c"rvv",
+        "scalar" => c"scalar",
         _ => c"other",
     }
 }

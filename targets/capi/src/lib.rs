@@ -756,8 +756,8 @@ pub extern "C" fn microbert_status_message(status: i32) -> *const c_char {
 }
 
 /// The name of the kernels this library runs (static, NUL-terminated): "scalar", on x86-64
-/// hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni"), "neon",
-/// "neon-dotprod" or "rvv".
+/// hosts the best tier the CPU has ("avx2", "avx-vnni", "avx512-vnni", "amx"), "neon",
+/// "neon-dotprod", "neon-i8mm" or "rvv".
 #[unsafe(no_mangle)]
 pub extern "C" fn microbert_kernels() -> *const c_char {
     glue::kernels_name().as_ptr()

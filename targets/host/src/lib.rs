@@ -128,12 +128,21 @@ impl Tier {
 
     /// The tier's name (`--kernels`, [`Kernels::name`], benchmark tables).
     pub const fn name(self) -> &'static str {
+        match self.c_name().to_str() {
+            Ok(name) => name,
+            Err(_) => "",
+        }
+    }
+
+    /// [`Self::name`] NUL-terminated, for the C ABI (`microbert_kernels`); the one list of
+    /// the names.
+    pub const fn c_name(self) -> &'static core::ffi::CStr {
         match self {
-            Self::Scalar => "scalar",
-            Self::Avx2 => "avx2",
-            Self::AvxVnni => "avx-vnni",
-            Self::Avx512Vnni => "avx512-vnni",
-            Self::Amx => "amx",
+            Self::Scalar => c"scalar",
+            Self::Avx2 => c"avx2",
+            Self::AvxVnni => c"avx-vnni",
+            Self::Avx512Vnni => c"avx512-vnni",
+            Self::Amx => c"amx",
         }
     }
 
