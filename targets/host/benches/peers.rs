@@ -456,6 +456,15 @@ mod peak {
                 let secs = fastest(|| unsafe { avx512_vnni_loop() });
                 ("vpdpbusd zmm", 64.0, secs)
             }
+            Tier::Amx => {
+                // A full-tile `tdpbusd` takes about 16 cycles: an eighth of the rounds.
+                let rounds = ITERS / 8;
+                let macs = microbert_host::amx_peak_loop(1)?;
+                let secs = fastest(|| {
+                    microbert_host::amx_peak_loop(rounds);
+                });
+                return Some(("tdpbusd tiles", (rounds * macs) as f64 / secs));
+            }
             _ => return None,
         };
         Some((name, (ITERS * 12) as f64 * macs / secs))

@@ -188,6 +188,21 @@ impl Tier {
     }
 }
 
+/// The AMX-INT8 peak micro-benchmark (`bench-peers`): runs `rounds` rounds of independent
+/// full-tile `tdpbusd` on zero tiles and returns the multiply-accumulates done, or `None`
+/// without running when [`Tier::Amx`] is not [supported](Tier::supported). Time it to get
+/// the machine's tile peak.
+pub fn amx_peak_loop(rounds: u64) -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    if Tier::Amx.supported() {
+        // SAFETY: AMX-INT8 is present and permitted (`Tier::supported`).
+        unsafe { vnni::amx::peak_loop(rounds) };
+        return Some(rounds * vnni::amx::PEAK_CHAINS * vnni::amx::TILE_MACS);
+    }
+    let _ = rounds;
+    None
+}
+
 /// The register-tile geometry of a tier's int8 GEMM (the associated constants of its
 /// micro-kernel): `mr` rows by `nr` channels, `ku` depths per instruction step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

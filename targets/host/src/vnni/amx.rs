@@ -94,10 +94,18 @@ impl TileConfig {
     /// 16 rows; every row 64 bytes; `tmm3` unused.
     fn new(rows: usize) -> Self {
         let r = rows.min(TILE_ROWS) as u8;
-        let mut rows = [r, r, r, 0, r, 16, 16, 16];
         let mut colsb = [64u16; 8];
         colsb[3] = 0;
-        rows[3] = 0;
+        Self::with([r, r, r, 0, r, 16, 16, 16], colsb)
+    }
+
+    /// Every tile 16 rows of 64 bytes (the peak loop's).
+    fn full() -> Self {
+        Self::with([TILE_ROWS as u8; 8], [64; 8])
+    }
+
+    /// Palette 1 with these rows and bytes per row of `tmm0`-`tmm7`.
+    fn with(rows: [u8; 8], colsb: [u16; 8]) -> Self {
         Self {
             palette: 1,
             start_row: 0,
@@ -119,6 +127,41 @@ impl TileConfig {
         unsafe {
             asm!("ldtilecfg [{}]", in(reg) core::ptr::from_ref(self), options(nostack, readonly))
         };
+    }
+}
+
+/// `tdpbusd` per round of [`peak_loop`].
+pub(crate) const PEAK_CHAINS: u64 = 6;
+/// Multiply-accumulates of one full-tile `tdpbusd` (16 rows x 16 channels x 64 depths).
+pub(crate) const TILE_MACS: u64 = (TILE_ROWS * 16 * 4 * TILE_GROUPS) as u64;
+
+/// The peak micro-benchmark's loop: `rounds` rounds of [`PEAK_CHAINS`] independent
+/// full-tile `tdpbusd` (`tmm0`-`tmm5` accumulate `tmm6` x `tmm7`, all zero), nothing else.
+///
+/// # Safety
+/// AMX-TILE and AMX-INT8, [`permitted`].
+pub(crate) unsafe fn peak_loop(rounds: u64) {
+    if rounds == 0 {
+        return;
+    }
+    // SAFETY: the caller's (AMX, permitted); the configuration is 64 bytes of ours, the
+    // loop touches only tiles and counts `n` down, and the tiles are released at the end.
+    unsafe {
+        TileConfig::full().load();
+        asm!(
+            "2:",
+            "tdpbusd tmm0, tmm6, tmm7",
+            "tdpbusd tmm1, tmm6, tmm7",
+            "tdpbusd tmm2, tmm6, tmm7",
+            "tdpbusd tmm3, tmm6, tmm7",
+            "tdpbusd tmm4, tmm6, tmm7",
+            "tdpbusd tmm5, tmm6, tmm7",
+            "dec {n}",
+            "jnz 2b",
+            "tilerelease",
+            n = inout(reg) rounds => _,
+            options(nomem, nostack),
+        );
     }
 }
 
