@@ -429,7 +429,7 @@ fn report(m: &PeerModel, results: &[Value], before: &str, after: &str, reviews: 
     let _ = writeln!(
         o,
         "## {} on {cpu}, one thread unless the engine says threads\n\nfeatures: {features}; clock {ghz:.2} GHz (measured, \
-         dependent adds)\nload before: {before}\nload after: {after}\n",
+         dependent imuls)\nload before: {before}\nload after: {after}\n",
         m.name
     );
     let engines: Vec<&Value> = results.iter().filter(|r| r["kind"] == "engine").collect();

@@ -75,7 +75,12 @@ class Engine:
         self.name = name
         self.sess = session(path, threads)
         self.inputs = [i.name for i in self.sess.get_inputs()]
-        self.output = self.sess.get_outputs()[0].name
+        # The last hidden state: the first output of rank 3 (batch, tokens, hidden); some
+        # exports (paraphrase-MiniLM-L3-v2's) list other outputs before it.
+        hidden = [o for o in self.sess.get_outputs() if len(o.shape) == 3]
+        if not hidden:
+            raise SystemExit(f"{name}: no output of rank 3 (the hidden states)")
+        self.output = hidden[0].name
 
     def embed(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feed = {}
