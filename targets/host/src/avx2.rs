@@ -26,8 +26,8 @@ mod rows;
 pub(crate) use inputs::{quantize_row_i8_scaled, quantize_row_i16, quantize_row_u8_offset};
 pub(crate) use packed::{Activations, MR, NR, Panels, pack_channels, panel_len, resize};
 pub(crate) use rows::{
-    attention_logits_row, gelu_row, layer_norm_one, layer_norm_row, pv_scale_row, quantize_row_i8,
-    quantize_row_pow2, requantize_row, softmax_row,
+    E_SUM_SPAN, attention_logits_row, gelu_row, layer_norm_one, layer_norm_row, pv_scale_row,
+    quantize_row_i8, quantize_row_pow2, requantize_row, softmax_row,
 };
 
 std::thread_local! {

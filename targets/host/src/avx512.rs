@@ -17,8 +17,9 @@ use core::arch::x86_64::{
     _mm512_cvtepu8_epi32, _mm512_loadu_si512, _mm512_mask_blend_epi32, _mm512_max_epi32,
     _mm512_max_epi64, _mm512_max_epu32, _mm512_min_epi32, _mm512_min_epi64, _mm512_mul_epi32,
     _mm512_reduce_max_epu32, _mm512_set1_epi32, _mm512_set1_epi64, _mm512_setzero_si512,
-    _mm512_slli_epi64, _mm512_sllv_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srav_epi64,
-    _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi32, _mm512_sub_epi64, _mm512_xor_si512,
+    _mm512_slli_epi64, _mm512_sllv_epi64, _mm512_srai_epi32, _mm512_srai_epi64, _mm512_srav_epi32,
+    _mm512_srav_epi64, _mm512_srli_epi64, _mm512_storeu_si512, _mm512_sub_epi32, _mm512_sub_epi64,
+    _mm512_xor_si512,
 };
 use core::arch::x86_64::{
     _mm256_storeu_si256, _mm512_and_si512, _mm512_cvtepi32_epi16, _mm512_i32gather_epi32,
@@ -214,6 +215,22 @@ pub(crate) unsafe fn attention_logits_row(
         unsafe {
             let e = _mm512_loadu_si512(k_exp.as_ptr().add(c0).cast());
             let sh = _mm512_sub_epi32(base, _mm512_min_epu32(e, _mm512_set1_epi32(31)));
+            let a = _mm512_loadu_si512(acc.as_ptr().add(c0).cast());
+            let pe = _mm512_mul_epi32(a, cmv);
+            let po = _mm512_mul_epi32(odd(a), cmv);
+            if _mm512_cmplt_epi32_mask(sh, _mm512_set1_epi32(33)) == 0 {
+                // Every shift is at least 33 (the common case): with x the product,
+                // round(x / 2^s) = ((x >> (s - 1)) + 1) >> 1 and x >> (s - 1) =
+                // (x >> 32) >> (s - 33), all on the high halves in 32-bit lanes (counts
+                // of 32 and more fill with the sign, as the shift of x would). |x| < 2^62
+                // keeps the result below 2^29: no saturation.
+                let hi = _mm512_mask_blend_epi32(0xAAAA, odd(pe), po);
+                let t = _mm512_srav_epi32(hi, _mm512_sub_epi32(sh, _mm512_set1_epi32(33)));
+                let y = _mm512_srai_epi32::<1>(_mm512_add_epi32(t, _mm512_set1_epi32(1)));
+                _mm512_storeu_si512(acc.as_mut_ptr().add(c0).cast(), y);
+                c0 += 16;
+                continue;
+            }
             let in_range = _mm512_cmpgt_epi32_mask(sh, _mm512_setzero_si512())
                 & _mm512_cmplt_epi32_mask(sh, _mm512_set1_epi32(63));
             if in_range != 0xFFFF {
@@ -226,9 +243,8 @@ pub(crate) unsafe fn attention_logits_row(
                 c0 += 16;
                 continue;
             }
-            let a = _mm512_loadu_si512(acc.as_ptr().add(c0).cast());
-            let y_e = round_shift_sat(_mm512_mul_epi32(a, cmv), _mm512_and_si512(sh, low32));
-            let y_o = round_shift_sat(_mm512_mul_epi32(odd(a), cmv), odd(sh));
+            let y_e = round_shift_sat(pe, _mm512_and_si512(sh, low32));
+            let y_o = round_shift_sat(po, odd(sh));
             _mm512_storeu_si512(acc.as_mut_ptr().add(c0).cast(), join(y_e, y_o));
         }
         c0 += 16;
@@ -264,8 +280,8 @@ fn weights(e: __m512i, va: __m512i) -> (__m512i, __m512i) {
 }
 
 std::thread_local! {
-    /// The exponentials of a softmax row, kept from the first pass for the second.
-    static EXP_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    /// The weights of a softmax row, kept from the first pass for the second.
+    static WEIGHT_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
 /// See `microbert::kernels::scalar::softmax_row` (the AVX2 body on 16 lanes).
@@ -274,13 +290,18 @@ std::thread_local! {
 /// The CPU must support AVX-512 F.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
-    crate::avx2::with_buffer(&EXP_ROW, |e_buf| {
+    crate::avx2::with_buffer(&WEIGHT_ROW, |w_buf| {
         // SAFETY: AVX-512 F is the caller's guarantee.
-        unsafe { softmax_row_with(logits, v_amax, p, e_buf) }
+        unsafe { softmax_row_with(logits, v_amax, p, w_buf) }
     })
 }
 
-/// [`softmax_row`] with `e_buf` as room for the row's exponentials.
+/// [`softmax_row`] with `w_buf` as room for the row's weights.
+///
+/// The first pass keeps each weight `w_j = e_j * v_amax[j] / 2^16` (at most `v_amax[j]`,
+/// since `e_j <= 2^16`, so a u32) and the second scales it: `w_j * reciprocal < 2^48`, one
+/// 32 x 32 -> 64 product per lane when the reciprocal fits 32 bits (`w_sum > 65,535`),
+/// two otherwise.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F.
@@ -289,31 +310,46 @@ unsafe fn softmax_row_with(
     logits: &[i32],
     v_amax: &[u32],
     p: &mut [u16],
-    e_buf: &mut Vec<u32>,
+    w_buf: &mut Vec<u32>,
 ) -> scalar::PvScale {
-    let max = logits.iter().copied().max().unwrap_or(0);
-    let maxv = _mm512_set1_epi32(max);
     let n = logits.len().min(v_amax.len());
     let nv = n & !15;
+    let mut mx = _mm512_set1_epi32(i32::MIN);
+    for c in logits[..nv].chunks_exact(16) {
+        // SAFETY: `c` holds exactly 16 i32.
+        mx = _mm512_max_epi32(mx, unsafe { _mm512_loadu_si512(c.as_ptr().cast()) });
+    }
+    let max = logits[nv..]
+        .iter()
+        .copied()
+        .fold(_mm512_reduce_max_epi32(mx), i32::max);
+    let max = if logits.is_empty() { 0 } else { max };
+    let maxv = _mm512_set1_epi32(max);
     // The first pass writes all `nv` entries before the second reads them.
-    e_buf.resize(nv, 0);
+    w_buf.resize(nv, 0);
     let low32 = _mm512_set1_epi64(0xFFFF_FFFF);
     let mut e_acc = _mm512_setzero_si512();
     let mut w_acc = _mm512_setzero_si512();
     let mut i = 0;
     while i < nv {
-        // SAFETY: `i + 16 <= nv <= min(logits.len(), v_amax.len())`, and `nv == e_buf.len()`.
-        unsafe {
-            let z = _mm512_loadu_si512(logits.as_ptr().add(i).cast());
-            let va = _mm512_loadu_si512(v_amax.as_ptr().add(i).cast());
-            let e = exp2_neg(maxv, z);
-            _mm512_storeu_si512(e_buf.as_mut_ptr().add(i).cast(), e);
-            e_acc = _mm512_add_epi64(e_acc, _mm512_and_si512(e, low32));
-            e_acc = _mm512_add_epi64(e_acc, odd(e));
-            let (we, wo) = weights(e, va);
-            w_acc = _mm512_add_epi64(w_acc, _mm512_add_epi64(we, wo));
+        let span_end = nv.min(i + crate::avx2::E_SUM_SPAN * 16);
+        let mut e32 = _mm512_setzero_si512();
+        while i < span_end {
+            // SAFETY: `i + 16 <= nv <= min(logits.len(), v_amax.len())`, and `nv == w_buf.len()`.
+            unsafe {
+                let z = _mm512_loadu_si512(logits.as_ptr().add(i).cast());
+                let va = _mm512_loadu_si512(v_amax.as_ptr().add(i).cast());
+                let e = exp2_neg(maxv, z);
+                e32 = _mm512_add_epi32(e32, e);
+                let (we, wo) = weights(e, va);
+                // Both halves are below 2^32: `wo` shifted up joins `we` in one store.
+                _mm512_storeu_si512(w_buf.as_mut_ptr().add(i).cast(), join(we, wo));
+                w_acc = _mm512_add_epi64(w_acc, _mm512_add_epi64(we, wo));
+            }
+            i += 16;
         }
-        i += 16;
+        e_acc = _mm512_add_epi64(e_acc, _mm512_and_si512(e32, low32));
+        e_acc = _mm512_add_epi64(e_acc, odd(e32));
     }
     let mut e_sum = _mm512_reduce_add_epi64(e_acc) as u64;
     let mut w_sum = _mm512_reduce_add_epi64(w_acc) as u64;
@@ -327,29 +363,28 @@ unsafe fn softmax_row_with(
         return scalar::PvScale::default();
     }
     let reciprocal = (scalar::P_ONE << 32) / w_sum;
-    // w * reciprocal modulo 2^64 (as the reference's u64 product) from two 32 x 32 -> 64
-    // products: w * lo + (w * hi) << 32.
     let r_lo = _mm512_set1_epi64((reciprocal & 0xFFFF_FFFF) as i64);
     let r_hi = _mm512_set1_epi64((reciprocal >> 32) as i64);
     let half = _mm512_set1_epi64(1 << 31);
+    // w * reciprocal (below 2^48, see above) from one or two 32 x 32 -> 64 products.
     let scale = |w: __m512i| -> __m512i {
-        let prod = _mm512_add_epi64(
-            _mm512_mul_epu32(w, r_lo),
-            _mm512_slli_epi64::<32>(_mm512_mul_epu32(w, r_hi)),
-        );
-        _mm512_srli_epi64::<32>(_mm512_add_epi64(prod, half))
+        let prod = _mm512_mul_epu32(w, r_lo);
+        let prod = if reciprocal >> 32 == 0 {
+            prod
+        } else {
+            _mm512_add_epi64(prod, _mm512_slli_epi64::<32>(_mm512_mul_epu32(w, r_hi)))
+        };
+        _mm512_add_epi64(prod, half)
     };
     let np = n.min(p.len());
     let npv = np & !15;
     let mut i = 0;
     while i < npv {
-        // SAFETY: `i + 16 <= npv <= min(nv, p.len())`, and `nv` is at most `v_amax.len()`
-        // and `e_buf.len()`.
+        // SAFETY: `i + 16 <= npv <= min(nv, p.len())`, and `nv == w_buf.len()`.
         unsafe {
-            let e = _mm512_loadu_si512(e_buf.as_ptr().add(i).cast());
-            let va = _mm512_loadu_si512(v_amax.as_ptr().add(i).cast());
-            let (we, wo) = weights(e, va);
-            let q = join(scale(we), scale(wo));
+            let w = _mm512_loadu_si512(w_buf.as_ptr().add(i).cast());
+            // The rounded quotients are the high halves of the 64-bit lanes.
+            let q = _mm512_mask_blend_epi32(0xAAAA, odd(scale(w)), scale(odd(w)));
             let q = _mm512_min_epu32(q, _mm512_set1_epi32(scalar::P_ONE as i32));
             _mm256_storeu_si256(p.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(q));
         }

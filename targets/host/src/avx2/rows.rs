@@ -13,6 +13,7 @@
 //! practice; every 8-lane chunk that has one is computed by the scalar reference itself,
 //! as is every tail shorter than a vector.
 
+use core::arch::x86_64::_mm256_srav_epi32;
 use core::arch::x86_64::{
     __m256i, _mm_cvtsi32_si128, _mm_loadl_epi64, _mm256_abs_epi32, _mm256_add_epi32,
     _mm256_add_epi64, _mm256_and_si256, _mm256_blend_epi32, _mm256_blendv_epi8, _mm256_blendv_ps,
@@ -304,6 +305,23 @@ pub(crate) unsafe fn attention_logits_row(
         unsafe {
             let e8 = _mm256_loadu_si256(k_exp.as_ptr().add(c0).cast());
             let sh = _mm256_sub_epi32(base, _mm256_min_epu32(e8, _mm256_set1_epi32(31)));
+            let a8 = _mm256_loadu_si256(acc.as_ptr().add(c0).cast());
+            let pe = _mm256_mul_epi32(a8, cmv);
+            let po = _mm256_mul_epi32(odd(a8), cmv);
+            let below_33 = _mm256_cmpgt_epi32(_mm256_set1_epi32(33), sh);
+            if _mm256_movemask_epi8(below_33) == 0 {
+                // Every shift is at least 33 (the common case): with x the product,
+                // round(x / 2^s) = ((x >> (s - 1)) + 1) >> 1 and x >> (s - 1) =
+                // (x >> 32) >> (s - 33), all on the high halves in 32-bit lanes (counts
+                // of 32 and more fill with the sign, as the shift of x would). |x| < 2^62
+                // keeps the result below 2^29: no saturation.
+                let hi = _mm256_blend_epi32::<0xAA>(odd(pe), po);
+                let t = _mm256_srav_epi32(hi, _mm256_sub_epi32(sh, _mm256_set1_epi32(33)));
+                let y = _mm256_srai_epi32::<1>(_mm256_add_epi32(t, _mm256_set1_epi32(1)));
+                _mm256_storeu_si256(acc.as_mut_ptr().add(c0).cast(), y);
+                c0 += 8;
+                continue;
+            }
             if !shifts_in_range(sh) {
                 scalar::attention_logits_row(
                     &mut acc[c0..c0 + 8],
@@ -314,9 +332,8 @@ pub(crate) unsafe fn attention_logits_row(
                 c0 += 8;
                 continue;
             }
-            let a8 = _mm256_loadu_si256(acc.as_ptr().add(c0).cast());
-            let y_e = round_shift_sat(_mm256_mul_epi32(a8, cmv), _mm256_and_si256(sh, low32));
-            let y_o = round_shift_sat(_mm256_mul_epi32(odd(a8), cmv), odd(sh));
+            let y_e = round_shift_sat(pe, _mm256_and_si256(sh, low32));
+            let y_o = round_shift_sat(po, odd(sh));
             _mm256_storeu_si256(acc.as_mut_ptr().add(c0).cast(), join(y_e, y_o));
         }
         c0 += 8;
@@ -358,17 +375,26 @@ fn weights(e: __m256i, va: __m256i) -> (__m256i, __m256i) {
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn softmax_row(logits: &[i32], v_amax: &[u32], p: &mut [u16]) -> scalar::PvScale {
     // SAFETY: AVX2 is the caller's guarantee.
-    super::with_buffer(&EXP_ROW, |e_buf| unsafe {
-        softmax_row_with(logits, v_amax, p, e_buf)
+    super::with_buffer(&WEIGHT_ROW, |w_buf| unsafe {
+        softmax_row_with(logits, v_amax, p, w_buf)
     })
 }
 
 std::thread_local! {
-    /// The exponentials of a softmax row, kept from the first pass for the second.
-    static EXP_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    /// The weights of a softmax row, kept from the first pass for the second.
+    static WEIGHT_ROW: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
-/// [`softmax_row`] with `e_buf` as room for the row's exponentials.
+/// Vectors of exponentials summed in 32-bit lanes before they are widened: each is at
+/// most 2^16, so 2^16 of them stay below 2^32.
+pub(crate) const E_SUM_SPAN: usize = 1 << 16;
+
+/// [`softmax_row`] with `w_buf` as room for the row's weights.
+///
+/// The first pass keeps each weight `w_j = e_j * v_amax[j] / 2^16` (at most `v_amax[j]`,
+/// since `e_j <= 2^16`, so a u32) and the second scales it: `w_j * reciprocal < 2^48`, one
+/// 32 x 32 -> 64 product per lane when the reciprocal fits 32 bits (`w_sum > 65,535`),
+/// two otherwise.
 ///
 /// # Safety
 /// The CPU must support AVX2.
@@ -377,34 +403,38 @@ unsafe fn softmax_row_with(
     logits: &[i32],
     v_amax: &[u32],
     p: &mut [u16],
-    e_buf: &mut Vec<u32>,
+    w_buf: &mut Vec<u32>,
 ) -> scalar::PvScale {
     let max = logits.iter().copied().max().unwrap_or(0);
     let maxv = _mm256_set1_epi32(max);
     let n = logits.len().min(v_amax.len());
     let nv = n & !7;
     // The first pass writes all `nv` entries before the second reads them.
-    e_buf.resize(nv, 0);
+    w_buf.resize(nv, 0);
     let low32 = _mm256_set1_epi64x(0xFFFF_FFFF);
     let mut e_acc = _mm256_setzero_si256();
     let mut w_acc = _mm256_setzero_si256();
     let mut i = 0;
     while i < nv {
-        // SAFETY: `i + 8 <= nv <= min(logits.len(), v_amax.len())`.
-        let (z, va) = unsafe {
-            (
-                _mm256_loadu_si256(logits.as_ptr().add(i).cast()),
-                _mm256_loadu_si256(v_amax.as_ptr().add(i).cast()),
-            )
-        };
-        let e = exp2_neg(maxv, z);
-        // SAFETY: `i + 8 <= nv == e_buf.len()`.
-        unsafe { _mm256_storeu_si256(e_buf.as_mut_ptr().add(i).cast(), e) };
-        e_acc = _mm256_add_epi64(e_acc, _mm256_and_si256(e, low32));
-        e_acc = _mm256_add_epi64(e_acc, odd(e));
-        let (we, wo) = weights(e, va);
-        w_acc = _mm256_add_epi64(w_acc, _mm256_add_epi64(we, wo));
-        i += 8;
+        let span_end = nv.min(i + E_SUM_SPAN * 8);
+        let mut e32 = _mm256_setzero_si256();
+        while i < span_end {
+            // SAFETY: `i + 8 <= nv <= min(logits.len(), v_amax.len())`, and
+            // `nv == w_buf.len()`.
+            unsafe {
+                let z = _mm256_loadu_si256(logits.as_ptr().add(i).cast());
+                let va = _mm256_loadu_si256(v_amax.as_ptr().add(i).cast());
+                let e = exp2_neg(maxv, z);
+                e32 = _mm256_add_epi32(e32, e);
+                let (we, wo) = weights(e, va);
+                // Both halves are below 2^32: `wo` shifted up joins `we` in one store.
+                _mm256_storeu_si256(w_buf.as_mut_ptr().add(i).cast(), join(we, wo));
+                w_acc = _mm256_add_epi64(w_acc, _mm256_add_epi64(we, wo));
+            }
+            i += 8;
+        }
+        e_acc = _mm256_add_epi64(e_acc, _mm256_and_si256(e32, low32));
+        e_acc = _mm256_add_epi64(e_acc, odd(e32));
     }
     let mut lanes = [0u64; 4];
     // SAFETY: `lanes` holds 4 u64.
@@ -423,29 +453,28 @@ unsafe fn softmax_row_with(
         return scalar::PvScale::default();
     }
     let reciprocal = (scalar::P_ONE << 32) / w_sum;
-    // w * reciprocal modulo 2^64 (as the reference's u64 product) from two 32 x 32 -> 64
-    // products: w * lo + (w * hi) << 32.
     let r_lo = _mm256_set1_epi64x((reciprocal & 0xFFFF_FFFF) as i64);
     let r_hi = _mm256_set1_epi64x((reciprocal >> 32) as i64);
     let half = _mm256_set1_epi64x(1 << 31);
+    // w * reciprocal (below 2^48, see above) from one or two 32 x 32 -> 64 products.
     let scale = |w: __m256i| -> __m256i {
-        let prod = _mm256_add_epi64(
-            _mm256_mul_epu32(w, r_lo),
-            _mm256_slli_epi64::<32>(_mm256_mul_epu32(w, r_hi)),
-        );
-        _mm256_srli_epi64::<32>(_mm256_add_epi64(prod, half))
+        let prod = _mm256_mul_epu32(w, r_lo);
+        let prod = if reciprocal >> 32 == 0 {
+            prod
+        } else {
+            _mm256_add_epi64(prod, _mm256_slli_epi64::<32>(_mm256_mul_epu32(w, r_hi)))
+        };
+        _mm256_add_epi64(prod, half)
     };
     let np = n.min(p.len());
     let npv = np & !7;
     let mut i = 0;
     while i < npv {
-        // SAFETY: `i + 8 <= npv <= min(nv, p.len())`, and `nv` is at most `v_amax.len()`
-        // and `e_buf.len()`.
+        // SAFETY: `i + 8 <= npv <= min(nv, p.len())`, and `nv == w_buf.len()`.
         unsafe {
-            let e = _mm256_loadu_si256(e_buf.as_ptr().add(i).cast());
-            let va = _mm256_loadu_si256(v_amax.as_ptr().add(i).cast());
-            let (we, wo) = weights(e, va);
-            let q = join(scale(we), scale(wo));
+            let w = _mm256_loadu_si256(w_buf.as_ptr().add(i).cast());
+            // The rounded quotients are the high halves of the 64-bit lanes.
+            let q = _mm256_blend_epi32::<0xAA>(odd(scale(w)), scale(odd(w)));
             let q = _mm256_min_epu32(q, _mm256_set1_epi32(scalar::P_ONE as i32));
             let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(q, q));
             _mm_storeu_si128(p.as_mut_ptr().add(i).cast(), _mm256_castsi256_si128(packed));
