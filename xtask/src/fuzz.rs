@@ -44,7 +44,8 @@ use std::time::Instant;
 /// The only host the sanitizer build is set up for.
 const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
-/// Flags of an instrumented build (those of cargo-fuzz 0.13 for `--sanitizer address`).
+/// Flags of an instrumented build (those of cargo-fuzz 0.13 for `--sanitizer address`;
+/// [`Sanitizer::None`] leaves out the last but one).
 const RUSTFLAGS: &[&str] = &[
     "--cfg fuzzing",
     "-Cpasses=sancov-module",
@@ -60,6 +61,47 @@ const RUSTFLAGS: &[&str] = &[
 /// libFuzzer options of every run: inputs up to 64 KiB (the fixture blob is 41 KiB;
 /// libFuzzer grows lengths gradually), 20 s per input at most (so a hang is a finding).
 const LIBFUZZER_FLAGS: &[&str] = &["-max_len=65536", "-timeout=20", "-rss_limit_mb=2048"];
+
+/// What the fuzz targets are built with besides coverage instrumentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sanitizer {
+    /// AddressSanitizer: catches out-of-bounds and use-after-free in the `unsafe` SIMD
+    /// kernels of `targets/host` that the encoder target runs; about 2.2-2.8x slower.
+    Address,
+    /// No sanitizer: panics (bounds, overflow and debug assertions stay on) and invariant
+    /// failures only, at 2.2-2.8x the executions per second, for long campaigns. Follow one
+    /// with `--seconds 0 --minimize` (AddressSanitizer), which executes every input of the
+    /// campaign's corpus again under AddressSanitizer.
+    None,
+}
+
+impl Sanitizer {
+    fn name(self) -> &'static str {
+        match self {
+            Sanitizer::Address => "address",
+            Sanitizer::None => "none",
+        }
+    }
+
+    /// The build's flags.
+    fn rustflags(self) -> String {
+        RUSTFLAGS
+            .iter()
+            .filter(|f| self == Sanitizer::Address || !f.starts_with("-Zsanitizer"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Its cargo target directory: `fuzz/target/` for AddressSanitizer (the one CI's
+    /// replay builds), `fuzz/target/nosan/` for none (the flags differ, so nothing is shared).
+    fn target_dir(self, root: &Path) -> PathBuf {
+        match self {
+            Sanitizer::Address => root.join("fuzz/target"),
+            Sanitizer::None => root.join("fuzz/target/nosan"),
+        }
+    }
+}
 
 /// `cargo xtask fuzz` flags.
 #[derive(clap::Args)]
@@ -81,6 +123,9 @@ pub struct FuzzArgs {
     /// Only replay the committed corpora once (`-runs=0`), as CI does: no fuzzing.
     #[arg(long, conflicts_with_all = ["minimize", "target"])]
     replay: bool,
+    /// Sanitizer of the build fuzzed (--minimize and --replay always use address).
+    #[arg(long, value_enum, default_value_t = Sanitizer::Address)]
+    sanitizer: Sanitizer,
 }
 
 /// What one libFuzzer run did.
@@ -101,9 +146,15 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
         return replay(root);
     }
     let targets = selected(root, args.target.as_deref())?;
-    let bins = build(root)?;
+    let bins = build(root, args.sanitizer)?;
+    // The merge re-executes every input of the corpora, under AddressSanitizer always.
+    let merge_bins = if args.minimize && args.sanitizer != Sanitizer::Address {
+        build(root, Sanitizer::Address)?
+    } else {
+        bins.clone()
+    };
     let cpu = cpu_model();
-    println!("CPU: {cpu}");
+    println!("CPU: {cpu}, sanitizer: {}", args.sanitizer.name());
     let mut rows = Vec::new();
     for target in &targets {
         let seeds = write_seeds(root, target)?;
@@ -128,7 +179,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
         if args.seconds == 0 {
             // libFuzzer reads -max_total_time=0 as "no limit".
             if args.minimize {
-                minimize(root, &bins, target, &seeds, &[&work, &committed])?;
+                minimize(root, &merge_bins, target, &seeds, &[&work, &committed])?;
             }
             continue;
         }
@@ -139,9 +190,9 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
             log.display()
         );
         let stats = libfuzzer(&mut cmd, &log)?;
-        record(root, target, &stats, &cpu)?;
+        record(root, target, &stats, &cpu, args.sanitizer)?;
         if args.minimize && stats.crash.is_none() {
-            minimize(root, &bins, target, &seeds, &[&work, &committed])?;
+            minimize(root, &merge_bins, target, &seeds, &[&work, &committed])?;
         }
         rows.push((target.clone(), stats));
     }
@@ -168,9 +219,10 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
         .collect();
     if !crashed.is_empty() {
         bail!(
-            "fuzzing found {} crash(es); reproducers:\n  {}\n(replay one with the target binary in fuzz/target/{TRIPLE}/release/ and the file as its argument)",
+            "fuzzing found {} crash(es); reproducers:\n  {}\n(replay one with the target binary in {}/ and the file as its argument)",
             crashed.len(),
-            crashed.join("\n  ")
+            crashed.join("\n  "),
+            bins.display()
         );
     }
     Ok(())
@@ -182,7 +234,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
 pub fn replay(root: &Path) -> Result<()> {
     let start = Instant::now();
     let targets = selected(root, None)?;
-    let bins = build(root)?;
+    let bins = build(root, Sanitizer::Address)?;
     for target in &targets {
         let seeds = write_seeds(root, target)?;
         let committed = corpus_dir(root, target);
@@ -256,7 +308,7 @@ const TOOLS: [Tool; 4] = [Tool::Cargo, Tool::Rustc, Tool::Cc, Tool::Cxx];
 /// its own target directory, `fuzz/target/` (the sanitizer flags differ from the
 /// workspace's, so nothing can be shared with `target/`), which later builds reuse: only
 /// what changed is rebuilt.
-fn build(root: &Path) -> Result<PathBuf> {
+fn build(root: &Path, sanitizer: Sanitizer) -> Result<PathBuf> {
     ensure(&TOOLS)?;
     let host = Command::new("rustc")
         .arg("-vV")
@@ -268,9 +320,12 @@ fn build(root: &Path) -> Result<PathBuf> {
     }
     let version = host.lines().next().unwrap_or("rustc ?").to_owned();
     let start = Instant::now();
-    eprintln!("==> building the fuzz targets ({version}, AddressSanitizer, libFuzzer)");
+    eprintln!(
+        "==> building the fuzz targets ({version}, sanitizer: {}, libFuzzer)",
+        sanitizer.name()
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = root.join("fuzz/target");
+    let target_dir = sanitizer.target_dir(root);
     let status = Command::new("nice")
         .arg("-n")
         .arg("19")
@@ -281,7 +336,7 @@ fn build(root: &Path) -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("RUSTFLAGS", RUSTFLAGS.join(" "))
+        .env("RUSTFLAGS", sanitizer.rustflags())
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .context("running cargo build for fuzz/")?;
@@ -518,7 +573,7 @@ fn cpu_model() -> String {
 }
 
 /// Appends a run to `fuzz/target/runs.tsv`.
-fn record(root: &Path, target: &str, s: &Stats, cpu: &str) -> Result<()> {
+fn record(root: &Path, target: &str, s: &Stats, cpu: &str, sanitizer: Sanitizer) -> Result<()> {
     let path = root.join("fuzz/target/runs.tsv");
     let new = !path.exists();
     let mut f = std::fs::OpenOptions::new()
@@ -528,7 +583,7 @@ fn record(root: &Path, target: &str, s: &Stats, cpu: &str) -> Result<()> {
     if new {
         writeln!(
             f,
-            "unix_time\ttarget\tseconds\texecutions\texec_per_s\tcrashes\tcpu"
+            "unix_time\ttarget\tseconds\texecutions\texec_per_s\tcrashes\tcpu\tsanitizer"
         )?;
     }
     let now = std::time::SystemTime::now()
@@ -537,11 +592,12 @@ fn record(root: &Path, target: &str, s: &Stats, cpu: &str) -> Result<()> {
         .unwrap_or(0);
     writeln!(
         f,
-        "{now}\t{target}\t{}\t{}\t{}\t{}\t{cpu}",
+        "{now}\t{target}\t{}\t{}\t{}\t{}\t{cpu}\t{}",
         s.seconds,
         s.executions,
         s.per_second,
-        u8::from(s.crash.is_some())
+        u8::from(s.crash.is_some()),
+        sanitizer.name()
     )?;
     Ok(())
 }
