@@ -269,7 +269,13 @@ pub fn model(model: &ModelView<'_>, seed: u64) {
 
     let tokenizer = Tokenizer::new(model);
     let text = TEXTS[(seed % 4) as usize];
-    tokens::check(&tokenizer, model.tokenizer.as_ref(), c.vocab_size, text, seed);
+    tokens::check(
+        &tokenizer,
+        model.tokenizer.as_ref(),
+        c.vocab_size,
+        text,
+        seed,
+    );
 
     // A few tokens: the tokenizer's ids of the text, cut to what the model reads.
     let cap = max.clamp(1, 12);

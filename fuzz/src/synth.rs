@@ -813,8 +813,14 @@ pub fn build(input: &mut Input<'_>) -> Built {
         }
     }
     if let Some(f @ (Framing::UnknownAncillary | Framing::UnknownRequired)) = framing {
-        // After every known kind (codes increase), so the order holds.
-        let kind = 17 + input.below(u64::from(u16::MAX - 17) + 1) as u16;
+        // After every known kind (codes increase), so the order holds: above the largest
+        // known code, whatever kinds later formats add.
+        let last = SectionKind::ALL
+            .map(SectionKind::code)
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        let kind = last + 1 + input.below(u64::from(u16::MAX - last)) as u16;
         let required = f == Framing::UnknownRequired;
         let len = input.byte() as usize;
         let header = SectionHeader {
