@@ -58,7 +58,9 @@ pub struct Encoder<'m, 'a, K, R = Sequential> {
 }
 
 /// How far a forward pass has got: `done` of `total` units (one unit is one block of
-/// query rows through one layer).
+/// query rows through one layer). The first report, `done` 0, comes once the embeddings
+/// are looked up, before the first layer (a host can then drop what only the lookup read,
+/// such as the word embedding rows of a mapped blob).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Units finished.
@@ -67,8 +69,8 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// A progress callback: called after each unit of work; returning
-/// `ControlFlow::Break(())` stops the pass with [`RunError::Cancelled`].
+/// A progress callback: called after the embedding lookup and after each unit of work;
+/// returning `ControlFlow::Break(())` stops the pass with [`RunError::Cancelled`].
 pub type ProgressFn<'p> = &'p mut dyn FnMut(Progress) -> ControlFlow<()>;
 
 /// Per-call options of [`Encoder::embed_with`]; `Default` gives token types 0, the blob's
@@ -79,8 +81,8 @@ pub struct EmbedOptions<'p> {
     pub token_types: Option<&'p [u32]>,
     /// Pooling; the blob's when `None`.
     pub pooling: Option<Pooling>,
-    /// Called after each unit of work, for progress bars on long inputs; it may stop the
-    /// pass.
+    /// Called after the embedding lookup (`done` 0) and after each unit of work, for
+    /// progress bars on long inputs; it may stop the pass.
     pub progress: Option<ProgressFn<'p>>,
 }
 
@@ -271,6 +273,11 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
         }
         let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
         let mut done = 0;
+        if let Some(report) = progress.as_deref_mut()
+            && report(Progress { done, total }).is_break()
+        {
+            return Err(RunError::Cancelled { done, total });
+        }
         let mut layers = 0u32;
         for (index, layer) in self.model.layers().enumerate() {
             let weights = LayerWeights {
