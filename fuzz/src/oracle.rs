@@ -269,7 +269,8 @@ pub fn expected(model: &ModelView<'_>, call: &Call) -> Result<(), RunError> {
             });
         }
     }
-    // Progress: one report per block of query rows per layer; a `Break` stops the pass.
+    // Progress: one report after the embedding lookup (done 0), then one per block of
+    // query rows per layer; a `Break` at report `at` stops the pass after `at - 1` units.
     if let Entry::Embed {
         cancel_at: Some(at),
         ..
@@ -277,8 +278,11 @@ pub fn expected(model: &ModelView<'_>, call: &Call) -> Result<(), RunError> {
     {
         let blocks = n.div_ceil(n.clamp(1, BLOCK_ROWS));
         let total = blocks * c.num_hidden_layers as usize;
-        if (1..=total).contains(&at) {
-            return Err(RunError::Cancelled { done: at, total });
+        if (1..=total + 1).contains(&at) {
+            return Err(RunError::Cancelled {
+                done: at - 1,
+                total,
+            });
         }
     }
     Ok(())

@@ -632,6 +632,61 @@ fn inspect_cpu_names_the_chosen_tier() {
     assert!(!run(&["inspect"], Vec::new()).status.success());
 }
 
+/// `inspect --fit` sizes this host's arena as `embed` allocates it: the detected tier and
+/// every available thread (`Encoder::plan`, packed keys and values included), beside the
+/// one-thread `scratch_bytes`.
+#[test]
+fn inspect_fit_sizes_the_host_arena_as_embed_allocates_it() {
+    use microbert::model::parallel::Parallel as _;
+    let blob = fixture();
+    let bytes = std::fs::read(&blob).expect("fixture");
+    let model = microbert::parse(&bytes).expect("fixture parses");
+    let n = 64.min(model.max_tokens());
+    let out = run(
+        &[
+            "inspect",
+            blob.to_str().expect("UTF-8 path"),
+            "--fit",
+            "--tokens",
+            &n.to_string(),
+        ],
+        Vec::new(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let host = microbert_host::HostKernels::detect();
+    let threads = microbert_host::Threads::available();
+    let row = |what: &str| -> usize {
+        let line = s
+            .lines()
+            .find(|l| l.trim_start().starts_with(what))
+            .unwrap_or_else(|| panic!("no `{what}` row: {s}"));
+        line[what.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count: {line}"))
+    };
+    let label = format!(
+        "RAM: arena, this host ({}, {} threads)",
+        host.tier(),
+        threads.workers()
+    );
+    let arena = microbert::Encoder::new(&model, host)
+        .with_parallel(threads)
+        .plan(n)
+        .arena_bytes();
+    assert_eq!(row(&label), arena, "{s}");
+    assert_eq!(
+        row("RAM: scratch arena, embed, one thread"),
+        microbert::scratch_bytes(&model, n)
+    );
+    assert_eq!(
+        row("RAM: total, this host"),
+        arena + microbert::prepared_bytes(&host, &model)
+    );
+}
+
 /// `classify` with the trained sentiment head (`cargo xtask prepare` makes it): each line's
 /// label, probabilities and `--logits` are the library's (`Encoder::classify` and
 /// `microbert::output::softmax`), a pair line is a pair, and bad lines are error lines in

@@ -127,7 +127,10 @@ fn progress_adds_up_and_cancelling_stops_with_threads() {
         .embed_with(&ids, options, &mut arena, &mut pooled)
         .expect("embeds");
     let first = seen.first().copied().expect("progress was reported");
-    assert_eq!(first.done, 0, "the first report follows the embedding lookup");
+    assert_eq!(
+        first.done, 0,
+        "the first report follows the embedding lookup"
+    );
     let last = seen.last().copied().expect("progress was reported");
     assert_eq!(last.done, last.total);
     assert_eq!(last.total, 500usize.div_ceil(24) * 2, "blocks x layers");

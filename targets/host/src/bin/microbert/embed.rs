@@ -424,7 +424,10 @@ impl<'m, 'a> Embedder<'m, 'a> {
         }
         let d = self.pooled.len();
         let texts: Vec<&[u32]> = self.packed.iter().map(Vec::as_slice).collect();
-        grow_arena(&mut self.arena, self.encoder.batch_plan(&texts).arena_bytes());
+        grow_arena(
+            &mut self.arena,
+            self.encoder.batch_plan(&texts).arena_bytes(),
+        );
         self.packed_pooled.resize(texts.len() * d, 0);
         let batch = self
             .encoder

@@ -6,7 +6,9 @@ use crate::{Finish, parse_model, read_blob};
 use anyhow::{Result, bail};
 use core::fmt::Write as _;
 use microbert::blob;
-use microbert_host::{HostKernels, Tier};
+use microbert::kernels::Kernels as _;
+use microbert::model::parallel::Parallel as _;
+use microbert_host::{HostKernels, Threads, Tier};
 use std::path::Path;
 
 /// `microbert inspect [BLOB] [--cpu]`.
@@ -234,7 +236,7 @@ fn describe(path: &Path, bytes: &[u8], fit_tokens: Option<usize>, o: &mut String
     let mut rows: Vec<(&str, Option<usize>, &str)> = vec![
         ("flash: blob", Some(bytes.len()), "read in place"),
         (
-            "RAM: scratch arena, embed",
+            "RAM: scratch arena, embed, one thread",
             Some(embed_arena),
             "microbert::scratch_bytes",
         ),
@@ -268,6 +270,40 @@ fn describe(path: &Path, bytes: &[u8], fit_tokens: Option<usize>, o: &mut String
             "the larger arena + prepared weights",
         ),
     ]);
+    // What `microbert embed` allocates here: the detected tier's prepared weights, and
+    // its arena with a block's buffers per thread and each head's keys and values packed
+    // once per layer (`Encoder::plan`), which `scratch_bytes` (one worker) leaves out.
+    let host = HostKernels::detect();
+    let threads = Threads::available();
+    let workers = threads.workers();
+    let host_arena = microbert::Encoder::new(&model, host)
+        .with_parallel(threads)
+        .plan(n)
+        .arena_bytes();
+    let host_prepared = microbert::prepared_bytes(&host, &model);
+    let host_total = (host_arena != usize::MAX && host_prepared != usize::MAX)
+        .then(|| host_arena.saturating_add(host_prepared));
+    let host_rows = [
+        (
+            format!("RAM: arena, this host ({}, {workers} threads)", host.name()),
+            Some(host_arena).filter(|&b| b != usize::MAX),
+            "Encoder::plan: per-thread blocks, packed keys and values",
+        ),
+        (
+            format!("RAM: prepared weights, this host ({})", host.name()),
+            Some(host_prepared).filter(|&b| b != usize::MAX),
+            "microbert::prepared_bytes",
+        ),
+        (
+            "RAM: total, this host".to_string(),
+            host_total,
+            "what `microbert embed` allocates (peak RSS adds the binary and the blob pages read)",
+        ),
+    ];
+    let rows = rows
+        .into_iter()
+        .map(|(what, bytes, note)| (what.to_string(), bytes, note))
+        .chain(host_rows);
     writeln!(o, "fit at {n} tokens (the blob reads up to {max}):")?;
     for (what, bytes, note) in rows {
         match bytes {
