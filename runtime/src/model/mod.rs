@@ -272,10 +272,12 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
             )?;
         }
         let total = plan.blocks() * self.model.config.num_hidden_layers as usize;
+        let mut report = |done| match progress.as_deref_mut() {
+            Some(report) => report(Progress { done, total }),
+            None => ControlFlow::Continue(()),
+        };
         let mut done = 0;
-        if let Some(report) = progress.as_deref_mut()
-            && report(Progress { done, total }).is_break()
-        {
+        if report(done).is_break() {
             return Err(RunError::Cancelled { done, total });
         }
         let mut layers = 0u32;
@@ -295,10 +297,7 @@ impl<'m, 'a, K: Kernels, R: Runner<K>> Encoder<'m, 'a, K, R> {
                 &mut b,
                 &mut |blocks| {
                     done += blocks;
-                    match progress.as_deref_mut() {
-                        Some(report) => report(Progress { done, total }),
-                        None => ControlFlow::Continue(()),
-                    }
+                    report(done)
                 },
             );
             if flow.is_break() {
