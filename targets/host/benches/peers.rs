@@ -18,7 +18,9 @@
 //! checkpoint directory for candle; optional), `MICROBERT_PEERS_OUT` (JSON lines written
 //! here, one per measurement). `cargo bench -p microbert-host --bench peers` with them set
 //! runs it alone; `MICROBERT_PEERS_TIERS=avx2,avx512-vnni` limits the tiers, and
-//! `MICROBERT_PEERS_SKIP=reviews,candle,gemm` skips parts (for quick iterations).
+//! `MICROBERT_PEERS_SKIP=reviews,candle,gemm` skips parts (for quick iterations), and
+//! `MICROBERT_PEERS_GEMM_ROWS=24,32,64` times the dense GEMM at these row counts as well as
+//! at `BLOCK_ROWS`.
 
 mod common;
 
@@ -110,11 +112,18 @@ fn main() {
     emit(json!({"kind": "clock", "ghz": ghz}));
     let d = model.config.hidden_size as usize;
     let ffn = model.config.intermediate_size as usize;
-    let shapes = [
-        (BLOCK_ROWS, ffn, d),
-        (BLOCK_ROWS, d, ffn),
-        (BLOCK_ROWS, d, d),
-    ];
+    let shapes = [(ffn, d), (d, ffn), (d, d)].map(|(n, depth)| (BLOCK_ROWS, n, depth));
+    let more_rows: Vec<usize> = std::env::var("MICROBERT_PEERS_GEMM_ROWS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("MICROBERT_PEERS_GEMM_ROWS: row counts")
+        })
+        .filter(|&m| m != BLOCK_ROWS)
+        .collect();
     for &tier in tiers.iter().filter(|_| !skip("gemm")) {
         let Some(k) = HostKernels::with_tier(tier) else {
             emit(json!({"kind": "tier", "tier": tier.name(), "supported": false}));
@@ -133,7 +142,12 @@ fn main() {
         let cases = shapes
             .iter()
             .map(|&s| (s, "i8"))
-            .chain([(shapes[1], "u8"), (shapes[2], "i16")]);
+            .chain([(shapes[1], "u8"), (shapes[2], "i16")])
+            .chain(more_rows.iter().flat_map(|&m| {
+                shapes
+                    .iter()
+                    .map(move |&(_, n, depth)| ((m, n, depth), "i8"))
+            }));
         for ((m, n, depth), lhs) in cases {
             let a: Vec<i8> = (0..m * depth).map(|_| rng.i8()).collect();
             let au8: Vec<u8> = a.iter().map(|&x| x as u8).collect();

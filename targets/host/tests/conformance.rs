@@ -68,7 +68,8 @@ fn tiers_by_name() {
     assert!(Tier::Scalar.supported());
 }
 
-/// The shapes the encoder uses, at full size: dense layers (m up to 24, k 384 and 1536),
+/// The shapes the encoder uses, at full size: dense layers (m up to 24, k 384 and 1536;
+/// and larger row blocks, odd numbers of row and column tiles for the AMX tier's pairs),
 /// strided attention Q.K (depth 32, stride 384), P.V over long rows, the MLM head (m = 1),
 /// as int8, as u8 with a zero point (the GELU output of later recipes) and as int16.
 #[test]
@@ -87,6 +88,11 @@ fn encoder_shapes(k: &HostKernels) {
         (24, 384, 1536, 1536, 1536),
         (16, 384, 1536, 1536, 1536),
         (13, 384, 384, 384, 384),
+        (32, 1536, 384, 384, 384),
+        (64, 384, 1536, 1536, 1536),
+        (47, 400, 128, 128, 130),
+        (9, 240, 64, 64, 64),
+        (40, 48, 64, 70, 64),
         (24, 128, 32, 384, 384),
         (16, 128, 32, 384, 384),
         (5, 517, 32, 384, 384),

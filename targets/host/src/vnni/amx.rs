@@ -13,10 +13,11 @@
 //! place (stride: the row's words). A B tile is 16 groups of 16 channels: in a panel, group
 //! `g` is 192 bytes (48 channels x 4 depths), so the 16 channels `16j..16j + 16` of groups
 //! `g0..g0 + 16` are the 64 bytes at `g0 * 192 + 64 j`, 192 bytes apart: the panel is read
-//! in place too. Per row tile (16 rows, or the call's last few) and panel: three C tiles
-//! (`tmm0`-`tmm2`, the panel's 48 channels), one A tile (`tmm4`) and three B tiles
-//! (`tmm5`-`tmm7`); per 64 depths, four tile loads feed three `tdpbusd`. The C tiles are
-//! stored to a buffer and the accumulator start (`factor * sum`) added on the way out.
+//! in place too. The rows are cut into pairs of row tiles and the column tiles (16
+//! channels) taken in pairs: four C tiles (`tmm0`-`tmm3`), two A tiles (`tmm4`, `tmm5`)
+//! and two B tiles (`tmm6`, `tmm7`); per 64 depths, four tile loads feed four `tdpbusd`
+//! (see [`gemm_tiles`]). The C tiles are stored to a buffer and the accumulator start
+//! (`factor * sum`) added on the way out.
 //!
 //! **When.** AMX needs whole tiles of depth: a product whose depth is not a multiple of 64
 //! (attention's Q.K at a head width of 32, the tiny fixture) runs on the AVX-512 VNNI
@@ -33,8 +34,8 @@ use super::zmm::{Avx512Vnni, Zmm8x48};
 use super::{MicroKernel, VnniTier};
 use core::arch::asm;
 use core::arch::x86_64::{
-    __m512i, _mm512_add_epi32, _mm512_loadu_si512, _mm512_mask_storeu_epi32, _mm512_mullo_epi32,
-    _mm512_set1_epi32, _mm512_storeu_si512,
+    _mm512_add_epi32, _mm512_loadu_si512, _mm512_mask_storeu_epi32, _mm512_mullo_epi32,
+    _mm512_set1_epi32,
 };
 use microbert::kernels::{MatMut, MatRef};
 
@@ -90,13 +91,12 @@ struct TileConfig {
 }
 
 impl TileConfig {
-    /// C tiles `tmm0`-`tmm2` and the A tile `tmm4` of `rows` rows, B tiles `tmm5`-`tmm7` of
-    /// 16 rows; every row 64 bytes; `tmm3` unused.
-    fn new(rows: usize) -> Self {
-        let r = rows.min(TILE_ROWS) as u8;
-        let mut colsb = [64u16; 8];
-        colsb[3] = 0;
-        Self::with([r, r, r, 0, r, 16, 16, 16], colsb)
+    /// Two row tiles of `rows0` and `rows1` rows by two column tiles: C tiles `tmm0`,
+    /// `tmm1` and the A tile `tmm4` of `rows0` rows, `tmm2`, `tmm3` and `tmm5` of `rows1`,
+    /// the B tiles `tmm6`, `tmm7` of 16; every row 64 bytes.
+    fn pair(rows0: usize, rows1: usize) -> Self {
+        let (r0, r1) = (rows0.min(TILE_ROWS) as u8, rows1.min(TILE_ROWS) as u8);
+        Self::with([r0, r0, r1, r1, r0, r1, 16, 16], [64; 8])
     }
 
     /// Every tile 16 rows of 64 bytes (the peak loop's).
@@ -197,110 +197,175 @@ impl VnniTier for Amx {
 
 const _: () = assert!(<Avx512Vnni as VnniTier>::NR == NR && Zmm8x48::NR == NR);
 
-/// `out[r][c] = factor * sum_c + sum_g a[r][g] . b[c][g]` on AMX tiles.
+/// `out[r][c] = factor * sum_c + sum_g a[r][g] . b[c][g]` on AMX tiles, two row tiles by
+/// two column tiles at a time.
+///
+/// The rows are cut into an even number of row tiles of nearly equal height (at most 16
+/// rows each), taken in pairs; the panels' column tiles of 16 channels are taken in pairs
+/// too (a pair may straddle two panels), and an odd last one alone. Per pair of pairs, the
+/// four C tiles `tmm0`-`tmm3` accumulate over the depth: per 64 depths, two A tiles
+/// (`tmm4`, `tmm5`) and two B tiles (`tmm6`, `tmm7`) are loaded for four `tdpbusd`, so
+/// each B tile is loaded once for both row tiles and each A tile once for both column
+/// tiles.
 ///
 /// # Safety
 /// AVX-512 F, AMX-TILE and AMX-INT8, [`permitted`]; `b` packed in [`NR`]-channel
 /// [`Group::Quad`] panels with a multiple of [`TILE_GROUPS`] groups; `a` holds
-/// `out.rows()` rows of `lda >= b.groups()` words; `out.cols() == b.n()`.
+/// `out.rows()` rows of `lda >= b.groups()` words; `out.cols() == b.n()`;
+/// `out.rows() >= 2`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
 unsafe fn gemm_tiles(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, mut out: MatMut<'_, i32>) {
     let (m, n, groups) = (out.rows(), b.n(), b.groups());
     debug_assert!(out.cols() == n && lda >= groups && groups.is_multiple_of(TILE_GROUPS));
-    debug_assert!(m == 0 || a.len() >= (m - 1) * lda + groups);
+    debug_assert!(m >= 2 && a.len() >= (m - 1) * lda + groups);
     let ldo = out.ld();
     let out = out.data_mut();
     let a_stride = 4 * lda;
-    // The C tiles of one row tile and panel, 48 i32 per row.
-    let mut c = [0i32; TILE_ROWS * NR];
-    let mut loaded = 0;
-    for r0 in (0..m).step_by(TILE_ROWS) {
-        let rows = (m - r0).min(TILE_ROWS);
-        if rows != loaded {
-            // SAFETY: the caller's (AMX, permitted).
-            unsafe { TileConfig::new(rows).load() };
-            loaded = rows;
-        }
-        for q in 0..n.div_ceil(NR) {
-            let (panel, sums) = (b.panel(q), b.sums(q));
-            debug_assert!(panel.len() >= groups * GROUP_BYTES && sums.len() >= 4 * NR);
+    // Row tiles: an even number, heights `m / tiles` or one more (the first `m % tiles`).
+    let row_tiles = 2 * m.div_ceil(2 * TILE_ROWS);
+    let height = |t: usize| m / row_tiles + usize::from(t < m % row_tiles);
+    let start = |t: usize| t * (m / row_tiles) + t.min(m % row_tiles);
+    // Column tiles of 16 channels that hold output channels.
+    let col_tiles = n.div_ceil(16);
+    // The four C tiles of one step: 32 rows of 32 i32.
+    let mut c = [0i32; 2 * TILE_ROWS * 32];
+    const C_STRIDE: usize = 4 * 32;
+    let mut loaded = (0, 0);
+    // Column pairs outermost: a pair's B tiles are read again for every row pair.
+    for j0 in (0..col_tiles).step_by(2) {
+        let both = j0 + 1 < col_tiles;
+        for pair in 0..row_tiles / 2 {
+            let (t0, t1) = (2 * pair, 2 * pair + 1);
+            let (rows0, rows1) = (height(t0), height(t1));
+            let (r0, r1) = (start(t0), start(t1));
+            if loaded != (rows0, rows1) {
+                // SAFETY: the caller's (AMX, permitted).
+                unsafe { TileConfig::pair(rows0, rows1).load() };
+                loaded = (rows0, rows1);
+            }
+            // Column tile `j`: 64 bytes at `64 (j % 3)` in each group of panel `j / 3`.
+            let tile = |j: usize| b.panel(j / 3).as_ptr().wrapping_add(64 * (j % 3));
+            let (b0, b1) = (tile(j0), tile(if both { j0 + 1 } else { j0 }));
             let a0 = a.as_ptr().wrapping_add(r0 * lda).cast::<u8>();
-            // SAFETY: the configuration above is loaded. Each A tile reads `rows` rows of
-            // 64 bytes, `a_stride` apart, from word `r0 * lda + 16 kc`: rows
-            // `r0..r0 + rows <= m` of `a`, words below `groups <= lda` (the caller's). Each
-            // B tile reads 16 rows of 64 bytes, 192 apart, from byte `kc * 16 * 192 + 64 j`
-            // (`j < 3`) of the panel: below `(kc + 1) * 16 * 192 <= groups * 192`, the
-            // panel's length. The stores write `rows` rows of 64 bytes, 192 apart, inside
-            // `c`.
+            let a1 = a.as_ptr().wrapping_add(r1 * lda).cast::<u8>();
+            let cp = c.as_mut_ptr().cast::<u8>();
+            debug_assert!(b.panel(col_tiles.div_ceil(3) - 1).len() >= groups * GROUP_BYTES);
+            // SAFETY: the configuration for these heights is loaded. The A tiles read
+            // `rows0` (`rows1`) rows of 64 bytes, `a_stride` apart, from word
+            // `r0 * lda + 16 kc` (`r1 * lda + ...`): rows below `r1 + rows1 <= m`, words
+            // below `groups <= lda` (the caller's). Each B tile reads 16 rows of 64 bytes,
+            // 192 apart, from byte `kc * 16 * 192 + 64 (j % 3)` of panel `j / 3`, which
+            // holds `groups * 192` bytes (`j < col_tiles <= 3 * panels`). The stores write
+            // at most 16 rows of 64 bytes, `C_STRIDE` apart, at byte offsets 0 and 64 of
+            // rows 0 and 16 of `c`.
             unsafe {
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    options(nomem, nostack)
-                );
-                for kc in 0..groups / TILE_GROUPS {
-                    let at = a0.add(kc * 4 * TILE_GROUPS);
-                    let bt = panel.as_ptr().add(kc * TILE_GROUPS * GROUP_BYTES);
+                if both {
                     asm!(
-                        "tileloadd tmm4, [{a} + {sa} * 1]",
-                        "tileloadd tmm5, [{b0} + {sb} * 1]",
-                        "tileloadd tmm6, [{b1} + {sb} * 1]",
-                        "tileloadd tmm7, [{b2} + {sb} * 1]",
-                        "tdpbusd tmm0, tmm4, tmm5",
-                        "tdpbusd tmm1, tmm4, tmm6",
-                        "tdpbusd tmm2, tmm4, tmm7",
-                        a = in(reg) at,
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        "2:",
+                        "tileloadd tmm4, [{a0} + {sa} * 1]",
+                        "tileloadd tmm6, [{b0} + {sb} * 1]",
+                        "tdpbusd tmm0, tmm4, tmm6",
+                        "tileloadd tmm7, [{b1} + {sb} * 1]",
+                        "tdpbusd tmm1, tmm4, tmm7",
+                        "tileloadd tmm5, [{a1} + {sa} * 1]",
+                        "tdpbusd tmm2, tmm5, tmm6",
+                        "tdpbusd tmm3, tmm5, tmm7",
+                        "add {a0}, 64",
+                        "add {a1}, 64",
+                        "add {b0}, {bstep}",
+                        "add {b1}, {bstep}",
+                        "dec {k}",
+                        "jnz 2b",
+                        "tilestored [{c0} + {sc} * 1], tmm0",
+                        "tilestored [{c1} + {sc} * 1], tmm1",
+                        "tilestored [{c2} + {sc} * 1], tmm2",
+                        "tilestored [{c3} + {sc} * 1], tmm3",
+                        a0 = inout(reg) a0 => _,
+                        a1 = inout(reg) a1 => _,
+                        b0 = inout(reg) b0 => _,
+                        b1 = inout(reg) b1 => _,
+                        k = inout(reg) groups / TILE_GROUPS => _,
                         sa = in(reg) a_stride,
-                        b0 = in(reg) bt,
-                        b1 = in(reg) bt.add(64),
-                        b2 = in(reg) bt.add(128),
                         sb = in(reg) GROUP_BYTES,
-                        options(nostack, readonly)
+                        bstep = in(reg) TILE_GROUPS * GROUP_BYTES,
+                        c0 = in(reg) cp,
+                        c1 = in(reg) cp.add(64),
+                        c2 = in(reg) cp.add(TILE_ROWS * C_STRIDE),
+                        c3 = in(reg) cp.add(TILE_ROWS * C_STRIDE + 64),
+                        sc = in(reg) C_STRIDE,
+                        options(nostack)
+                    );
+                } else {
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm2",
+                        "2:",
+                        "tileloadd tmm6, [{b0} + {sb} * 1]",
+                        "tileloadd tmm4, [{a0} + {sa} * 1]",
+                        "tdpbusd tmm0, tmm4, tmm6",
+                        "tileloadd tmm5, [{a1} + {sa} * 1]",
+                        "tdpbusd tmm2, tmm5, tmm6",
+                        "add {a0}, 64",
+                        "add {a1}, 64",
+                        "add {b0}, {bstep}",
+                        "dec {k}",
+                        "jnz 2b",
+                        "tilestored [{c0} + {sc} * 1], tmm0",
+                        "tilestored [{c2} + {sc} * 1], tmm2",
+                        a0 = inout(reg) a0 => _,
+                        a1 = inout(reg) a1 => _,
+                        b0 = inout(reg) b0 => _,
+                        k = inout(reg) groups / TILE_GROUPS => _,
+                        sa = in(reg) a_stride,
+                        sb = in(reg) GROUP_BYTES,
+                        bstep = in(reg) TILE_GROUPS * GROUP_BYTES,
+                        c0 = in(reg) cp,
+                        c2 = in(reg) cp.add(TILE_ROWS * C_STRIDE),
+                        sc = in(reg) C_STRIDE,
+                        options(nostack)
                     );
                 }
-                let cp = c.as_mut_ptr().cast::<u8>();
-                asm!(
-                    "tilestored [{c0} + {s} * 1], tmm0",
-                    "tilestored [{c1} + {s} * 1], tmm1",
-                    "tilestored [{c2} + {s} * 1], tmm2",
-                    c0 = in(reg) cp,
-                    c1 = in(reg) cp.add(64),
-                    c2 = in(reg) cp.add(128),
-                    s = in(reg) 4 * NR,
-                    options(nostack)
-                );
             }
-            let c0 = q * NR;
-            let cols = NR.min(n - c0);
-            // SAFETY: AVX-512 F is enabled here. `sums` holds 48 i32 (checked by the
-            // `Panels` view, asserted above), `c` 16 rows of 48; `out` (the `MatMut`
-            // invariant: rows `0..m` of stride `ldo`, `c0 + cols <= n <= ldo`) holds the
-            // `cols` elements of each row `r0 + r < m` written, the masked lanes past
-            // `cols` being neither written nor faulting.
-            unsafe {
-                let f = _mm512_set1_epi32(factor);
-                let start: [__m512i; 3] = core::array::from_fn(|v| {
-                    _mm512_mullo_epi32(_mm512_loadu_si512(sums.as_ptr().add(64 * v).cast()), f)
-                });
-                for r in 0..rows {
-                    let dst = out.as_mut_ptr().add((r0 + r) * ldo + c0);
-                    for (v, s) in start.iter().enumerate() {
-                        let lane0 = 16 * v;
-                        if lane0 >= cols {
-                            break;
-                        }
-                        let x = _mm512_add_epi32(
-                            _mm512_loadu_si512(c.as_ptr().add(r * NR + lane0).cast()),
-                            *s,
-                        );
-                        let left = cols - lane0;
-                        if left >= 16 {
-                            _mm512_storeu_si512(dst.add(lane0).cast(), x);
-                        } else {
+            for (half, j) in [j0, j0 + 1]
+                .into_iter()
+                .take(1 + usize::from(both))
+                .enumerate()
+            {
+                let (c0, sums) = (16 * j, b.sums(j / 3));
+                let cols = 16.min(n - c0);
+                debug_assert!(sums.len() >= 4 * NR);
+                // SAFETY: AVX-512 F is enabled here. `sums` holds 48 i32 (the `Panels`
+                // view, asserted above), of which lanes `16 (j % 3)..+16` are read; `c`
+                // holds 32 rows of 32 i32, of which lanes `16 half..+16` of rows
+                // `0..rows0` and `16..16 + rows1` are read. `out` (the `MatMut` invariant:
+                // rows `0..m` of stride `ldo`, `c0 + cols <= n <= ldo`) holds the `cols`
+                // elements of each row `r0 + r < m` (`r1 + r < m`) written, the masked
+                // lanes past `cols` being neither written nor faulting.
+                unsafe {
+                    let s = _mm512_mullo_epi32(
+                        _mm512_loadu_si512(sums.as_ptr().add(64 * (j % 3)).cast()),
+                        _mm512_set1_epi32(factor),
+                    );
+                    let mask = if cols == 16 {
+                        u16::MAX
+                    } else {
+                        ((1u32 << cols) - 1) as u16
+                    };
+                    for (first, rows, tile_row) in [(r0, rows0, 0), (r1, rows1, TILE_ROWS)] {
+                        for r in 0..rows {
+                            let x = _mm512_add_epi32(
+                                _mm512_loadu_si512(
+                                    c.as_ptr().add((tile_row + r) * 32 + 16 * half).cast(),
+                                ),
+                                s,
+                            );
                             _mm512_mask_storeu_epi32(
-                                dst.add(lane0).cast(),
-                                ((1u32 << left) - 1) as u16,
+                                out.as_mut_ptr().add((first + r) * ldo + c0).cast(),
+                                mask,
                                 x,
                             );
                         }
@@ -309,7 +374,7 @@ unsafe fn gemm_tiles(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, mut out:
             }
         }
     }
-    if loaded != 0 {
+    if loaded != (0, 0) {
         // SAFETY: AMX-TILE (the caller's); releases this thread's tile state.
         unsafe { asm!("tilerelease", options(nomem, nostack)) };
     }
