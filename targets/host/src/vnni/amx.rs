@@ -202,10 +202,10 @@ const _: () = assert!(<Avx512Vnni as VnniTier>::NR == NR && Zmm8x48::NR == NR);
 ///
 /// The rows are cut into an even number of row tiles of nearly equal height (at most 16
 /// rows each), taken in pairs; the panels' column tiles of 16 channels are taken in pairs
-/// too (a pair may straddle two panels), and an odd last one alone. Per pair of pairs, the
-/// four C tiles `tmm0`-`tmm3` accumulate over the depth: per 64 depths, two A tiles
-/// (`tmm4`, `tmm5`) and two B tiles (`tmm6`, `tmm7`) are loaded for four `tdpbusd`, so
-/// each B tile is loaded once for both row tiles and each A tile once for both column
+/// too (a pair may straddle two panels; an odd last one pairs with itself). Per pair of
+/// pairs, the four C tiles `tmm0`-`tmm3` accumulate over the depth: per 64 depths, two A
+/// tiles (`tmm4`, `tmm5`) and two B tiles (`tmm6`, `tmm7`) are loaded for four `tdpbusd`,
+/// so each B tile is loaded once for both row tiles and each A tile once for both column
 /// tiles.
 ///
 /// # Safety
@@ -245,6 +245,7 @@ unsafe fn gemm_tiles(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, mut out:
             }
             // Column tile `j`: 64 bytes at `64 (j % 3)` in each group of panel `j / 3`.
             let tile = |j: usize| b.panel(j / 3).as_ptr().wrapping_add(64 * (j % 3));
+            // An odd last column tile is computed twice (`b1 = b0`) and stored once.
             let (b0, b1) = (tile(j0), tile(if both { j0 + 1 } else { j0 }));
             let a0 = a.as_ptr().wrapping_add(r0 * lda).cast::<u8>();
             let a1 = a.as_ptr().wrapping_add(r1 * lda).cast::<u8>();
@@ -259,76 +260,45 @@ unsafe fn gemm_tiles(a: &[u32], lda: usize, b: Panels<'_>, factor: i32, mut out:
             // at most 16 rows of 64 bytes, `C_STRIDE` apart, at byte offsets 0 and 64 of
             // rows 0 and 16 of `c`.
             unsafe {
-                if both {
-                    asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        "2:",
-                        "tileloadd tmm4, [{a0} + {sa} * 1]",
-                        "tileloadd tmm6, [{b0} + {sb} * 1]",
-                        "tdpbusd tmm0, tmm4, tmm6",
-                        "tileloadd tmm7, [{b1} + {sb} * 1]",
-                        "tdpbusd tmm1, tmm4, tmm7",
-                        "tileloadd tmm5, [{a1} + {sa} * 1]",
-                        "tdpbusd tmm2, tmm5, tmm6",
-                        "tdpbusd tmm3, tmm5, tmm7",
-                        "add {a0}, 64",
-                        "add {a1}, 64",
-                        "add {b0}, {bstep}",
-                        "add {b1}, {bstep}",
-                        "dec {k}",
-                        "jnz 2b",
-                        "tilestored [{c0} + {sc} * 1], tmm0",
-                        "tilestored [{c1} + {sc} * 1], tmm1",
-                        "tilestored [{c2} + {sc} * 1], tmm2",
-                        "tilestored [{c3} + {sc} * 1], tmm3",
-                        a0 = inout(reg) a0 => _,
-                        a1 = inout(reg) a1 => _,
-                        b0 = inout(reg) b0 => _,
-                        b1 = inout(reg) b1 => _,
-                        k = inout(reg) groups / TILE_GROUPS => _,
-                        sa = in(reg) a_stride,
-                        sb = in(reg) GROUP_BYTES,
-                        bstep = in(reg) TILE_GROUPS * GROUP_BYTES,
-                        c0 = in(reg) cp,
-                        c1 = in(reg) cp.add(64),
-                        c2 = in(reg) cp.add(TILE_ROWS * C_STRIDE),
-                        c3 = in(reg) cp.add(TILE_ROWS * C_STRIDE + 64),
-                        sc = in(reg) C_STRIDE,
-                        options(nostack)
-                    );
-                } else {
-                    asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm2",
-                        "2:",
-                        "tileloadd tmm6, [{b0} + {sb} * 1]",
-                        "tileloadd tmm4, [{a0} + {sa} * 1]",
-                        "tdpbusd tmm0, tmm4, tmm6",
-                        "tileloadd tmm5, [{a1} + {sa} * 1]",
-                        "tdpbusd tmm2, tmm5, tmm6",
-                        "add {a0}, 64",
-                        "add {a1}, 64",
-                        "add {b0}, {bstep}",
-                        "dec {k}",
-                        "jnz 2b",
-                        "tilestored [{c0} + {sc} * 1], tmm0",
-                        "tilestored [{c2} + {sc} * 1], tmm2",
-                        a0 = inout(reg) a0 => _,
-                        a1 = inout(reg) a1 => _,
-                        b0 = inout(reg) b0 => _,
-                        k = inout(reg) groups / TILE_GROUPS => _,
-                        sa = in(reg) a_stride,
-                        sb = in(reg) GROUP_BYTES,
-                        bstep = in(reg) TILE_GROUPS * GROUP_BYTES,
-                        c0 = in(reg) cp,
-                        c2 = in(reg) cp.add(TILE_ROWS * C_STRIDE),
-                        sc = in(reg) C_STRIDE,
-                        options(nostack)
-                    );
-                }
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    "2:",
+                    "tileloadd tmm4, [{a0} + {sa} * 1]",
+                    "tileloadd tmm6, [{b0} + {sb} * 1]",
+                    "tdpbusd tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {sb} * 1]",
+                    "tdpbusd tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a1} + {sa} * 1]",
+                    "tdpbusd tmm2, tmm5, tmm6",
+                    "tdpbusd tmm3, tmm5, tmm7",
+                    "add {a0}, 64",
+                    "add {a1}, 64",
+                    "add {b0}, {bstep}",
+                    "add {b1}, {bstep}",
+                    "dec {k}",
+                    "jnz 2b",
+                    "tilestored [{c0} + {sc} * 1], tmm0",
+                    "tilestored [{c1} + {sc} * 1], tmm1",
+                    "tilestored [{c2} + {sc} * 1], tmm2",
+                    "tilestored [{c3} + {sc} * 1], tmm3",
+                    a0 = inout(reg) a0 => _,
+                    a1 = inout(reg) a1 => _,
+                    b0 = inout(reg) b0 => _,
+                    b1 = inout(reg) b1 => _,
+                    k = inout(reg) groups / TILE_GROUPS => _,
+                    sa = in(reg) a_stride,
+                    sb = in(reg) GROUP_BYTES,
+                    bstep = in(reg) TILE_GROUPS * GROUP_BYTES,
+                    c0 = in(reg) cp,
+                    c1 = in(reg) cp.add(64),
+                    c2 = in(reg) cp.add(TILE_ROWS * C_STRIDE),
+                    c3 = in(reg) cp.add(TILE_ROWS * C_STRIDE + 64),
+                    sc = in(reg) C_STRIDE,
+                    options(nostack)
+                );
             }
             for (half, j) in [j0, j0 + 1]
                 .into_iter()
