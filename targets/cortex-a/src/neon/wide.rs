@@ -4,7 +4,7 @@
 //!
 //! Rows are taken [`MR`] at a time: their activations over a chunk of at most [`KC`]
 //! depths are copied (int16) or widened with the zero point subtracted (uint8) into a stack
-//! panel of i16, once per chunk for all the output channels ([`pack`]: 8 depths of each row
+//! panel of i16, once per chunk for all the output channels ([`Wide::pack`]: 8 depths of each row
 //! after another, zero-padded to a multiple of 8 depths). The weights are read in place
 //! (the blob's int8: prepared operands pass `Prepared::raw`, since the i8mm layout serves
 //! only the int8 products). A 4x4 tile ([`wide_4x4`]) then needs, per 8 depths, the 4 panel
@@ -64,30 +64,42 @@ impl<'a> Wide<'a> {
         }
     }
 
-    /// Elements `k0..k0 + dst.len()` of row `r` as the values they stand for.
-    fn widen(&self, r: usize, k0: usize, dst: &mut [i16]) {
-        let len = dst.len();
-        match self {
-            Self::I16(m) => dst.copy_from_slice(&m.row(r)[k0..k0 + len]),
-            Self::U8(m, zp) => {
-                for (d, &q) in dst.iter_mut().zip(&m.row(r)[k0..k0 + len]) {
-                    *d = i16::from(q) - i16::from(*zp);
+    /// Packs rows `r0..r0 + rows` (`rows <= MR`) and depths `k0..k0 + kc` into `panel`:
+    /// depth `8 s + t` of row `i` goes to `(s * rows + i) * 8 + t`; the padding of the last
+    /// step is zero.
+    fn pack(&self, panel: &mut [i16], r0: usize, rows: usize, k0: usize, kc: usize) {
+        for i in 0..rows {
+            match self {
+                Self::I16(m) => pack_row(panel, rows, i, &m.row(r0 + i)[k0..k0 + kc], |x| x),
+                Self::U8(m, zp) => {
+                    let zp = i16::from(*zp);
+                    pack_row(panel, rows, i, &m.row(r0 + i)[k0..k0 + kc], |q| {
+                        i16::from(q) - zp
+                    });
                 }
             }
         }
     }
 }
 
-/// Packs rows `r0..r0 + rows` (`rows <= MR`) and depths `k0..k0 + kc` of `a`: depth
-/// `8 s + t` of row `i` goes to `(s * rows + i) * 8 + t`; the padding of the last step is
-/// zero.
-fn pack(panel: &mut [i16], a: Wide<'_>, r0: usize, rows: usize, k0: usize, kc: usize) {
-    for s in 0..kc.div_ceil(STEP) {
-        let len = STEP.min(kc - s * STEP);
-        for i in 0..rows {
-            let dst = &mut panel[(s * rows + i) * STEP..][..STEP];
-            a.widen(r0 + i, k0 + s * STEP, &mut dst[..len]);
-            dst[len..].fill(0);
+/// Row `i` of a panel of `rows` rows (see [`Wide::pack`]) from `src`, each element
+/// through `f`.
+#[inline(always)]
+fn pack_row<T: Copy>(panel: &mut [i16], rows: usize, i: usize, src: &[T], f: impl Fn(T) -> i16) {
+    let mut steps = src.chunks_exact(STEP);
+    for (s, x) in (&mut steps).enumerate() {
+        for (d, &x) in panel[(s * rows + i) * STEP..][..STEP].iter_mut().zip(x) {
+            *d = f(x);
+        }
+    }
+    let rest = steps.remainder();
+    if !rest.is_empty() {
+        let s = src.len() / STEP;
+        for (t, d) in panel[(s * rows + i) * STEP..][..STEP]
+            .iter_mut()
+            .enumerate()
+        {
+            *d = rest.get(t).map_or(0, |&x| f(x));
         }
     }
 }
@@ -167,20 +179,20 @@ fn sums(rows: usize, panel: &[i16], w: [&[i8]; NR], steps: usize) -> [[i32; NR];
 /// The caller (`NeonKernels::gemm`) checked that the shapes agree and are not empty.
 pub(crate) fn gemm(a: Wide<'_>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
     let (m, n, depth) = (a.rows(), b.rows(), a.depth());
-    let ldo = out.ld();
-    let out = out.data_mut();
+    let (ldb, ldo) = (b.ld(), out.ld());
+    let (bd, out) = (b.data(), out.data_mut());
     let mut panel = [0i16; MR * KC];
     for r0 in (0..m).step_by(MR) {
         let rows = MR.min(m - r0);
         for k0 in (0..depth).step_by(KC) {
             let kc = KC.min(depth - k0);
             let (full, tail) = (kc / STEP, kc % STEP);
-            pack(&mut panel, a, r0, rows, k0, kc);
+            a.pack(&mut panel, r0, rows, k0, kc);
             for c0 in (0..n).step_by(NR) {
                 let cols = NR.min(n - c0);
                 // Columns past `n` repeat the last one; their sums are dropped.
                 let w: [&[i8]; NR] =
-                    core::array::from_fn(|j| &b.row(c0 + j.min(cols - 1))[k0..k0 + kc]);
+                    core::array::from_fn(|j| &bd[(c0 + j.min(cols - 1)) * ldb + k0..][..kc]);
                 let mut res = [[0i32; NR]; MR];
                 if full > 0 {
                     res = sums(rows, &panel, w, full);
@@ -200,11 +212,22 @@ pub(crate) fn gemm(a: Wide<'_>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
                     }
                 }
                 for (i, res) in res.iter().enumerate().take(rows) {
-                    let o = &mut out[(r0 + i) * ldo + c0..][..cols];
-                    for (o, &v) in o.iter_mut().zip(res) {
-                        *o = if k0 == 0 { v } else { o.wrapping_add(v) };
-                    }
+                    store(&mut out[(r0 + i) * ldo + c0..][..cols], res, k0 > 0);
                 }
+            }
+        }
+    }
+}
+
+/// Writes (or with `add`, adds modulo 2^32) the first `o.len()` sums of a tile row: a whole
+/// tile row is one 16-byte store.
+#[inline(always)]
+fn store(o: &mut [i32], res: &[i32; NR], add: bool) {
+    match (<&mut [i32; NR]>::try_from(&mut *o), add) {
+        (Ok(o), false) => *o = *res,
+        _ => {
+            for (o, &v) in o.iter_mut().zip(res) {
+                *o = if add { o.wrapping_add(v) } else { v };
             }
         }
     }
