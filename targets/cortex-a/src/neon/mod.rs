@@ -1,6 +1,10 @@
 //! NEON kernels. The operands come as `MatRef`/`MatMut` views whose invariant (every row
 //! holds its columns) and the `Gemm` check (the shapes agree) are the micro-kernels' bounds;
 //! `NeonKernels::gemm` sends empty shapes and other operand kinds to the scalar reference.
+//!
+//! The int8 products run `dot` (`sdot`), `mmla` (`smmla`, prepared weights) or `plain`
+//! (`smull`/`sadalp`) by build; the int16 and uint8 ones run `wide` (`smlal`) on every
+//! build; P.V runs [`weighted_sums`] here.
 
 #[cfg(target_feature = "dotprod")]
 mod dot;
@@ -8,9 +12,11 @@ mod dot;
 mod mmla;
 #[cfg(not(target_feature = "dotprod"))]
 mod plain;
+mod wide;
 
 #[cfg(target_feature = "i8mm")]
 pub(crate) use mmla::{prepare, prepared_len};
+pub(crate) use wide::{Wide, gemm as gemm_wide};
 
 use core::arch::aarch64::{
     uint32x4_t, vdupq_n_u8, vdupq_n_u32, veorq_u8, vget_low_u8, vget_low_u16, vld1_s8, vld1q_s8,
