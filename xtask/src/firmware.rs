@@ -459,8 +459,22 @@ fn compare_classified(
     blob: &Path,
     host: &mut Host<'_>,
 ) -> Result<Option<String>> {
-    let device = device_classified(&run.console)?;
-    let expected = classifies(blob)?;
+    verdict(
+        label,
+        &device_classified(&run.console)?,
+        classifies(blob)?,
+        |texts| host.classify(blob, texts),
+    )
+}
+
+/// [`compare_classified`] of what the device printed (`device`), whether its blob has a
+/// sequence classifier, and the host's classification of the device's texts.
+fn verdict(
+    label: &str,
+    device: &[Classified],
+    expected: bool,
+    host: impl FnOnce(&[String]) -> Result<Vec<Classified>>,
+) -> Result<Option<String>> {
     if device.is_empty() {
         return Ok(expected.then(|| {
             format!(
@@ -476,7 +490,13 @@ fn compare_classified(
         )));
     }
     let texts: Vec<String> = device.iter().map(|c| c.text.clone()).collect();
-    let reference = host.classify(blob, &texts)?;
+    let reference = host(&texts)?;
+    ensure!(
+        reference.len() == device.len(),
+        "the host classified {} of {} texts",
+        reference.len(),
+        device.len()
+    );
     let differ: Vec<String> = device
         .iter()
         .zip(&reference)
@@ -851,4 +871,83 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
         fw.label
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "hash: 0123456789abcdef\n\
+        stack after the embedding: peak 100 bytes\n\
+        classify: sequence classifier, 2 labels\n\
+        review: Witty, touching and well paced.\n\
+        review tokens: 10 (scratch 78591 bytes)\n\
+        icount: classify 7884600 instructions (197115 ticks, 10 tokens)\n\
+        logits: -81388 81388\n\
+        label: positive\n\
+        review: Dull.\n\
+        review tokens: 4 (scratch 1 bytes)\n\
+        logits: 5 -5\n\
+        label: negative\n\
+        stack: peak 200 bytes\n";
+
+    fn classified(text: &str, logits: [i64; 2], label: &str) -> Classified {
+        Classified {
+            text: text.to_owned(),
+            logits: logits.to_vec(),
+            label: Some(label.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_device_lines_parse_in_order() {
+        let got = device_classified(CONSOLE).unwrap();
+        assert_eq!(
+            got,
+            [
+                classified(
+                    "Witty, touching and well paced.",
+                    [-81388, 81388],
+                    "positive"
+                ),
+                classified("Dull.", [5, -5], "negative"),
+            ]
+        );
+        assert!(device_classified("logits: 1 2\n").is_err());
+        assert!(device_classified("review: x\nlogits: 1 two\n").is_err());
+        assert!(device_classified("hash: 1\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn any_difference_is_a_mismatch() {
+        let device = device_classified(CONSOLE).unwrap();
+        let host = |logits: [i64; 2], label: &str| {
+            let mut h = device.clone();
+            h[1] = classified("Dull.", logits, label);
+            move |_: &[String]| Ok(h)
+        };
+        let same = verdict("b", &device, true, host([5, -5], "negative")).unwrap();
+        assert!(same.unwrap().starts_with("b: classify match (2 reviews"));
+        for (logits, label) in [([5, -4], "negative"), ([5, -5], "positive")] {
+            let line = verdict("b", &device, true, host(logits, label))
+                .unwrap()
+                .unwrap();
+            assert!(
+                line.contains("MISMATCH") && line.contains("Dull."),
+                "{line}"
+            );
+        }
+        // A one-label head: the host gives no label, the logits decide.
+        let mut unlabelled = device.clone();
+        unlabelled.iter_mut().for_each(|c| c.label = None);
+        let line = verdict("b", &device, true, |_| Ok(unlabelled)).unwrap();
+        assert!(line.unwrap().contains("classify match"));
+        // Nothing classified: right without a classifier, a mismatch with one.
+        assert_eq!(verdict("b", &[], false, |_| unreachable!()).unwrap(), None);
+        let none = verdict("b", &[], true, |_| unreachable!()).unwrap();
+        assert!(none.unwrap().contains("MISMATCH"));
+        let stray = verdict("b", &device, false, |_| unreachable!()).unwrap();
+        assert!(stray.unwrap().contains("MISMATCH"));
+        assert!(verdict("b", &device, true, |_| Ok(Vec::new())).is_err());
+    }
 }
