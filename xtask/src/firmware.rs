@@ -807,13 +807,21 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
     let (flash_budget, ram_budget) = fw.budgets;
     let kib = |b: u64| b as f64 / 1024.0;
     let pct = |b: u64, of: u64| 100.0 * b as f64 / of as f64;
+    // A budget in whole MB, else KB (the Cortex-M55's 512 KB of DTCM).
+    let size = |b: u64| {
+        if b.is_multiple_of(1 << 20) {
+            format!("{} MB", b >> 20)
+        } else {
+            format!("{} KB", b >> 10)
+        }
+    };
     println!("{} memory ({}):", fw.label, fw.board);
     println!(
-        "  flash/image {:>9} B ({:>7.1} KiB, {:>5.1}% of {} MB)",
+        "  flash/image {:>9} B ({:>7.1} KiB, {:>5.1}% of {})",
         flash,
         kib(flash),
         pct(flash, flash_budget),
-        flash_budget >> 20
+        size(flash_budget)
     );
     println!(
         "    code (.vector_table + .text)  {:>9} B ({:.1} KiB)",
@@ -832,11 +840,11 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
     );
     println!("    .data initialisers + other    {:>9} B", data + other);
     println!(
-        "  static RAM  {:>9} B ({:.1} KiB, {:.1}% of {} MB): .data {data} + .bss {bss}, of which the scratch arena {arena} (sized for 128 tokens)",
+        "  static RAM  {:>9} B ({:.1} KiB, {:.1}% of {}): .data {data} + .bss {bss}, of which the scratch arena {arena} (sized for 128 tokens)",
         data + bss,
         kib(data + bss),
         pct(data + bss, ram_budget),
-        ram_budget >> 20
+        size(ram_budget)
     );
     println!(
         "  peak stack  {:>9} B ({:.1} KiB), measured by stack painting",
@@ -859,11 +867,11 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
         println!("  instructions {insns:>8} to classify the first review ({review} tokens)");
     }
     println!(
-        "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {} MB)",
+        "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {})",
         needed,
         data + bss + stack,
         pct(data + bss + stack, ram_budget),
-        ram_budget >> 20
+        size(ram_budget)
     );
     ensure!(
         flash <= flash_budget,
