@@ -5,6 +5,11 @@
 //! It embeds [`TEXT`] with the blob in flash and the scratch arena in `.bss`, and prints the
 //! lines `cargo xtask firmware` reads: `text:`, `tokens:`, `arena:`, `hash:` (FNV-1a 64 of
 //! the pooled Q.16 vector, as `microbert embed --hash`), and the pooled vector itself.
+//! When the blob has a sequence classifier (the blob decides; a converted
+//! `BertForSequenceClassification`), it then classifies each of [`REVIEWS`] with
+//! `Encoder::classify` in the same arena: per review the lines `review:` (the text),
+//! `review tokens:`, `logits:` (the integer Q.16 logits, as `microbert classify --logits`)
+//! and `label:` (the largest logit's name from the blob's `id2label`). No float anywhere.
 //! A board that counts instructions ([`main_counted`] with a [`Counter`]: the Cortex-M
 //! boards under `qemu -icount`) adds `icount:` lines (the instructions of the embedding),
 //! optionally `profile:` lines (per kernel method, from a second run through
@@ -124,6 +129,17 @@ pub(crate) struct Counting {
 pub(crate) const SWEEP_TOKENS: [usize; 3] = [32, 64, 128];
 const _: () = assert!(SWEEP_TOKENS[SWEEP_TOKENS.len() - 1] <= MAX_TOKENS);
 
+/// The movie reviews a blob with a sequence classifier classifies (`review:` lines): a
+/// positive and a negative one from the held-out part of the sentiment task's split
+/// (`microbert_tests::corpus::sentiment_split`: neither the heads' training reviews nor the
+/// converter's calibration texts), picked among those that both firmware sentiment blobs
+/// and their f32 checkpoints label right with a clear margin. The demo shows that the
+/// device's bytes are the host's; the heads' accuracy is measured on all 2,500 (README.md).
+pub(crate) const REVIEWS: [&str; 2] = [
+    "Witty, touching and well paced.",
+    "The movie's biggest offense is its complete and utter lack of tension.",
+];
+
 /// A text longer than [`MAX_TOKENS`] tokens, truncated for the sweep.
 pub(crate) const SWEEP_TEXT: &str = "In the beginning the Universe was created. This has made a lot of people \
     very angry and been widely regarded as a bad move. Many were increasingly of the opinion that \
@@ -236,7 +252,81 @@ fn run<K: microbert::Kernels>(
             checked_run(&model, &kernels, &ids[..enc.len], arena, hash, out)?;
         }
     }
+    if matches!(
+        model.tasks.classifier,
+        Some((microbert::blob::ClassifierKind::Sequence, _))
+    ) {
+        classify(&model, &kernels, counting.map(|c| c.counter), arena, out)?;
+    }
     Ok(hash)
+}
+
+/// Classifies each of [`REVIEWS`] with the blob's sequence classifier (in the embedding's
+/// arena: the heads' scratch is part of the plan, `Plan::with_heads`): first the peak stack
+/// so far (`stack after the embedding:`), then per review the lines `review:`,
+/// `review tokens:` (with the scratch the length needs), `icount: classify` on a board that
+/// counts, `logits:` (Q.16) and `label:`, the first largest logit's name from the blob, else
+/// `LABEL_i` (as `microbert classify`).
+fn classify<K: microbert::Kernels>(
+    model: &microbert::ModelView<'_>,
+    kernels: &K,
+    counter: Option<Counter>,
+    arena: &mut [u8],
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let labels = model.tasks.num_labels().unwrap_or(0);
+    writeln!(
+        out,
+        "stack after the embedding: peak {} bytes",
+        crate::stack::peak()
+    )?;
+    writeln!(out, "classify: sequence classifier, {labels} labels")?;
+    let encoder = microbert::Encoder::new(model, kernels);
+    let tokenizer = microbert::Tokenizer::new(model);
+    // At most `hidden_size` labels (the blob is validated so); the plan's width is the
+    // model's, or the embedding above would have failed.
+    let mut buffer = [0i32; HIDDEN];
+    let logits = buffer
+        .get_mut(..labels)
+        .ok_or(microbert::RunError::OutputSize {
+            given: HIDDEN,
+            needed: labels,
+        })?;
+    for review in REVIEWS {
+        let mut ids = [0u32; MAX_TOKENS];
+        let enc = tokenizer.encode(review, &mut ids)?;
+        writeln!(out, "review: {review}")?;
+        let truncated = if enc.truncated { " (truncated)" } else { "" };
+        writeln!(
+            out,
+            "review tokens: {}{truncated} (scratch {} bytes)",
+            enc.len,
+            microbert::scratch_bytes(model, enc.len)
+        )?;
+        let t0 = counter.map(|c| (c.ticks)());
+        encoder.classify(&ids[..enc.len], None, arena, logits)?;
+        if let (Some(c), Some(t0)) = (counter, t0) {
+            let ticks = (c.ticks)() - t0;
+            writeln!(
+                out,
+                "icount: classify {} instructions ({ticks} ticks, {} tokens)",
+                c.insns(ticks),
+                enc.len
+            )?;
+        }
+        write!(out, "logits:")?;
+        for l in logits.iter() {
+            write!(out, " {l}")?;
+        }
+        writeln!(out)?;
+        // The first of equal largest logits, as the host CLI picks.
+        let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+        match model.tasks.label(best) {
+            Some(name) => writeln!(out, "label: {name}")?,
+            None => writeln!(out, "label: LABEL_{best}")?,
+        }
+    }
+    Ok(())
 }
 
 /// The embedding of `ids` again through `profile::Profiled`: one `profile:` line per kernel

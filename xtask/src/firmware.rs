@@ -1,11 +1,13 @@
 //! `cargo xtask firmware [--report]`: the bare-metal firmware examples, end to end.
 //!
 //! Cortex-M4F (`targets/cortex-m`, its own Cargo project outside the workspace):
-//! 1. bert-tiny is converted with a reduced vocabulary ([`crate::vocab`]: the recipe's
-//!    `[variants.firmware]` in `models/bert-tiny.toml`, or `--keep-vocab`): the full
-//!    30,522-token blob (5.3 MB) does not fit a 4 MB flash. The blob lives in the cache of
-//!    derived artefacts, keyed by its inputs, and is reused while they do not change
-//!    ([`crate::blobs`]);
+//! 1. bert-tiny with a sentiment head trained on its frozen encoder (`cargo xtask train-head
+//!    sentiment --encoder bert-tiny`, [`crate::train_head`]) is converted with a reduced
+//!    vocabulary ([`crate::vocab`]: the recipe's `[variants.firmware]` in
+//!    `models/bert-tiny.toml`, or `--keep-vocab`): the full 30,522-token blob (5.3 MB) does
+//!    not fit a 4 MB flash. The head and the blob live in the cache of derived artefacts,
+//!    keyed by their inputs, and are reused while they do not change
+//!    ([`crate::blobs::blob_with_head`]);
 //! 2. the firmware is built with [`crate::debian_cargo`] (`-Zbuild-std=core`,
 //!    shared/toolchain.md) and the rustup toolchain's `rust-lld` on PATH, with
 //!    `MICROBERT_FIRMWARE_BLOB` naming a content-named copy of the blob in the target
@@ -16,7 +18,13 @@
 //!    (and a timeout); its `hash:` line is compared with `microbert embed --model <blob>
 //!    --hash` on the host for the text the firmware printed (`text:`), and one line
 //!    `cortex-m: match (hash ...)` or `cortex-m: MISMATCH ...` is printed (the command fails
-//!    on a mismatch).
+//!    on a mismatch);
+//! 4. the blob has a sequence classifier, so the same image then classifies its fixed
+//!    reviews (`review:`, `logits:`, `label:` lines, `firmware-common/app.rs`); the logits
+//!    and labels are compared with `microbert classify --logits` on the host for the same
+//!    blob and texts: `cortex-m: classify match (...)` or `cortex-m: classify MISMATCH
+//!    (...)`, which fails the command too, as does a firmware that classifies nothing with
+//!    a blob that has a classifier (or classifies with one that has none).
 //!
 //! The Cortex-M firmware runs the DSP kernels (`microbert-cortex-m-kernels`, feature `dsp`)
 //! and is built with feature `icount` and run under `-icount shift=0`: it counts the
@@ -28,8 +36,10 @@
 //! `targets/riscv-virt` (riscv64 with RVV 1.0, `microbert_riscv::RvvKernels`, the same
 //! reduced bert-tiny blob, `qemu-system-riscv64 -M virt -cpu rv64,v=true,vlen=128`, UART
 //! output, exit through the SiFive test device) and `targets/cortex-a53` (AArch64 EL1 with the
-//! MMU on, `microbert_cortex_a::NeonKernels`, the full MiniLM blob of the cache,
-//! `qemu-system-aarch64 -M virt -cpu cortex-a53`, PL011 UART output, semihosting exit).
+//! MMU on, `microbert_cortex_a::NeonKernels`, the full MiniLM blob with its trained sentiment
+//! head, `minilm-sentiment.blob` of `prepare`, `qemu-system-aarch64 -M virt -cpu cortex-a53`,
+//! PL011 UART output, semihosting exit). Every board with a classifier blob is checked the
+//! same way (the Cortex-M55 and RISC-V boards run the bert-tiny sentiment blob too).
 //!
 //! `cargo xtask capi` reuses the Cortex-M4F pieces for its C firmware: [`tiny_blob`],
 //! [`cortex_m`] (the Rust firmware built and run by the same code), [`boot_cortex_m`] (an
@@ -217,8 +227,8 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
         .collect();
     ensure_tools(&tools)?;
     let tiny = tiny_blob(args.keep_vocab.as_deref())?;
-    let minilm = crate::blobs::blob("minilm")?;
-    let mut host: Vec<(PathBuf, String, String)> = Vec::new();
+    let minilm = minilm_blob()?;
+    let mut host = Host::new(root);
     let mut failed = Vec::new();
     for fw in &FIRMWARE {
         let blob = if fw.minilm { &minilm } else { &tiny };
@@ -227,14 +237,7 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
         let device_hash = run.field("hash:")?;
         let text = run.field("text:")?;
         // The host CLI on the same blob and text.
-        let host_hash = match host.iter().find(|(b, t, _)| b == blob && *t == text) {
-            Some((_, _, h)) => h.clone(),
-            None => {
-                let h = host_hash(&crate::exec::host_cli(root)?, blob, &text)?;
-                host.push((blob.clone(), text.clone(), h.clone()));
-                h
-            }
-        };
+        let host_hash = host.hash(blob, &text)?;
         if host_hash == device_hash {
             println!("{}: match (hash {device_hash})", fw.label);
         } else {
@@ -242,7 +245,13 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
                 "{}: MISMATCH (firmware {device_hash}, host {host_hash})",
                 fw.label
             );
-            failed.push(fw.label);
+            failed.push(fw.label.to_owned());
+        }
+        if let Some(line) = compare_classified(fw.label, &run, blob, &mut host)? {
+            println!("{line}");
+            if line.contains("MISMATCH") {
+                failed.push(format!("{} classify", fw.label));
+            }
         }
         if args.report {
             report(fw, &run, blob_len)?;
@@ -250,22 +259,272 @@ pub fn run(root: &Path, args: &FirmwareArgs) -> Result<()> {
     }
     eprintln!("firmware: done in {:.1?}", start.elapsed());
     if !failed.is_empty() {
-        bail!("firmware hash differs from the host CLI's: {failed:?}");
+        bail!("firmware output differs from the host CLI's: {failed:?}");
     }
     Ok(())
 }
 
-/// The reduced bert-tiny blob of the Cortex-M4F and RISC-V examples (the recipe's
-/// `[variants.firmware]`, or `keep_vocab` as `convert --keep-vocab`), from the cache of
-/// derived artefacts.
+/// The trained head the bert-tiny firmware blob carries (`train-head sentiment --encoder
+/// bert-tiny`).
+const TINY_HEAD: &str = "sentiment";
+
+/// The reduced bert-tiny blob of the Cortex-M4F, Cortex-M55 and RISC-V examples: bert-tiny
+/// with the sentiment head trained on its frozen encoder ([`TINY_HEAD`],
+/// [`crate::blobs::blob_with_head`]), converted with the recipe's `[variants.firmware]` (or
+/// `keep_vocab` as `convert --keep-vocab`), from the cache of derived artefacts.
 pub fn tiny_blob(keep_vocab: Option<&str>) -> Result<PathBuf> {
-    crate::blobs::blob_of(
+    crate::blobs::blob_with_head(
         "bert-tiny",
         &Request {
             variant: Some(VARIANT),
             keep_vocab: keep_vocab.map(KeepVocab::parse),
         },
+        TINY_HEAD,
     )
+}
+
+/// The MiniLM blob of the Cortex-A53 example: `minilm-sentiment.blob`, all-MiniLM-L6-v2
+/// with the sentiment head trained on its frozen encoder, as `prepare` makes it
+/// ([`crate::heads::prepare`]: reused while its inputs do not change).
+fn minilm_blob() -> Result<PathBuf> {
+    let name = "minilm-sentiment.blob";
+    crate::heads::prepare()?
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|f| f == name))
+        .with_context(|| format!("gen-heads made no {name}"))
+}
+
+/// The host CLI's answers, each computed once per blob and text.
+struct Host<'a> {
+    root: &'a Path,
+    cli: Option<PathBuf>,
+    hashes: Vec<(PathBuf, String, String)>,
+    classified: Vec<(PathBuf, Vec<String>, Vec<Classified>)>,
+}
+
+impl<'a> Host<'a> {
+    fn new(root: &'a Path) -> Self {
+        Self {
+            root,
+            cli: None,
+            hashes: Vec::new(),
+            classified: Vec::new(),
+        }
+    }
+
+    /// The CLI, built on first use.
+    fn cli(&mut self) -> Result<PathBuf> {
+        if let Some(cli) = &self.cli {
+            return Ok(cli.clone());
+        }
+        let cli = crate::exec::host_cli(self.root)?;
+        self.cli = Some(cli.clone());
+        Ok(cli)
+    }
+
+    /// [`host_hash`] of `text` with `blob`.
+    fn hash(&mut self, blob: &Path, text: &str) -> Result<String> {
+        if let Some((_, _, h)) = self.hashes.iter().find(|(b, t, _)| b == blob && t == text) {
+            return Ok(h.clone());
+        }
+        let h = host_hash(&self.cli()?, blob, text)?;
+        self.hashes
+            .push((blob.to_path_buf(), text.to_owned(), h.clone()));
+        Ok(h)
+    }
+
+    /// [`host_classify`] of `texts` with `blob`.
+    fn classify(&mut self, blob: &Path, texts: &[String]) -> Result<Vec<Classified>> {
+        if let Some((_, _, c)) = self
+            .classified
+            .iter()
+            .find(|(b, t, _)| b == blob && t == texts)
+        {
+            return Ok(c.clone());
+        }
+        let c = host_classify(&self.cli()?, blob, texts)?;
+        self.classified
+            .push((blob.to_path_buf(), texts.to_vec(), c.clone()));
+        Ok(c)
+    }
+}
+
+/// One text classified: its integer Q16.16 logits and the label (the host CLI gives none
+/// for a one-label head).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// The text.
+    pub text: String,
+    /// The logits, Q16.16.
+    pub logits: Vec<i64>,
+    /// The name of the largest logit.
+    pub label: Option<String>,
+}
+
+impl Classified {
+    fn describe(&self) -> String {
+        let logits: Vec<String> = self.logits.iter().map(i64::to_string).collect();
+        format!(
+            "{} [{}]",
+            self.label.as_deref().unwrap_or("(no label)"),
+            logits.join(" ")
+        )
+    }
+}
+
+/// The reviews the firmware classified: each `review:` line with the `logits:` and
+/// `label:` lines after it.
+pub fn device_classified(console: &str) -> Result<Vec<Classified>> {
+    let mut out: Vec<Classified> = Vec::new();
+    for line in console.lines() {
+        if let Some(text) = line.strip_prefix("review:") {
+            out.push(Classified {
+                text: text.trim().to_owned(),
+                logits: Vec::new(),
+                label: None,
+            });
+        } else if let Some(rest) = line.strip_prefix("logits:") {
+            let last = out
+                .last_mut()
+                .context("a `logits:` line before any `review:`")?;
+            last.logits = rest
+                .split_whitespace()
+                .map(|w| w.parse().with_context(|| format!("logit `{w}`")))
+                .collect::<Result<_>>()?;
+        } else if let Some(label) = line.strip_prefix("label:") {
+            let last = out
+                .last_mut()
+                .context("a `label:` line before any `review:`")?;
+            last.label = Some(label.trim().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// `microbert classify --logits --max-tokens 128` (the CLI `cli`) of `texts`, one per line.
+pub fn host_classify(cli: &Path, blob: &Path, texts: &[String]) -> Result<Vec<Classified>> {
+    let input: String = texts.iter().map(|t| format!("{t}\n")).collect();
+    let stdout = crate::exec::piped(
+        crate::exec::command(cli)
+            .args(["classify", "--logits", "--max-tokens", "128", "--model"])
+            .arg(blob),
+        &input,
+    )?;
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    ensure!(
+        lines.len() == texts.len(),
+        "microbert classify printed {} lines for {} texts",
+        lines.len(),
+        texts.len()
+    );
+    texts
+        .iter()
+        .zip(lines)
+        .map(|(text, line)| {
+            let json: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("microbert classify printed `{line}`, not JSON"))?;
+            let logits = json["logits"]
+                .as_array()
+                .with_context(|| format!("no \"logits\" in `{line}`"))?
+                .iter()
+                .map(|v| v.as_i64().with_context(|| format!("a logit of `{line}`")))
+                .collect::<Result<_>>()?;
+            Ok(Classified {
+                text: text.clone(),
+                logits,
+                label: json["label"].as_str().map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// Whether the blob at `path` has a sequence classifier.
+fn classifies(path: &Path) -> Result<bool> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let model = microbert::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))?;
+    Ok(matches!(
+        model.tasks.classifier,
+        Some((microbert::blob::ClassifierKind::Sequence, _))
+    ))
+}
+
+/// The firmware's classifications (when the blob has a sequence classifier) against the
+/// host CLI's on the same blob and texts: `<label>: classify match (...)` or `<label>:
+/// classify MISMATCH (...)`; `None` for a blob without one that the firmware (rightly) did
+/// not classify with.
+fn compare_classified(
+    label: &str,
+    run: &Run,
+    blob: &Path,
+    host: &mut Host<'_>,
+) -> Result<Option<String>> {
+    verdict(
+        label,
+        &device_classified(&run.console)?,
+        classifies(blob)?,
+        |texts| host.classify(blob, texts),
+    )
+}
+
+/// [`compare_classified`] of what the device printed (`device`), whether its blob has a
+/// sequence classifier, and the host's classification of the device's texts.
+fn verdict(
+    label: &str,
+    device: &[Classified],
+    expected: bool,
+    host: impl FnOnce(&[String]) -> Result<Vec<Classified>>,
+) -> Result<Option<String>> {
+    if device.is_empty() {
+        return Ok(expected.then(|| {
+            format!(
+                "{label}: classify MISMATCH (the blob has a sequence classifier; the firmware \
+                 classified nothing)"
+            )
+        }));
+    }
+    if !expected {
+        return Ok(Some(format!(
+            "{label}: classify MISMATCH (the firmware classified with a blob that has no \
+             sequence classifier)"
+        )));
+    }
+    let texts: Vec<String> = device.iter().map(|c| c.text.clone()).collect();
+    let reference = host(&texts)?;
+    ensure!(
+        reference.len() == device.len(),
+        "the host classified {} of {} texts",
+        reference.len(),
+        device.len()
+    );
+    let differ: Vec<String> = device
+        .iter()
+        .zip(&reference)
+        .filter(|(d, h)| {
+            d.logits != h.logits
+                || h.label
+                    .as_ref()
+                    .is_some_and(|l| d.label.as_ref() != Some(l))
+        })
+        .map(|(d, h)| {
+            format!(
+                "\"{}\": firmware {}, host {}",
+                d.text,
+                d.describe(),
+                h.describe()
+            )
+        })
+        .collect();
+    let all: Vec<String> = device.iter().map(Classified::describe).collect();
+    Ok(Some(if differ.is_empty() {
+        format!(
+            "{label}: classify match ({} reviews: {})",
+            device.len(),
+            all.join(", ")
+        )
+    } else {
+        format!("{label}: classify MISMATCH ({})", differ.join("; "))
+    }))
 }
 
 /// A firmware built and run: its ELF and what it printed.
@@ -548,13 +807,21 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
     let (flash_budget, ram_budget) = fw.budgets;
     let kib = |b: u64| b as f64 / 1024.0;
     let pct = |b: u64, of: u64| 100.0 * b as f64 / of as f64;
+    // A budget in whole MB, else KB (the Cortex-M55's 512 KB of DTCM).
+    let size = |b: u64| {
+        if b.is_multiple_of(1 << 20) {
+            format!("{} MB", b >> 20)
+        } else {
+            format!("{} KB", b >> 10)
+        }
+    };
     println!("{} memory ({}):", fw.label, fw.board);
     println!(
-        "  flash/image {:>9} B ({:>7.1} KiB, {:>5.1}% of {} MB)",
+        "  flash/image {:>9} B ({:>7.1} KiB, {:>5.1}% of {})",
         flash,
         kib(flash),
         pct(flash, flash_budget),
-        flash_budget >> 20
+        size(flash_budget)
     );
     println!(
         "    code (.vector_table + .text)  {:>9} B ({:.1} KiB)",
@@ -573,28 +840,38 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
     );
     println!("    .data initialisers + other    {:>9} B", data + other);
     println!(
-        "  static RAM  {:>9} B ({:.1} KiB, {:.1}% of {} MB): .data {data} + .bss {bss}, of which the scratch arena {arena} (sized for 128 tokens)",
+        "  static RAM  {:>9} B ({:.1} KiB, {:.1}% of {}): .data {data} + .bss {bss}, of which the scratch arena {arena} (sized for 128 tokens)",
         data + bss,
         kib(data + bss),
         pct(data + bss, ram_budget),
-        ram_budget >> 20
+        size(ram_budget)
     );
     println!(
         "  peak stack  {:>9} B ({:.1} KiB), measured by stack painting",
         stack,
         kib(stack)
     );
+    if let Some(embedding) = run.number("stack after the embedding: peak") {
+        println!(
+            "    {:<30}{embedding:>9} B (then classifying the reviews)",
+            "of the embedding alone"
+        );
+    }
     if let Some(insns) = run.number("icount: embed") {
         println!(
             "  instructions {insns:>8} for this text ({tokens} tokens): qemu -icount shift=0, SysTick read by the firmware (firmware-common/icount.rs)"
         );
     }
+    if let Some(insns) = run.number("icount: classify") {
+        let review = run.number("review tokens:").unwrap_or(0);
+        println!("  instructions {insns:>8} to classify the first review ({review} tokens)");
+    }
     println!(
-        "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {} MB)",
+        "  scratch     {:>9} B needed for this text ({tokens} tokens); static RAM + peak stack {} B ({:.1}% of {})",
         needed,
         data + bss + stack,
         pct(data + bss + stack, ram_budget),
-        ram_budget >> 20
+        size(ram_budget)
     );
     ensure!(
         flash <= flash_budget,
@@ -602,4 +879,83 @@ fn report(fw: &Firmware, run: &Run, blob_len: u64) -> Result<()> {
         fw.label
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONSOLE: &str = "hash: 0123456789abcdef\n\
+        stack after the embedding: peak 100 bytes\n\
+        classify: sequence classifier, 2 labels\n\
+        review: Witty, touching and well paced.\n\
+        review tokens: 10 (scratch 78591 bytes)\n\
+        icount: classify 7884600 instructions (197115 ticks, 10 tokens)\n\
+        logits: -81388 81388\n\
+        label: positive\n\
+        review: Dull.\n\
+        review tokens: 4 (scratch 1 bytes)\n\
+        logits: 5 -5\n\
+        label: negative\n\
+        stack: peak 200 bytes\n";
+
+    fn classified(text: &str, logits: [i64; 2], label: &str) -> Classified {
+        Classified {
+            text: text.to_owned(),
+            logits: logits.to_vec(),
+            label: Some(label.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_device_lines_parse_in_order() {
+        let got = device_classified(CONSOLE).unwrap();
+        assert_eq!(
+            got,
+            [
+                classified(
+                    "Witty, touching and well paced.",
+                    [-81388, 81388],
+                    "positive"
+                ),
+                classified("Dull.", [5, -5], "negative"),
+            ]
+        );
+        assert!(device_classified("logits: 1 2\n").is_err());
+        assert!(device_classified("review: x\nlogits: 1 two\n").is_err());
+        assert!(device_classified("hash: 1\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn any_difference_is_a_mismatch() {
+        let device = device_classified(CONSOLE).unwrap();
+        let host = |logits: [i64; 2], label: &str| {
+            let mut h = device.clone();
+            h[1] = classified("Dull.", logits, label);
+            move |_: &[String]| Ok(h)
+        };
+        let same = verdict("b", &device, true, host([5, -5], "negative")).unwrap();
+        assert!(same.unwrap().starts_with("b: classify match (2 reviews"));
+        for (logits, label) in [([5, -4], "negative"), ([5, -5], "positive")] {
+            let line = verdict("b", &device, true, host(logits, label))
+                .unwrap()
+                .unwrap();
+            assert!(
+                line.contains("MISMATCH") && line.contains("Dull."),
+                "{line}"
+            );
+        }
+        // A one-label head: the host gives no label, the logits decide.
+        let mut unlabelled = device.clone();
+        unlabelled.iter_mut().for_each(|c| c.label = None);
+        let line = verdict("b", &device, true, |_| Ok(unlabelled)).unwrap();
+        assert!(line.unwrap().contains("classify match"));
+        // Nothing classified: right without a classifier, a mismatch with one.
+        assert_eq!(verdict("b", &[], false, |_| unreachable!()).unwrap(), None);
+        let none = verdict("b", &[], true, |_| unreachable!()).unwrap();
+        assert!(none.unwrap().contains("MISMATCH"));
+        let stray = verdict("b", &device, false, |_| unreachable!()).unwrap();
+        assert!(stray.unwrap().contains("MISMATCH"));
+        assert!(verdict("b", &device, true, |_| Ok(Vec::new())).is_err());
+    }
 }

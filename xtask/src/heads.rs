@@ -31,6 +31,7 @@ use crate::cache::{Key, cache_dir};
 use crate::checkpoint::{Checkpoint, Files};
 use crate::convert::{Converter, Options, Source, convert};
 use crate::reference::Reference;
+use crate::train_head::Head;
 use anyhow::{Context, Result, anyhow, ensure};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -52,7 +53,7 @@ pub enum Weights {
     /// Seeded random rows of realistic scale ([`classifier`]).
     Seeded(u64),
     /// Trained in f32 on the frozen encoder by this `crate::train_head` function.
-    Trained(fn(&Checkpoint) -> Result<crate::train_head::Head>),
+    Trained(fn(&Checkpoint) -> Result<Head>),
 }
 
 /// One generated checkpoint.
@@ -174,25 +175,27 @@ pub fn prepare() -> Result<Vec<PathBuf>> {
     let mut features = None;
     let mut numerics = None;
     for (spec, dir, blob) in todo {
-        let (w, b) = match spec.weights {
+        let head = match spec.weights {
             Weights::Seeded(seed) => {
                 if features.is_none() {
                     features = Some(Features::of(&ck)?);
                 }
                 let f = features.as_ref().ok_or_else(|| anyhow!("no features"))?;
                 let token = spec.architecture == "BertForTokenClassification";
-                classifier(
+                let (weight, bias) = classifier(
                     if token { &f.tokens } else { &f.pooled },
                     spec.labels.len(),
                     seed,
-                )
+                );
+                Head {
+                    weight,
+                    bias,
+                    pooler: None,
+                }
             }
-            Weights::Trained(train) => {
-                let head = train(&ck)?;
-                (head.weight, head.bias)
-            }
+            Weights::Trained(train) => train(&ck)?,
         };
-        write_checkpoint(&ck, &minilm, spec, &dir, (&w, &b))?;
+        write_checkpoint(&ck, &minilm, spec, &dir, &head)?;
         let head = Checkpoint::load(&Files::Dir(dir.clone()))?;
         let opts = Options {
             source: Some(Source::detect(&dir, &head)?),
@@ -236,17 +239,55 @@ pub struct Pooler {
 impl Pooler {
     /// Reads `pooler.dense` of an encoder checkpoint (keys without the `bert.` prefix).
     pub fn of(ck: &Checkpoint) -> Result<Self> {
+        Self::find(ck)?.context("the encoder needs a pretrained pooler")
+    }
+
+    /// `pooler.dense` of an encoder checkpoint (keys with or without the `bert.` prefix),
+    /// or `None` when it has none (a `BertForMaskedLM` drops it).
+    pub fn find(ck: &Checkpoint) -> Result<Option<Self>> {
+        let Some(prefix) = ["", "bert."]
+            .into_iter()
+            .find(|p| ck.has(&format!("{p}pooler.dense.weight")).unwrap_or(false))
+        else {
+            return Ok(None);
+        };
         let d = ck.config.hidden_size;
-        let w = ck
-            .f32("pooler.dense.weight")
-            .context("the encoder needs a pretrained pooler")?
-            .data;
-        let b = ck.f32("pooler.dense.bias")?.data;
+        let w = ck.f32(&format!("{prefix}pooler.dense.weight"))?.data;
+        let b = ck.f32(&format!("{prefix}pooler.dense.bias"))?.data;
         ensure!(
             w.len() == d * d && b.len() == d,
             "pooler.dense has another shape"
         );
-        Ok(Self { w, b })
+        Ok(Some(Self { w, b }))
+    }
+
+    /// A pooler for an encoder without one: `tanh(scale (x_i - mean_i) / std_i)` per
+    /// component of the `[CLS]` states `cls` (a diagonal `pooler.dense`, the mean and the
+    /// standard deviation over `cls`). It keeps every component of `[CLS]` (the classifier
+    /// then reads any direction) on a common scale, in tanh's near-linear range; diagonal,
+    /// its int8 weights are exact (one value per row, the row's own scale).
+    pub fn standardising(cls: &[Vec<f32>], scale: f32) -> Self {
+        let d = cls.first().map_or(0, Vec::len);
+        let n = cls.len().max(1) as f64;
+        let mut w = vec![0f32; d * d];
+        let mut b = vec![0f32; d];
+        for i in 0..d {
+            let mean = cls.iter().map(|x| f64::from(x[i])).sum::<f64>() / n;
+            let var = cls
+                .iter()
+                .map(|x| (f64::from(x[i]) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let k = f64::from(scale) / var.sqrt().max(1e-6);
+            w[i * d + i] = k as f32;
+            b[i] = (-k * mean) as f32;
+        }
+        Self { w, b }
+    }
+
+    /// The weights (`[d, d]` row-major) and the bias.
+    pub fn weights(self) -> (Vec<f32>, Vec<f32>) {
+        (self.w, self.b)
     }
 
     /// The pooler output of the `[CLS]` row `cls`.
@@ -345,21 +386,55 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Tokenizer files copied from the encoder's directory when it has them.
+const TOKENIZER_FILES: [&str; 3] = ["tokenizer.json", "tokenizer_config.json", "vocab.txt"];
+
+/// The name of an encoder tensor `name` in a `BertFor*` checkpoint: under the `bert.` prefix
+/// (kept when the encoder's checkpoint already has it), legacy LayerNorm `gamma`/`beta` as
+/// `weight`/`bias` (what transformers renames them to on loading); `None` for tensors of
+/// another head (a `BertForMaskedLM`'s `cls.*`), which the new checkpoint leaves out.
+fn encoder_key(name: &str) -> Option<String> {
+    if name.starts_with("cls.") {
+        return None;
+    }
+    let name = match name.strip_prefix("bert.") {
+        Some(rest) => rest,
+        None => name,
+    };
+    let name = match (name.strip_suffix(".gamma"), name.strip_suffix(".beta")) {
+        (Some(base), _) if base.ends_with("LayerNorm") => format!("{base}.weight"),
+        (_, Some(base)) if base.ends_with("LayerNorm") => format!("{base}.bias"),
+        _ => name.to_owned(),
+    };
+    Some(format!("bert.{name}"))
+}
+
 /// Writes `dir` as a Hugging Face checkpoint of `spec`: the encoder `ck` (read from
-/// `source`, whose tokenizer files are copied) under the `bert.` prefix, its pooler unless
-/// the head is a token classifier, and the classifier `(weight [labels, d], bias)`.
+/// `source`, whose tokenizer files are copied) under the `bert.` prefix ([`encoder_key`]),
+/// its pooler unless the head is a token classifier (the head's own when the encoder has
+/// none), and the head's classifier (`weight [labels, d]`, `bias`).
 pub fn write_checkpoint(
     ck: &Checkpoint,
     source: &Path,
     spec: &HeadSpec,
     dir: &Path,
-    (w, b): (&[f32], &[f32]),
+    head: &Head,
 ) -> Result<()> {
+    let (w, b) = (&head.weight[..], &head.bias[..]);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let _ = std::fs::remove_file(dir.join(STAMP));
-    for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt"] {
-        std::fs::copy(source.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
+    let mut vocabulary = false;
+    for f in TOKENIZER_FILES {
+        if source.join(f).is_file() {
+            std::fs::copy(source.join(f), dir.join(f)).with_context(|| format!("copying {f}"))?;
+            vocabulary |= f != "tokenizer_config.json";
+        }
     }
+    ensure!(
+        vocabulary,
+        "{} has neither vocab.txt nor tokenizer.json",
+        source.display()
+    );
     let mut config: Value = serde_json::from_slice(&std::fs::read(source.join("config.json"))?)?;
     let id2label: BTreeMap<String, String> = spec
         .labels
@@ -394,24 +469,54 @@ pub fn write_checkpoint(
     let st = SafeTensors::deserialize(&ck.safetensors)?;
     let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in st.tensors() {
+        let Some(key) = encoder_key(&name) else {
+            continue;
+        };
         // BertForTokenClassification has no pooler.
-        if token && name.starts_with("pooler.") {
+        if token && key.starts_with("bert.pooler.") {
             continue;
         }
         owned.push((
-            format!("bert.{name}"),
+            key,
             view.dtype(),
             view.shape().to_vec(),
             view.data().to_vec(),
         ));
     }
+    let has_pooler = owned.iter().any(|t| t.0 == "bert.pooler.dense.weight");
+    match &head.pooler {
+        Some((pw, pb)) if !token => {
+            ensure!(
+                !has_pooler,
+                "the encoder has a pooler of its own; the head brings another"
+            );
+            ensure!(
+                pw.len() == d * d && pb.len() == d,
+                "the head's pooler is not [{d}, {d}]"
+            );
+            owned.push((
+                "bert.pooler.dense.weight".to_owned(),
+                Dtype::F32,
+                vec![d, d],
+                f32_bytes(pw),
+            ));
+            owned.push((
+                "bert.pooler.dense.bias".to_owned(),
+                Dtype::F32,
+                vec![d],
+                f32_bytes(pb),
+            ));
+        }
+        _ => ensure!(
+            token || has_pooler,
+            "the encoder has no pooler (`pooler.dense.weight`) for a sequence classifier"
+        ),
+    }
+    let mut names: Vec<&str> = owned.iter().map(|t| t.0.as_str()).collect();
+    names.sort_unstable();
     ensure!(
-        token || owned.iter().any(|t| t.0 == "bert.pooler.dense.weight"),
-        "the encoder has no pooler (`pooler.dense.weight`) for a sequence classifier"
-    );
-    ensure!(
-        !owned.iter().any(|t| t.0.starts_with("bert.bert.")),
-        "the encoder's keys already carry the `bert.` prefix"
+        names.windows(2).all(|w| w[0] != w[1]),
+        "two encoder tensors map to one name"
     );
     owned.push((
         "classifier.weight".to_owned(),

@@ -4,7 +4,10 @@
 //! scalar reference) and prints on the virt board's PL011 UART the pooled vector's hash
 //! (16 hex digits), the pooled Q.16 vector and the peak stack, then exits qemu through
 //! semihosting (`SYS_EXIT`) with status 0 (1 on any error, 2 on an exception, 1 on panic).
-//! `cargo xtask firmware` compares the hash with the host CLI's on the same blob.
+//! With a blob that has a sequence classifier (`cargo xtask firmware` gives it
+//! `minilm-sentiment.blob`) it also classifies `app::REVIEWS` (integer logits and labels).
+//! `cargo xtask firmware` compares the hash and the logits with the host CLI's on the same
+//! blob.
 //!
 //! No runtime crate: `_start` (below) sets the stack, enables FP/NEON (`CPACR_EL1`), installs
 //! an exception vector table that reports and exits, turns the MMU on with an identity map
@@ -20,11 +23,14 @@ use core::fmt::{self, Write as _};
 
 /// What the scratch arena is declared for: all-MiniLM-L6-v2 (hidden, heads, intermediate,
 /// vocabulary), up to `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the
-/// calibrated numerics (the recipes' default). The application checks the blob against it.
+/// calibrated numerics (the recipes' default) and the task heads' input row (the sentiment
+/// classifier of `minilm-sentiment.blob`, `Encoder::classify`). The application checks the
+/// blob against it.
 const PLAN: microbert::Plan =
     microbert::Plan::new(microbert::Dims::new(384, 12, 1536, 30_522), app::MAX_TOKENS)
         .with_int16_inputs()
-        .with_uint8_inputs();
+        .with_uint8_inputs()
+        .with_heads();
 
 #[path = "../../firmware-common/app.rs"]
 mod app;

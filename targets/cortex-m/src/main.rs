@@ -4,9 +4,11 @@
 //! Embeds `app::TEXT` with the DSP kernels of `microbert-cortex-m-kernels` (feature `dsp`,
 //! the default; the runtime's scalar reference without it) and prints, over semihosting, the
 //! pooled vector's hash (`microbert::output::hash`, 16 hex digits), the pooled Q.16 vector,
-//! the arena size and the peak stack, then exits with status 0 (1 on any error).
+//! the arena size and the peak stack, then exits with status 0 (1 on any error). With a blob
+//! that has a sequence classifier (`cargo xtask firmware`'s bert-tiny carries a sentiment
+//! head) it also classifies `app::REVIEWS` and prints their integer logits and labels.
 //! `cargo xtask firmware` builds it, runs it under `qemu-system-arm -machine mps2-an386` and
-//! compares the hash with the host CLI's on the same blob. With feature `icount` it also
+//! compares the hash and the logits with the host CLI's on the same blob. With feature `icount` it also
 //! counts the embedding's instructions (SysTick under `qemu -icount shift=0`, see
 //! `firmware-common/icount.rs`; `profile` and `sweep` add a per-kernel breakdown and longer
 //! texts).
@@ -34,13 +36,16 @@ use cortex_m_semihosting::{debug, hio, hprintln};
 #[cfg(feature = "defmt")]
 use defmt_semihosting as _;
 
-/// What the scratch arena is declared for: bert-tiny with the vocabulary `cargo xtask firmware` keeps (`--keep-vocab 20000`) (hidden, heads, intermediate,
-/// vocabulary), up to `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the
-/// calibrated numerics (the recipes' default). The application checks the blob against it.
+/// What the scratch arena is declared for: bert-tiny with the vocabulary `cargo xtask
+/// firmware` keeps (`--keep-vocab 20000`) (hidden, heads, intermediate, vocabulary), up to
+/// `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the calibrated
+/// numerics (the recipes' default) and the task heads' input row (the blob's sentiment
+/// classifier, `Encoder::classify`). The application checks the blob against it.
 const PLAN: microbert::Plan =
     microbert::Plan::new(microbert::Dims::new(128, 2, 512, 20_000), app::MAX_TOKENS)
         .with_int16_inputs()
-        .with_uint8_inputs();
+        .with_uint8_inputs()
+        .with_heads();
 
 #[path = "../../firmware-common/app.rs"]
 mod app;

@@ -3,8 +3,10 @@
 //! Embeds `app::TEXT` with `microbert_riscv::RvvKernels` (RVV 1.0 `asm!` kernels, bit-exact with
 //! the scalar reference) and prints on the virt board's 16550 UART the pooled vector's hash
 //! (16 hex digits), the pooled Q.16 vector and the peak stack, then stops qemu through the
-//! SiFive test device with status 0 (1 on any error, trap or panic).
-//! `cargo xtask firmware` compares the hash with the host CLI's on the same blob.
+//! SiFive test device with status 0 (1 on any error, trap or panic). With a blob that has a
+//! sequence classifier it also classifies `app::REVIEWS` (integer logits and labels).
+//! `cargo xtask firmware` compares the hash and the logits with the host CLI's on the same
+//! blob.
 //!
 //! No runtime crate: `_start` (below) sets the stack and global pointer, turns on the FPU
 //! and vector unit in `mstatus` (vector instructions trap while `mstatus.VS` is Off), zeroes
@@ -16,13 +18,16 @@
 
 use core::fmt::{self, Write as _};
 
-/// What the scratch arena is declared for: bert-tiny with the vocabulary `cargo xtask firmware` keeps (`--keep-vocab 20000`) (hidden, heads, intermediate,
-/// vocabulary), up to `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the
-/// calibrated numerics (the recipes' default). The application checks the blob against it.
+/// What the scratch arena is declared for: bert-tiny with the vocabulary `cargo xtask
+/// firmware` keeps (`--keep-vocab 20000`) (hidden, heads, intermediate, vocabulary), up to
+/// `app::MAX_TOKENS` tokens, with the int16 and uint8 dense inputs of the calibrated
+/// numerics (the recipes' default) and the task heads' input row (the blob's sentiment
+/// classifier, `Encoder::classify`). The application checks the blob against it.
 const PLAN: microbert::Plan =
     microbert::Plan::new(microbert::Dims::new(128, 2, 512, 20_000), app::MAX_TOKENS)
         .with_int16_inputs()
-        .with_uint8_inputs();
+        .with_uint8_inputs()
+        .with_heads();
 
 #[path = "../../firmware-common/app.rs"]
 mod app;
