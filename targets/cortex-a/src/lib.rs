@@ -13,13 +13,17 @@
 //! - The P.V product (u16 probabilities x int8 values, row by row) offsets the int8 values by 128 to make both operands unsigned
 //!   (`umlal` by element) and subtracts `128 * sum(p)` at the end: exact modulo 2^32, as the
 //!   scalar i32 sum is.
-//! - int16 activations (`Lhs::I16`, the calibrated blobs' q/k/v inputs) and uint8 ones with
-//!   a zero point (`Lhs::U8`, their FFN2 input) times int8 weights, on every build: the rows
-//!   are copied, or widened to `q - zero_point` (in [-255, 255], an exact i16), into a
-//!   16-bit stack panel once per chunk of depth, and 4x4 tiles widen the weights as they
-//!   load (`sxtl`) and accumulate with `smlal`/`smlal2` into i32: 44 instructions per 128
-//!   multiply-accumulates (0.34) in the inner loop. Prepared operands pass their blob
-//!   weights (the `smmla` layout is for int8 products). Exact modulo 2^32.
+//! - int16 activations (`Lhs::I16`, the calibrated blobs' q/k/v inputs) times int8 weights,
+//!   on every build: the rows are copied into a 16-bit stack panel once per chunk of depth,
+//!   and 4x4 tiles widen the weights as they load (`sxtl`) and accumulate with
+//!   `smlal`/`smlal2` into i32: 44 instructions per 128 multiply-accumulates (0.34) in the
+//!   inner loop, the blob's weights for prepared operands. Exact modulo 2^32.
+//! - uint8 activations with a zero point (`Lhs::U8`, the calibrated FFN2 input): with
+//!   `+dotprod` (and `+i8mm`, on prepared weights) they run the int8 kernels as `q - 128`
+//!   (`q ^ 0x80`), 7 rows per tile, the tile's 8th row being ones so that its sums are the
+//!   weight sums of the correction `(128 - zero_point) * sum w` (exact modulo 2^32); on
+//!   the plain build they are widened to `q - zero_point` (in [-255, 255], an exact i16)
+//!   into the int16 path's panel.
 //!
 //! - Built with `-C target-feature=+i8mm` as well (Armv8.6-A: Cortex-A510, A710, X2 and
 //!   later), the dense layers' weights are prepared once into the `smmla` layout
@@ -40,7 +44,13 @@ mod neon;
 
 use microbert::Kernels;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-use microbert::kernels::{Gemm, Lhs, MatRef, Rhs, scalar};
+use microbert::kernels::{Gemm, Lhs, Rhs, scalar};
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_feature = "i8mm"
+))]
+use microbert::kernels::{MatRef, Prepared};
 
 /// The backend's name in logs: which code path this build runs.
 const NAME: &str = if cfg!(all(
@@ -61,14 +71,14 @@ const NAME: &str = if cfg!(all(
     "scalar"
 };
 
-/// The int8 weights of a channel-major operand (the blob's, for prepared ones).
-#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-fn weights(b: Rhs<'_>) -> Option<MatRef<'_, i8>> {
-    match b {
-        Rhs::Channels(w) => Some(w),
-        Rhs::Prepared(p) => Some(p.raw()),
-        _ => None,
-    }
+/// Whether prepared bytes hold the `smmla` layout of their weights' shape.
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_feature = "i8mm"
+))]
+fn prepared_fits(p: &Prepared<'_>) -> bool {
+    p.bytes().len() >= neon::prepared_len(p.raw().rows(), p.raw().cols())
 }
 
 /// NEON kernels for AArch64 (the scalar reference on other targets).
@@ -99,24 +109,34 @@ impl Kernels for NeonKernels {
         match (a, b) {
             (Lhs::I8(a), Rhs::Channels(b)) => neon::gemm(a, b, out),
             #[cfg(target_feature = "i8mm")]
-            (Lhs::I8(a), Rhs::Prepared(p))
-                if p.bytes().len() >= neon::prepared_len(p.raw().rows(), p.raw().cols()) =>
-            {
-                neon::gemm_prepared(a, p.bytes(), p.raw().rows(), out)
+            (Lhs::I8(a), Rhs::Prepared(p)) if prepared_fits(&p) => {
+                neon::gemm_prepared(neon::Bytes::I8(a), p.bytes(), p.raw().rows(), out);
+            }
+            #[cfg(target_feature = "i8mm")]
+            (Lhs::U8 { values, zero_point }, Rhs::Prepared(p)) if prepared_fits(&p) => {
+                let a = neon::Bytes::U8(values, zero_point);
+                neon::gemm_prepared(a, p.bytes(), p.raw().rows(), out);
             }
             // Without i8mm these kernels prepare nothing (and short prepared bytes are
             // ignored): the blob's weights.
             (Lhs::I8(a), Rhs::Prepared(p)) => neon::gemm(a, p.raw(), out),
+            (Lhs::U8 { values, zero_point }, Rhs::Channels(b)) => {
+                neon::gemm_u8(values, zero_point, b, out);
+            }
+            (Lhs::U8 { values, zero_point }, Rhs::Prepared(p)) => {
+                neon::gemm_u8(values, zero_point, p.raw(), out);
+            }
+            // int16 activations: the blob's weights on every build.
+            (Lhs::I16(a), Rhs::Channels(b)) => neon::gemm_wide(neon::Wide::I16(a), b, out),
+            (Lhs::I16(a), Rhs::Prepared(p)) => {
+                neon::gemm_wide(neon::Wide::I16(a), p.raw(), out);
+            }
             (Lhs::U16(p), Rhs::Depths(v)) => neon::weighted_sums(p, v, out),
-            // int16 and uint8 activations: the blob's weights on every build.
-            (a, b) => match (neon::Wide::new(a), weights(b)) {
-                (Some(a), Some(w)) => neon::gemm_wide(a, w, out),
-                _ => {
-                    if let Some(g) = Gemm::new(a, b, out) {
-                        scalar::gemm(g);
-                    }
+            (a, b) => {
+                if let Some(g) = Gemm::new(a, b, out) {
+                    scalar::gemm(g);
                 }
-            },
+            }
         }
     }
 

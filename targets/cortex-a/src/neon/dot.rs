@@ -11,10 +11,15 @@
 //! (512 multiply-accumulates), plus the loop counter and branch: 40 instructions, 0.078
 //! per multiply-accumulate. A 4x4 tile covers the last 1-4 rows: 23 instructions for 256.
 //!
+//! uint8 activations with a zero point run the same kernels: packed as `q - 128`, 7 rows
+//! per block and a row of ones as the 8th (or the 4th of a 4x4 tile), whose sums give the
+//! correction `(128 - zero_point) * sum w` (see `bytes`).
+//!
 //! Registers: accumulators v16-v23 (row group `rg`, column `c` in `v(16 + 4 rg + c)`,
 //! lane `i` = row `4 rg + i`), packed rows v24-v31 (`v(24 + 4 rg + g)` = depth group `g`),
 //! weight rows v0-v3. All of them are caller-saved, so the asm saves nothing.
 
+use super::Bytes;
 use core::arch::asm;
 use microbert::kernels::{MatMut, MatRef};
 
@@ -176,12 +181,13 @@ fn run(pack: &[i8], b: [&[i8]; NR], steps: usize, groups: usize, acc: &mut [i32;
     }
 }
 
-/// Packs rows `r0..r0 + rows` (`rows <= 4 * groups`) and depth `k0..k0 + kc` of `a`: the
-/// byte of row `4 rg + i` at depth `16 s + 4 g + t` goes to
-/// `s * 64 * groups + 64 rg + 16 g + 4 i + t`; missing rows and depth stay zero.
+/// Packs rows `r0..r0 + rows` (`rows <= 4 * groups`, the row of ones of a uint8 operand
+/// included) and depth `k0..k0 + kc` of `a`: the byte of row `4 rg + i` at depth
+/// `16 s + 4 g + t` goes to `s * 64 * groups + 64 rg + 16 g + 4 i + t`; missing rows and
+/// depth stay zero.
 fn pack_a(
     pack: &mut [i8],
-    a: MatRef<'_, i8>,
+    a: Bytes<'_>,
     r0: usize,
     rows: usize,
     groups: usize,
@@ -190,27 +196,24 @@ fn pack_a(
 ) {
     let stride = 64 * groups;
     pack[..kc.div_ceil(16) * stride].fill(0);
-    for i in 0..rows {
-        let src = &a.row(r0 + i)[k0..][..kc];
-        let (rg, lane) = (i / 4, i % 4);
-        for (q, chunk) in src.chunks(4).enumerate() {
-            let at = (q / 4) * stride + rg * 64 + (q % 4) * 16 + lane * 4;
-            pack[at..at + chunk.len()].copy_from_slice(chunk);
-        }
-    }
+    a.pack::<4>(pack, (r0, rows), (k0, kc), |i, q| {
+        (q / 4) * stride + (i / 4) * 64 + (q % 4) * 16 + (i % 4) * 4
+    });
 }
 
-/// `out[r][c] = sum_k a[r][k] * b[c][k]` for shapes that `super::gemm`'s caller checked:
-/// `m, n, depth >= 1`, `a` is `m x depth`, `b` is `n x depth`, `out` is `m x n`.
-pub(super) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
-    let (m, n, depth) = (a.rows(), b.rows(), a.cols());
+/// `out[r][c] = sum_k a(r, k) * b[c][k]` for shapes that `super::gemm`'s caller checked:
+/// `m, n, depth >= 1`, `a` is `m x depth`, `b` is `n x depth`, `out` is `m x n`. A uint8
+/// operand takes 7 rows per block, the 8th packed row being its row of ones ([`Bytes`]).
+pub(super) fn gemm(a: Bytes<'_>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32>) {
+    let (m, n, depth) = (a.rows(), b.rows(), a.depth());
     let ldo = out.ld();
     let out = out.data_mut();
     let mut pack = [0i8; MR * KC];
     let mut r0 = 0;
     while r0 < m {
-        let rows = (m - r0).min(MR);
-        let groups = rows.div_ceil(4);
+        let rows = (m - r0).min(a.block(MR));
+        // The row of ones of a uint8 block is packed row `rows`.
+        let groups = (rows + MR - a.block(MR)).div_ceil(4);
         let mut k0 = 0;
         while k0 < depth {
             let kc = (depth - k0).min(KC);
@@ -235,16 +238,12 @@ pub(super) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, mut out: MatMut<'_, i32
                     let last = &pack[full * 64 * groups..][..64 * groups];
                     run(last, bt.each_ref().map(|t| &t[..]), 1, groups, &mut acc);
                 }
-                for rg in 0..groups {
+                let sum = |row: usize, c: usize| acc[((row / 4) * 4 + c) * 4 + row % 4];
+                for row in 0..rows {
                     for c in 0..cols {
-                        for i in 0..4 {
-                            let row = rg * 4 + i;
-                            if row < rows {
-                                let v = acc[(rg * 4 + c) * 4 + i];
-                                let o = &mut out[(r0 + row) * ldo + c0 + c];
-                                *o = if k0 == 0 { v } else { o.wrapping_add(v) };
-                            }
-                        }
+                        let v = a.finish(sum(row, c), || sum(rows, c));
+                        let o = &mut out[(r0 + row) * ldo + c0 + c];
+                        *o = if k0 == 0 { v } else { o.wrapping_add(v) };
                     }
                 }
                 c0 += NR;

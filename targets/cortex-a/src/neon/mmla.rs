@@ -16,8 +16,10 @@
 //! weights, rounded up). Products with the blob's weights (`Rhs::Channels`, attention Q.K)
 //! keep the `sdot` kernel: repacking the weights on every call would cost as much as the
 //! product saves. The left operand is packed per call, 8 rows at a time, like the `sdot`
-//! path's.
+//! path's; uint8 activations with a zero point 7 rows at a time as `q - 128`, with a row of
+//! ones as the 8th for the correction `(128 - zero_point) * sum w` (see `bytes`).
 
+use super::Bytes;
 use core::arch::asm;
 use microbert::kernels::{MatMut, MatRef};
 
@@ -114,25 +116,23 @@ unsafe fn kernel_8x8(a: *const i8, b: *const u8, steps: usize, acc: &mut [i32; 6
     }
 }
 
-/// Packs rows `r0..r0 + rows` (`rows <= 8`) and depths `k0..k0 + kc` of `a`: row `2p + h`,
-/// depth `8s + t` goes to `64 s + 16 p + 8 h + t`; missing rows and depths are zero.
-fn pack_a(pack: &mut [i8], a: MatRef<'_, i8>, r0: usize, rows: usize, k0: usize, kc: usize) {
+/// Packs rows `r0..r0 + rows` (`rows <= 8`, the row of ones of a uint8 operand included)
+/// and depths `k0..k0 + kc` of `a`: row `2p + h`, depth `8s + t` goes to
+/// `64 s + 16 p + 8 h + t`; missing rows and depths are zero.
+fn pack_a(pack: &mut [i8], a: Bytes<'_>, r0: usize, rows: usize, k0: usize, kc: usize) {
     let steps = kc.div_ceil(8);
     pack[..steps * STEP].fill(0);
-    for i in 0..rows {
-        let (p, h) = (i / 2, i % 2);
-        for (s, chunk) in a.row(r0 + i)[k0..k0 + kc].chunks(8).enumerate() {
-            let at = s * STEP + p * 16 + h * 8;
-            pack[at..at + chunk.len()].copy_from_slice(chunk);
-        }
-    }
+    a.pack::<8>(pack, (r0, rows), (k0, kc), |i, s| {
+        s * STEP + (i / 2) * 16 + (i % 2) * 8
+    });
 }
 
-/// `out[r][c] = sum_k a[r][k] * w[c][k]` with `prepared` the [`prepare`]d copy of the `n`
-/// channels of `w` (at least `prepared_len(n, a.cols())` bytes, checked by the caller);
-/// `m, n, depth >= 1`.
-pub(crate) fn gemm(a: MatRef<'_, i8>, prepared: &[u8], n: usize, mut out: MatMut<'_, i32>) {
-    let (m, depth) = (a.rows(), a.cols());
+/// `out[r][c] = sum_k a(r, k) * w[c][k]` with `prepared` the [`prepare`]d copy of the `n`
+/// channels of `w` (at least `prepared_len(n, a.depth())` bytes, checked by the caller);
+/// `m, n, depth >= 1`. A uint8 operand takes 7 rows per tile, the 8th being its row of ones
+/// ([`Bytes`]).
+pub(crate) fn gemm(a: Bytes<'_>, prepared: &[u8], n: usize, mut out: MatMut<'_, i32>) {
+    let (m, depth) = (a.rows(), a.depth());
     let steps_total = depth.div_ceil(8);
     assert!(
         prepared.len() >= prepared_len(n, depth),
@@ -141,8 +141,8 @@ pub(crate) fn gemm(a: MatRef<'_, i8>, prepared: &[u8], n: usize, mut out: MatMut
     let ldo = out.ld();
     let out = out.data_mut();
     let mut pack = [0i8; T * KC];
-    for r0 in (0..m).step_by(T) {
-        let rows = T.min(m - r0);
+    for r0 in (0..m).step_by(a.block(T)) {
+        let rows = a.block(T).min(m - r0);
         for k0 in (0..depth).step_by(KC) {
             let kc = KC.min(depth - k0);
             let steps = kc.div_ceil(8);
@@ -155,10 +155,11 @@ pub(crate) fn gemm(a: MatRef<'_, i8>, prepared: &[u8], n: usize, mut out: MatMut
                 // SAFETY: `pack` holds `steps * 64` packed bytes (`kc <= KC`) and `b` is a
                 // slice of `steps * 64` bytes; `steps >= 1` because `kc >= 1`.
                 unsafe { kernel_8x8(pack.as_ptr(), b.as_ptr(), steps, &mut acc) };
+                let sum =
+                    |i: usize, j: usize| acc[16 * (i / 2) + 4 * (j / 2) + 2 * (i % 2) + j % 2];
                 for i in 0..rows {
                     for j in 0..cols {
-                        let (p, q) = (i / 2, j / 2);
-                        let v = acc[16 * p + 4 * q + 2 * (i % 2) + j % 2];
+                        let v = a.finish(sum(i, j), || sum(rows, j));
                         let o = &mut out[(r0 + i) * ldo + c0 + j];
                         *o = if k0 == 0 { v } else { o.wrapping_add(v) };
                     }

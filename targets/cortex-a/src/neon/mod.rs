@@ -3,9 +3,12 @@
 //! `NeonKernels::gemm` sends empty shapes and other operand kinds to the scalar reference.
 //!
 //! The int8 products run `dot` (`sdot`), `mmla` (`smmla`, prepared weights) or `plain`
-//! (`smull`/`sadalp`) by build; the int16 and uint8 ones run `wide` (`smlal`) on every
-//! build; P.V runs [`weighted_sums`] here.
+//! (`smull`/`sadalp`) by build; the uint8 ones run `dot` and `mmla` too (as `q - 128`, see
+//! `bytes`) where they exist and `wide` (`smlal`) on the plain build; the int16 ones run
+//! `wide` on every build; P.V runs [`weighted_sums`] here.
 
+#[cfg(target_feature = "dotprod")]
+mod bytes;
 #[cfg(target_feature = "dotprod")]
 mod dot;
 #[cfg(target_feature = "i8mm")]
@@ -14,6 +17,8 @@ mod mmla;
 mod plain;
 mod wide;
 
+#[cfg(target_feature = "dotprod")]
+pub(crate) use bytes::Bytes;
 #[cfg(target_feature = "i8mm")]
 pub(crate) use mmla::{prepare, prepared_len};
 pub(crate) use wide::{Wide, gemm as gemm_wide};
@@ -29,7 +34,7 @@ use microbert::kernels::{MatMut, MatRef};
 /// (`NeonKernels::gemm`) checked that the shapes agree and are not empty.
 pub(crate) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     #[cfg(target_feature = "dotprod")]
-    dot::gemm(a, b, out);
+    dot::gemm(Bytes::I8(a), b, out);
     #[cfg(not(target_feature = "dotprod"))]
     {
         // SAFETY: this module is compiled only with `target_feature = "neon"` (so the CPU
@@ -38,11 +43,21 @@ pub(crate) fn gemm(a: MatRef<'_, i8>, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
     }
 }
 
+/// `out[r][c] = sum_k (a[r][k] - zero_point) * b[c][k]`: the `sdot` kernel with the
+/// dot-product extension, the 16-bit one (`wide`) without. The caller checked that the
+/// shapes agree and are not empty.
+pub(crate) fn gemm_u8(a: MatRef<'_, u8>, zero_point: u8, b: MatRef<'_, i8>, out: MatMut<'_, i32>) {
+    #[cfg(target_feature = "dotprod")]
+    dot::gemm(Bytes::U8(a, zero_point), b, out);
+    #[cfg(not(target_feature = "dotprod"))]
+    wide::gemm(Wide::U8(a, zero_point), b, out);
+}
+
 /// `out = a x w^T` with `prepared` the `smmla` layout of `w`'s `n` channels (see
-/// [`mmla`]); the caller checked the length (`prepared_len`) and that the shapes agree and
-/// are not empty.
+/// `mmla`), for int8 or uint8 rows; the caller checked the length (`prepared_len`) and that
+/// the shapes agree and are not empty.
 #[cfg(target_feature = "i8mm")]
-pub(crate) fn gemm_prepared(a: MatRef<'_, i8>, prepared: &[u8], n: usize, out: MatMut<'_, i32>) {
+pub(crate) fn gemm_prepared(a: Bytes<'_>, prepared: &[u8], n: usize, out: MatMut<'_, i32>) {
     mmla::gemm(a, prepared, n, out);
 }
 

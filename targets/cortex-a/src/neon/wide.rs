@@ -1,11 +1,12 @@
-//! Products of 16-bit activations with int8 weights, on every NEON build (plain, dotprod,
-//! i8mm): `Lhs::I16` (W8A16 inputs) and `Lhs::U8` with a zero point, whose elements
-//! `q - zero_point` lie in [-255, 255] and so are exact int16 values as well.
+//! Products of 16-bit activations with int8 weights: `Lhs::I16` (W8A16 inputs) on every
+//! NEON build (plain, dotprod, i8mm), and `Lhs::U8` with a zero point on the plain build
+//! (with the dot-product extension uint8 rows run the int8 kernels, see `bytes`), whose
+//! elements `q - zero_point` lie in [-255, 255] and so are exact int16 values as well.
 //!
 //! Rows are taken [`MR`] at a time: their activations over a chunk of at most [`KC`]
 //! depths are copied (int16) or widened with the zero point subtracted (uint8) into a stack
-//! panel of i16, once per chunk for all the output channels ([`Wide::pack`]: 8 depths of each row
-//! after another, zero-padded to a multiple of 8 depths). The weights are read in place
+//! panel of i16, once per chunk for all the output channels ([`Wide::pack`]: 8 depths of
+//! each row after another, zero-padded to a multiple of 8 depths). The weights are read in place
 //! (the blob's int8: prepared operands pass `Prepared::raw`, since the i8mm layout serves
 //! only the int8 products). A 4x4 tile ([`wide_4x4`]) then needs, per 8 depths, the 4 panel
 //! rows (2 `ldp`), 4 weight loads of 8 bytes and their `sxtl` (`vmovl_s8`), and 32
@@ -20,7 +21,7 @@ use core::arch::aarch64::{
     int16x8_t, vaddvq_s32, vdupq_n_s16, vdupq_n_s32, vget_low_s16, vld1_s8, vld1q_s16,
     vmlal_high_s16, vmlal_s16, vmovl_s8,
 };
-use microbert::kernels::{Lhs, MatMut, MatRef};
+use microbert::kernels::{MatMut, MatRef};
 
 /// Rows of a tile (and of the panel).
 const MR: usize = 4;
@@ -36,23 +37,17 @@ const STEP: usize = 8;
 pub(crate) enum Wide<'a> {
     /// int16 activations, as they are.
     I16(MatRef<'a, i16>),
-    /// uint8 values and their zero point: element `q - zero_point`.
+    /// uint8 values and their zero point: element `q - zero_point` (with the dot-product
+    /// extension these run the int8 kernels instead).
+    #[cfg(not(target_feature = "dotprod"))]
     U8(MatRef<'a, u8>, u8),
 }
 
-impl<'a> Wide<'a> {
-    /// The operand of a product, when it is one of these kinds.
-    pub(crate) fn new(a: Lhs<'a>) -> Option<Self> {
-        match a {
-            Lhs::I16(m) => Some(Self::I16(m)),
-            Lhs::U8 { values, zero_point } => Some(Self::U8(values, zero_point)),
-            _ => None,
-        }
-    }
-
+impl Wide<'_> {
     fn rows(&self) -> usize {
         match self {
             Self::I16(m) => m.rows(),
+            #[cfg(not(target_feature = "dotprod"))]
             Self::U8(m, _) => m.rows(),
         }
     }
@@ -60,6 +55,7 @@ impl<'a> Wide<'a> {
     fn depth(&self) -> usize {
         match self {
             Self::I16(m) => m.cols(),
+            #[cfg(not(target_feature = "dotprod"))]
             Self::U8(m, _) => m.cols(),
         }
     }
@@ -71,6 +67,7 @@ impl<'a> Wide<'a> {
         for i in 0..rows {
             match self {
                 Self::I16(m) => pack_row(panel, rows, i, &m.row(r0 + i)[k0..k0 + kc], |x| x),
+                #[cfg(not(target_feature = "dotprod"))]
                 Self::U8(m, zp) => {
                     let zp = i16::from(*zp);
                     pack_row(panel, rows, i, &m.row(r0 + i)[k0..k0 + kc], |q| {
